@@ -1,0 +1,117 @@
+"""Client and server configuration (DESIGN.md "Public Python API").
+
+Names of suites, groups and signature schemes are IANA names; ``None`` means the
+sensible default below.  Validation happens here, at construction, so that a bad
+name is a clear ``ValueError`` before any byte is sent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .names import CipherSuite, NamedGroup, SignatureScheme, lookup
+
+DEFAULT_VERSIONS = ["TLS 1.3"]
+DEFAULT_CIPHER_SUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                         "TLS_CHACHA20_POLY1305_SHA256"]
+DEFAULT_GROUPS = ["x25519", "secp256r1", "secp384r1", "x448", "ffdhe2048"]
+# groups the client sends a key share for when none is configured
+DEFAULT_KEY_SHARE_GROUPS = ["x25519"]
+DEFAULT_SIGNATURE_ALGORITHMS = [
+    "ecdsa_secp256r1_sha256", "ecdsa_secp384r1_sha384", "ecdsa_secp521r1_sha512",
+    "ed25519", "ed448",
+    "rsa_pss_rsae_sha256", "rsa_pss_rsae_sha384", "rsa_pss_rsae_sha512",
+    "rsa_pss_pss_sha256", "rsa_pss_pss_sha384", "rsa_pss_pss_sha512",
+    "rsa_pkcs1_sha256", "rsa_pkcs1_sha384", "rsa_pkcs1_sha512",
+]
+
+_VERSION_ALIASES = {"1.3": "TLS 1.3", "tls1.3": "TLS 1.3", "tlsv1.3": "TLS 1.3", "tls 1.3": "TLS 1.3",
+                    "1.2": "TLS 1.2", "tls1.2": "TLS 1.2", "tlsv1.2": "TLS 1.2", "tls 1.2": "TLS 1.2"}
+SUPPORTED_VERSIONS = {"TLS 1.3"}
+
+
+def normalize_version(v: str) -> str:
+    name = _VERSION_ALIASES.get(v.strip().lower())
+    if name is None:
+        raise ValueError(f"unknown TLS version {v!r} (use 1.3)")
+    if name not in SUPPORTED_VERSIONS:
+        raise ValueError(f"{name} is not implemented yet in tlslab (only TLS 1.3 is)")
+    return name
+
+
+def _codes(enum_cls, names, default):
+    return [lookup(enum_cls, n) for n in (names if names else default)]
+
+
+@dataclass
+class _Common:
+    versions: list[str] | None = None
+    cipher_suites: list[str] | None = None
+    groups: list[str] | None = None
+    signature_algorithms: list[str] | None = None
+    alpn_protocols: list[str] | None = None
+    keylog_file: Any = None  # path or writable text file object
+
+    def _validate(self) -> None:
+        self.version_names = [normalize_version(v) for v in (self.versions or DEFAULT_VERSIONS)]
+        self.cipher_suite_codes = _codes(CipherSuite, self.cipher_suites, DEFAULT_CIPHER_SUITES)
+        self.group_codes = _codes(NamedGroup, self.groups, DEFAULT_GROUPS)
+        self.signature_scheme_codes = _codes(SignatureScheme, self.signature_algorithms,
+                                             DEFAULT_SIGNATURE_ALGORITHMS)
+        from .keyschedule import SUITES
+        from .groups import SUPPORTED_GROUPS
+        for code in self.cipher_suite_codes:
+            if code not in SUITES:
+                raise ValueError(f"cipher suite 0x{code:04x} is not a supported TLS 1.3 suite")
+        for code in self.group_codes:
+            if code not in SUPPORTED_GROUPS:
+                raise ValueError(f"group 0x{code:04x} is not supported")
+        for p in self.alpn_protocols or []:
+            if not 0 < len(p.encode()) < 256:
+                raise ValueError(f"ALPN protocol {p!r} must be 1..255 bytes")
+
+
+@dataclass
+class ClientConfig(_Common):
+    server_name: str | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+    key_share_groups: list[str] | None = None   # groups to send shares for (default: first offered)
+    certificate_chain: list | None = None       # client cert (issue 5)
+    private_key: Any = None
+
+    def __post_init__(self) -> None:
+        self._validate()
+        if self.key_share_groups:
+            self.key_share_codes = _codes(NamedGroup, self.key_share_groups, [])
+        else:
+            self.key_share_codes = self.group_codes[:1]
+        for code in self.key_share_codes:
+            if code not in self.group_codes:
+                raise ValueError(f"key share group 0x{code:04x} is not among the offered groups")
+
+
+@dataclass
+class ServerConfig(_Common):
+    certificate_chain: list = field(default_factory=list)  # x509.Certificate, leaf first
+    private_key: Any = None
+    prefer_server_order: bool = True
+    cookie_hrr: bool = False  # always send a HelloRetryRequest with a cookie (for testing/demos)
+
+    def __post_init__(self) -> None:
+        self._validate()
+        if not self.certificate_chain or self.private_key is None:
+            raise ValueError("ServerConfig needs certificate_chain and private_key "
+                             "(use ServerConfig.from_files or tlslab.workbench.certgen)")
+
+    @classmethod
+    def from_files(cls, cert_file: str, key_file: str, **options) -> "ServerConfig":
+        """Load a PEM certificate chain (leaf first) and a PEM private key."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        with open(cert_file, "rb") as f:
+            chain = x509.load_pem_x509_certificates(f.read())
+        with open(key_file, "rb") as f:
+            key = load_pem_private_key(f.read(), password=None)
+        return cls(certificate_chain=chain, private_key=key, **options)

@@ -1,0 +1,57 @@
+"""What the engine emits for the workbench: every record, message, secret and transition.
+
+The workbench (rendering, diagnosis) reads only this; it never reaches into
+engine internals.  Secrets are recorded by *name* and length only, never their
+value, unless the caller asked for a keylog (RFC: secrets are never logged).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FieldSpan:
+    """One field of a parsed structure: name, offset and length within ``raw``, and a
+    human value.  ``children`` holds nested structures (extensions, entries)."""
+
+    name: str
+    offset: int
+    length: int
+    value: Any = None
+    children: list["FieldSpan"] = field(default_factory=list)
+
+
+@dataclass
+class TraceEntry:
+    """One thing that happened.
+
+    kind: "record" | "message" | "secret" | "state" | "alert" | "info" | "error"
+    direction: "sent" | "received" | "local"
+    """
+
+    kind: str
+    direction: str
+    name: str
+    time: float = 0.0
+    raw: bytes = b""
+    fields: list[FieldSpan] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    detail: str = ""
+
+
+class Trace:
+    """An append-only list of :class:`TraceEntry` for one connection."""
+
+    def __init__(self, clock=None) -> None:
+        self.entries: list[TraceEntry] = []
+        self._clock = clock
+
+    def add(self, kind: str, direction: str, name: str, **kw) -> TraceEntry:
+        entry = TraceEntry(kind=kind, direction=direction, name=name,
+                           time=self._clock() if self._clock else 0.0, **kw)
+        self.entries.append(entry)
+        return entry
+
+    def of_kind(self, kind: str) -> list[TraceEntry]:
+        return [e for e in self.entries if e.kind == kind]
