@@ -1,0 +1,369 @@
+"""Extension bodies (RFC 8446 §4.2 and the RFCs that define each extension).
+
+An :class:`Extension` keeps its type, its exact body bytes (``data``) and, when
+the type is known *in the message it appears in*, the parsed body (``value``).
+The same extension type can have a different shape per message (``key_share``
+in ClientHello / ServerHello / HelloRetryRequest), so bodies are looked up by
+``(type, context)``.  Unknown and GREASE extensions keep ``value = None`` and
+round-trip unchanged.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .codec import Fixed, Kind, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector
+from .errors import DecodeError, IllegalParameter
+from .names import (CipherSuite, ExtensionType, NamedGroup, ProtocolVersion,
+                    PskKeyExchangeMode, SignatureScheme, name_of)
+from .trace import FieldSpan
+
+ET = ExtensionType
+
+# Message contexts in which extensions appear (RFC 8446 §4.2 table).
+CH, SH, HRR, EE, CT, CR, NST = ("client_hello", "server_hello", "hello_retry_request",
+                                "encrypted_extensions", "certificate", "certificate_request",
+                                "new_session_ticket")
+
+
+# --- bodies ---------------------------------------------------------------------------
+
+class Empty(Struct):
+    """An extension whose body must be empty (e.g. early_data in EncryptedExtensions)."""
+
+    FIELDS = ()
+
+
+class ServerName(Struct):
+    """RFC 6066 §3."""
+
+    FIELDS = (("name_type", UInt(1)), ("host_name", Opaque(2, min=1)))
+
+
+class ServerNameList(Struct):
+    FIELDS = (("server_name_list", Vector(2, StructKind(ServerName), min=1)),)
+
+
+class NamedGroupList(Struct):
+    """RFC 8446 §4.2.7."""
+
+    FIELDS = (("named_group_list", Vector(2, UInt(2, NamedGroup), min=2)),)
+
+
+class SignatureSchemeList(Struct):
+    """RFC 8446 §4.2.3 (also signature_algorithms_cert)."""
+
+    FIELDS = (("supported_signature_algorithms", Vector(2, UInt(2, SignatureScheme), min=2)),)
+
+
+class ProtocolNameList(Struct):
+    """RFC 7301 §3.1."""
+
+    FIELDS = (("protocol_name_list", Vector(2, Opaque(1, min=1), min=2)),)
+
+
+class SupportedVersionsCH(Struct):
+    """RFC 8446 §4.2.1."""
+
+    FIELDS = (("versions", Vector(1, UInt(2, ProtocolVersion), min=2, max=254)),)
+
+
+class SupportedVersionsSH(Struct):
+    FIELDS = (("selected_version", UInt(2, ProtocolVersion)),)
+
+
+class KeyShareEntry(Struct):
+    """RFC 8446 §4.2.8."""
+
+    FIELDS = (("group", UInt(2, NamedGroup)), ("key_exchange", Opaque(2, min=1)))
+
+
+class KeyShareCH(Struct):
+    FIELDS = (("client_shares", Vector(2, StructKind(KeyShareEntry))),)
+
+
+class KeyShareSH(Struct):
+    FIELDS = (("server_share", StructKind(KeyShareEntry)),)
+
+
+class KeyShareHRR(Struct):
+    FIELDS = (("selected_group", UInt(2, NamedGroup)),)
+
+
+class PskKeyExchangeModes(Struct):
+    """RFC 8446 §4.2.9."""
+
+    FIELDS = (("ke_modes", Vector(1, UInt(1, PskKeyExchangeMode), min=1)),)
+
+
+class PskIdentity(Struct):
+    FIELDS = (("identity", Opaque(2, min=1)), ("obfuscated_ticket_age", UInt(4)))
+
+
+class OfferedPsks(Struct):
+    """RFC 8446 §4.2.11."""
+
+    FIELDS = (("identities", Vector(2, StructKind(PskIdentity), min=7)),
+              ("binders", Vector(2, Opaque(1, min=32), min=33)))
+
+
+class SelectedPsk(Struct):
+    FIELDS = (("selected_identity", UInt(2)),)
+
+
+class EarlyDataNST(Struct):
+    """RFC 8446 §4.2.10."""
+
+    FIELDS = (("max_early_data_size", UInt(4)),)
+
+
+class Cookie(Struct):
+    """RFC 8446 §4.2.2."""
+
+    FIELDS = (("cookie", Opaque(2, min=1)),)
+
+
+class ECPointFormats(Struct):
+    """RFC 8422 §5.1.2."""
+
+    FIELDS = (("ec_point_format_list", Vector(1, UInt(1), min=1)),)
+
+
+class StatusRequest(Struct):
+    """RFC 6066 §8 (CertificateStatusRequest, ocsp type)."""
+
+    FIELDS = (("status_type", UInt(1)), ("responder_id_list", Opaque(2)),
+              ("request_extensions", Opaque(2)))
+
+
+class CertificateStatus(Struct):
+    """RFC 8446 §4.4.2.1: the OCSP response in a CertificateEntry extension."""
+
+    FIELDS = (("status_type", UInt(1)), ("response", Opaque(3, min=1)))
+
+
+class RenegotiationInfo(Struct):
+    """RFC 5746 §3.2."""
+
+    FIELDS = (("renegotiated_connection", Opaque(1)),)
+
+
+class RecordSizeLimit(Struct):
+    """RFC 8449 §4."""
+
+    FIELDS = (("record_size_limit", UInt(2)),)
+
+
+class MaxFragmentLength(Struct):
+    """RFC 6066 §4."""
+
+    FIELDS = (("max_fragment_length", UInt(1)),)
+
+
+class CompressCertificate(Struct):
+    """RFC 8879 §3."""
+
+    FIELDS = (("algorithms", Vector(1, UInt(2), min=2)),)
+
+
+class ApplicationSettings(Struct):
+    """draft-vvv-tls-alps: the protocols a client supports ALPS for."""
+
+    FIELDS = (("supported_protocols", Vector(2, Opaque(1, min=1))),)
+
+
+class DelegatedCredentialCH(Struct):
+    """RFC 9345 §4.1.1."""
+
+    FIELDS = (("signature_algorithms", Vector(2, UInt(2, SignatureScheme), min=2)),)
+
+
+class StatusRequestV2(Struct):
+    """RFC 6961 §2.2 (kept as the raw request list: nobody sends more than one item)."""
+
+    FIELDS = (("certificate_status_req_list", Opaque(2)),)
+
+
+class HpkeSymmetricCipherSuite(Struct):
+    FIELDS = (("kdf_id", UInt(2)), ("aead_id", UInt(2)))
+
+
+class EncryptedClientHello(Struct):
+    """draft-ietf-tls-esni §5: the outer ClientHello form (type 0).  Inner (type 1) is one byte."""
+
+    FIELDS = (("type", UInt(1)), ("body", Rest()))
+
+
+class DistinguishedNames(Struct):
+    """RFC 8446 §4.2.4 certificate_authorities."""
+
+    FIELDS = (("authorities", Vector(2, Opaque(2, min=1), min=3)),)
+
+
+class OIDFilter(Struct):
+    FIELDS = (("certificate_extension_oid", Opaque(1, min=1)),
+              ("certificate_extension_values", Opaque(2)))
+
+
+class OIDFilters(Struct):
+    """RFC 8446 §4.2.5."""
+
+    FIELDS = (("filters", Vector(2, StructKind(OIDFilter))),)
+
+
+class RawBody(Struct):
+    """Opaque bodies we name but do not decompose (session_ticket, padding, SCT list, ...)."""
+
+    FIELDS = (("data", Rest()),)
+
+
+_ANY = object()
+
+# (type, context) -> body; (type, _ANY) applies to every context not listed.
+BODIES: dict[tuple[int, Any], type[Struct]] = {
+    (ET.server_name, CH): ServerNameList,
+    (ET.server_name, _ANY): Empty,
+    (ET.max_fragment_length, _ANY): MaxFragmentLength,
+    (ET.status_request, CH): StatusRequest,
+    (ET.status_request, CR): StatusRequest,
+    (ET.status_request, CT): CertificateStatus,
+    (ET.status_request, _ANY): Empty,
+    (ET.supported_groups, _ANY): NamedGroupList,
+    (ET.ec_point_formats, _ANY): ECPointFormats,
+    (ET.signature_algorithms, _ANY): SignatureSchemeList,
+    (ET.signature_algorithms_cert, _ANY): SignatureSchemeList,
+    (ET.application_layer_protocol_negotiation, _ANY): ProtocolNameList,
+    (ET.status_request_v2, CH): StatusRequestV2,
+    (ET.signed_certificate_timestamp, CH): Empty,
+    (ET.signed_certificate_timestamp, CR): Empty,
+    (ET.signed_certificate_timestamp, _ANY): RawBody,
+    (ET.padding, _ANY): RawBody,
+    (ET.encrypt_then_mac, _ANY): Empty,
+    (ET.extended_master_secret, _ANY): Empty,
+    (ET.compress_certificate, _ANY): CompressCertificate,
+    (ET.record_size_limit, _ANY): RecordSizeLimit,
+    (ET.delegated_credential, CH): DelegatedCredentialCH,
+    (ET.delegated_credential, CR): DelegatedCredentialCH,
+    (ET.session_ticket, _ANY): RawBody,
+    (ET.pre_shared_key, CH): OfferedPsks,
+    (ET.pre_shared_key, SH): SelectedPsk,
+    (ET.early_data, NST): EarlyDataNST,
+    (ET.early_data, _ANY): Empty,
+    (ET.supported_versions, CH): SupportedVersionsCH,
+    (ET.supported_versions, SH): SupportedVersionsSH,
+    (ET.supported_versions, HRR): SupportedVersionsSH,
+    (ET.cookie, _ANY): Cookie,
+    (ET.psk_key_exchange_modes, _ANY): PskKeyExchangeModes,
+    (ET.certificate_authorities, _ANY): DistinguishedNames,
+    (ET.oid_filters, _ANY): OIDFilters,
+    (ET.post_handshake_auth, _ANY): Empty,
+    (ET.key_share, CH): KeyShareCH,
+    (ET.key_share, SH): KeyShareSH,
+    (ET.key_share, HRR): KeyShareHRR,
+    (ET.renegotiation_info, _ANY): RenegotiationInfo,
+    (ET.application_settings, CH): ApplicationSettings,
+    (ET.application_settings_old, CH): ApplicationSettings,
+    (ET.encrypted_client_hello, CH): EncryptedClientHello,
+}
+
+
+def body_class(ext_type: int, context: str | None) -> type[Struct] | None:
+    cls = BODIES.get((ext_type, context))
+    if cls is None:
+        cls = BODIES.get((ext_type, _ANY))
+    return cls
+
+
+class Extension:
+    """One extension: ``type``, exact body bytes ``data``, parsed ``value`` (or None if unknown)."""
+
+    __slots__ = ("type", "data", "value")
+
+    def __init__(self, type: int, value: Struct | None = None, data: bytes | None = None) -> None:
+        self.type = type
+        self.value = value
+        if data is None:
+            data = value.build() if value is not None else b""
+        self.data = data
+
+    @property
+    def name(self) -> str:
+        return name_of(ExtensionType, self.type)
+
+    def __repr__(self) -> str:
+        return f"Extension({self.name}, {self.value if self.value is not None else self.data.hex()})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Extension) and self.type == other.type and self.data == other.data
+
+
+class ExtensionKind(Kind):
+    """``Extension extensions<0..2^16-1>`` body element: type, length, then the body."""
+
+    self_spans = True
+
+    def read(self, r: Reader, what: str) -> Extension:
+        start = r.pos
+        ext_type = r.uint(2, "extension type")
+        length = r.uint(2, "extension length")
+        sub = r.sub(length, f"extension {name_of(ExtensionType, ext_type)}")
+        data = r.data[sub.pos:sub.end]
+        cls = body_class(ext_type, r.ctx)
+        value = None
+        if cls is not None:
+            value = cls._read_fields(sub)
+            if sub.pos != sub.end:
+                raise DecodeError(f"{sub.end - sub.pos} trailing bytes in extension "
+                                  f"{name_of(ExtensionType, ext_type)}")
+            value.raw = data
+        if r.spans is not None:
+            children = [FieldSpan("extension_type", start, 2, name_of(ExtensionType, ext_type)),
+                        FieldSpan("length", start + 2, 2, length)]
+            body = FieldSpan("extension_data", start + 4, length, data.hex(),
+                             (value._spans or []) if value is not None else [])
+            children.append(body)
+            if value is not None:
+                value._spans = None
+            r.spans.append(FieldSpan(name_of(ExtensionType, ext_type), start, r.pos - start,
+                                     value.summary() if value is not None else data.hex(), children))
+        return Extension(ext_type, value, data)
+
+    def write(self, value: Extension, out: bytearray) -> None:
+        body = value.value.build() if value.value is not None else value.data
+        out += value.type.to_bytes(2, "big")
+        out += len(body).to_bytes(2, "big")
+        out += body
+
+    def display(self, value: Extension) -> Any:
+        return value.name
+
+
+class ExtensionsKind(Vector):
+    """The extensions block: a 2-byte length, then extensions; duplicates are illegal (RFC 8446 §4.2)."""
+
+    def __init__(self) -> None:
+        super().__init__(2, ExtensionKind())
+
+    def read(self, r: Reader, what: str) -> list:
+        items = super().read(r, what)
+        if len(items) > 1:
+            seen = set()
+            for e in items:
+                if e.type in seen:
+                    raise IllegalParameter(f"duplicate extension {e.name}")
+                seen.add(e.type)
+        return items
+
+    def display(self, value: list) -> Any:
+        return [e.name for e in value]
+
+
+def find(extensions: list[Extension] | None, ext_type: int) -> Extension | None:
+    """The extension of ``ext_type`` in a list, or None."""
+    for e in extensions or ():
+        if e.type == ext_type:
+            return e
+    return None
+
+
+# re-exported for callers that build messages
+__all__ = [n for n in dir() if not n.startswith("_")] + ["CipherSuite", "Fixed"]
