@@ -275,7 +275,9 @@ class Struct:
             if record:
                 nested = r.spans
                 r.spans = saved
-                children = getattr(r, "_children", None) or nested
+                children = r._children or nested
+                if kind.self_spans and len(children) == 1 and children[0].name == name:
+                    children = children[0].children
                 spans.append(FieldSpan(name, start, r.pos - start, kind.display(value), children or []))
             setattr(obj, name, value)
             obj._after_field(name, r)

@@ -79,9 +79,21 @@ class ClientConfig(_Common):
     key_share_groups: list[str] | None = None   # groups to send shares for (default: first offered)
     certificate_chain: list | None = None       # client cert (issue 5)
     private_key: Any = None
+    #: RFC 8446 §D.4 middlebox compatibility: a 32-byte legacy_session_id and a CCS record
+    compatibility_mode: bool = True
+    #: RFC 8449 record_size_limit to announce (None: don't send the extension)
+    record_size_limit: int | None = None
+    #: a recorded ClientHello (Message or raw bytes) to send instead of our own: its suites,
+    #: groups, extensions and order are kept; random, session id and key shares are fresh
+    client_hello_template: Any = None
 
     def __post_init__(self) -> None:
         self._validate()
+        if isinstance(self.client_hello_template, (bytes, bytearray)):
+            from .messages import ClientHello
+            self.client_hello_template = ClientHello.parse(bytes(self.client_hello_template))
+        if self.record_size_limit is not None and not 64 <= self.record_size_limit <= 0x4001:
+            raise ValueError("record_size_limit must be 64..16385 (RFC 8449 §4)")
         if self.key_share_groups:
             self.key_share_codes = _codes(NamedGroup, self.key_share_groups, [])
         else:
@@ -97,9 +109,14 @@ class ServerConfig(_Common):
     private_key: Any = None
     prefer_server_order: bool = True
     cookie_hrr: bool = False  # always send a HelloRetryRequest with a cookie (for testing/demos)
+    #: RFC 8446 §4.2.7: groups to announce in EncryptedExtensions (None: don't announce)
+    advertised_groups: list[str] | None = None
+    #: RFC 8449: our record_size_limit, sent when the client offers the extension
+    record_size_limit: int = 0x4001
 
     def __post_init__(self) -> None:
         self._validate()
+        self.advertised_group_codes = [lookup(NamedGroup, g) for g in self.advertised_groups or []]
         if not self.certificate_chain or self.private_key is None:
             raise ValueError("ServerConfig needs certificate_chain and private_key "
                              "(use ServerConfig.from_files or tlslab.workbench.certgen)")

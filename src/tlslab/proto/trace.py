@@ -38,6 +38,14 @@ class TraceEntry:
     fields: list[FieldSpan] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     detail: str = ""
+    #: the parsed structure (a Message) this entry is about, for lazily computed field spans
+    message: Any = None
+
+    def field_spans(self) -> list[FieldSpan]:
+        """Spans of every field of ``raw`` (computed on first use from the message description)."""
+        if not self.fields and self.message is not None:
+            self.fields = self.message.spans
+        return self.fields
 
 
 class Trace:

@@ -96,7 +96,9 @@ def make_throwaway_chain(
     ca_name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
-            x509.NameAttribute(NameOID.COMMON_NAME, "tlslab throwaway CA"),
+            # A unique name per CA: a client still trusting an older throwaway
+            # CA then sees "unknown issuer", not a same-name key mismatch.
+            x509.NameAttribute(NameOID.COMMON_NAME, f"tlslab throwaway CA {os.urandom(4).hex()}"),
         ]
     )
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())

@@ -1,0 +1,481 @@
+"""TLS 1.3 client state machine (RFC 8446 §2, §4, Appendix A.1).
+
+States follow the RFC's client diagram: START → WAIT_SH → WAIT_EE → WAIT_CERT_CR
+→ WAIT_CV → WAIT_FINISHED → CONNECTED.  Each state is a class whose ``handle``
+checks one message and returns the next state; :data:`CLIENT_TRANSITIONS` lists
+the moves allowed.
+"""
+from __future__ import annotations
+
+import datetime
+import hmac
+
+from cryptography import x509
+
+from .config import ClientConfig
+from .connection import Connection, State
+from .errors import (BadCertificate, DecodeError, DecryptError, IllegalParameter,
+                     ProtocolVersion, UnexpectedMessage, UnsupportedExtension)
+from .extensions import (ET, Cookie, Extension, KeyShareCH, KeyShareEntry, NamedGroupList,
+                         ProtocolNameList, PskKeyExchangeModes, RecordSizeLimit,
+                         ServerName, ServerNameList, SignatureSchemeList, SupportedVersionsCH)
+from .groups import new_key_share
+from .keyschedule import SUITES, Transcript
+from .messages import (DOWNGRADE_TLS11, DOWNGRADE_TLS12, Certificate, CertificateRequest,
+                       CertificateVerify, ClientHello, EncryptedExtensions, Finished,
+                       KeyUpdate, NewSessionTicket, ServerHello)
+from .names import CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, name_of
+from .provider import Provider
+from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, verify
+from . import events as ev
+
+TLS13 = 0x0304
+#: extensions a server may put in ServerHello / HelloRetryRequest (RFC 8446 §4.2 table)
+SH_ALLOWED = {ET.key_share, ET.pre_shared_key, ET.supported_versions}
+HRR_ALLOWED = {ET.key_share, ET.cookie, ET.supported_versions}
+#: extensions that must never appear in EncryptedExtensions (they belong to other messages)
+EE_FORBIDDEN = {ET.key_share, ET.pre_shared_key, ET.supported_versions, ET.cookie,
+                ET.psk_key_exchange_modes, ET.signature_algorithms, ET.signature_algorithms_cert,
+                ET.certificate_authorities, ET.oid_filters, ET.post_handshake_auth,
+                ET.status_request, ET.signed_certificate_timestamp, ET.padding}
+
+
+class ClientStart(State):
+    name = "START"
+
+
+class WaitServerHello(State):
+    """RFC 8446 §4.1.3, §4.1.4: ServerHello or HelloRetryRequest."""
+
+    name = "WAIT_SH"
+    expects = frozenset({HT.server_hello})
+
+    @classmethod
+    def handle(cls, conn: "ClientConnection", msg: ServerHello) -> type[State]:
+        if msg.is_hello_retry_request:
+            return conn._on_hello_retry_request(msg)
+        conn._on_server_hello(msg)
+        return WaitEncryptedExtensions
+
+
+class WaitEncryptedExtensions(State):
+    """RFC 8446 §4.3.1."""
+
+    name = "WAIT_EE"
+    expects = frozenset({HT.encrypted_extensions})
+
+    @classmethod
+    def handle(cls, conn: "ClientConnection", msg: EncryptedExtensions) -> type[State]:
+        conn._on_encrypted_extensions(msg)
+        return WaitCertCR
+
+
+class WaitCertCR(State):
+    """RFC 8446 §4.3.2, §4.4.2: Certificate, or CertificateRequest then Certificate."""
+
+    name = "WAIT_CERT_CR"
+    expects = frozenset({HT.certificate, HT.certificate_request})
+
+    @classmethod
+    def handle(cls, conn: "ClientConnection", msg) -> type[State]:
+        if isinstance(msg, CertificateRequest):
+            conn._on_certificate_request(msg)
+            return WaitCert
+        conn._on_certificate(msg)
+        return WaitCertificateVerify
+
+
+class WaitCert(State):
+    name = "WAIT_CERT"
+    expects = frozenset({HT.certificate})
+
+    @classmethod
+    def handle(cls, conn: "ClientConnection", msg: Certificate) -> type[State]:
+        conn._on_certificate(msg)
+        return WaitCertificateVerify
+
+
+class WaitCertificateVerify(State):
+    """RFC 8446 §4.4.3."""
+
+    name = "WAIT_CV"
+    expects = frozenset({HT.certificate_verify})
+
+    @classmethod
+    def handle(cls, conn: "ClientConnection", msg: CertificateVerify) -> type[State]:
+        conn._on_certificate_verify(msg)
+        return WaitFinished
+
+
+class WaitFinished(State):
+    """RFC 8446 §4.4.4."""
+
+    name = "WAIT_FINISHED"
+    expects = frozenset({HT.finished})
+
+    @classmethod
+    def handle(cls, conn: "ClientConnection", msg: Finished) -> type[State]:
+        conn._on_server_finished(msg)
+        return ClientConnected
+
+
+class ClientConnected(State):
+    """RFC 8446 §4.6: post-handshake messages."""
+
+    name = "CONNECTED"
+    expects = frozenset({HT.new_session_ticket, HT.key_update})
+
+    @classmethod
+    def handle(cls, conn: "ClientConnection", msg) -> type[State]:
+        if isinstance(msg, KeyUpdate):
+            conn._handle_key_update(msg)
+        else:
+            conn._on_new_session_ticket(msg)
+        return ClientConnected
+
+
+CLIENT_TRANSITIONS = {
+    ClientStart: {WaitServerHello},
+    WaitServerHello: {WaitServerHello, WaitEncryptedExtensions},
+    WaitEncryptedExtensions: {WaitCertCR},
+    WaitCertCR: {WaitCert, WaitCertificateVerify},
+    WaitCert: {WaitCertificateVerify},
+    WaitCertificateVerify: {WaitFinished},
+    WaitFinished: {ClientConnected},
+    ClientConnected: {ClientConnected},
+}
+
+
+class ClientConnection(Connection):
+    """The client side of one TLS 1.3 connection (sans-IO)."""
+
+    is_client = True
+    TRANSITIONS = CLIENT_TRANSITIONS
+    INITIAL = ClientStart
+
+    def __init__(self, config: ClientConfig, provider: Provider | None = None, *,
+                 now: datetime.datetime | None = None) -> None:
+        super().__init__(config, provider)
+        self._key_shares: dict[int, object] = {}
+        self._client_hello: ClientHello | None = None
+        self._ch_raw: list[bytes] = []
+        self._hrr: ServerHello | None = None
+        self._cert_request: CertificateRequest | None = None
+        self._certificate_raw_end = None
+        self._ccs_sent = False
+        self._now = now
+
+    # -- start ---------------------------------------------------------------------
+    def start_handshake(self) -> None:
+        """Queue the ClientHello (RFC 8446 §4.1.2)."""
+        if self.state is not ClientStart:
+            raise RuntimeError("start_handshake() was already called")
+        ch = self._build_client_hello()
+        self._client_hello = ch
+        self._ch_raw.append(self._send_message(ch))
+        self._move(WaitServerHello)
+
+    def _first_record_version(self) -> bool:
+        return len(self._ch_raw) == 0 and self._hrr is None
+
+    def _build_client_hello(self) -> ClientHello:
+        cfg: ClientConfig = self.config
+        template = getattr(cfg, "client_hello_template", None)
+        self.client_random = self.provider.random(32)
+        if template is not None:
+            return self._from_template(template)
+        session_id = self.provider.random(32) if cfg.compatibility_mode else b""
+        exts: list[Extension] = []
+        if cfg.server_name and not _is_ip(cfg.server_name):
+            # RFC 6066 §3: literal IP addresses are not permitted in SNI
+            exts.append(Extension(ET.server_name, ServerNameList(server_name_list=[
+                ServerName(name_type=0, host_name=cfg.server_name.encode("idna"))])))
+        exts.append(Extension(ET.supported_groups, NamedGroupList(named_group_list=list(cfg.group_codes))))
+        exts.append(Extension(ET.signature_algorithms, SignatureSchemeList(
+            supported_signature_algorithms=list(cfg.signature_scheme_codes))))
+        if cfg.alpn_protocols:
+            exts.append(Extension(ET.application_layer_protocol_negotiation, ProtocolNameList(
+                protocol_name_list=[p.encode() for p in cfg.alpn_protocols])))
+        if cfg.record_size_limit:
+            exts.append(Extension(ET.record_size_limit, RecordSizeLimit(record_size_limit=cfg.record_size_limit)))
+        exts.append(Extension(ET.supported_versions, SupportedVersionsCH(versions=[TLS13])))
+        exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
+            self._make_share(g) for g in cfg.key_share_codes])))
+        return ClientHello(legacy_version=0x0303, random=self.client_random,
+                           legacy_session_id=session_id,
+                           cipher_suites=list(cfg.cipher_suite_codes),
+                           legacy_compression_methods=b"\x00", extensions=exts)
+
+    def _from_template(self, template: ClientHello) -> ClientHello:
+        """Copy a recorded ClientHello, with a fresh random, session id and key shares.
+
+        This is how tlslab replays RFC 8448 and simulates real clients byte for byte:
+        everything the client *chose* is kept, everything that must be fresh is new.
+        """
+        sid = template.legacy_session_id
+        session_id = self.provider.random(len(sid)) if sid else b""
+        exts = []
+        for e in template.extensions or []:
+            if e.type == ET.key_share and e.value is not None:
+                exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
+                    self._make_share(s.group) for s in e.value.client_shares])))
+            elif e.type == ET.pre_shared_key:
+                continue  # a recorded PSK offer cannot be reused
+            else:
+                exts.append(e)
+        return ClientHello(legacy_version=template.legacy_version, random=self.client_random,
+                           legacy_session_id=session_id, cipher_suites=list(template.cipher_suites),
+                           legacy_compression_methods=template.legacy_compression_methods,
+                           extensions=exts)
+
+    def _make_share(self, group: int) -> KeyShareEntry:
+        share = new_key_share(group, self.provider)
+        self._key_shares[group] = share
+        return KeyShareEntry(group=group, key_exchange=share.public)
+
+    # -- what was offered --------------------------------------------------------------
+    def _offered(self, ext_type: int):
+        return self._client_hello.ext_value(ext_type)
+
+    def _offered_suites(self) -> list[int]:
+        return self._client_hello.cipher_suites
+
+    def _offered_groups(self) -> list[int]:
+        v = self._offered(ET.supported_groups)
+        return v.named_group_list if v is not None else []
+
+    def _offered_schemes(self) -> list[int]:
+        v = self._offered(ET.signature_algorithms)
+        return v.supported_signature_algorithms if v is not None else []
+
+    # -- ServerHello / HRR -------------------------------------------------------------
+    def _check_common_hello(self, msg: ServerHello, allowed: set[int]) -> int:
+        """Checks shared by ServerHello and HelloRetryRequest; returns the negotiated version."""
+        sv = msg.ext_value(ET.supported_versions)
+        if sv is None:
+            v = msg.legacy_version
+            tail = msg.random[-8:]
+            if tail in (DOWNGRADE_TLS12, DOWNGRADE_TLS11):
+                raise IllegalParameter("ServerHello.random carries the TLS 1.3 downgrade sentinel "
+                                       "(RFC 8446 §4.1.3): a downgrade attack or a broken middlebox")
+            raise ProtocolVersion(f"server selected {_version_name(v)}; tlslab offered only TLS 1.3 "
+                                  "(TLS 1.2 is not implemented yet)")
+        if sv.selected_version != TLS13:
+            raise IllegalParameter(f"server selected version {_version_name(sv.selected_version)} "
+                                   "that was not offered")
+        if msg.legacy_version != 0x0303:
+            raise IllegalParameter(f"ServerHello legacy_version 0x{msg.legacy_version:04x} (must be 0x0303)")
+        if msg.legacy_session_id_echo != self._client_hello.legacy_session_id:
+            raise IllegalParameter("ServerHello legacy_session_id_echo does not echo our session id")
+        if msg.cipher_suite not in self._offered_suites() or msg.cipher_suite not in SUITES:
+            raise IllegalParameter(f"server selected cipher suite {name_of(CipherSuite, msg.cipher_suite)} "
+                                   "that was not offered")
+        if msg.legacy_compression_method != 0:
+            raise IllegalParameter("ServerHello legacy_compression_method is not 0")
+        offered = {e.type for e in self._client_hello.extensions or []}
+        for e in msg.extensions or []:
+            if e.type not in offered and e.type != ET.cookie:
+                raise UnsupportedExtension(f"server sent extension {e.name} that was not offered")
+            if e.type not in allowed:
+                raise IllegalParameter(f"extension {e.name} is not allowed in {msg.name}")
+        return TLS13
+
+    def _on_hello_retry_request(self, hrr: ServerHello) -> type[State]:
+        """RFC 8446 §4.1.4."""
+        if self._hrr is not None:
+            raise UnexpectedMessage("second HelloRetryRequest")
+        self._check_common_hello(hrr, HRR_ALLOWED)
+        self._hrr = hrr
+        self.suite = SUITES[hrr.cipher_suite]
+        ks = hrr.ext_value(ET.key_share)
+        cookie = hrr.ext_value(ET.cookie)
+        if ks is None and cookie is None:
+            raise IllegalParameter("HelloRetryRequest would not change the ClientHello")
+        ch1 = self._client_hello
+        new_exts = []
+        for e in ch1.extensions:
+            if e.type == ET.key_share and ks is not None:
+                g = ks.selected_group
+                if g not in self._offered_groups():
+                    raise IllegalParameter(f"HelloRetryRequest selected group {name_of(NamedGroup, g)} "
+                                           "that was not offered")
+                if g in self._key_shares:
+                    raise IllegalParameter(f"HelloRetryRequest asks for {name_of(NamedGroup, g)}, "
+                                           "for which a key share was already sent")
+                self._key_shares.clear()
+                e = Extension(ET.key_share, KeyShareCH(client_shares=[self._make_share(g)]))
+            elif e.type == ET.early_data:
+                continue  # RFC 8446 §4.1.2: early data is not allowed after HRR
+            new_exts.append(e)
+            if e.type == ET.key_share and cookie is not None:
+                pass
+        if cookie is not None:
+            # place the cookie before key_share/psk so the PSK stays last (RFC 8446 §4.2.11)
+            idx = next((i for i, e in enumerate(new_exts) if e.type == ET.pre_shared_key), len(new_exts))
+            new_exts.insert(idx, Extension(ET.cookie, Cookie(cookie=cookie.cookie)))
+        ch2 = ClientHello(legacy_version=ch1.legacy_version, random=ch1.random,
+                          legacy_session_id=ch1.legacy_session_id, cipher_suites=ch1.cipher_suites,
+                          legacy_compression_methods=ch1.legacy_compression_methods,
+                          extensions=new_exts)
+        self.transcript = Transcript(self.suite.hash_name)
+        self.transcript.update(self._ch_raw[0])
+        self.transcript.restart_for_hrr()
+        self.transcript.update(hrr.raw)
+        self.negotiated["hello_retry"] = True
+        if self.config.compatibility_mode and not self._ccs_sent:
+            self._ccs_sent = True
+            self._send_ccs()
+        self._client_hello = ch2
+        raw = self._send_message(ch2)
+        self._ch_raw.append(raw)
+        self.transcript.update(raw)
+        return WaitServerHello
+
+    def _on_server_hello(self, sh: ServerHello) -> None:
+        """RFC 8446 §4.1.3: negotiate, then derive the handshake secrets (§7.1)."""
+        self._check_common_hello(sh, SH_ALLOWED)
+        if self._hrr is not None and sh.cipher_suite != self._hrr.cipher_suite:
+            raise IllegalParameter("ServerHello cipher suite differs from the HelloRetryRequest's")
+        ks = sh.ext_value(ET.key_share)
+        if ks is None:
+            raise ProtocolVersion("ServerHello has no key_share (PSK-only handshakes are not offered)") \
+                if False else IllegalParameter("ServerHello has no key_share")
+        share = ks.server_share
+        if self._hrr is not None:
+            sel = self._hrr.ext_value(ET.key_share)
+            if sel is not None and share.group != sel.selected_group:
+                raise IllegalParameter("ServerHello key share group differs from the one HelloRetryRequest chose")
+        my_share = self._key_shares.get(share.group)
+        if my_share is None:
+            raise IllegalParameter(f"server key share for {name_of(NamedGroup, share.group)}, "
+                                   "for which no share was sent")
+        shared = my_share.shared_secret(share.key_exchange)
+        self.suite = SUITES[sh.cipher_suite]
+        if self.transcript is None:
+            self.transcript = Transcript(self.suite.hash_name)
+            self.transcript.update(self._ch_raw[0])
+        self.transcript.update(sh.raw)
+        n = self.negotiated
+        n["version"] = "TLS 1.3"
+        n["cipher_suite"] = self.suite.name
+        n["group"] = name_of(NamedGroup, share.group)
+        self.schedule = self._new_schedule(self.suite)
+        self.schedule.extract_early(None)
+        self.schedule.extract_handshake(shared)
+        c_hs, s_hs = self.schedule.handshake_traffic(self.transcript.digest())
+        self._c_hs = c_hs
+        self._s_hs = s_hs
+        self._set_read_secret(s_hs, "ServerHello")
+
+    # -- encrypted flight ------------------------------------------------------------
+    def _on_encrypted_extensions(self, msg: EncryptedExtensions) -> None:
+        offered = {e.type for e in self._client_hello.extensions or []}
+        for e in msg.extensions:
+            if e.type in EE_FORBIDDEN:
+                raise IllegalParameter(f"extension {e.name} is not allowed in EncryptedExtensions")
+            if e.type not in offered and e.type != ET.supported_groups:
+                raise UnsupportedExtension(f"server sent extension {e.name} that was not offered")
+        alpn = msg.ext_value(ET.application_layer_protocol_negotiation)
+        if alpn is not None:
+            names = alpn.protocol_name_list
+            if len(names) != 1 or names[0].decode("latin-1") not in (self.config.alpn_protocols or []):
+                raise IllegalParameter(f"server selected ALPN {names!r}, which was not offered")
+            self.negotiated["alpn_protocol"] = names[0].decode("latin-1")
+        if msg.ext(ET.server_name) is not None:
+            self.negotiated["server_name"] = self.config.server_name
+        self.transcript.update(msg.raw)
+
+    def _on_certificate_request(self, msg: CertificateRequest) -> None:
+        """RFC 8446 §4.3.2: remembered; we answer with our certificate or an empty one."""
+        if msg.certificate_request_context != b"":
+            raise IllegalParameter("CertificateRequest context must be empty during the handshake")
+        if msg.ext(ET.signature_algorithms) is None:
+            from .errors import MissingExtension
+            raise MissingExtension("CertificateRequest without signature_algorithms")
+        self._cert_request = msg
+        self.transcript.update(msg.raw)
+
+    def _on_certificate(self, msg: Certificate) -> None:
+        """RFC 8446 §4.4.2, §4.4.2.4: parse and validate the server's chain."""
+        if msg.certificate_request_context != b"":
+            raise IllegalParameter("server Certificate has a non-empty request context")
+        if not msg.certificate_list:
+            raise DecodeError("server sent an empty Certificate message")
+        certs = []
+        for i, entry in enumerate(msg.certificate_list):
+            try:
+                certs.append(x509.load_der_x509_certificate(entry.cert_data))
+            except ValueError as e:
+                raise BadCertificate(f"certificate {i} in the server's chain is not valid DER X.509: {e}")
+        self.peer_certificates = certs
+        self.trace.add("info", "local", "certificate chain",
+                       summary={"subjects": [c.subject.rfc4514_string() for c in certs]})
+        if not self.config.insecure:
+            from .certificates import load_trust_store, verify_server_chain
+            now = self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
+            trust = load_trust_store(self.config.ca_file)
+            verified = verify_server_chain(certs, self.config.server_name, trust, now)
+            self.trace.add("info", "local", "certificate verified",
+                           summary={"path": [c.subject.rfc4514_string() for c in verified]})
+        else:
+            self.trace.add("info", "local", "certificate not verified (--insecure)")
+        self.transcript.update(msg.raw)
+
+    def _on_certificate_verify(self, msg: CertificateVerify) -> None:
+        """RFC 8446 §4.4.3: the signature over the transcript up to Certificate."""
+        scheme = msg.algorithm
+        if scheme not in self._offered_schemes() or scheme not in TLS13_CERTVERIFY_SCHEMES:
+            raise IllegalParameter(f"server signed with {name_of(SignatureScheme, scheme)}, "
+                                   "which was not offered for TLS 1.3")
+        data = certificate_verify_input(self.transcript.digest(), server=True)
+        verify(self.peer_certificates[0].public_key(), scheme, data, msg.signature)
+        self.negotiated["signature_scheme"] = name_of(SignatureScheme, scheme)
+        self.transcript.update(msg.raw)
+
+    def _on_server_finished(self, msg: Finished) -> None:
+        """RFC 8446 §4.4.4: check the server's Finished, then send ours and switch keys."""
+        expected = self.schedule.verify_data(self._s_hs, self.transcript.digest())
+        if not hmac.compare_digest(expected, msg.verify_data):
+            raise DecryptError("server Finished verify_data is wrong")
+        self.transcript.update(msg.raw)
+        self.schedule.extract_master()
+        c_ap, s_ap = self.schedule.application_traffic(self.transcript.digest())
+        self._app_read_secret, self._app_write_secret = s_ap, c_ap
+        self._set_read_secret(s_ap, "server Finished")
+        if self.config.compatibility_mode and not self._ccs_sent:
+            self._ccs_sent = True
+            self._send_ccs()
+        self._set_write_secret(self._c_hs)
+        if self._cert_request is not None:
+            # Client certificates arrive with issue 5; RFC 8446 §4.4.2 allows an empty Certificate.
+            empty = Certificate(certificate_request_context=b"", certificate_list=[])
+            self.transcript.update(self._send_message(empty))
+        fin = Finished(verify_data=self.schedule.verify_data(self._c_hs, self.transcript.digest()))
+        self.transcript.update(self._send_message(fin))
+        self.schedule.resumption_master(self.transcript.digest())
+        self._set_write_secret(c_ap)
+        self._complete()
+
+    def _on_new_session_ticket(self, msg: NewSessionTicket) -> None:
+        """RFC 8446 §4.6.1: reported to the application (resumption is a later issue)."""
+        ed = msg.ext_value(ET.early_data)
+        self._events.append(ev.NewSessionTicket(
+            lifetime=msg.ticket_lifetime, age_add=msg.ticket_age_add, nonce=msg.ticket_nonce,
+            ticket=msg.ticket, max_early_data_size=ed.max_early_data_size if ed is not None else None))
+
+    def _ccs_allowed(self) -> bool:
+        return self.state is not ClientStart
+
+
+def _is_ip(name: str) -> bool:
+    import ipaddress
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _version_name(v: int) -> str:
+    from .names import VERSION_NAMES
+    return VERSION_NAMES.get(v, f"0x{v:04x}")

@@ -1,0 +1,369 @@
+"""The sans-IO connection shared by client and server (RFC 8446 §5, §6).
+
+Bytes come in through :meth:`Connection.receive_data` and go out through
+:meth:`Connection.data_to_send`; nothing here touches a socket, a clock or the
+global random generator.  The handshake itself is driven by one class per state
+(see :mod:`tlslab.proto.client` and :mod:`tlslab.proto.server`) and a table of
+allowed transitions per side.
+
+Failure handling follows RFC 8446 §6.2: every :class:`~tlslab.proto.errors.TLSError`
+maps to one alert; the connection sends it once, records it in the trace, reports
+a :class:`~tlslab.proto.events.ConnectionClosed` event and fails closed.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from . import events as ev
+from .alerts import AlertDescription, AlertLevel, alert_name
+from .errors import (DecodeError, InternalError, TLSError, UnexpectedMessage)
+from .keylog import LABELS, KeyLog, keylog_from_env
+from .keyschedule import KeySchedule, SuiteInfo, Transcript
+from .messages import HandshakeBuffer, KeyUpdate, Message, parse_message
+from .names import ContentType, HandshakeType, name_of
+from .protection import RecordProtector
+from .provider import Provider
+from .record import MAX_PLAINTEXT, RecordReader, plaintext_record
+from .trace import Trace
+
+CCS_RECORD = plaintext_record(ContentType.change_cipher_spec, b"\x01")
+
+
+class State:
+    """One handshake state.  ``expects`` lists the handshake types accepted in it."""
+
+    name: ClassVar[str] = "?"
+    expects: ClassVar[frozenset[int]] = frozenset()
+
+    @classmethod
+    def handle(cls, conn: "Connection", msg: Message) -> type["State"]:  # pragma: no cover
+        raise UnexpectedMessage(f"{msg.name} is not expected in state {cls.name}")
+
+
+class Closed(State):
+    name = "CLOSED"
+
+
+class Connection:
+    """Common record, alert and application-data handling for both sides."""
+
+    is_client: ClassVar[bool] = True
+    #: state class -> the state classes it may move to (checked on every transition)
+    TRANSITIONS: ClassVar[dict] = {}
+    INITIAL: ClassVar[type[State]] = Closed
+
+    def __init__(self, config, provider: Provider | None = None) -> None:
+        self.config = config
+        self.provider = provider or Provider()
+        self.trace = Trace(clock=self.provider.time)
+        self.state: type[State] = self.INITIAL
+        self.handshake_complete = False
+        self.closed = False
+        self.error: TLSError | None = None
+        self.negotiated: dict = {"version": None, "cipher_suite": None, "group": None,
+                                 "signature_scheme": None, "alpn_protocol": None,
+                                 "server_name": None, "hello_retry": False}
+        self.peer_certificates: list = []
+        self.suite: SuiteInfo | None = None
+        self.transcript: Transcript | None = None
+        self.schedule: KeySchedule | None = None
+        self.client_random: bytes = b""
+        self._reader = RecordReader()
+        self._hs_buffer = HandshakeBuffer()
+        self._out = bytearray()
+        self._pending_hs = bytearray()
+        self._read_prot: RecordProtector | None = None
+        self._write_prot: RecordProtector | None = None
+        self._events: list[ev.Event] = []
+        self._alert_sent = False
+        self._close_sent = False
+        self._ccs_received = False
+        self._app_read_secret: bytes | None = None
+        self._app_write_secret: bytes | None = None
+        if config.keylog_file is not None:
+            self.keylog = KeyLog(config.keylog_file)
+        else:
+            self.keylog = keylog_from_env()
+
+    # -- public API ----------------------------------------------------------------
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the peer now (and clears them)."""
+        self._flush_handshake()
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def receive_data(self, data: bytes) -> list[ev.Event]:
+        """Feed bytes received from the peer; returns the events they caused."""
+        if not self.closed and data:
+            self._reader.add(data)
+            try:
+                self._process_records()
+            except TLSError as err:
+                self._fail(err)
+        events, self._events = self._events, []
+        return events
+
+    def send_application_data(self, data: bytes) -> None:
+        """Queue application data (RFC 8446 §5.1: fragmented into records of at most 2^14 bytes)."""
+        if self.closed or self._close_sent:
+            raise ConnectionError("connection is closed")
+        if not self._can_send_application_data():
+            raise ConnectionError("handshake not complete: cannot send application data yet")
+        self._flush_handshake()
+        seal = self._write_prot.seal
+        out = self._out
+        view = memoryview(data)
+        for i in range(0, len(data), MAX_PLAINTEXT):
+            out += seal(ContentType.application_data, bytes(view[i:i + MAX_PLAINTEXT]))
+        if not data:
+            return
+
+    def close(self) -> None:
+        """Queue a close_notify alert (RFC 8446 §6.1); further sends are refused."""
+        if self._close_sent or self._alert_sent:
+            return
+        self._close_sent = True
+        self._send_alert(AlertLevel.warning, AlertDescription.close_notify)
+        if self._received_close:
+            self._finish_closed(None)
+
+    def send_key_update(self, request_update: bool = False) -> None:
+        """Send a KeyUpdate and move to the next write secret (RFC 8446 §4.6.3)."""
+        if not self.handshake_complete or self.closed:
+            raise ConnectionError("KeyUpdate needs a completed, open connection")
+        self._send_message(KeyUpdate(request_update=1 if request_update else 0))
+        self._update_write_key()
+
+    # -- records in ----------------------------------------------------------------
+    _received_close = False
+
+    def _process_records(self) -> None:
+        while not self.closed:
+            rec = self._reader.next_record(protected=self._read_prot is not None)
+            if rec is None:
+                return
+            header, fragment = rec
+            self._handle_record(header, fragment)
+
+    def _handle_record(self, header: bytes, fragment: bytes) -> None:
+        ctype = header[0]
+        if ctype == ContentType.change_cipher_spec:
+            self._handle_ccs(fragment)
+            return
+        if self._read_prot is not None and ctype == ContentType.application_data:
+            ctype, fragment = self._read_prot.open(header, fragment)
+            protected = True
+        elif ctype == ContentType.application_data:
+            raise UnexpectedMessage("encrypted record received before keys were established")
+        elif self._read_prot is not None and ctype != ContentType.alert:
+            # RFC 8446 §5: once keys are in use every record is protected.  A plaintext
+            # alert is still read, so that we can report why the peer gave up.
+            raise UnexpectedMessage(f"unprotected {name_of(ContentType, ctype)} record after keys "
+                                    "were established")
+        else:
+            protected = False
+        self.trace.add("record", "received", name_of(ContentType, ctype),
+                       raw=header, summary={"content_type": name_of(ContentType, ctype),
+                                            "length": len(fragment) if not protected else (header[3] << 8) | header[4],
+                                            "protected": protected})
+        if ctype == ContentType.handshake:
+            if not fragment:
+                raise UnexpectedMessage("zero-length handshake record")
+            self._hs_buffer.add(fragment)
+            for raw in self._hs_buffer.pop_messages():
+                self._handle_handshake(raw)
+                if self.closed:
+                    return
+        elif ctype == ContentType.alert:
+            self._handle_alert(fragment, protected)
+        elif ctype == ContentType.application_data:
+            if not self._can_receive_application_data():
+                raise UnexpectedMessage("application data received before the handshake completed")
+            if len(self._hs_buffer):
+                raise UnexpectedMessage("application data interleaved with a fragmented handshake message")
+            self._events.append(ev.ApplicationData(fragment))
+        else:
+            raise UnexpectedMessage(f"unexpected {name_of(ContentType, ctype)} record")
+
+    def _handle_ccs(self, fragment: bytes) -> None:
+        """RFC 8446 §5: a single 0x01 CCS is ignored between the first ClientHello and the peer's Finished."""
+        if fragment != b"\x01":
+            raise UnexpectedMessage(f"invalid change_cipher_spec value {fragment.hex()}")
+        if self.handshake_complete or not self._ccs_allowed() or self._ccs_received:
+            raise UnexpectedMessage("change_cipher_spec record outside the handshake")
+        self._ccs_received = True
+        self.trace.add("record", "received", "change_cipher_spec",
+                       summary={"note": "middlebox compatibility (RFC 8446 §D.4), ignored"})
+
+    def _handle_alert(self, fragment: bytes, protected: bool) -> None:
+        if len(fragment) != 2:
+            raise DecodeError(f"alert record of {len(fragment)} bytes (must be 2)")
+        level, desc = fragment[0], fragment[1]
+        name = alert_name(desc)
+        self.trace.add("alert", "received", name, raw=fragment,
+                       summary={"level": level, "description": name, "protected": protected})
+        self._events.append(ev.AlertReceived(level=level, description=desc, name=name))
+        if desc == AlertDescription.close_notify:
+            self._received_close = True
+            if not self._close_sent and not self._alert_sent:
+                self._close_sent = True
+                self._send_alert(AlertLevel.warning, AlertDescription.close_notify)
+            self._finish_closed(None, alert_received=name)
+        elif desc == AlertDescription.user_canceled:
+            return  # RFC 8446 §6.1: followed by close_notify
+        else:
+            # RFC 8446 §6.2: every error alert is fatal in TLS 1.3, whatever its level says
+            self.error = None
+            self._finish_closed(f"peer sent fatal alert {name}", alert_received=name)
+
+    # -- handshake in --------------------------------------------------------------
+    def _handle_handshake(self, raw: bytes) -> None:
+        msg = parse_message(raw)
+        self.trace.add("message", "received", msg.name, raw=raw, message=msg)
+        state = self.state
+        if msg.msg_type not in state.expects:
+            wanted = ", ".join(name_of(HandshakeType, t) for t in sorted(state.expects)) or "nothing"
+            raise UnexpectedMessage(f"{msg.name} received in state {state.name} (expected {wanted})")
+        nxt = state.handle(self, msg)
+        self._move(nxt)
+
+    def _move(self, nxt: type[State]) -> None:
+        if nxt is self.state:
+            return
+        allowed = self.TRANSITIONS.get(self.state, ())
+        if nxt not in allowed:
+            raise InternalError(f"illegal transition {self.state.name} -> {nxt.name}")
+        self.trace.add("state", "local", nxt.name, summary={"from": self.state.name})
+        self.state = nxt
+
+    def _check_key_change_boundary(self, what: str) -> None:
+        """RFC 8446 §5.1: handshake messages must not span a key change."""
+        if len(self._hs_buffer):
+            raise UnexpectedMessage(f"handshake data after {what} is not aligned with a record boundary")
+
+    # -- out -----------------------------------------------------------------------
+    def _send_message(self, msg: Message) -> bytes:
+        raw = msg.raw if msg.raw is not None else msg.encode()
+        self._pending_hs += raw
+        self.trace.add("message", "sent", msg.name, raw=raw, message=msg)
+        return raw
+
+    def _flush_handshake(self) -> None:
+        pending = self._pending_hs
+        if not pending:
+            return
+        for i in range(0, len(pending), MAX_PLAINTEXT):
+            chunk = bytes(pending[i:i + MAX_PLAINTEXT])
+            if self._write_prot is not None:
+                rec = self._write_prot.seal(ContentType.handshake, chunk)
+            else:
+                rec = plaintext_record(ContentType.handshake, chunk,
+                                       0x0301 if self._first_record_version() else 0x0303)
+            self._out += rec
+            self.trace.add("record", "sent", "handshake", raw=rec[:5],
+                           summary={"content_type": "handshake", "length": len(rec) - 5,
+                                    "protected": self._write_prot is not None})
+        pending.clear()
+
+    def _first_record_version(self) -> bool:
+        """RFC 8446 §5.1: the first ClientHello record may use legacy_record_version 0x0301."""
+        return False
+
+    def _send_ccs(self) -> None:
+        self._flush_handshake()
+        self._out += CCS_RECORD
+        self.trace.add("record", "sent", "change_cipher_spec", raw=CCS_RECORD,
+                       summary={"note": "middlebox compatibility (RFC 8446 §D.4)"})
+
+    def _set_write_secret(self, secret: bytes) -> None:
+        self._flush_handshake()  # what is pending belongs under the old keys
+        self._write_prot = RecordProtector(self.suite, secret)
+
+    def _set_read_secret(self, secret: bytes, what: str) -> None:
+        self._check_key_change_boundary(what)
+        self._read_prot = RecordProtector(self.suite, secret)
+
+    def _send_alert(self, level: int, desc: int) -> None:
+        self._flush_handshake()
+        payload = bytes((level, desc))
+        if self._write_prot is not None:
+            rec = self._write_prot.seal(ContentType.alert, payload)
+        else:
+            rec = plaintext_record(ContentType.alert, payload)
+        self._out += rec
+        self.trace.add("alert", "sent", alert_name(desc), raw=payload,
+                       summary={"level": level, "description": alert_name(desc)})
+
+    def _fail(self, err: TLSError) -> None:
+        """Send the error's alert once and close (RFC 8446 §6.2)."""
+        self.error = err
+        self.trace.add("error", "local", type(err).__name__, detail=str(err),
+                       summary={"alert": err.alert.name})
+        self._pending_hs.clear()  # a half-built flight must not go out
+        if not self._alert_sent:
+            self._alert_sent = True
+            try:
+                self._send_alert(AlertLevel.fatal, err.alert)
+            except TLSError:
+                pass
+        self._finish_closed(str(err), alert_sent=err.alert.name)
+
+    def _finish_closed(self, error: str | None, alert_sent: str | None = None,
+                       alert_received: str | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.trace.add("state", "local", "CLOSED", summary={"from": self.state.name})
+        self.state = Closed
+        self._events.append(ev.ConnectionClosed(error=error, alert_sent=alert_sent,
+                                                alert_received=alert_received))
+
+    # -- keys ----------------------------------------------------------------------
+    def _on_secret(self, name: str, secret: bytes) -> None:
+        self.trace.add("secret", "local", name, summary={"length": len(secret)})
+        if self.keylog is not None and name in LABELS:
+            self.keylog.write(LABELS[name], self.client_random, secret)
+
+    def _new_schedule(self, suite: SuiteInfo) -> KeySchedule:
+        ks = KeySchedule(suite)
+        ks.on_secret = self._on_secret
+        return ks
+
+    def _update_write_key(self) -> None:
+        self._flush_handshake()
+        self._app_write_secret = self.schedule.next_traffic_secret(self._app_write_secret)
+        self._write_prot = RecordProtector(self.suite, self._app_write_secret)
+        self.trace.add("secret", "local", "write key updated", summary={"length": len(self._app_write_secret)})
+
+    def _handle_key_update(self, msg: KeyUpdate) -> None:
+        """RFC 8446 §4.6.3: move to the next read secret, and answer if asked."""
+        from .errors import IllegalParameter
+        if msg.request_update not in (0, 1):
+            raise IllegalParameter(f"KeyUpdate request_update value {msg.request_update}")
+        self._check_key_change_boundary("KeyUpdate")
+        self._app_read_secret = self.schedule.next_traffic_secret(self._app_read_secret)
+        self._read_prot = RecordProtector(self.suite, self._app_read_secret)
+        self.trace.add("secret", "local", "read key updated", summary={"length": len(self._app_read_secret)})
+        if msg.request_update == 1 and not self._close_sent:
+            self._send_message(KeyUpdate(request_update=0))
+            self._update_write_key()
+
+    # -- hooks for subclasses ------------------------------------------------------
+    def _can_send_application_data(self) -> bool:
+        return self.handshake_complete
+
+    def _can_receive_application_data(self) -> bool:
+        return self.handshake_complete
+
+    def _ccs_allowed(self) -> bool:
+        return True
+
+    def _complete(self, resumed: bool = False) -> None:
+        self.handshake_complete = True
+        n = self.negotiated
+        self._events.append(ev.HandshakeComplete(
+            version=n["version"], cipher_suite=n["cipher_suite"], group=n["group"],
+            signature_scheme=n["signature_scheme"], alpn_protocol=n["alpn_protocol"],
+            server_name=n["server_name"], peer_certificates=list(self.peer_certificates),
+            hello_retry=n["hello_retry"], resumed=resumed))

@@ -1,0 +1,256 @@
+"""Key exchange groups for TLS 1.3 key shares (RFC 8446 §4.2.7, §4.2.8, §7.4; RFC 7919;
+draft-ietf-tls-ecdhe-mlkem for X25519MLKEM768).
+
+The client side is a :class:`KeyShare` (made by :func:`new_key_share`) that later
+turns the server's share into the shared secret; the server side is the single
+call :func:`server_key_share`.  Peer shares are validated here and any defect
+is an ``illegal_parameter`` alert (RFC 8446 §4.2.8.1, §4.2.8.2).
+
+Private keys come from ``provider.private_key(group_name)`` when it returns one
+(so RFC 8448 can be replayed); otherwise ``cryptography`` generates them.
+"""
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric import dh, ec, x448, x25519
+
+from .errors import IllegalParameter, InternalError
+
+try:  # ML-KEM appeared in cryptography 46 only on some OpenSSL builds
+    from cryptography.hazmat.primitives.asymmetric import mlkem as _mlkem
+
+    _mlkem.MLKEM768PrivateKey.generate()
+    HAVE_MLKEM = True
+except Exception:  # ImportError, or UnsupportedAlgorithm on a backend without it
+    _mlkem = None
+    HAVE_MLKEM = False
+
+X25519 = 0x001D
+X448 = 0x001E
+SECP256R1 = 0x0017
+SECP384R1 = 0x0018
+SECP521R1 = 0x0019
+FFDHE2048 = 0x0100
+FFDHE3072 = 0x0101
+X25519MLKEM768 = 0x11EC
+
+SUPPORTED_GROUPS: dict[int, str] = {
+    X25519: "x25519",
+    SECP256R1: "secp256r1",
+    SECP384R1: "secp384r1",
+    SECP521R1: "secp521r1",
+    X448: "x448",
+    FFDHE2048: "ffdhe2048",
+    FFDHE3072: "ffdhe3072",
+}
+if HAVE_MLKEM:
+    SUPPORTED_GROUPS[X25519MLKEM768] = "X25519MLKEM768"
+
+_CURVES = {SECP256R1: ec.SECP256R1(), SECP384R1: ec.SECP384R1(), SECP521R1: ec.SECP521R1()}
+_CURVE_BYTES = {SECP256R1: 32, SECP384R1: 48, SECP521R1: 66}
+
+# RFC 7919 Appendix A.1 and A.2 safe primes (generator 2).  Each equals
+# 2^b - 2^(b-64) + {[2^(b-130) e] + c} * 2^64 - 1 (the tests recompute that).
+FFDHE2048_P = int(
+    "FFFFFFFFFFFFFFFFADF85458A2BB4A9AAFDC5620273D3CF1D8B9C583CE2D3695"
+    "A9E13641146433FBCC939DCE249B3EF97D2FE363630C75D8F681B202AEC4617A"
+    "D3DF1ED5D5FD65612433F51F5F066ED0856365553DED1AF3B557135E7F57C935"
+    "984F0C70E0E68B77E2A689DAF3EFE8721DF158A136ADE73530ACCA4F483A797A"
+    "BC0AB182B324FB61D108A94BB2C8E3FBB96ADAB760D7F4681D4F42A3DE394DF4"
+    "AE56EDE76372BB190B07A7C8EE0A6D709E02FCE1CDF7E2ECC03404CD28342F61"
+    "9172FE9CE98583FF8E4F1232EEF28183C3FE3B1B4C6FAD733BB5FCBC2EC22005"
+    "C58EF1837D1683B2C6F34A26C1B2EFFA886B423861285C97FFFFFFFFFFFFFFFF", 16)
+FFDHE3072_P = int(
+    "FFFFFFFFFFFFFFFFADF85458A2BB4A9AAFDC5620273D3CF1D8B9C583CE2D3695"
+    "A9E13641146433FBCC939DCE249B3EF97D2FE363630C75D8F681B202AEC4617A"
+    "D3DF1ED5D5FD65612433F51F5F066ED0856365553DED1AF3B557135E7F57C935"
+    "984F0C70E0E68B77E2A689DAF3EFE8721DF158A136ADE73530ACCA4F483A797A"
+    "BC0AB182B324FB61D108A94BB2C8E3FBB96ADAB760D7F4681D4F42A3DE394DF4"
+    "AE56EDE76372BB190B07A7C8EE0A6D709E02FCE1CDF7E2ECC03404CD28342F61"
+    "9172FE9CE98583FF8E4F1232EEF28183C3FE3B1B4C6FAD733BB5FCBC2EC22005"
+    "C58EF1837D1683B2C6F34A26C1B2EFFA886B4238611FCFDCDE355B3B6519035B"
+    "BC34F4DEF99C023861B46FC9D6E6C9077AD91D2691F7F7EE598CB0FAC186D91C"
+    "AEFE130985139270B4130C93BC437944F4FD4452E2D74DD364F2E21E71F54BFF"
+    "5CAE82AB9C9DF69EE86D2BC522363A0DABC521979B0DEADA1DBF9A42D5C4484E"
+    "0ABCD06BFA53DDEF3C1B20EE3FD59D7C25E41D2B66C62E37FFFFFFFFFFFFFFFF", 16)
+FFDHE_GENERATOR = 2
+_FFDHE_P = {FFDHE2048: FFDHE2048_P, FFDHE3072: FFDHE3072_P}
+_FFDHE_PARAMS: dict[int, dh.DHParameters] = {}
+
+_MLKEM768_EK_LEN = 1184
+_MLKEM768_CT_LEN = 1088
+
+
+def _ffdhe_parameters(group: int) -> dh.DHParameters:
+    # Built lazily and cached: loading DH parameters is not free and most runs never use them.
+    params = _FFDHE_PARAMS.get(group)
+    if params is None:
+        params = dh.DHParameterNumbers(_FFDHE_P[group], FFDHE_GENERATOR).parameters()
+        _FFDHE_PARAMS[group] = params
+    return params
+
+
+def _group_name(group: int) -> str:
+    try:
+        return SUPPORTED_GROUPS[group]
+    except KeyError:
+        raise InternalError(f"group 0x{group:04x} is not supported") from None
+
+
+def _check_len(group: int, data: bytes, expected: int) -> None:
+    if len(data) != expected:
+        raise IllegalParameter(f"{SUPPORTED_GROUPS[group]} key share has {len(data)} bytes, "
+                               f"expected {expected}")
+
+
+def _generate(group: int, provider):
+    """A private key for ``group``: the provider's fixed one if it has one, else a fresh one."""
+    key = provider.private_key(_group_name(group)) if provider is not None else None
+    if key is not None:
+        return key
+    if group == X25519:
+        return x25519.X25519PrivateKey.generate()
+    if group == X448:
+        return x448.X448PrivateKey.generate()
+    if group in _CURVES:
+        return ec.generate_private_key(_CURVES[group])
+    if group in _FFDHE_P:
+        return _ffdhe_parameters(group).generate_private_key()
+    if group == X25519MLKEM768:
+        return (_mlkem.MLKEM768PrivateKey.generate(), x25519.X25519PrivateKey.generate())
+    raise InternalError(f"group 0x{group:04x} is not supported")
+
+
+def _public_bytes(group: int, key) -> bytes:
+    """The key_exchange field for our own key (RFC 8446 §4.2.8.1, §4.2.8.2)."""
+    if group in (X25519, X448):
+        return key.public_key().public_bytes_raw()
+    if group in _CURVES:
+        n = _CURVE_BYTES[group]
+        nums = key.public_key().public_numbers()
+        return b"\x04" + nums.x.to_bytes(n, "big") + nums.y.to_bytes(n, "big")
+    if group in _FFDHE_P:
+        # §4.2.8.1: Y left-padded with zeros to the size of p.
+        return key.public_key().public_numbers().y.to_bytes(_ffdhe_len(group), "big")
+    if group == X25519MLKEM768:
+        kem_key, ecdh_key = key
+        return kem_key.public_key().public_bytes_raw() + ecdh_key.public_key().public_bytes_raw()
+    raise InternalError(f"group 0x{group:04x} is not supported")
+
+
+def _ffdhe_len(group: int) -> int:
+    return (_FFDHE_P[group].bit_length() + 7) // 8
+
+
+def _montgomery(group: int, key, peer_public: bytes) -> bytes:
+    cls, size = ((x25519.X25519PublicKey, 32) if group in (X25519, X25519MLKEM768)
+                 else (x448.X448PublicKey, 56))
+    if len(peer_public) != size:
+        raise IllegalParameter(f"{SUPPORTED_GROUPS[group]} share has {len(peer_public)} bytes, "
+                               f"expected {size}")
+    try:
+        shared = key.exchange(cls.from_public_bytes(peer_public))
+    except ValueError:
+        # OpenSSL refuses low-order points, whose result would be all zeros.
+        raise IllegalParameter("x25519/x448 key share is a low-order point") from None
+    # RFC 8446 §7.4.2 / RFC 7748 §6: an all-zero result MUST be rejected.
+    if not any(shared):
+        raise IllegalParameter("x25519/x448 shared secret is all zeros")
+    return shared
+
+
+def _ecdh(group: int, key, peer_public: bytes) -> bytes:
+    n = _CURVE_BYTES[group]
+    # §4.2.8.2: only the uncompressed form is allowed in TLS 1.3.
+    if len(peer_public) != 1 + 2 * n or peer_public[0] != 4:
+        raise IllegalParameter(f"{SUPPORTED_GROUPS[group]} key share is not an uncompressed point")
+    try:
+        peer = ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[group], peer_public)
+        shared = key.exchange(ec.ECDH(), peer)
+    except ValueError:
+        raise IllegalParameter(f"{SUPPORTED_GROUPS[group]} key share is not a point on the curve") from None
+    # §7.4.2: the shared secret is the x-coordinate, fixed-length big-endian.
+    return shared.rjust(n, b"\x00")
+
+
+def _ffdh(group: int, key, peer_public: bytes) -> bytes:
+    size = _ffdhe_len(group)
+    _check_len(group, peer_public, size)
+    p = _FFDHE_P[group]
+    y = int.from_bytes(peer_public, "big")
+    # §4.2.8.1: peers MUST check 1 < Y < p - 1.
+    if not 1 < y < p - 1:
+        raise IllegalParameter(f"{SUPPORTED_GROUPS[group]} public value out of range")
+    try:
+        peer = dh.DHPublicNumbers(y, dh.DHParameterNumbers(p, FFDHE_GENERATOR)).public_key()
+        shared = key.exchange(peer)
+    except ValueError:
+        raise IllegalParameter(f"{SUPPORTED_GROUPS[group]} public value rejected") from None
+    # §7.4.1: Z is left-padded with zeros to the size of p.
+    return shared.rjust(size, b"\x00")
+
+
+class KeyShare:
+    """A client's ephemeral key for one group (RFC 8446 §4.2.8).
+
+    ``public`` is the KeyShareEntry.key_exchange value to send; :meth:`shared_secret`
+    turns the server's key_exchange value into the (EC)DHE / hybrid shared secret.
+    """
+
+    def __init__(self, group: int, private_key) -> None:
+        self.group = group
+        self.name = _group_name(group)
+        self.private_key = private_key
+        self.public = _public_bytes(group, private_key)
+
+    def shared_secret(self, peer_public: bytes) -> bytes:
+        """The shared secret with the server's key_exchange; IllegalParameter if it is invalid."""
+        group = self.group
+        if group in (X25519, X448):
+            return _montgomery(group, self.private_key, peer_public)
+        if group in _CURVES:
+            return _ecdh(group, self.private_key, peer_public)
+        if group in _FFDHE_P:
+            return _ffdh(group, self.private_key, peer_public)
+        if group == X25519MLKEM768:
+            # draft-ietf-tls-ecdhe-mlkem §3: server share = ML-KEM ciphertext || X25519 share,
+            # shared secret = ML-KEM shared secret || X25519 shared secret.
+            _check_len(group, peer_public, _MLKEM768_CT_LEN + 32)
+            kem_key, ecdh_key = self.private_key
+            try:
+                kem_secret = kem_key.decapsulate(peer_public[:_MLKEM768_CT_LEN])
+            except ValueError:
+                raise IllegalParameter("ML-KEM-768 ciphertext rejected") from None
+            return kem_secret + _montgomery(group, ecdh_key, peer_public[_MLKEM768_CT_LEN:])
+        raise InternalError(f"group 0x{group:04x} is not supported")
+
+
+def new_key_share(group: int, provider) -> KeyShare:
+    """A client key share for ``group`` (RFC 8446 §4.2.8).
+
+    ``provider.private_key(name)`` may return a fixed key (for X25519MLKEM768 a
+    ``(MLKEM768PrivateKey, X25519PrivateKey)`` pair); otherwise one is generated.
+    """
+    return KeyShare(group, _generate(group, provider))
+
+
+def server_key_share(group: int, client_public: bytes, provider) -> tuple[bytes, bytes]:
+    """The server side of the key exchange: ``(server key_exchange, shared secret)``.
+
+    Raises IllegalParameter if the client's share is invalid.  For the hybrid
+    group the server encapsulates to the client's ML-KEM key (the encapsulation
+    randomness comes from ``cryptography``, which has no way to inject it); the
+    X25519 half uses the provider like the other groups.
+    """
+    if group == X25519MLKEM768:
+        _check_len(group, client_public, _MLKEM768_EK_LEN + 32)
+        try:
+            ek = _mlkem.MLKEM768PublicKey.from_public_bytes(client_public[:_MLKEM768_EK_LEN])
+            kem_secret, ciphertext = ek.encapsulate()
+        except ValueError:
+            raise IllegalParameter("ML-KEM-768 encapsulation key rejected") from None
+        key = provider.private_key(SUPPORTED_GROUPS[group]) if provider is not None else None
+        ecdh_key = key[1] if isinstance(key, tuple) else (key or x25519.X25519PrivateKey.generate())
+        ecdh_secret = _montgomery(group, ecdh_key, client_public[_MLKEM768_EK_LEN:])
+        return (ciphertext + ecdh_key.public_key().public_bytes_raw(), kem_secret + ecdh_secret)
+    share = new_key_share(group, provider)
+    return share.public, share.shared_secret(client_public)

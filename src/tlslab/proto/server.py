@@ -1,0 +1,334 @@
+"""TLS 1.3 server state machine (RFC 8446 §2, §4, Appendix A.2).
+
+States: START → (HelloRetryRequest → WAIT_CH2) → WAIT_FINISHED → CONNECTED.
+The server's whole first flight (ServerHello … Finished) is produced while
+handling the ClientHello, as in the RFC's diagram (RECVD_CH → NEGOTIATED →
+WAIT_FLIGHT2).
+"""
+from __future__ import annotations
+
+import hmac
+
+from .config import ServerConfig
+from .connection import Connection, State
+from .errors import (DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
+                     NoApplicationProtocol, ProtocolVersion, UnexpectedMessage)
+from . import extensions as X
+from .extensions import ET, Extension
+from .groups import SUPPORTED_GROUPS, server_key_share
+from .keyschedule import SUITES, Transcript
+from .messages import (Certificate, CertificateEntry, CertificateVerify, ClientHello,
+                       EncryptedExtensions, Finished, HRR_RANDOM, KeyUpdate, ServerHello)
+from .names import CipherSuite, HandshakeType as HT, NamedGroup, ProtocolVersion as PV, SignatureScheme, name_of
+from .provider import Provider
+from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, schemes_for_key, sign
+
+TLS13 = 0x0304
+
+
+class ServerStart(State):
+    """RFC 8446 §4.1.2: waiting for the ClientHello."""
+
+    name = "START"
+    expects = frozenset({HT.client_hello})
+
+    @classmethod
+    def handle(cls, conn: "ServerConnection", msg: ClientHello) -> type[State]:
+        return conn._on_client_hello(msg, second=False)
+
+
+class WaitClientHello2(State):
+    """RFC 8446 §4.1.4: after a HelloRetryRequest, the updated ClientHello."""
+
+    name = "WAIT_CH2"
+    expects = frozenset({HT.client_hello})
+
+    @classmethod
+    def handle(cls, conn: "ServerConnection", msg: ClientHello) -> type[State]:
+        return conn._on_client_hello(msg, second=True)
+
+
+class WaitClientFinished(State):
+    """RFC 8446 §4.4.4: the client's Finished."""
+
+    name = "WAIT_FINISHED"
+    expects = frozenset({HT.finished})
+
+    @classmethod
+    def handle(cls, conn: "ServerConnection", msg: Finished) -> type[State]:
+        conn._on_client_finished(msg)
+        return ServerConnected
+
+
+class ServerConnected(State):
+    name = "CONNECTED"
+    expects = frozenset({HT.key_update})
+
+    @classmethod
+    def handle(cls, conn: "ServerConnection", msg: KeyUpdate) -> type[State]:
+        conn._handle_key_update(msg)
+        return ServerConnected
+
+
+SERVER_TRANSITIONS = {
+    ServerStart: {WaitClientHello2, WaitClientFinished},
+    WaitClientHello2: {WaitClientFinished},
+    WaitClientFinished: {ServerConnected},
+    ServerConnected: {ServerConnected},
+}
+
+
+class ServerConnection(Connection):
+    """The server side of one TLS 1.3 connection (sans-IO)."""
+
+    is_client = False
+    TRANSITIONS = SERVER_TRANSITIONS
+    INITIAL = ServerStart
+
+    def __init__(self, config: ServerConfig, provider: Provider | None = None) -> None:
+        super().__init__(config, provider)
+        self._ch1: ClientHello | None = None
+        self._hrr_group: int | None = None
+        self._cookie_key: bytes | None = None
+        self.client_hello: ClientHello | None = None
+
+    def _can_send_application_data(self) -> bool:
+        # RFC 8446 §4.4.4: the server may send data right after its Finished (0.5-RTT)
+        return self.handshake_complete or self.state is WaitClientFinished
+
+    def _ccs_allowed(self) -> bool:
+        return self.state is not ServerStart
+
+    # -- ClientHello -------------------------------------------------------------------
+    def _on_client_hello(self, ch: ClientHello, second: bool) -> type[State]:
+        cfg: ServerConfig = self.config
+        self.client_hello = ch
+        if not second:
+            self.client_random = ch.random
+        sv = ch.ext_value(ET.supported_versions)
+        if sv is None or TLS13 not in sv.versions:
+            offered = (", ".join(name_of(PV, v) for v in sv.versions)
+                       if sv is not None else _legacy_name(ch.legacy_version))
+            raise ProtocolVersion(f"client does not offer TLS 1.3 (offers {offered}); "
+                                  "this server speaks only TLS 1.3")
+        if ch.legacy_version < 0x0303:
+            raise ProtocolVersion(f"ClientHello legacy_version 0x{ch.legacy_version:04x} with TLS 1.3 offered")
+        if ch.legacy_compression_methods != b"\x00":
+            raise IllegalParameter("TLS 1.3 ClientHello must offer only the null compression method")
+        exts = ch.extensions or []
+        for i, e in enumerate(exts):
+            if e.type == ET.pre_shared_key and i != len(exts) - 1:
+                raise IllegalParameter("pre_shared_key is not the last extension (RFC 8446 §4.2.11)")
+        if second:
+            self._check_second_hello(ch)
+        # cipher suite
+        suite_code = _choose(cfg.cipher_suite_codes, ch.cipher_suites, cfg.prefer_server_order)
+        if suite_code is None:
+            raise HandshakeFailure("no cipher suite in common: client offers "
+                                   + _names(CipherSuite, ch.cipher_suites, 8))
+        if second and suite_code != self.suite.code:
+            raise IllegalParameter("cipher suite changed after HelloRetryRequest")
+        self.suite = SUITES[suite_code]
+        # signature scheme for our certificate
+        sa = ch.ext_value(ET.signature_algorithms)
+        if sa is None:
+            raise MissingExtension("ClientHello has no signature_algorithms (needed for a certificate)")
+        ours = [s for s in schemes_for_key(cfg.private_key) if s in cfg.signature_scheme_codes]
+        scheme = next((s for s in ours if s in sa.supported_signature_algorithms
+                       and s in TLS13_CERTVERIFY_SCHEMES), None)
+        if scheme is None:
+            raise HandshakeFailure("no signature algorithm in common for our certificate: we can sign with "
+                                   + _names(SignatureScheme, ours) + "; client accepts "
+                                   + _names(SignatureScheme, sa.supported_signature_algorithms, 8))
+        # key exchange group
+        sg = ch.ext_value(ET.supported_groups)
+        ks = ch.ext_value(ET.key_share)
+        if sg is None or ks is None:
+            raise MissingExtension("ClientHello lacks " + ("supported_groups" if sg is None else "key_share")
+                                   + " (required without a PSK, RFC 8446 §9.2)")
+        shares: dict = {}
+        for entry in ks.client_shares:
+            if entry.group in shares:
+                raise IllegalParameter(f"two key shares for {name_of(NamedGroup, entry.group)}")
+            if entry.group not in sg.named_group_list:
+                raise IllegalParameter(f"key share for {name_of(NamedGroup, entry.group)}, "
+                                       "which is not in supported_groups")
+            shares[entry.group] = entry
+        mutual = [g for g in _order(cfg.group_codes, sg.named_group_list, cfg.prefer_server_order)
+                  if g in SUPPORTED_GROUPS]
+        if not mutual:
+            raise HandshakeFailure("no key exchange group in common: client offers "
+                                   + _names(NamedGroup, sg.named_group_list, 8))
+        group = next((g for g in mutual if g in shares), None)
+        if second:
+            if list(shares) != [self._hrr_group] and self._hrr_group is not None:
+                raise IllegalParameter("second ClientHello must carry exactly the key share requested")
+            group = self._hrr_group if self._hrr_group is not None else group
+        need_cookie = cfg.cookie_hrr and not second
+        if not second and (group is None or need_cookie):
+            return self._send_hello_retry_request(ch, group if group is not None else mutual[0], shares)
+        if group is None:
+            raise IllegalParameter("no usable key share after HelloRetryRequest")
+        alpn = self._choose_alpn(ch)
+        sni = ch.ext_value(ET.server_name)
+        if sni is not None:
+            names = [s.host_name.decode("ascii", "replace") for s in sni.server_name_list if s.name_type == 0]
+            self.negotiated["server_name"] = names[0] if names else None
+        self._send_first_flight(ch, group, shares[group], scheme, alpn)
+        return WaitClientFinished
+
+    def _check_second_hello(self, ch: ClientHello) -> None:
+        """RFC 8446 §4.1.2: ClientHello2 must match ClientHello1 except for the allowed changes."""
+        ch1 = self._ch1
+        if (ch.random != ch1.random or ch.legacy_session_id != ch1.legacy_session_id
+                or ch.cipher_suites != ch1.cipher_suites):
+            raise IllegalParameter("second ClientHello changed random, session id or cipher suites")
+        if self._cookie_key is not None:
+            c = ch.ext_value(ET.cookie)
+            if c is None:
+                raise MissingExtension("second ClientHello did not return the cookie")
+            if not self._cookie_valid(c.cookie):
+                raise IllegalParameter("second ClientHello returned a cookie we did not issue")
+
+    def _send_hello_retry_request(self, ch: ClientHello, group: int, shares: dict) -> type[State]:
+        """RFC 8446 §4.1.4: ask for another key share and/or return a cookie."""
+        self._ch1 = ch
+        self.transcript = Transcript(self.suite.hash_name)
+        self.transcript.update(ch.raw)
+        self.transcript.restart_for_hrr()
+        exts = [Extension(ET.supported_versions, X.SupportedVersionsSH(selected_version=TLS13))]
+        if group not in shares:
+            self._hrr_group = group
+            exts.append(Extension(ET.key_share, X.KeyShareHRR(selected_group=group)))
+        if self.config.cookie_hrr:
+            self._cookie_key = self.provider.random(32)
+            ch1_hash = self.transcript.digest()  # hash of the message_hash message
+            cookie = ch1_hash + hmac.new(self._cookie_key, ch1_hash, "sha256").digest()
+            exts.append(Extension(ET.cookie, X.Cookie(cookie=cookie)))
+        hrr = ServerHello(legacy_version=0x0303, random=HRR_RANDOM,
+                          legacy_session_id_echo=ch.legacy_session_id, cipher_suite=self.suite.code,
+                          legacy_compression_method=0, extensions=exts)
+        self.transcript.update(self._send_message(hrr))
+        self.negotiated["hello_retry"] = True
+        if ch.legacy_session_id:
+            self._send_ccs()  # RFC 8446 §D.4
+            self._ccs_sent = True
+        return WaitClientHello2
+
+    def _cookie_valid(self, cookie: bytes) -> bool:
+        n = self.suite.hash_len
+        if len(cookie) != n + 32:
+            return False
+        mac = hmac.new(self._cookie_key, cookie[:n], "sha256").digest()
+        return hmac.compare_digest(mac, cookie[n:]) and hmac.compare_digest(cookie[:n], self._ch1_hash())
+
+    def _ch1_hash(self) -> bytes:
+        t = Transcript(self.suite.hash_name)
+        t.update(self._ch1.raw)
+        t.restart_for_hrr()
+        return t.digest()
+
+    def _choose_alpn(self, ch: ClientHello) -> str | None:
+        """RFC 7301 §3.2: our first preference that the client offers, else no_application_protocol."""
+        offered = ch.ext_value(ET.application_layer_protocol_negotiation)
+        if offered is None or not self.config.alpn_protocols:
+            return None
+        names = [p.decode("latin-1") for p in offered.protocol_name_list]
+        for p in self.config.alpn_protocols:
+            if p in names:
+                return p
+        raise NoApplicationProtocol(f"no ALPN protocol in common: client offers {names}, "
+                                    f"server supports {self.config.alpn_protocols}")
+
+    # -- first flight ------------------------------------------------------------------
+    def _send_first_flight(self, ch: ClientHello, group: int, share, scheme: int, alpn: str | None) -> None:
+        """ServerHello, then EncryptedExtensions, Certificate, CertificateVerify, Finished (RFC 8446 §2)."""
+        cfg: ServerConfig = self.config
+        server_public, shared = server_key_share(group, share.key_exchange, self.provider)
+        sh = ServerHello(
+            legacy_version=0x0303, random=self.provider.random(32),
+            legacy_session_id_echo=ch.legacy_session_id, cipher_suite=self.suite.code,
+            legacy_compression_method=0,
+            extensions=[Extension(ET.key_share, X.KeyShareSH(server_share=X.KeyShareEntry(
+                            group=group, key_exchange=server_public))),
+                        Extension(ET.supported_versions, X.SupportedVersionsSH(selected_version=TLS13))])
+        if self.transcript is None:
+            self.transcript = Transcript(self.suite.hash_name)
+            self.transcript.update(ch.raw)
+        else:
+            self.transcript.update(ch.raw)  # ClientHello2 after the HRR
+        self.transcript.update(self._send_message(sh))
+        n = self.negotiated
+        n.update(version="TLS 1.3", cipher_suite=self.suite.name, group=name_of(NamedGroup, group),
+                 signature_scheme=name_of(SignatureScheme, scheme), alpn_protocol=alpn)
+        ks = self.schedule = self._new_schedule(self.suite)
+        ks.extract_early(None)
+        ks.extract_handshake(shared)
+        c_hs, s_hs = ks.handshake_traffic(self.transcript.digest())
+        self._c_hs = c_hs
+        if ch.legacy_session_id and not getattr(self, "_ccs_sent", False):
+            self._send_ccs()  # RFC 8446 §D.4: after the ServerHello
+        self._set_write_secret(s_hs)
+        # EncryptedExtensions
+        ee_exts = []
+        if cfg.advertised_group_codes:
+            ee_exts.append(Extension(ET.supported_groups, X.NamedGroupList(
+                named_group_list=list(cfg.advertised_group_codes))))
+        if ch.ext(ET.record_size_limit) is not None:
+            ee_exts.append(Extension(ET.record_size_limit, X.RecordSizeLimit(
+                record_size_limit=cfg.record_size_limit)))
+        if n["server_name"] is not None:
+            ee_exts.append(Extension(ET.server_name, X.Empty()))
+        if alpn is not None:
+            ee_exts.append(Extension(ET.application_layer_protocol_negotiation,
+                                     X.ProtocolNameList(protocol_name_list=[alpn.encode("latin-1")])))
+        self.transcript.update(self._send_message(EncryptedExtensions(extensions=ee_exts)))
+        # Certificate
+        from cryptography.hazmat.primitives.serialization import Encoding
+        entries = [CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[])
+                   for c in cfg.certificate_chain]
+        self.transcript.update(self._send_message(
+            Certificate(certificate_request_context=b"", certificate_list=entries)))
+        # CertificateVerify
+        sig = sign(cfg.private_key, scheme, certificate_verify_input(self.transcript.digest(), server=True))
+        self.transcript.update(self._send_message(CertificateVerify(algorithm=scheme, signature=sig)))
+        # Finished
+        fin = Finished(verify_data=ks.verify_data(s_hs, self.transcript.digest()))
+        self.transcript.update(self._send_message(fin))
+        ks.extract_master()
+        c_ap, s_ap = ks.application_traffic(self.transcript.digest())
+        self._app_read_secret, self._app_write_secret = c_ap, s_ap
+        self._set_write_secret(s_ap)
+        self._set_read_secret(c_hs, "ClientHello")
+
+    def _on_client_finished(self, msg: Finished) -> None:
+        expected = self.schedule.verify_data(self._c_hs, self.transcript.digest())
+        if not hmac.compare_digest(expected, msg.verify_data):
+            raise DecryptError("client Finished verify_data is wrong")
+        self.transcript.update(msg.raw)
+        self.schedule.resumption_master(self.transcript.digest())
+        self._set_read_secret(self._app_read_secret, "client Finished")
+        self._complete()
+
+
+
+def _order(ours: list[int], theirs: list[int], server_first: bool) -> list[int]:
+    if server_first:
+        return [x for x in ours if x in theirs]
+    return [x for x in theirs if x in ours]
+
+
+def _choose(ours: list[int], theirs: list[int], server_first: bool) -> int | None:
+    both = _order(ours, theirs, server_first)
+    return both[0] if both else None
+
+
+def _names(enum_cls, values, limit: int = 100) -> str:
+    shown = [name_of(enum_cls, v) for v in values[:limit]]
+    more = f" (+{len(values) - limit} more)" if len(values) > limit else ""
+    return ", ".join(shown) + more if shown else "nothing"
+
+
+def _legacy_name(v: int) -> str:
+    from .names import VERSION_NAMES
+    return VERSION_NAMES.get(v, f"0x{v:04x}") + " only"

@@ -1,0 +1,202 @@
+"""Signature schemes (RFC 8446 §4.2.3) and the CertificateVerify signature input (§4.4.3).
+
+Keys are ``cryptography`` key objects.  Where a public key is expected an
+``x509.Certificate`` is accepted too, and is the only way to tell an RSASSA-PSS
+key (OID id-RSASSA-PSS, usable only with rsa_pss_pss_*) from an rsaEncryption
+key (usable only with rsa_pss_rsae_* in TLS 1.3): ``cryptography`` loads both
+as the same ``RSAPublicKey`` type.  A bare RSA key is taken to be rsaEncryption,
+by far the common case.
+"""
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+
+from .errors import DecryptError, IllegalParameter, InternalError
+
+RSA_PKCS1_SHA1 = 0x0201
+ECDSA_SHA1 = 0x0203
+RSA_PKCS1_SHA256 = 0x0401
+ECDSA_SECP256R1_SHA256 = 0x0403
+RSA_PKCS1_SHA384 = 0x0501
+ECDSA_SECP384R1_SHA384 = 0x0503
+RSA_PKCS1_SHA512 = 0x0601
+ECDSA_SECP521R1_SHA512 = 0x0603
+RSA_PSS_RSAE_SHA256 = 0x0804
+RSA_PSS_RSAE_SHA384 = 0x0805
+RSA_PSS_RSAE_SHA512 = 0x0806
+ED25519 = 0x0807
+ED448 = 0x0808
+RSA_PSS_PSS_SHA256 = 0x0809
+RSA_PSS_PSS_SHA384 = 0x080A
+RSA_PSS_PSS_SHA512 = 0x080B
+
+# §4.4.3: RSA signatures in CertificateVerify MUST be PSS; SHA-1 is not allowed at all.
+TLS13_CERTVERIFY_SCHEMES = frozenset({
+    ECDSA_SECP256R1_SHA256, ECDSA_SECP384R1_SHA384, ECDSA_SECP521R1_SHA512,
+    RSA_PSS_RSAE_SHA256, RSA_PSS_RSAE_SHA384, RSA_PSS_RSAE_SHA512,
+    RSA_PSS_PSS_SHA256, RSA_PSS_PSS_SHA384, RSA_PSS_PSS_SHA512,
+    ED25519, ED448,
+})
+
+_ECDSA = {
+    ECDSA_SECP256R1_SHA256: (hashes.SHA256, "secp256r1"),
+    ECDSA_SECP384R1_SHA384: (hashes.SHA384, "secp384r1"),
+    ECDSA_SECP521R1_SHA512: (hashes.SHA512, "secp521r1"),
+    ECDSA_SHA1: (hashes.SHA1, None),
+}
+_RSA_PSS_RSAE = {RSA_PSS_RSAE_SHA256: hashes.SHA256, RSA_PSS_RSAE_SHA384: hashes.SHA384,
+                 RSA_PSS_RSAE_SHA512: hashes.SHA512}
+_RSA_PSS_PSS = {RSA_PSS_PSS_SHA256: hashes.SHA256, RSA_PSS_PSS_SHA384: hashes.SHA384,
+                RSA_PSS_PSS_SHA512: hashes.SHA512}
+_RSA_PKCS1 = {RSA_PKCS1_SHA256: hashes.SHA256, RSA_PKCS1_SHA384: hashes.SHA384,
+              RSA_PKCS1_SHA512: hashes.SHA512, RSA_PKCS1_SHA1: hashes.SHA1}
+_SIGN_ONLY_FORBIDDEN = {RSA_PKCS1_SHA1, ECDSA_SHA1}  # we never produce SHA-1 signatures
+
+_RSASSA_PSS_OID = x509.ObjectIdentifier("1.2.840.113549.1.1.10")
+_CURVE_SCHEME = {"secp256r1": ECDSA_SECP256R1_SHA256, "secp384r1": ECDSA_SECP384R1_SHA384,
+                 "secp521r1": ECDSA_SECP521R1_SHA512}
+
+_SERVER_CONTEXT = b"TLS 1.3, server CertificateVerify"
+_CLIENT_CONTEXT = b"TLS 1.3, client CertificateVerify"
+
+
+def certificate_verify_input(transcript_hash: bytes, server: bool) -> bytes:
+    """The content covered by a CertificateVerify signature (RFC 8446 §4.4.3): 64 spaces,
+    the context string, a zero byte, then the transcript hash."""
+    return b"\x20" * 64 + (_SERVER_CONTEXT if server else _CLIENT_CONTEXT) + b"\x00" + transcript_hash
+
+
+def _split(key):
+    """(key object, is RSASSA-PSS key) for a key or a certificate."""
+    if isinstance(key, x509.Certificate):
+        return key.public_key(), key.public_key_algorithm_oid == _RSASSA_PSS_OID
+    return key, False
+
+
+def _pss(hash_cls) -> padding.PSS:
+    # §4.2.3: salt length equal to the digest length, MGF1 with the same hash.
+    return padding.PSS(mgf=padding.MGF1(hash_cls()), salt_length=hash_cls.digest_size)
+
+
+_PRIVATE_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
+                  ed448.Ed448PrivateKey)
+
+
+def _params(key, is_pss_key: bool | None, scheme: int, tls13: bool, error):
+    """Check that ``scheme`` fits ``key`` and return (kind, hash, padding).
+
+    ``is_pss_key`` None means "unknown" (a private key): either RSA-PSS family fits.
+    """
+    if tls13 and scheme not in TLS13_CERTVERIFY_SCHEMES:
+        # §4.4.3: no PKCS#1 v1.5 and no SHA-1 in a TLS 1.3 CertificateVerify, even when
+        # offered in signature_algorithms (where they may be listed for certificates).
+        raise error(f"signature scheme {_scheme_name(scheme)} is not allowed in TLS 1.3 "
+                    "CertificateVerify")
+    public = key.public_key() if isinstance(key, _PRIVATE_TYPES) else key
+    if scheme in _ECDSA:
+        hash_cls, curve = _ECDSA[scheme]
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise error(f"signature scheme 0x{scheme:04x} needs an ECDSA key")
+        # §4.2.3: in TLS 1.3 the scheme fixes the curve; TLS 1.2 only named the hash.
+        if tls13 and curve is not None and public.curve.name != curve:
+            raise error(f"signature scheme 0x{scheme:04x} needs a {curve} key, "
+                        f"not {public.curve.name}")
+        return "ecdsa", hash_cls, None
+    if scheme in _RSA_PSS_RSAE or scheme in _RSA_PSS_PSS or scheme in _RSA_PKCS1:
+        if not isinstance(public, rsa.RSAPublicKey):
+            raise error(f"signature scheme 0x{scheme:04x} needs an RSA key")
+        if scheme in _RSA_PKCS1:
+            if is_pss_key:
+                raise error("an RSASSA-PSS key cannot make PKCS#1 v1.5 signatures")
+            return "rsa", _RSA_PKCS1[scheme], padding.PKCS1v15()
+        # §4.2.3: rsae schemes are for rsaEncryption keys, pss schemes for RSASSA-PSS keys.
+        if scheme in _RSA_PSS_PSS:
+            if is_pss_key is False:
+                raise error("rsa_pss_pss_* needs an RSASSA-PSS certificate key, "
+                            "the certificate has an rsaEncryption key")
+            return "rsa", _RSA_PSS_PSS[scheme], _pss(_RSA_PSS_PSS[scheme])
+        if is_pss_key:
+            raise error("rsa_pss_rsae_* needs an rsaEncryption key, the certificate key is "
+                        "RSASSA-PSS")
+        return "rsa", _RSA_PSS_RSAE[scheme], _pss(_RSA_PSS_RSAE[scheme])
+    if scheme == ED25519:
+        if not isinstance(public, ed25519.Ed25519PublicKey):
+            raise error("ed25519 needs an Ed25519 key")
+        return "eddsa", None, None
+    if scheme == ED448:
+        if not isinstance(public, ed448.Ed448PublicKey):
+            raise error("ed448 needs an Ed448 key")
+        return "eddsa", None, None
+    raise error(f"signature scheme 0x{scheme:04x} is not supported")
+
+
+def sign(private_key, scheme: int, data: bytes, *, tls13: bool = True) -> bytes:
+    """Sign ``data`` with ``scheme`` (RFC 8446 §4.2.3).
+
+    A scheme that does not fit the key is a local configuration error
+    (InternalError).  rsa_pss_pss_* is accepted with any RSA private key, since
+    the key object cannot show whether its certificate is RSASSA-PSS: choose
+    the scheme with :func:`schemes_for_key` on the certificate.  SHA-1 schemes
+    are refused.
+    """
+    if scheme in _SIGN_ONLY_FORBIDDEN:
+        raise InternalError("tlslab does not make SHA-1 signatures")
+    kind, hash_cls, pad = _params(private_key, None, scheme, tls13, InternalError)
+    if kind == "ecdsa":
+        return private_key.sign(data, ec.ECDSA(hash_cls()))
+    if kind == "rsa":
+        return private_key.sign(data, pad, hash_cls())
+    return private_key.sign(data)
+
+
+def verify(public_key, scheme: int, data: bytes, signature: bytes, *, tls13: bool = True) -> None:
+    """Verify a signature (RFC 8446 §4.2.3, §4.4.3); ``public_key`` may be a certificate.
+
+    Raises IllegalParameter when ``scheme`` does not fit the key (with
+    ``tls13=True`` the ECDSA curve must match the scheme and the scheme must be in
+    :data:`TLS13_CERTVERIFY_SCHEMES`; pass ``tls13=False`` for TLS 1.2 or for
+    PKCS#1 / SHA-1 signatures) and DecryptError when
+    the signature is wrong, the alert §4.4.3 asks for.
+    """
+    key, is_pss_key = _split(public_key)
+    kind, hash_cls, pad = _params(key, is_pss_key, scheme, tls13, IllegalParameter)
+    try:
+        if kind == "ecdsa":
+            key.verify(signature, data, ec.ECDSA(hash_cls()))
+        elif kind == "rsa":
+            key.verify(signature, data, pad, hash_cls())
+        else:
+            key.verify(signature, data)
+    except (InvalidSignature, ValueError, UnsupportedAlgorithm):
+        raise DecryptError(f"signature ({_scheme_name(scheme)}) does not verify") from None
+
+
+def schemes_for_key(key) -> list[int]:
+    """The TLS 1.3 CertificateVerify schemes usable with ``key`` (a private key, public
+    key or certificate), in our order of preference (RFC 8446 §4.2.3)."""
+    key, is_pss_key = _split(key)
+    if isinstance(key, _PRIVATE_TYPES):
+        key = key.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        scheme = _CURVE_SCHEME.get(key.curve.name)
+        return [scheme] if scheme else []
+    if isinstance(key, rsa.RSAPublicKey):
+        table = _RSA_PSS_PSS if is_pss_key else _RSA_PSS_RSAE
+        # RFC 8017 §9.1.1: PSS with an hLen-byte salt needs emLen >= 2 * hLen + 2, where
+        # emLen = ceil((modBits - 1) / 8); e.g. a 1024-bit key cannot do SHA-512.
+        em_len = (key.key_size - 1 + 7) // 8
+        return [s for s, h in table.items() if em_len >= 2 * h.digest_size + 2]
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return [ED25519]
+    if isinstance(key, ed448.Ed448PublicKey):
+        return [ED448]
+    return []
+
+
+def _scheme_name(scheme: int) -> str:
+    from .names import SignatureScheme, name_of
+
+    return name_of(SignatureScheme, scheme)
