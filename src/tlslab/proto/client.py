@@ -428,7 +428,7 @@ class ClientConnection(Connection):
             raise IllegalParameter(f"server signed with {name_of(SignatureScheme, scheme)}, "
                                    "which was not offered for TLS 1.3")
         data = certificate_verify_input(self.transcript.digest(), server=True)
-        verify(self.peer_certificates[0].public_key(), scheme, data, msg.signature)
+        verify(self.peer_certificates[0], scheme, data, msg.signature)
         self.negotiated["signature_scheme"] = name_of(SignatureScheme, scheme)
         self.transcript.update(msg.raw)
 

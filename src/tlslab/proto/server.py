@@ -133,7 +133,7 @@ class ServerConnection(Connection):
         sa = ch.ext_value(ET.signature_algorithms)
         if sa is None:
             raise MissingExtension("ClientHello has no signature_algorithms (needed for a certificate)")
-        ours = [s for s in schemes_for_key(cfg.private_key) if s in cfg.signature_scheme_codes]
+        ours = [s for s in schemes_for_key(cfg.certificate_chain[0]) if s in cfg.signature_scheme_codes]
         scheme = next((s for s in ours if s in sa.supported_signature_algorithms
                        and s in TLS13_CERTVERIFY_SCHEMES), None)
         if scheme is None:
