@@ -19,6 +19,7 @@ from .errors import (BadCertificate, DecodeError, DecryptError, IllegalParameter
 from .extensions import (ET, Cookie, Extension, KeyShareCH, KeyShareEntry, NamedGroupList,
                          ProtocolNameList, PskKeyExchangeModes, RecordSizeLimit,
                          ServerName, ServerNameList, SignatureSchemeList, SupportedVersionsCH)
+from . import extensions as X
 from .groups import new_key_share
 from .keyschedule import SUITES, Transcript
 from .messages import (DOWNGRADE_TLS11, DOWNGRADE_TLS12, Certificate, CertificateRequest,
@@ -175,9 +176,6 @@ class ClientConnection(Connection):
         self._ch_raw.append(self._send_message(ch))
         self._move(WaitServerHello)
 
-    def _first_record_version(self) -> bool:
-        return len(self._ch_raw) == 0 and self._hrr is None
-
     def _build_client_hello(self) -> ClientHello:
         cfg: ClientConfig = self.config
         template = getattr(cfg, "client_hello_template", None)
@@ -201,10 +199,21 @@ class ClientConnection(Connection):
         exts.append(Extension(ET.supported_versions, SupportedVersionsCH(versions=[TLS13])))
         exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
             self._make_share(g) for g in cfg.key_share_codes])))
-        return ClientHello(legacy_version=0x0303, random=self.client_random,
-                           legacy_session_id=session_id,
-                           cipher_suites=list(cfg.cipher_suite_codes),
-                           legacy_compression_methods=b"\x00", extensions=exts)
+        ch = ClientHello(legacy_version=0x0303, random=self.client_random,
+                         legacy_session_id=session_id,
+                         cipher_suites=list(cfg.cipher_suite_codes),
+                         legacy_compression_methods=b"\x00", extensions=exts)
+        self._pad(ch)
+        return ch
+
+    def _pad(self, ch: ClientHello) -> None:
+        """RFC 7685: pad a ClientHello whose length is 256..511 bytes up to 512."""
+        if not self.config.pad_client_hello:
+            return
+        size = len(ch.build())
+        if 256 <= size < 512:
+            # the padding extension's own header takes 4 bytes
+            ch.extensions.append(Extension(ET.padding, X.RawBody(data=bytes(max(0, 512 - size - 4)))))
 
     def _from_template(self, template: ClientHello) -> ClientHello:
         """Copy a recorded ClientHello, with a fresh random, session id and key shares.
@@ -309,20 +318,24 @@ class ClientConnection(Connection):
             new_exts.append(e)
             if e.type == ET.key_share and cookie is not None:
                 pass
+        new_exts = [e for e in new_exts if e.type != ET.padding]
         if cookie is not None:
-            # place the cookie before key_share/psk so the PSK stays last (RFC 8446 §4.2.11)
-            idx = next((i for i, e in enumerate(new_exts) if e.type == ET.pre_shared_key), len(new_exts))
+            # Placed where NSS places it (before psk_key_exchange_modes), and in any case
+            # before padding and pre_shared_key, which must stay last (RFC 8446 §4.2.11).
+            idx = next((i for i, e in enumerate(new_exts)
+                        if e.type in (ET.psk_key_exchange_modes, ET.pre_shared_key)), len(new_exts))
             new_exts.insert(idx, Extension(ET.cookie, Cookie(cookie=cookie.cookie)))
         ch2 = ClientHello(legacy_version=ch1.legacy_version, random=ch1.random,
                           legacy_session_id=ch1.legacy_session_id, cipher_suites=ch1.cipher_suites,
                           legacy_compression_methods=ch1.legacy_compression_methods,
                           extensions=new_exts)
+        self._pad(ch2)
         self.transcript = Transcript(self.suite.hash_name)
         self.transcript.update(self._ch_raw[0])
         self.transcript.restart_for_hrr()
         self.transcript.update(hrr.raw)
         self.negotiated["hello_retry"] = True
-        if self.config.compatibility_mode and not self._ccs_sent:
+        if self._client_hello.legacy_session_id and not self._ccs_sent:  # RFC 8446 §D.4
             self._ccs_sent = True
             self._send_ccs()
         self._client_hello = ch2
@@ -442,7 +455,7 @@ class ClientConnection(Connection):
         c_ap, s_ap = self.schedule.application_traffic(self.transcript.digest())
         self._app_read_secret, self._app_write_secret = s_ap, c_ap
         self._set_read_secret(s_ap, "server Finished")
-        if self.config.compatibility_mode and not self._ccs_sent:
+        if self._client_hello.legacy_session_id and not self._ccs_sent:  # RFC 8446 §D.4
             self._ccs_sent = True
             self._send_ccs()
         self._set_write_secret(self._c_hs)

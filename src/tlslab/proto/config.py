@@ -51,6 +51,8 @@ class _Common:
     signature_algorithms: list[str] | None = None
     alpn_protocols: list[str] | None = None
     keylog_file: Any = None  # path or writable text file object
+    #: put each handshake message in a record of its own (OpenSSL's habit) instead of coalescing
+    one_message_per_record: bool = False
 
     def _validate(self) -> None:
         self.version_names = [normalize_version(v) for v in (self.versions or DEFAULT_VERSIONS)]
@@ -83,6 +85,9 @@ class ClientConfig(_Common):
     compatibility_mode: bool = True
     #: RFC 8449 record_size_limit to announce (None: don't send the extension)
     record_size_limit: int | None = None
+    #: RFC 7685 padding: grow a ClientHello of 256..511 bytes to 512 (as OpenSSL and NSS do,
+    #: to get past servers that choke on those lengths)
+    pad_client_hello: bool = True
     #: a recorded ClientHello (Message or raw bytes) to send instead of our own: its suites,
     #: groups, extensions and order are kept; random, session id and key shares are fresh
     client_hello_template: Any = None
@@ -113,10 +118,16 @@ class ServerConfig(_Common):
     advertised_groups: list[str] | None = None
     #: RFC 8449: our record_size_limit, sent when the client offers the extension
     record_size_limit: int = 0x4001
+    #: RFC 6066 §3: answer a client's SNI with an empty server_name in EncryptedExtensions
+    acknowledge_server_name: bool = True
+    #: extension names in the order to send them (mimics a given server's byte layout)
+    extension_order: list[str] | None = None
 
     def __post_init__(self) -> None:
         self._validate()
         self.advertised_group_codes = [lookup(NamedGroup, g) for g in self.advertised_groups or []]
+        from .names import ExtensionType
+        self.extension_order_codes = [lookup(ExtensionType, e) for e in self.extension_order or []]
         if not self.certificate_chain or self.private_key is None:
             raise ValueError("ServerConfig needs certificate_chain and private_key "
                              "(use ServerConfig.from_files or tlslab.workbench.certgen)")

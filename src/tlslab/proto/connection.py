@@ -72,6 +72,9 @@ class Connection:
         self._hs_buffer = HandshakeBuffer()
         self._out = bytearray()
         self._pending_hs = bytearray()
+        self._plain_records_sent = 0
+        #: send each handshake message in its own record (as OpenSSL does) instead of coalescing
+        self._one_message_per_record = bool(getattr(config, "one_message_per_record", False))
         self._read_prot: RecordProtector | None = None
         self._write_prot: RecordProtector | None = None
         self._events: list[ev.Event] = []
@@ -247,6 +250,8 @@ class Connection:
         raw = msg.raw if msg.raw is not None else msg.encode()
         self._pending_hs += raw
         self.trace.add("message", "sent", msg.name, raw=raw, message=msg)
+        if self._one_message_per_record:
+            self._flush_handshake()
         return raw
 
     def _flush_handshake(self) -> None:
@@ -258,17 +263,15 @@ class Connection:
             if self._write_prot is not None:
                 rec = self._write_prot.seal(ContentType.handshake, chunk)
             else:
-                rec = plaintext_record(ContentType.handshake, chunk,
-                                       0x0301 if self._first_record_version() else 0x0303)
+                # RFC 8446 §5.1: the very first ClientHello record may say 0x0301 for old middleboxes
+                first = self.is_client and not self._plain_records_sent
+                rec = plaintext_record(ContentType.handshake, chunk, 0x0301 if first else 0x0303)
+                self._plain_records_sent += 1
             self._out += rec
             self.trace.add("record", "sent", "handshake", raw=rec[:5],
                            summary={"content_type": "handshake", "length": len(rec) - 5,
                                     "protected": self._write_prot is not None})
         pending.clear()
-
-    def _first_record_version(self) -> bool:
-        """RFC 8446 §5.1: the first ClientHello record may use legacy_record_version 0x0301."""
-        return False
 
     def _send_ccs(self) -> None:
         self._flush_handshake()

@@ -27,6 +27,15 @@ class Provider:
         group implementation generate one.  Replay providers return fixed keys."""
         return None
 
+    def recorded_signature(self, scheme: int) -> bytes | None:
+        """A recorded signature to use instead of signing, or ``None`` to sign.
+
+        RSA-PSS and ECDSA signatures are randomised inside ``cryptography``, where
+        the randomness cannot be injected; replaying a recorded trace therefore
+        replays the recorded signature (the engine still verifies it before use).
+        """
+        return None
+
 
 class ReplayProvider(Provider):
     """Returns pre-recorded random values and keys, in order (for known-answer tests).
@@ -38,8 +47,9 @@ class ReplayProvider(Provider):
     """
 
     def __init__(self, randoms: Iterable[bytes] = (), keys: dict | None = None,
-                 now: float = 1_700_000_000.0) -> None:
+                 now: float = 1_700_000_000.0, signatures: Iterable[bytes] = ()) -> None:
         self._randoms = list(randoms)
+        self._signatures = list(signatures)
         self._keys = {k: list(v) for k, v in (keys or {}).items()}
         self._now = now
 
@@ -59,3 +69,6 @@ class ReplayProvider(Provider):
         if keys:
             return keys.pop(0)
         return None
+
+    def recorded_signature(self, scheme: int) -> bytes | None:
+        return self._signatures.pop(0) if self._signatures else None

@@ -21,7 +21,7 @@ from .messages import (Certificate, CertificateEntry, CertificateVerify, ClientH
                        EncryptedExtensions, Finished, HRR_RANDOM, KeyUpdate, ServerHello)
 from .names import CipherSuite, HandshakeType as HT, NamedGroup, ProtocolVersion as PV, SignatureScheme, name_of
 from .provider import Provider
-from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, schemes_for_key, sign
+from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, schemes_for_key, sign, verify
 
 TLS13 = 0x0304
 
@@ -207,13 +207,21 @@ class ServerConnection(Connection):
             exts.append(Extension(ET.cookie, X.Cookie(cookie=cookie)))
         hrr = ServerHello(legacy_version=0x0303, random=HRR_RANDOM,
                           legacy_session_id_echo=ch.legacy_session_id, cipher_suite=self.suite.code,
-                          legacy_compression_method=0, extensions=exts)
+                          legacy_compression_method=0, extensions=self._ordered(exts))
         self.transcript.update(self._send_message(hrr))
         self.negotiated["hello_retry"] = True
         if ch.legacy_session_id:
             self._send_ccs()  # RFC 8446 §D.4
             self._ccs_sent = True
         return WaitClientHello2
+
+    def _ordered(self, exts: list) -> list:
+        """Apply ``ServerConfig.extension_order`` (to mimic a given server's byte layout)."""
+        order = self.config.extension_order_codes
+        if not order:
+            return exts
+        rank = {code: i for i, code in enumerate(order)}
+        return sorted(exts, key=lambda e: rank.get(e.type, len(rank)))
 
     def _cookie_valid(self, cookie: bytes) -> bool:
         n = self.suite.hash_len
@@ -249,9 +257,10 @@ class ServerConnection(Connection):
             legacy_version=0x0303, random=self.provider.random(32),
             legacy_session_id_echo=ch.legacy_session_id, cipher_suite=self.suite.code,
             legacy_compression_method=0,
-            extensions=[Extension(ET.key_share, X.KeyShareSH(server_share=X.KeyShareEntry(
-                            group=group, key_exchange=server_public))),
-                        Extension(ET.supported_versions, X.SupportedVersionsSH(selected_version=TLS13))])
+            extensions=self._ordered([
+                Extension(ET.key_share, X.KeyShareSH(server_share=X.KeyShareEntry(
+                    group=group, key_exchange=server_public))),
+                Extension(ET.supported_versions, X.SupportedVersionsSH(selected_version=TLS13))]))
         if self.transcript is None:
             self.transcript = Transcript(self.suite.hash_name)
             self.transcript.update(ch.raw)
@@ -277,12 +286,12 @@ class ServerConnection(Connection):
         if ch.ext(ET.record_size_limit) is not None:
             ee_exts.append(Extension(ET.record_size_limit, X.RecordSizeLimit(
                 record_size_limit=cfg.record_size_limit)))
-        if n["server_name"] is not None:
+        if n["server_name"] is not None and cfg.acknowledge_server_name:
             ee_exts.append(Extension(ET.server_name, X.Empty()))
         if alpn is not None:
             ee_exts.append(Extension(ET.application_layer_protocol_negotiation,
                                      X.ProtocolNameList(protocol_name_list=[alpn.encode("latin-1")])))
-        self.transcript.update(self._send_message(EncryptedExtensions(extensions=ee_exts)))
+        self.transcript.update(self._send_message(EncryptedExtensions(extensions=self._ordered(ee_exts))))
         # Certificate
         from cryptography.hazmat.primitives.serialization import Encoding
         entries = [CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[])
@@ -290,7 +299,12 @@ class ServerConnection(Connection):
         self.transcript.update(self._send_message(
             Certificate(certificate_request_context=b"", certificate_list=entries)))
         # CertificateVerify
-        sig = sign(cfg.private_key, scheme, certificate_verify_input(self.transcript.digest(), server=True))
+        signed = certificate_verify_input(self.transcript.digest(), server=True)
+        sig = self.provider.recorded_signature(scheme)
+        if sig is not None:
+            verify(cfg.certificate_chain[0], scheme, signed, sig)  # a replayed signature must be valid
+        else:
+            sig = sign(cfg.private_key, scheme, signed)
         self.transcript.update(self._send_message(CertificateVerify(algorithm=scheme, signature=sig)))
         # Finished
         fin = Finished(verify_data=ks.verify_data(s_hs, self.transcript.digest()))
