@@ -460,14 +460,46 @@ class ClientConnection(Connection):
             self._send_ccs()
         self._set_write_secret(self._c_hs)
         if self._cert_request is not None:
-            # Client certificates arrive with issue 5; RFC 8446 §4.4.2 allows an empty Certificate.
-            empty = Certificate(certificate_request_context=b"", certificate_list=[])
-            self.transcript.update(self._send_message(empty))
+            self._send_client_certificate()
         fin = Finished(verify_data=self.schedule.verify_data(self._c_hs, self.transcript.digest()))
         self.transcript.update(self._send_message(fin))
         self.schedule.resumption_master(self.transcript.digest())
         self._set_write_secret(c_ap)
         self._complete()
+
+    def _send_client_certificate(self) -> None:
+        """RFC 8446 §4.4.2: our chain and CertificateVerify, or an empty Certificate."""
+        cr = self._cert_request
+        allowed = cr.ext_value(ET.signature_algorithms).supported_signature_algorithms
+        chosen = None
+        cfg = self.config
+        if cfg.certificate_chain and cfg.private_key is not None:
+            from .signatures import schemes_for_key
+            scheme = next((s for s in schemes_for_key(cfg.certificate_chain[0])
+                           if s in allowed and s in TLS13_CERTVERIFY_SCHEMES), None)
+            if scheme is None:
+                self.trace.add("info", "local", "client certificate not sent",
+                               detail="no signature scheme allowed by the CertificateRequest fits our key")
+            else:
+                chosen = (cfg.certificate_chain, cfg.private_key, scheme)
+                cas = cr.ext_value(ET.certificate_authorities)
+                if cas is not None and not _chain_matches(cfg.certificate_chain, cas.authorities):
+                    self.trace.add("info", "local", "client certificate does not match certificate_authorities",
+                                   detail="sent anyway: the server may still accept it")
+        else:
+            self.trace.add("info", "local", "server asked for a client certificate; none configured")
+        from cryptography.hazmat.primitives.serialization import Encoding
+        from .messages import CertificateEntry
+        entries = [] if chosen is None else [
+            CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[]) for c in chosen[0]]
+        self.transcript.update(self._send_message(
+            Certificate(certificate_request_context=b"", certificate_list=entries)))
+        if chosen is not None:
+            from .signatures import sign
+            data = certificate_verify_input(self.transcript.digest(), server=False)
+            cv = CertificateVerify(algorithm=chosen[2], signature=sign(chosen[1], chosen[2], data))
+            self.transcript.update(self._send_message(cv))
+            self.negotiated["client_certificate"] = chosen[0][0].subject.rfc4514_string()
 
     def _on_new_session_ticket(self, msg: NewSessionTicket) -> None:
         """RFC 8446 §4.6.1: reported to the application (resumption is a later issue)."""
@@ -478,6 +510,14 @@ class ClientConnection(Connection):
 
     def _ccs_allowed(self) -> bool:
         return self.state is not ClientStart
+
+
+def _chain_matches(chain, authorities: list[bytes]) -> bool:
+    """RFC 8446 §4.2.4: does any certificate of our chain come from one of the named CAs?"""
+    for cert in chain:
+        if cert.issuer.public_bytes() in authorities or cert.subject.public_bytes() in authorities:
+            return True
+    return False
 
 
 def _is_ip(name: str) -> bool:

@@ -79,8 +79,8 @@ class ClientConfig(_Common):
     ca_file: str | None = None
     insecure: bool = False
     key_share_groups: list[str] | None = None   # groups to send shares for (default: first offered)
-    certificate_chain: list | None = None       # client cert (issue 5)
-    private_key: Any = None
+    certificate_chain: list | None = None       # client certificate chain, leaf first
+    private_key: Any = None                     # its private key
     #: RFC 8446 §D.4 middlebox compatibility: a 32-byte legacy_session_id and a CCS record
     compatibility_mode: bool = True
     #: RFC 8449 record_size_limit to announce (None: don't send the extension)
@@ -122,10 +122,21 @@ class ServerConfig(_Common):
     acknowledge_server_name: bool = True
     #: extension names in the order to send them (mimics a given server's byte layout)
     extension_order: list[str] | None = None
+    #: PEM file of CAs that issue client certificates: when set, the server sends a
+    #: CertificateRequest (RFC 8446 §4.3.2) naming them in certificate_authorities
+    client_ca_file: str | None = None
+    #: abort with certificate_required when the client sends no certificate (§4.4.2.4)
+    require_client_cert: bool = False
 
     def __post_init__(self) -> None:
         self._validate()
         self.advertised_group_codes = [lookup(NamedGroup, g) for g in self.advertised_groups or []]
+        self.client_trust: list = []
+        if self.client_ca_file:
+            from .certificates import load_trust_store
+            self.client_trust = load_trust_store(self.client_ca_file)
+        elif self.require_client_cert:
+            raise ValueError("require_client_cert needs client_ca_file (the CAs to trust)")
         from .names import ExtensionType
         self.extension_order_codes = [lookup(ExtensionType, e) for e in self.extension_order or []]
         if not self.certificate_chain or self.private_key is None:
@@ -135,11 +146,27 @@ class ServerConfig(_Common):
     @classmethod
     def from_files(cls, cert_file: str, key_file: str, **options) -> "ServerConfig":
         """Load a PEM certificate chain (leaf first) and a PEM private key."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-        with open(cert_file, "rb") as f:
-            chain = x509.load_pem_x509_certificates(f.read())
-        with open(key_file, "rb") as f:
-            key = load_pem_private_key(f.read(), password=None)
+        chain, key = load_identity(cert_file, key_file)
         return cls(certificate_chain=chain, private_key=key, **options)
+
+
+def load_identity(cert_file: str, key_file: str) -> tuple[list, Any]:
+    """A PEM certificate chain (leaf first) and its PEM private key, checked to belong together."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
+
+    with open(cert_file, "rb") as f:
+        data = f.read()
+    try:
+        chain = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise ValueError(f"{cert_file}: no PEM certificate found") from None
+    with open(key_file, "rb") as f:
+        try:
+            key = load_pem_private_key(f.read(), password=None)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{key_file}: cannot load the private key ({e})") from None
+    fmt = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if chain[0].public_key().public_bytes(*fmt) != key.public_key().public_bytes(*fmt):
+        raise ValueError(f"{key_file} is not the private key of the certificate in {cert_file}")
+    return chain, key

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import hmac
 
+import datetime
+
+from cryptography import x509
+
+from .certificates import verify_client_chain
 from .config import ServerConfig
 from .connection import Connection, State
-from .errors import (DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
+from .errors import (BadCertificate, CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
                      NoApplicationProtocol, ProtocolVersion, UnexpectedMessage)
 from . import extensions as X
 from .extensions import ET, Extension
 from .groups import SUPPORTED_GROUPS, server_key_share
 from .keyschedule import SUITES, Transcript
-from .messages import (Certificate, CertificateEntry, CertificateVerify, ClientHello,
+from .messages import (Certificate, CertificateEntry, CertificateRequest, CertificateVerify, ClientHello,
                        EncryptedExtensions, Finished, HRR_RANDOM, KeyUpdate, ServerHello)
 from .names import CipherSuite, HandshakeType as HT, NamedGroup, ProtocolVersion as PV, SignatureScheme, name_of
 from .provider import Provider
@@ -48,6 +53,29 @@ class WaitClientHello2(State):
         return conn._on_client_hello(msg, second=True)
 
 
+class WaitClientCertificate(State):
+    """RFC 8446 §4.4.2: the client's Certificate after our CertificateRequest."""
+
+    name = "WAIT_CERT"
+    expects = frozenset({HT.certificate})
+
+    @classmethod
+    def handle(cls, conn: "ServerConnection", msg: Certificate) -> type[State]:
+        return conn._on_client_certificate(msg)
+
+
+class WaitClientCertificateVerify(State):
+    """RFC 8446 §4.4.3: the client's proof of possession of its key."""
+
+    name = "WAIT_CV"
+    expects = frozenset({HT.certificate_verify})
+
+    @classmethod
+    def handle(cls, conn: "ServerConnection", msg: CertificateVerify) -> type[State]:
+        conn._on_client_certificate_verify(msg)
+        return WaitClientFinished
+
+
 class WaitClientFinished(State):
     """RFC 8446 §4.4.4: the client's Finished."""
 
@@ -71,8 +99,10 @@ class ServerConnected(State):
 
 
 SERVER_TRANSITIONS = {
-    ServerStart: {WaitClientHello2, WaitClientFinished},
-    WaitClientHello2: {WaitClientFinished},
+    ServerStart: {WaitClientHello2, WaitClientFinished, WaitClientCertificate},
+    WaitClientHello2: {WaitClientFinished, WaitClientCertificate},
+    WaitClientCertificate: {WaitClientCertificateVerify, WaitClientFinished},
+    WaitClientCertificateVerify: {WaitClientFinished},
     WaitClientFinished: {ServerConnected},
     ServerConnected: {ServerConnected},
 }
@@ -91,6 +121,7 @@ class ServerConnection(Connection):
         self._hrr_group: int | None = None
         self._cookie_key: bytes | None = None
         self.client_hello: ClientHello | None = None
+        self._cert_request: CertificateRequest | None = None
 
     def _can_send_application_data(self) -> bool:
         # RFC 8446 §4.4.4: the server may send data right after its Finished (0.5-RTT)
@@ -175,7 +206,7 @@ class ServerConnection(Connection):
             names = [s.host_name.decode("ascii", "replace") for s in sni.server_name_list if s.name_type == 0]
             self.negotiated["server_name"] = names[0] if names else None
         self._send_first_flight(ch, group, shares[group], scheme, alpn)
-        return WaitClientFinished
+        return WaitClientCertificate if self._cert_request is not None else WaitClientFinished
 
     def _check_second_hello(self, ch: ClientHello) -> None:
         """RFC 8446 §4.1.2: ClientHello2 must match ClientHello1 except for the allowed changes."""
@@ -292,6 +323,9 @@ class ServerConnection(Connection):
             ee_exts.append(Extension(ET.application_layer_protocol_negotiation,
                                      X.ProtocolNameList(protocol_name_list=[alpn.encode("latin-1")])))
         self.transcript.update(self._send_message(EncryptedExtensions(extensions=self._ordered(ee_exts))))
+        if cfg.client_trust:
+            self._cert_request = self._certificate_request()
+            self.transcript.update(self._send_message(self._cert_request))
         # Certificate
         from cryptography.hazmat.primitives.serialization import Encoding
         entries = [CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[])
@@ -314,6 +348,54 @@ class ServerConnection(Connection):
         self._app_read_secret, self._app_write_secret = c_ap, s_ap
         self._set_write_secret(s_ap)
         self._set_read_secret(c_hs, "ClientHello")
+
+    def _certificate_request(self) -> CertificateRequest:
+        """RFC 8446 §4.3.2: the schemes we verify, and the CAs we trust as certificate_authorities."""
+        schemes = [s for s in self.config.signature_scheme_codes if s in TLS13_CERTVERIFY_SCHEMES]
+        exts = [Extension(ET.signature_algorithms, X.SignatureSchemeList(
+            supported_signature_algorithms=schemes))]
+        names = []
+        for ca in self.config.client_trust:
+            der = ca.subject.public_bytes()
+            if der not in names:
+                names.append(der)
+        if names:
+            exts.append(Extension(ET.certificate_authorities, X.DistinguishedNames(authorities=names)))
+        return CertificateRequest(certificate_request_context=b"", extensions=exts)
+
+    def _on_client_certificate(self, msg: Certificate) -> type[State]:
+        """RFC 8446 §4.4.2, §4.4.2.4: validate the client's chain (or accept none, if allowed)."""
+        if msg.certificate_request_context != b"":
+            raise IllegalParameter("client Certificate has a non-empty request context")
+        if not msg.certificate_list:
+            if self.config.require_client_cert:
+                raise CertificateRequired("client sent no certificate, and one is required")
+            self.trace.add("info", "local", "client sent no certificate (optional)")
+            self.transcript.update(msg.raw)
+            return WaitClientFinished
+        certs = []
+        for i, entry in enumerate(msg.certificate_list):
+            try:
+                certs.append(x509.load_der_x509_certificate(entry.cert_data))
+            except ValueError as e:
+                raise BadCertificate(f"client certificate {i} is not valid DER X.509: {e}") from None
+        self.peer_certificates = certs
+        now = datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
+        verify_client_chain(certs, self.config.client_trust, now)
+        self.trace.add("info", "local", "client certificate verified",
+                       summary={"subject": certs[0].subject.rfc4514_string()})
+        self.transcript.update(msg.raw)
+        return WaitClientCertificateVerify
+
+    def _on_client_certificate_verify(self, msg: CertificateVerify) -> None:
+        offered = self._cert_request.ext_value(ET.signature_algorithms).supported_signature_algorithms
+        if msg.algorithm not in offered:
+            raise IllegalParameter(f"client signed with {name_of(SignatureScheme, msg.algorithm)}, "
+                                   "which the CertificateRequest did not allow")
+        data = certificate_verify_input(self.transcript.digest(), server=False)
+        verify(self.peer_certificates[0], msg.algorithm, data, msg.signature)
+        self.negotiated["client_signature_scheme"] = name_of(SignatureScheme, msg.algorithm)
+        self.transcript.update(msg.raw)
 
     def _on_client_finished(self, msg: Finished) -> None:
         expected = self.schedule.verify_data(self._c_hs, self.transcript.digest())
