@@ -135,7 +135,8 @@ def test_rfc8448_simple_server(simple, vectors_dir):
     from tlslab.proto.names import NamedGroup, name_of
     config = ServerConfig(certificate_chain=cert_chain_from(n["server_certificate"]),
                           private_key=rfc8448_rsa_key(vectors_dir),
-                          advertised_groups=[name_of(NamedGroup, g) for g in advertised.named_group_list])
+                          advertised_groups=[name_of(NamedGroup, g) for g in advertised.named_group_list],
+                          tickets=0)
     server = ServerConnection(config, provider)
     client_recs = records(simple, "client")
     server_recs = records(simple, "server")
@@ -226,7 +227,7 @@ def test_illustrated_tls13_server(illustrated):
     key = load_der_private_key(bytes.fromhex(n["server_rsa_private_key_pkcs1_der"]), None)
     assert isinstance(key, rsa.RSAPrivateKey)
     server = ServerConnection(ServerConfig(certificate_chain=[cert], private_key=key,
-                                           one_message_per_record=True, acknowledge_server_name=False,
+                                           one_message_per_record=True, acknowledge_server_name=False, tickets=0,
                                            prefer_server_order=False,
                                            extension_order=["supported_versions", "key_share"]),
                               provider)

@@ -14,7 +14,7 @@ from cryptography import x509
 
 from .config import ClientConfig
 from .connection import Connection, State
-from .errors import (BadCertificate, DecodeError, DecryptError, IllegalParameter,
+from .errors import (BadCertificate, DecodeError, DecryptError, IllegalParameter, MissingExtension,
                      ProtocolVersion, UnexpectedMessage, UnsupportedExtension)
 from .extensions import (ET, Cookie, Extension, KeyShareCH, KeyShareEntry, NamedGroupList,
                          ProtocolNameList, PskKeyExchangeModes, RecordSizeLimit,
@@ -60,7 +60,7 @@ class WaitServerHello(State):
 
 
 class WaitEncryptedExtensions(State):
-    """RFC 8446 §4.3.1."""
+    """RFC 8446 §4.3.1 (a PSK handshake goes straight on to the server's Finished)."""
 
     name = "WAIT_EE"
     expects = frozenset({HT.encrypted_extensions})
@@ -68,7 +68,7 @@ class WaitEncryptedExtensions(State):
     @classmethod
     def handle(cls, conn: "ClientConnection", msg: EncryptedExtensions) -> type[State]:
         conn._on_encrypted_extensions(msg)
-        return WaitCertCR
+        return WaitFinished if conn.resumed else WaitCertCR
 
 
 class WaitCertCR(State):
@@ -138,7 +138,7 @@ class ClientConnected(State):
 CLIENT_TRANSITIONS = {
     ClientStart: {WaitServerHello},
     WaitServerHello: {WaitServerHello, WaitEncryptedExtensions},
-    WaitEncryptedExtensions: {WaitCertCR},
+    WaitEncryptedExtensions: {WaitCertCR, WaitFinished},
     WaitCertCR: {WaitCert, WaitCertificateVerify},
     WaitCert: {WaitCertificateVerify},
     WaitCertificateVerify: {WaitFinished},
@@ -165,16 +165,87 @@ class ClientConnection(Connection):
         self._certificate_raw_end = None
         self._ccs_sent = False
         self._now = now
+        self.resumed = False
+        self._session = None            # the Session offered as a PSK, if any
+        self._early_data: bytes | None = None
+        self.early_data_accepted: bool | None = None
+        store = getattr(config, "session_store", None)
+        self.session_store = store
 
     # -- start ---------------------------------------------------------------------
-    def start_handshake(self) -> None:
-        """Queue the ClientHello (RFC 8446 §4.1.2)."""
+    def start_handshake(self, early_data: bytes | None = None) -> None:
+        """Queue the ClientHello (RFC 8446 §4.1.2).
+
+        With ``early_data`` and a stored ticket that allows it, the data is sent as
+        0-RTT right after the ClientHello (RFC 8446 §4.2.10); ``early_data_accepted``
+        (and the HandshakeComplete event) then tell whether the server took it.  If it
+        did not, the application must send the data again.
+        """
         if self.state is not ClientStart:
             raise RuntimeError("start_handshake() was already called")
+        now = self.provider.time()
+        if self.session_store is not None and self.config.client_hello_template is None:
+            self._session = self.session_store.take(self._session_key(), now)
+            if self._session is not None and self._session.suite not in SUITES:
+                self._session = None
+        if (early_data and self._session is not None
+                and len(early_data) <= self._session.max_early_data):
+            self._early_data = bytes(early_data)
         ch = self._build_client_hello()
+        if self._session is not None:
+            ch = self._add_psk(ch, None)
         self._client_hello = ch
         self._ch_raw.append(self._send_message(ch))
         self._move(WaitServerHello)
+        if self._early_data is not None:
+            self._send_early_data()
+
+    def _session_key(self) -> str:
+        return self.config.server_name or ""
+
+    # -- PSK offer (RFC 8446 §4.2.11) ------------------------------------------------------
+    def _add_psk(self, ch: ClientHello, prefix: "Transcript | None") -> ClientHello:
+        """Append pre_shared_key (last) and compute its binder over the truncated ClientHello."""
+        sess = self._session
+        suite = SUITES[sess.suite]
+        exts = [e for e in ch.extensions if e.type not in (ET.pre_shared_key, ET.padding)]
+        if not any(e.type == ET.psk_key_exchange_modes for e in exts):
+            exts.append(Extension(ET.psk_key_exchange_modes, X.PskKeyExchangeModes(ke_modes=[1])))
+        if self._early_data is not None and prefix is None:
+            exts.append(Extension(ET.early_data, X.Empty()))
+        ch.extensions = exts
+        self._pad(ch, reserve=4 + 2 + 2 + len(sess.ticket) + 4 + 2 + 1 + suite.hash_len)
+        identity = X.PskIdentity(identity=sess.ticket,
+                                 obfuscated_ticket_age=sess.obfuscated_age(self.provider.time()))
+        offered = X.OfferedPsks(identities=[identity], binders=[bytes(suite.hash_len)])
+        ch.extensions.append(Extension(ET.pre_shared_key, offered))
+        raw = ch.build()
+        truncated = raw[:len(raw) - (2 + 1 + suite.hash_len)]
+        t = Transcript(suite.hash_name) if prefix is None else prefix.copy()
+        t.update(truncated)
+        ks = self._new_schedule(suite)
+        ks.extract_early(sess.psk)
+        binder = ks.verify_data(ks.binder_key(resumption=True), t.digest())
+        offered.binders = [binder]
+        ch.extensions[-1] = Extension(ET.pre_shared_key, offered)
+        self._early_schedule = ks
+        return ch
+
+    def _send_early_data(self) -> None:
+        """RFC 8446 §4.2.10: 0-RTT data under client_early_traffic_secret, after a CCS in
+        compatibility mode (§D.4)."""
+        ks = self._early_schedule
+        t = Transcript(ks.suite.hash_name)
+        t.update(self._ch_raw[0])
+        early_secret = ks.early_traffic(t.digest())
+        if self._client_hello.legacy_session_id and not self._ccs_sent:
+            self._ccs_sent = True
+            self._send_ccs()
+        self.suite = ks.suite
+        self._set_write_secret(early_secret)
+        self._early_write = True
+        self.trace.add("info", "local", "sending 0-RTT early data", summary={"bytes": len(self._early_data)})
+        self._send_records(23, self._early_data)
 
     def _build_client_hello(self) -> ClientHello:
         cfg: ClientConfig = self.config
@@ -199,18 +270,25 @@ class ClientConnection(Connection):
         exts.append(Extension(ET.supported_versions, SupportedVersionsCH(versions=[TLS13])))
         exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
             self._make_share(g) for g in cfg.key_share_codes])))
+        if self.session_store is not None:
+            # lets the server issue tickets we can use (RFC 8446 §4.2.9)
+            exts.append(Extension(ET.psk_key_exchange_modes, X.PskKeyExchangeModes(ke_modes=[1])))
         ch = ClientHello(legacy_version=0x0303, random=self.client_random,
                          legacy_session_id=session_id,
                          cipher_suites=list(cfg.cipher_suite_codes),
                          legacy_compression_methods=b"\x00", extensions=exts)
-        self._pad(ch)
+        if self._session is None:
+            self._pad(ch)
         return ch
 
-    def _pad(self, ch: ClientHello) -> None:
-        """RFC 7685: pad a ClientHello whose length is 256..511 bytes up to 512."""
+    def _pad(self, ch: ClientHello, reserve: int = 0) -> None:
+        """RFC 7685: pad a ClientHello whose length is 256..511 bytes up to 512.
+
+        ``reserve`` counts bytes still to be appended (a pre_shared_key, which must stay last).
+        """
         if not self.config.pad_client_hello:
             return
-        size = len(ch.build())
+        size = len(ch.build()) + reserve
         if 256 <= size < 512:
             # the padding extension's own header takes 4 bytes
             ch.extensions.append(Extension(ET.padding, X.RawBody(data=bytes(max(0, 512 - size - 4)))))
@@ -313,11 +391,9 @@ class ClientConnection(Connection):
                                            "for which a key share was already sent")
                 self._key_shares.clear()
                 e = Extension(ET.key_share, KeyShareCH(client_shares=[self._make_share(g)]))
-            elif e.type == ET.early_data:
-                continue  # RFC 8446 §4.1.2: early data is not allowed after HRR
+            elif e.type in (ET.early_data, ET.pre_shared_key):
+                continue  # RFC 8446 §4.1.2: no early data after HRR; the PSK binder is redone
             new_exts.append(e)
-            if e.type == ET.key_share and cookie is not None:
-                pass
         new_exts = [e for e in new_exts if e.type != ET.padding]
         if cookie is not None:
             # Placed where NSS places it (before psk_key_exchange_modes), and in any case
@@ -329,11 +405,19 @@ class ClientConnection(Connection):
                           legacy_session_id=ch1.legacy_session_id, cipher_suites=ch1.cipher_suites,
                           legacy_compression_methods=ch1.legacy_compression_methods,
                           extensions=new_exts)
-        self._pad(ch2)
         self.transcript = Transcript(self.suite.hash_name)
         self.transcript.update(self._ch_raw[0])
         self.transcript.restart_for_hrr()
         self.transcript.update(hrr.raw)
+        if self._early_data is not None:
+            self.early_data_accepted = False
+            self._early_data = None
+        if self._session is not None and SUITES[self._session.suite].hash_name == self.suite.hash_name:
+            ch2 = self._add_psk(ch2, self.transcript)
+        else:
+            self._session = None
+            self._pad(ch2)
+        self._write_prot = None  # ClientHello2 goes in the clear even after 0-RTT records
         self.negotiated["hello_retry"] = True
         if self._client_hello.legacy_session_id and not self._ccs_sent:  # RFC 8446 §D.4
             self._ccs_sent = True
@@ -349,10 +433,20 @@ class ClientConnection(Connection):
         self._check_common_hello(sh, SH_ALLOWED)
         if self._hrr is not None and sh.cipher_suite != self._hrr.cipher_suite:
             raise IllegalParameter("ServerHello cipher suite differs from the HelloRetryRequest's")
+        psk = None
+        sel_psk = sh.ext_value(ET.pre_shared_key)
+        if sel_psk is not None:
+            if self._session is None or sel_psk.selected_identity != 0:
+                raise IllegalParameter(f"server selected PSK identity {sel_psk.selected_identity}, "
+                                       "which was not offered")
+            if SUITES[self._session.suite].hash_name != SUITES[sh.cipher_suite].hash_name:
+                raise IllegalParameter("server selected a cipher suite whose hash does not match the PSK's")
+            psk = self._session.psk
+            self.resumed = True
         ks = sh.ext_value(ET.key_share)
         if ks is None:
-            raise ProtocolVersion("ServerHello has no key_share (PSK-only handshakes are not offered)") \
-                if False else IllegalParameter("ServerHello has no key_share")
+            # we only offer psk_dhe_ke, so a key share is always required
+            raise MissingExtension("ServerHello has no key_share")
         share = ks.server_share
         if self._hrr is not None:
             sel = self._hrr.ext_value(ET.key_share)
@@ -373,7 +467,7 @@ class ClientConnection(Connection):
         n["cipher_suite"] = self.suite.name
         n["group"] = name_of(NamedGroup, share.group)
         self.schedule = self._new_schedule(self.suite)
-        self.schedule.extract_early(None)
+        self.schedule.extract_early(psk)
         self.schedule.extract_handshake(shared)
         c_hs, s_hs = self.schedule.handshake_traffic(self.transcript.digest())
         self._c_hs = c_hs
@@ -396,6 +490,14 @@ class ClientConnection(Connection):
             self.negotiated["alpn_protocol"] = names[0].decode("latin-1")
         if msg.ext(ET.server_name) is not None:
             self.negotiated["server_name"] = self.config.server_name
+        if msg.ext(ET.early_data) is not None:
+            if self._early_data is None or not self.resumed:
+                raise IllegalParameter("server accepted early data that was not sent")
+            self.early_data_accepted = True
+        elif self._early_data is not None:
+            self.early_data_accepted = False
+            self.trace.add("info", "local", "server rejected 0-RTT early data",
+                           detail="the application must send it again")
         self.transcript.update(msg.raw)
 
     def _on_certificate_request(self, msg: CertificateRequest) -> None:
@@ -458,6 +560,9 @@ class ClientConnection(Connection):
         if self._client_hello.legacy_session_id and not self._ccs_sent:  # RFC 8446 §D.4
             self._ccs_sent = True
             self._send_ccs()
+        if self.early_data_accepted:
+            from .messages import EndOfEarlyData
+            self.transcript.update(self._send_message(EndOfEarlyData()))  # §4.5, under the early key
         self._set_write_secret(self._c_hs)
         if self._cert_request is not None:
             self._send_client_certificate()
@@ -465,7 +570,7 @@ class ClientConnection(Connection):
         self.transcript.update(self._send_message(fin))
         self.schedule.resumption_master(self.transcript.digest())
         self._set_write_secret(c_ap)
-        self._complete()
+        self._complete(resumed=self.resumed, early_data_accepted=self.early_data_accepted)
 
     def _send_client_certificate(self) -> None:
         """RFC 8446 §4.4.2: our chain and CertificateVerify, or an empty Certificate."""
@@ -502,8 +607,18 @@ class ClientConnection(Connection):
             self.negotiated["client_certificate"] = chosen[0][0].subject.rfc4514_string()
 
     def _on_new_session_ticket(self, msg: NewSessionTicket) -> None:
-        """RFC 8446 §4.6.1: reported to the application (resumption is a later issue)."""
+        """RFC 8446 §4.6.1: keep the ticket (with its PSK) in the store, and report it."""
         ed = msg.ext_value(ET.early_data)
+        if self.session_store is not None and msg.ticket_lifetime > 0:
+            from .tickets import Session
+            rms = self.schedule.secrets["resumption_master_secret"]
+            self.session_store.add(Session(
+                server_name=self._session_key(), ticket=msg.ticket,
+                psk=self.schedule.resumption_psk(rms, msg.ticket_nonce), suite=self.suite.code,
+                age_add=msg.ticket_age_add, lifetime=msg.ticket_lifetime,
+                received_at=self.provider.time(),
+                max_early_data=ed.max_early_data_size if ed is not None else 0,
+                alpn=self.negotiated["alpn_protocol"]))
         self._events.append(ev.NewSessionTicket(
             lifetime=msg.ticket_lifetime, age_add=msg.ticket_age_add, nonce=msg.ticket_nonce,
             ticket=msg.ticket, max_early_data_size=ed.max_early_data_size if ed is not None else None))

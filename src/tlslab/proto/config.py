@@ -85,6 +85,9 @@ class ClientConfig(_Common):
     compatibility_mode: bool = True
     #: RFC 8449 record_size_limit to announce (None: don't send the extension)
     record_size_limit: int | None = None
+    #: where tickets are kept for resumption (RFC 8446 §4.6.1); one in-memory store per
+    #: config by default, so connections made with the same config resume; None disables
+    session_store: Any = "default"
     #: RFC 7685 padding: grow a ClientHello of 256..511 bytes to 512 (as OpenSSL and NSS do,
     #: to get past servers that choke on those lengths)
     pad_client_hello: bool = True
@@ -94,6 +97,9 @@ class ClientConfig(_Common):
 
     def __post_init__(self) -> None:
         self._validate()
+        if isinstance(self.session_store, str) and self.session_store == "default":
+            from .tickets import TicketStore
+            self.session_store = TicketStore()
         if isinstance(self.client_hello_template, (bytes, bytearray)):
             from .messages import ClientHello
             self.client_hello_template = ClientHello.parse(bytes(self.client_hello_template))
@@ -127,10 +133,26 @@ class ServerConfig(_Common):
     client_ca_file: str | None = None
     #: abort with certificate_required when the client sends no certificate (§4.4.2.4)
     require_client_cert: bool = False
+    #: NewSessionTicket messages sent after each handshake (RFC 8446 §4.6.1); 0 disables resumption
+    tickets: int = 2
+    ticket_lifetime: int = 7200
+    #: seals tickets; share one object between servers (and connections) that should resume
+    ticket_keys: Any = None
+    #: RFC 8446 §4.2.10: accept up to this many bytes of 0-RTT data (0 = no early data)
+    max_early_data_size: int = 0
+    #: PSK key exchange modes we accept (RFC 8446 §4.2.9)
+    psk_modes: list[str] = field(default_factory=lambda: ["psk_dhe_ke", "psk_ke"])
 
     def __post_init__(self) -> None:
         self._validate()
         self.advertised_group_codes = [lookup(NamedGroup, g) for g in self.advertised_groups or []]
+        from .names import PskKeyExchangeMode
+        self.psk_mode_codes = [lookup(PskKeyExchangeMode, m) for m in self.psk_modes]
+        if self.ticket_keys is None:
+            from .tickets import TicketKeys
+            self.ticket_keys = TicketKeys()
+        if not 0 <= self.ticket_lifetime <= 604800:
+            raise ValueError("ticket_lifetime must be 0..604800 seconds (RFC 8446 §4.6.1)")
         self.client_trust: list = []
         if self.client_ca_file:
             from .certificates import load_trust_store

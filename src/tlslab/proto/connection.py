@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from . import events as ev
 from .alerts import AlertDescription, AlertLevel, alert_name
-from .errors import (DecodeError, InternalError, TLSError, UnexpectedMessage)
+from .errors import (BadRecordMac, DecodeError, InternalError, TLSError, UnexpectedMessage)
 from .keylog import LABELS, KeyLog, keylog_from_env
 from .keyschedule import KeySchedule, SuiteInfo, Transcript
 from .messages import HandshakeBuffer, KeyUpdate, Message, parse_message
@@ -73,6 +73,9 @@ class Connection:
         self._out = bytearray()
         self._pending_hs = bytearray()
         self._plain_records_sent = 0
+        self._skip_early_budget = 0
+        #: largest plaintext we put in one record (RFC 8449 lowers it)
+        self._max_fragment = MAX_PLAINTEXT
         #: send each handshake message in its own record (as OpenSSL does) instead of coalescing
         self._one_message_per_record = bool(getattr(config, "one_message_per_record", False))
         self._read_prot: RecordProtector | None = None
@@ -113,14 +116,17 @@ class Connection:
             raise ConnectionError("connection is closed")
         if not self._can_send_application_data():
             raise ConnectionError("handshake not complete: cannot send application data yet")
+        self._send_records(ContentType.application_data, data)
+
+    def _send_records(self, content_type: int, data: bytes) -> None:
+        """Protect ``data`` in records of at most the peer's limit (RFC 8446 §5.1, RFC 8449)."""
         self._flush_handshake()
         seal = self._write_prot.seal
         out = self._out
+        size = self._max_fragment
         view = memoryview(data)
-        for i in range(0, len(data), MAX_PLAINTEXT):
-            out += seal(ContentType.application_data, bytes(view[i:i + MAX_PLAINTEXT]))
-        if not data:
-            return
+        for i in range(0, len(data), size):
+            out += seal(content_type, bytes(view[i:i + size]))
 
     def close(self) -> None:
         """Queue a close_notify alert (RFC 8446 §6.1); further sends are refused."""
@@ -155,9 +161,20 @@ class Connection:
             self._handle_ccs(fragment)
             return
         if self._read_prot is not None and ctype == ContentType.application_data:
-            ctype, fragment = self._read_prot.open(header, fragment)
+            if self._skip_early_budget:
+                try:
+                    ctype, fragment = self._read_prot.open(header, fragment)
+                except BadRecordMac:
+                    self._skip_rejected_early_data(fragment)
+                    return
+                self._skip_early_budget = 0
+            else:
+                ctype, fragment = self._read_prot.open(header, fragment)
             protected = True
         elif ctype == ContentType.application_data:
+            if self._skip_early_budget:
+                self._skip_rejected_early_data(fragment)
+                return
             raise UnexpectedMessage("encrypted record received before keys were established")
         elif self._read_prot is not None and ctype != ContentType.alert:
             # RFC 8446 §5: once keys are in use every record is protected.  A plaintext
@@ -185,9 +202,19 @@ class Connection:
                 raise UnexpectedMessage("application data received before the handshake completed")
             if len(self._hs_buffer):
                 raise UnexpectedMessage("application data interleaved with a fragmented handshake message")
-            self._events.append(ev.ApplicationData(fragment))
+            early = self._note_application_data(fragment)
+            self._events.append(ev.ApplicationData(fragment, early=early) if early else ev.ApplicationData(fragment))
         else:
             raise UnexpectedMessage(f"unexpected {name_of(ContentType, ctype)} record")
+
+    def _skip_rejected_early_data(self, fragment: bytes) -> None:
+        """RFC 8446 §4.2.10: drop 0-RTT records we rejected, up to a bounded amount."""
+        self._skip_early_budget -= len(fragment)
+        if self._skip_early_budget <= 0:
+            raise BadRecordMac("undecryptable records beyond the rejected early data allowance")
+        self.trace.add("record", "received", "application_data",
+                       summary={"length": len(fragment), "protected": True,
+                                "note": "rejected 0-RTT early data, skipped"})
 
     def _handle_ccs(self, fragment: bytes) -> None:
         """RFC 8446 §5: a single 0x01 CCS is ignored between the first ClientHello and the peer's Finished."""
@@ -362,11 +389,18 @@ class Connection:
     def _ccs_allowed(self) -> bool:
         return True
 
-    def _complete(self, resumed: bool = False) -> None:
+    def _note_application_data(self, fragment: bytes) -> bool:
+        """Hook: account for received application data; True if it is 0-RTT data."""
+        return False
+
+    def _complete(self, resumed: bool = False, early_data_accepted: bool | None = None) -> None:
         self.handshake_complete = True
         n = self.negotiated
+        n["resumed"] = resumed
+        n["early_data_accepted"] = early_data_accepted
+        self.trace.add("info", "local", "handshake complete", summary=dict(n))
         self._events.append(ev.HandshakeComplete(
             version=n["version"], cipher_suite=n["cipher_suite"], group=n["group"],
             signature_scheme=n["signature_scheme"], alpn_protocol=n["alpn_protocol"],
             server_name=n["server_name"], peer_certificates=list(self.peer_certificates),
-            hello_retry=n["hello_retry"], resumed=resumed))
+            hello_retry=n["hello_retry"], resumed=resumed, early_data_accepted=early_data_accepted))

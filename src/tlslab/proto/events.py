@@ -27,6 +27,7 @@ class HandshakeComplete(Event):
 @dataclass
 class ApplicationData(Event):
     data: bytes
+    early: bool = False  # received as 0-RTT early data (RFC 8446 §4.2.10)
 
 
 @dataclass

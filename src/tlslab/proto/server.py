@@ -53,6 +53,18 @@ class WaitClientHello2(State):
         return conn._on_client_hello(msg, second=True)
 
 
+class WaitEndOfEarlyData(State):
+    """RFC 8446 §4.5: 0-RTT application data, until EndOfEarlyData."""
+
+    name = "WAIT_EOED"
+    expects = frozenset({HT.end_of_early_data})
+
+    @classmethod
+    def handle(cls, conn: "ServerConnection", msg) -> type[State]:
+        conn._on_end_of_early_data(msg)
+        return WaitClientFinished
+
+
 class WaitClientCertificate(State):
     """RFC 8446 §4.4.2: the client's Certificate after our CertificateRequest."""
 
@@ -99,8 +111,9 @@ class ServerConnected(State):
 
 
 SERVER_TRANSITIONS = {
-    ServerStart: {WaitClientHello2, WaitClientFinished, WaitClientCertificate},
+    ServerStart: {WaitClientHello2, WaitClientFinished, WaitClientCertificate, WaitEndOfEarlyData},
     WaitClientHello2: {WaitClientFinished, WaitClientCertificate},
+    WaitEndOfEarlyData: {WaitClientFinished},
     WaitClientCertificate: {WaitClientCertificateVerify, WaitClientFinished},
     WaitClientCertificateVerify: {WaitClientFinished},
     WaitClientFinished: {ServerConnected},
@@ -122,6 +135,9 @@ class ServerConnection(Connection):
         self._cookie_key: bytes | None = None
         self.client_hello: ClientHello | None = None
         self._cert_request: CertificateRequest | None = None
+        self.resumed = False
+        self._early_accepted = False
+        self._early_bytes = 0
 
     def _can_send_application_data(self) -> bool:
         # RFC 8446 §4.4.4: the server may send data right after its Finished (0.5-RTT)
@@ -160,20 +176,28 @@ class ServerConnection(Connection):
         if second and suite_code != self.suite.code:
             raise IllegalParameter("cipher suite changed after HelloRetryRequest")
         self.suite = SUITES[suite_code]
-        # signature scheme for our certificate
+        if second and ch.ext(ET.early_data) is not None:
+            raise IllegalParameter("early_data in the ClientHello after a HelloRetryRequest (RFC 8446 §4.2.10)")
+        # PSK modes (RFC 8446 §4.2.9): psk_dhe_ke when the client allows it, else psk_ke
+        modes_ext = ch.ext_value(ET.psk_key_exchange_modes)
+        client_modes = modes_ext.ke_modes if modes_ext is not None else []
+        if ch.ext(ET.pre_shared_key) is not None and modes_ext is None:
+            raise MissingExtension("pre_shared_key offered without psk_key_exchange_modes")
+        psk_ke_only = 1 not in client_modes and 0 in client_modes and 0 in cfg.psk_mode_codes
+        # signature scheme for our certificate (not needed if a PSK is accepted)
         sa = ch.ext_value(ET.signature_algorithms)
-        if sa is None:
-            raise MissingExtension("ClientHello has no signature_algorithms (needed for a certificate)")
-        ours = [s for s in schemes_for_key(cfg.certificate_chain[0]) if s in cfg.signature_scheme_codes]
-        scheme = next((s for s in ours if s in sa.supported_signature_algorithms
-                       and s in TLS13_CERTVERIFY_SCHEMES), None)
-        if scheme is None:
-            raise HandshakeFailure("no signature algorithm in common for our certificate: we can sign with "
-                                   + _names(SignatureScheme, ours) + "; client accepts "
-                                   + _names(SignatureScheme, sa.supported_signature_algorithms, 8))
+        scheme = None
+        if sa is not None:
+            ours = [s for s in schemes_for_key(cfg.certificate_chain[0]) if s in cfg.signature_scheme_codes]
+            scheme = next((s for s in ours if s in sa.supported_signature_algorithms
+                           and s in TLS13_CERTVERIFY_SCHEMES), None)
         # key exchange group
         sg = ch.ext_value(ET.supported_groups)
         ks = ch.ext_value(ET.key_share)
+        if psk_ke_only and ch.ext(ET.pre_shared_key) is not None:
+            psk = self._select_psk(ch, second, psk_ke=True)
+            if psk is not None:
+                return self._answer(ch, None, None, scheme, psk)
         if sg is None or ks is None:
             raise MissingExtension("ClientHello lacks " + ("supported_groups" if sg is None else "key_share")
                                    + " (required without a PSK, RFC 8446 §9.2)")
@@ -200,13 +224,102 @@ class ServerConnection(Connection):
             return self._send_hello_retry_request(ch, group if group is not None else mutual[0], shares)
         if group is None:
             raise IllegalParameter("no usable key share after HelloRetryRequest")
+        psk = None
+        if ch.ext(ET.pre_shared_key) is not None and 1 in client_modes and 1 in cfg.psk_mode_codes:
+            psk = self._select_psk(ch, second, psk_ke=False)
+        return self._answer(ch, group, shares[group], scheme, psk)
+
+    def _answer(self, ch: ClientHello, group, share, scheme, psk) -> type[State]:
+        """Send ServerHello and the rest of our flight; pick the next state."""
+        if psk is None and scheme is None:
+            sa = ch.ext_value(ET.signature_algorithms)
+            if sa is None:
+                raise MissingExtension("ClientHello has no signature_algorithms (needed for a certificate)")
+            ours = [s for s in schemes_for_key(self.config.certificate_chain[0])
+                    if s in self.config.signature_scheme_codes]
+            raise HandshakeFailure("no signature algorithm in common for our certificate: we can sign with "
+                                   + _names(SignatureScheme, ours) + "; client accepts "
+                                   + _names(SignatureScheme, sa.supported_signature_algorithms, 8))
         alpn = self._choose_alpn(ch)
         sni = ch.ext_value(ET.server_name)
         if sni is not None:
             names = [s.host_name.decode("ascii", "replace") for s in sni.server_name_list if s.name_type == 0]
             self.negotiated["server_name"] = names[0] if names else None
-        self._send_first_flight(ch, group, shares[group], scheme, alpn)
+        self._send_first_flight(ch, group, share, scheme, alpn, psk)
+        if self._early_accepted:
+            return WaitEndOfEarlyData
         return WaitClientCertificate if self._cert_request is not None else WaitClientFinished
+
+    # -- PSK (RFC 8446 §4.2.11) ------------------------------------------------------------
+    def _select_psk(self, ch: ClientHello, second: bool, psk_ke: bool):
+        """The first offered ticket we can resume, with its binder checked; or None.
+
+        Unknown, forged or expired tickets are skipped (a full handshake follows);
+        a wrong binder on the ticket we would use is fatal (decrypt_error).
+        """
+        offered = ch.ext_value(ET.pre_shared_key)
+        if len(offered.identities) != len(offered.binders):
+            raise IllegalParameter(f"{len(offered.identities)} PSK identities but "
+                                   f"{len(offered.binders)} binders")
+        now = self.provider.time()
+        keys = self.config.ticket_keys
+        for index, ident in enumerate(offered.identities):
+            state = keys.open(ident.identity, now)
+            if state is None:
+                self.trace.add("info", "local", "PSK identity not usable",
+                               detail=f"identity {index}: not a ticket we issued (or its key has rotated)")
+                continue
+            age = now - state.issued_ms / 1000
+            if age > state.lifetime or age < -10:
+                self.trace.add("info", "local", "PSK identity not usable",
+                               detail=f"identity {index}: ticket expired {age - state.lifetime:.0f}s ago")
+                continue
+            if state.suite not in SUITES or SUITES[state.suite].hash_name != self.suite.hash_name:
+                self.trace.add("info", "local", "PSK identity not usable",
+                               detail=f"identity {index}: its hash differs from the chosen suite's")
+                continue
+            # binder over the ClientHello truncated before the binders list
+            binders_len = 2 + sum(1 + len(b) for b in offered.binders)
+            truncated = ch.raw[:len(ch.raw) - binders_len]
+            t = Transcript(self.suite.hash_name) if not second else self.transcript.copy()
+            t.update(truncated)
+            sched = self._new_schedule(self.suite)
+            sched.extract_early(state.psk)
+            expected = sched.verify_data(sched.binder_key(resumption=True), t.digest())
+            if not hmac.compare_digest(expected, offered.binders[index]):
+                raise DecryptError(f"PSK binder {index} does not verify")
+            client_age_ms = (ident.obfuscated_ticket_age - state.age_add) & 0xFFFFFFFF
+            self.trace.add("info", "local", "PSK accepted",
+                           summary={"identity": index, "mode": "psk_ke" if psk_ke else "psk_dhe_ke",
+                                    "ticket_age_s": round(age, 3), "client_age_s": client_age_ms / 1000})
+            return {"index": index, "state": state, "psk_ke": psk_ke, "binder": offered.binders[index],
+                    "age_skew": abs(client_age_ms / 1000 - age), "schedule": sched}
+        return None
+
+    def _early_data_ok(self, ch: ClientHello, psk, alpn) -> bool:
+        """RFC 8446 §4.2.10: accept 0-RTT only for the first identity, same suite and ALPN,
+        a fresh ticket, and a binder not seen before (single use, §8.1)."""
+        cfg = self.config
+        if ch.ext(ET.early_data) is None or psk is None:
+            return False
+        reasons = []
+        st = psk["state"]
+        if cfg.max_early_data_size <= 0 or st.max_early_data <= 0:
+            reasons.append("0-RTT is disabled")
+        if psk["index"] != 0:
+            reasons.append("PSK is not the first identity")
+        if st.suite != self.suite.code:
+            reasons.append("cipher suite differs from the ticket's")
+        if (alpn or "") != st.alpn:
+            reasons.append("ALPN differs from the ticket's")
+        if psk["age_skew"] > 10:
+            reasons.append(f"ticket age off by {psk['age_skew']:.1f}s (replay window is 10s)")
+        if not reasons and not cfg.ticket_keys.first_use(psk["binder"], self.provider.time(), 3600):
+            reasons.append("replayed: this ClientHello was seen before")
+        if reasons:
+            self.trace.add("info", "local", "0-RTT early data rejected", detail="; ".join(reasons))
+            return False
+        return True
 
     def _check_second_hello(self, ch: ClientHello) -> None:
         """RFC 8446 §4.1.2: ClientHello2 must match ClientHello1 except for the allowed changes."""
@@ -280,18 +393,24 @@ class ServerConnection(Connection):
                                     f"server supports {self.config.alpn_protocols}")
 
     # -- first flight ------------------------------------------------------------------
-    def _send_first_flight(self, ch: ClientHello, group: int, share, scheme: int, alpn: str | None) -> None:
-        """ServerHello, then EncryptedExtensions, Certificate, CertificateVerify, Finished (RFC 8446 §2)."""
+    def _send_first_flight(self, ch: ClientHello, group: int | None, share, scheme: int | None,
+                           alpn: str | None, psk) -> None:
+        """ServerHello, then EncryptedExtensions, Certificate, CertificateVerify, Finished (RFC 8446 §2);
+        with a PSK, no Certificate or CertificateVerify (§2.2)."""
         cfg: ServerConfig = self.config
-        server_public, shared = server_key_share(group, share.key_exchange, self.provider)
+        sh_exts = []
+        shared = None
+        if group is not None:
+            server_public, shared = server_key_share(group, share.key_exchange, self.provider)
+            sh_exts.append(Extension(ET.key_share, X.KeyShareSH(server_share=X.KeyShareEntry(
+                group=group, key_exchange=server_public))))
+        if psk is not None:
+            sh_exts.append(Extension(ET.pre_shared_key, X.SelectedPsk(selected_identity=psk["index"])))
+        sh_exts.append(Extension(ET.supported_versions, X.SupportedVersionsSH(selected_version=TLS13)))
         sh = ServerHello(
             legacy_version=0x0303, random=self.provider.random(32),
             legacy_session_id_echo=ch.legacy_session_id, cipher_suite=self.suite.code,
-            legacy_compression_method=0,
-            extensions=self._ordered([
-                Extension(ET.key_share, X.KeyShareSH(server_share=X.KeyShareEntry(
-                    group=group, key_exchange=server_public))),
-                Extension(ET.supported_versions, X.SupportedVersionsSH(selected_version=TLS13))]))
+            legacy_compression_method=0, extensions=self._ordered(sh_exts))
         if self.transcript is None:
             self.transcript = Transcript(self.suite.hash_name)
             self.transcript.update(ch.raw)
@@ -299,10 +418,21 @@ class ServerConnection(Connection):
             self.transcript.update(ch.raw)  # ClientHello2 after the HRR
         self.transcript.update(self._send_message(sh))
         n = self.negotiated
-        n.update(version="TLS 1.3", cipher_suite=self.suite.name, group=name_of(NamedGroup, group),
-                 signature_scheme=name_of(SignatureScheme, scheme), alpn_protocol=alpn)
+        n.update(version="TLS 1.3", cipher_suite=self.suite.name,
+                 group=name_of(NamedGroup, group) if group is not None else None,
+                 signature_scheme=name_of(SignatureScheme, scheme) if psk is None else None,
+                 alpn_protocol=alpn)
+        self.resumed = psk is not None
+        self._early_accepted = self._early_data_ok(ch, psk, alpn)
         ks = self.schedule = self._new_schedule(self.suite)
-        ks.extract_early(None)
+        ks.extract_early(psk["state"].psk if psk is not None else None)
+        if self._early_accepted:
+            t = Transcript(self.suite.hash_name)
+            t.update(ch.raw)
+            self._early_read_secret = ks.early_traffic(t.digest())
+        elif ch.ext(ET.early_data) is not None:
+            # §4.2.10: skip the client's 0-RTT records that will not decrypt
+            self._skip_early_budget = max(cfg.max_early_data_size, 16384) + 256
         ks.extract_handshake(shared)
         c_hs, s_hs = ks.handshake_traffic(self.transcript.digest())
         self._c_hs = c_hs
@@ -319,27 +449,17 @@ class ServerConnection(Connection):
                 record_size_limit=cfg.record_size_limit)))
         if n["server_name"] is not None and cfg.acknowledge_server_name:
             ee_exts.append(Extension(ET.server_name, X.Empty()))
+        if self._early_accepted:
+            ee_exts.append(Extension(ET.early_data, X.Empty()))
         if alpn is not None:
             ee_exts.append(Extension(ET.application_layer_protocol_negotiation,
                                      X.ProtocolNameList(protocol_name_list=[alpn.encode("latin-1")])))
         self.transcript.update(self._send_message(EncryptedExtensions(extensions=self._ordered(ee_exts))))
-        if cfg.client_trust:
-            self._cert_request = self._certificate_request()
-            self.transcript.update(self._send_message(self._cert_request))
-        # Certificate
-        from cryptography.hazmat.primitives.serialization import Encoding
-        entries = [CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[])
-                   for c in cfg.certificate_chain]
-        self.transcript.update(self._send_message(
-            Certificate(certificate_request_context=b"", certificate_list=entries)))
-        # CertificateVerify
-        signed = certificate_verify_input(self.transcript.digest(), server=True)
-        sig = self.provider.recorded_signature(scheme)
-        if sig is not None:
-            verify(cfg.certificate_chain[0], scheme, signed, sig)  # a replayed signature must be valid
-        else:
-            sig = sign(cfg.private_key, scheme, signed)
-        self.transcript.update(self._send_message(CertificateVerify(algorithm=scheme, signature=sig)))
+        if psk is None:
+            if cfg.client_trust:
+                self._cert_request = self._certificate_request()
+                self.transcript.update(self._send_message(self._cert_request))
+            self._send_certificate(scheme)
         # Finished
         fin = Finished(verify_data=ks.verify_data(s_hs, self.transcript.digest()))
         self.transcript.update(self._send_message(fin))
@@ -347,7 +467,70 @@ class ServerConnection(Connection):
         c_ap, s_ap = ks.application_traffic(self.transcript.digest())
         self._app_read_secret, self._app_write_secret = c_ap, s_ap
         self._set_write_secret(s_ap)
-        self._set_read_secret(c_hs, "ClientHello")
+        if self._early_accepted:
+            self._set_read_secret(self._early_read_secret, "ClientHello")
+        else:
+            self._set_read_secret(c_hs, "ClientHello")
+
+    def _send_certificate(self, scheme: int) -> None:
+        """RFC 8446 §4.4.2, §4.4.3: our chain, then the signature over the transcript."""
+        cfg = self.config
+        from cryptography.hazmat.primitives.serialization import Encoding
+        entries = [CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[])
+                   for c in cfg.certificate_chain]
+        self.transcript.update(self._send_message(
+            Certificate(certificate_request_context=b"", certificate_list=entries)))
+        signed = certificate_verify_input(self.transcript.digest(), server=True)
+        sig = self.provider.recorded_signature(scheme)
+        if sig is not None:
+            verify(cfg.certificate_chain[0], scheme, signed, sig)  # a replayed signature must be valid
+        else:
+            sig = sign(cfg.private_key, scheme, signed)
+        self.transcript.update(self._send_message(CertificateVerify(algorithm=scheme, signature=sig)))
+
+    def _on_end_of_early_data(self, msg) -> None:
+        """RFC 8446 §4.5: the end of 0-RTT; from here the client uses its handshake key."""
+        self.transcript.update(msg.raw)
+        self._set_read_secret(self._c_hs, "EndOfEarlyData")
+
+    def _note_application_data(self, fragment: bytes) -> bool:
+        """Count 0-RTT bytes against max_early_data_size (§4.2.10); True if the data is early."""
+        if self.state is not WaitEndOfEarlyData:
+            return False
+        self._early_bytes += len(fragment)
+        if self._early_bytes > self.config.max_early_data_size:
+            raise UnexpectedMessage(f"client sent {self._early_bytes} bytes of early data, more than "
+                                    f"max_early_data_size {self.config.max_early_data_size}")
+        return True
+
+    def _can_receive_application_data(self) -> bool:
+        return self.handshake_complete or self.state is WaitEndOfEarlyData
+
+    def _send_tickets(self) -> None:
+        """RFC 8446 §4.6.1: NewSessionTicket messages, each with its own nonce and age_add."""
+        cfg = self.config
+        modes = self.client_hello.ext_value(ET.psk_key_exchange_modes) if self.client_hello else None
+        if cfg.tickets <= 0 or modes is None:
+            return
+        import struct
+        from .messages import NewSessionTicket as NST
+        from .tickets import TicketState
+        now = self.provider.time()
+        rms = self.schedule.secrets["resumption_master_secret"]
+        lifetime = min(cfg.ticket_lifetime, 604800)
+        for i in range(cfg.tickets):
+            nonce = i.to_bytes(1, "big")
+            age_add = struct.unpack(">I", self.provider.random(4))[0]
+            state = TicketState(suite=self.suite.code, psk=self.schedule.resumption_psk(rms, nonce),
+                                issued_ms=int(now * 1000), lifetime=lifetime, age_add=age_add,
+                                max_early_data=cfg.max_early_data_size,
+                                alpn=self.negotiated["alpn_protocol"] or "",
+                                server_name=self.negotiated["server_name"] or "")
+            exts = []
+            if cfg.max_early_data_size > 0:
+                exts.append(Extension(ET.early_data, X.EarlyDataNST(max_early_data_size=cfg.max_early_data_size)))
+            self._send_message(NST(ticket_lifetime=lifetime, ticket_age_add=age_add, ticket_nonce=nonce,
+                                   ticket=cfg.ticket_keys.seal(state, now, self.provider), extensions=exts))
 
     def _certificate_request(self) -> CertificateRequest:
         """RFC 8446 §4.3.2: the schemes we verify, and the CAs we trust as certificate_authorities."""
@@ -404,7 +587,9 @@ class ServerConnection(Connection):
         self.transcript.update(msg.raw)
         self.schedule.resumption_master(self.transcript.digest())
         self._set_read_secret(self._app_read_secret, "client Finished")
-        self._complete()
+        self._complete(resumed=self.resumed,
+                       early_data_accepted=self._early_accepted if self.client_hello.ext(ET.early_data) else None)
+        self._send_tickets()
 
 
 

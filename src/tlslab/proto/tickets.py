@@ -1,0 +1,233 @@
+"""Session tickets and PSK resumption state (RFC 8446 §4.6.1, §4.2.11, §8).
+
+Server side: :class:`TicketKeys` seals the resumption state into an opaque
+ticket with AES-256-GCM under keys that rotate (a key encrypts for one period
+and still decrypts for one more), and keeps a bounded cache of tickets already
+used for 0-RTT (single-use for early data, RFC 8446 §8.1).  Any object with
+the same ``seal``/``open`` methods can replace it (e.g. a shared cache).
+
+Client side: :class:`Session` is what the client keeps from a NewSessionTicket;
+:class:`TicketStore` (memory) and :class:`FileTicketStore` (JSON file, for the
+CLI) hold them per server name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+#: RFC 8446 §4.6.1: servers MUST NOT use a lifetime longer than 7 days.
+MAX_TICKET_LIFETIME = 604800
+
+
+@dataclass
+class TicketState:
+    """What the server needs to resume: sealed inside the ticket."""
+
+    suite: int
+    psk: bytes
+    issued_ms: int
+    lifetime: int
+    age_add: int
+    max_early_data: int = 0
+    alpn: str = ""
+    server_name: str = ""
+
+    _FMT = ">BHQIII"
+
+    def encode(self) -> bytes:
+        def v(b: bytes) -> bytes:
+            return bytes([len(b)]) + b
+        return (struct.pack(self._FMT, 1, self.suite, self.issued_ms, self.lifetime, self.age_add,
+                            self.max_early_data)
+                + v(self.psk) + v(self.alpn.encode()) + v(self.server_name.encode()))
+
+    @classmethod
+    def decode(cls, data: bytes) -> "TicketState | None":
+        try:
+            version, suite, issued, lifetime, age_add, max_ed = struct.unpack_from(cls._FMT, data)
+            if version != 1:
+                return None
+            pos = struct.calcsize(cls._FMT)
+            parts = []
+            for _ in range(3):
+                n = data[pos]
+                parts.append(data[pos + 1:pos + 1 + n])
+                if len(parts[-1]) != n:
+                    return None
+                pos += 1 + n
+            if pos != len(data):
+                return None
+            return cls(suite, parts[0], issued, lifetime, age_add, max_ed,
+                       parts[1].decode(), parts[2].decode())
+        except (struct.error, IndexError, UnicodeDecodeError):
+            return None
+
+
+class TicketKeys:
+    """Rotating ticket-protection keys and the 0-RTT replay cache (server side).
+
+    Keys are made from the connection's injected randomness when first needed,
+    so the engine stays free of global randomness.  ``rotation`` is the period in
+    seconds; a ticket stays decryptable for two periods, which bounds the useful
+    ticket lifetime the server should advertise.
+    """
+
+    NAME_LEN = 8
+
+    def __init__(self, rotation: int = 12 * 3600, replay_cache_size: int = 100_000) -> None:
+        self.rotation = rotation
+        self._keys: "OrderedDict[int, tuple[bytes, AESGCM]]" = OrderedDict()  # period -> (name, aead)
+        self._lock = threading.Lock()
+        self._seen: "OrderedDict[bytes, float]" = OrderedDict()
+        self._seen_max = replay_cache_size
+
+    def _key_for(self, period: int, provider) -> tuple[bytes, AESGCM]:
+        with self._lock:
+            if period not in self._keys:
+                self._keys[period] = (provider.random(self.NAME_LEN), AESGCM(provider.random(32)))
+                for old in [p for p in self._keys if p < period - 1]:
+                    del self._keys[old]
+            return self._keys[period]
+
+    def seal(self, state: TicketState, now: float, provider) -> bytes:
+        name, aead = self._key_for(int(now // self.rotation), provider)
+        nonce = provider.random(12)
+        return name + nonce + aead.encrypt(nonce, state.encode(), name)
+
+    def open(self, ticket: bytes, now: float) -> TicketState | None:
+        """The state in a ticket we issued and can still read; ``None`` for anything else."""
+        if len(ticket) < self.NAME_LEN + 12 + 16:
+            return None
+        name, nonce, body = ticket[:self.NAME_LEN], ticket[self.NAME_LEN:self.NAME_LEN + 12], \
+            ticket[self.NAME_LEN + 12:]
+        with self._lock:
+            candidates = [aead for (n, aead) in self._keys.values() if n == name]
+        for aead in candidates:
+            try:
+                return TicketState.decode(aead.decrypt(nonce, body, name))
+            except Exception:  # InvalidTag: forged or corrupted
+                return None
+        return None
+
+    def first_use(self, token: bytes, now: float, window: float) -> bool:
+        """Record ``token`` (e.g. a PSK binder); False if it was seen within ``window`` seconds.
+
+        RFC 8446 §8.1/§8.2: the cache is bounded; when full, the oldest entries go,
+        and a server should then refuse 0-RTT for tickets older than what the cache
+        covers (the caller limits early data to fresh tickets for that reason).
+        """
+        with self._lock:
+            for k in [k for k, t in self._seen.items() if t < now - window]:
+                del self._seen[k]
+            if token in self._seen:
+                return False
+            self._seen[token] = now
+            while len(self._seen) > self._seen_max:
+                self._seen.popitem(last=False)
+            return True
+
+
+@dataclass
+class Session:
+    """A ticket as the client keeps it (RFC 8446 §4.6.1)."""
+
+    server_name: str
+    ticket: bytes
+    psk: bytes
+    suite: int
+    age_add: int
+    lifetime: int
+    received_at: float
+    max_early_data: int = 0
+    alpn: str | None = None
+
+    def expired(self, now: float) -> bool:
+        return now > self.received_at + min(self.lifetime, MAX_TICKET_LIFETIME)
+
+    def obfuscated_age(self, now: float) -> int:
+        """RFC 8446 §4.2.11.1: age in milliseconds plus ticket_age_add, modulo 2^32."""
+        age_ms = max(0, int((now - self.received_at) * 1000))
+        return (age_ms + self.age_add) & 0xFFFFFFFF
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["ticket"] = self.ticket.hex()
+        d["psk"] = self.psk.hex()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Session":
+        d = dict(d)
+        d["ticket"] = bytes.fromhex(d["ticket"])
+        d["psk"] = bytes.fromhex(d["psk"])
+        return cls(**d)
+
+
+class TicketStore:
+    """In-memory client ticket store: a few tickets per server name, used once each.
+
+    RFC 8446 §C.4: clients SHOULD NOT reuse a ticket, to keep connections unlinkable.
+    """
+
+    def __init__(self, per_server: int = 4) -> None:
+        self._by_name: dict[str, list[Session]] = {}
+        self.per_server = per_server
+        self._lock = threading.Lock()
+
+    def add(self, session: Session) -> None:
+        with self._lock:
+            lst = self._by_name.setdefault(session.server_name, [])
+            lst.append(session)
+            del lst[:-self.per_server]
+            self._saved()
+
+    def take(self, server_name: str, now: float) -> Session | None:
+        """The newest unexpired ticket for ``server_name``, removed from the store."""
+        with self._lock:
+            lst = self._by_name.get(server_name, [])
+            lst[:] = [s for s in lst if not s.expired(now)]
+            if not lst:
+                return None
+            s = lst.pop()
+            self._saved()
+            return s
+
+    def count(self, server_name: str) -> int:
+        return len(self._by_name.get(server_name, []))
+
+    def _saved(self) -> None:
+        """Hook for persistent stores."""
+
+
+class FileTicketStore(TicketStore):
+    """A :class:`TicketStore` kept in a JSON file (used by ``tlslab connect --reconnect``).
+
+    The file holds resumption secrets: it is created with mode 0600.
+    """
+
+    def __init__(self, path: str, per_server: int = 4) -> None:
+        super().__init__(per_server)
+        self.path = path
+        try:
+            with open(path) as f:
+                raw = json.load(f)
+            for name, items in raw.items():
+                self._by_name[name] = [Session.from_json(d) for d in items]
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
+
+    def _saved(self) -> None:
+        data = {k: [s.to_json() for s in v] for k, v in self._by_name.items()}
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+
+
+__all__ = ["TicketState", "TicketKeys", "Session", "TicketStore", "FileTicketStore",
+           "MAX_TICKET_LIFETIME", "field"]
