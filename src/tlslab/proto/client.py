@@ -550,6 +550,9 @@ class ClientConnection(Connection):
     def _on_server_finished(self, msg: Finished) -> None:
         """RFC 8446 §4.4.4: check the server's Finished, then send ours and switch keys."""
         expected = self.schedule.verify_data(self._s_hs, self.transcript.digest())
+        if len(msg.verify_data) != len(expected):
+            raise DecodeError(f"server Finished has {len(msg.verify_data)} bytes of verify_data, "
+                              f"expected {len(expected)}")
         if not hmac.compare_digest(expected, msg.verify_data):
             raise DecryptError("server Finished verify_data is wrong")
         self.transcript.update(msg.raw)

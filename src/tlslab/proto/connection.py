@@ -191,7 +191,7 @@ class Connection:
             if not fragment:
                 raise UnexpectedMessage("zero-length handshake record")
             self._hs_buffer.add(fragment)
-            for raw in self._hs_buffer.pop_messages():
+            while (raw := self._hs_buffer.pop_message()) is not None:
                 self._handle_handshake(raw)
                 if self.closed:
                     return

@@ -239,16 +239,25 @@ class HandshakeBuffer:
     def add(self, data: bytes) -> None:
         self._buf += data
 
-    def pop_messages(self) -> list[bytes]:
-        out = []
+    def pop_message(self) -> bytes | None:
+        """The next complete message, or None.  One at a time, so that a key change
+        made by one message can see what is still buffered behind it (§5.1)."""
         buf = self._buf
-        while len(buf) >= 4:
-            length = int.from_bytes(buf[1:4], "big")
-            if length > MAX_HANDSHAKE_MESSAGE:
-                raise DecodeError(f"handshake message of {length} bytes exceeds the "
-                                  f"{MAX_HANDSHAKE_MESSAGE}-byte limit")
-            if len(buf) < 4 + length:
-                break
-            out.append(bytes(buf[:4 + length]))
-            del buf[:4 + length]
+        if len(buf) < 4:
+            return None
+        length = int.from_bytes(buf[1:4], "big")
+        if length > MAX_HANDSHAKE_MESSAGE:
+            raise DecodeError(f"handshake message of {length} bytes exceeds the "
+                              f"{MAX_HANDSHAKE_MESSAGE}-byte limit")
+        if len(buf) < 4 + length:
+            return None
+        out = bytes(buf[:4 + length])
+        del buf[:4 + length]
+        return out
+
+    def pop_messages(self) -> list[bytes]:
+        """Every complete message buffered (for tools; the engine pops one at a time)."""
+        out = []
+        while (m := self.pop_message()) is not None:
+            out.append(m)
         return out

@@ -16,7 +16,7 @@ from cryptography import x509
 from .certificates import verify_client_chain
 from .config import ServerConfig
 from .connection import Connection, State
-from .errors import (BadCertificate, CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
+from .errors import (DecodeError, BadCertificate, CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
                      NoApplicationProtocol, ProtocolVersion, UnexpectedMessage)
 from . import extensions as X
 from .extensions import ET, Extension
@@ -582,6 +582,9 @@ class ServerConnection(Connection):
 
     def _on_client_finished(self, msg: Finished) -> None:
         expected = self.schedule.verify_data(self._c_hs, self.transcript.digest())
+        if len(msg.verify_data) != len(expected):
+            raise DecodeError(f"client Finished has {len(msg.verify_data)} bytes of verify_data, "
+                              f"expected {len(expected)}")
         if not hmac.compare_digest(expected, msg.verify_data):
             raise DecryptError("client Finished verify_data is wrong")
         self.transcript.update(msg.raw)
