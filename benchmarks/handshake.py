@@ -113,11 +113,12 @@ class TlslabSide:
     name = "tlslab"
 
     def __init__(self, pki: Pki) -> None:
+        # Full handshakes on both sides: no tickets (the ssl server sends none either).
         self.client_config = ClientConfig(server_name=SERVER_NAME, ca_file=pki.ca_file,
-                                          cipher_suites=[SUITE], groups=[GROUP])
+                                          cipher_suites=[SUITE], groups=[GROUP], session_store=None)
         # Loaded from the files, as `tlslab serve --cert/--key` would.
         self.server_config = ServerConfig.from_files(pki.cert_file, pki.key_file,
-                                                     cipher_suites=[SUITE], groups=[GROUP])
+                                                     cipher_suites=[SUITE], groups=[GROUP], tickets=0)
 
     def handshake(self) -> tuple[ClientConnection, ServerConnection]:
         client = ClientConnection(self.client_config)
@@ -177,7 +178,7 @@ class SslSide:
         for ctx in (cctx, sctx):
             ctx.minimum_version = ssl.TLSVersion.TLSv1_3
             ctx.maximum_version = ssl.TLSVersion.TLSv1_3
-        # tlslab's server issues no NewSessionTicket; OpenSSL would send two per handshake.
+        # full handshakes only: neither server issues NewSessionTickets here
         sctx.num_tickets = 0
         self.cctx, self.sctx = cctx, sctx
 

@@ -166,6 +166,7 @@ class ClientConnection(Connection):
         self._ccs_sent = False
         self._now = now
         self.resumed = False
+        self.verified_path: list = []   # leaf .. trust anchor, once verified
         self._session = None            # the Session offered as a PSK, if any
         self._early_data: bytes | None = None
         self.early_data_accepted: bool | None = None
@@ -523,15 +524,14 @@ class ClientConnection(Connection):
             except ValueError as e:
                 raise BadCertificate(f"certificate {i} in the server's chain is not valid DER X.509: {e}")
         self.peer_certificates = certs
-        self.trace.add("info", "local", "certificate chain",
-                       summary={"subjects": [c.subject.rfc4514_string() for c in certs]})
+        self.trace.add("info", "local", "certificate chain", summary={"certificates": len(certs)})
         if not self.config.insecure:
             from .certificates import load_trust_store, verify_server_chain
             now = self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
             trust = load_trust_store(self.config.ca_file)
             verified = verify_server_chain(certs, self.config.server_name, trust, now)
-            self.trace.add("info", "local", "certificate verified",
-                           summary={"path": [c.subject.rfc4514_string() for c in verified]})
+            self.trace.add("info", "local", "certificate verified", summary={"path_length": len(verified)})
+            self.verified_path = verified
         else:
             self.trace.add("info", "local", "certificate not verified (--insecure)")
         self.transcript.update(msg.raw)

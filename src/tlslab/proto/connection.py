@@ -16,17 +16,20 @@ from typing import ClassVar
 
 from . import events as ev
 from .alerts import AlertDescription, AlertLevel, alert_name
-from .errors import (BadRecordMac, DecodeError, InternalError, TLSError, UnexpectedMessage)
+from .errors import (BadRecordMac, DecodeError, InternalError, RecordOverflow, TLSError,
+                     UnexpectedMessage)
 from .keylog import LABELS, KeyLog, keylog_from_env
 from .keyschedule import KeySchedule, SuiteInfo, Transcript
 from .messages import HandshakeBuffer, KeyUpdate, Message, parse_message
 from .names import ContentType, HandshakeType, name_of
 from .protection import RecordProtector
 from .provider import Provider
-from .record import MAX_PLAINTEXT, RecordReader, plaintext_record
+from .record import MAX_CIPHERTEXT, MAX_PLAINTEXT, RecordReader, plaintext_record
 from .trace import Trace
 
 CCS_RECORD = plaintext_record(ContentType.change_cipher_spec, b"\x01")
+#: application data records traced one by one before only counters are kept
+TRACED_APP_RECORDS = 16
 
 
 class State:
@@ -73,6 +76,10 @@ class Connection:
         self._out = bytearray()
         self._pending_hs = bytearray()
         self._plain_records_sent = 0
+        self._app_records_traced = 0
+        #: counters for what the trace does not keep one by one
+        self.stats = {"records_sent": 0, "records_received": 0, "app_bytes_sent": 0,
+                      "app_bytes_received": 0}
         self._skip_early_budget = 0
         #: largest plaintext we put in one record (RFC 8449 lowers it)
         self._max_fragment = MAX_PLAINTEXT
@@ -94,17 +101,29 @@ class Connection:
     # -- public API ----------------------------------------------------------------
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer now (and clears them)."""
-        self._flush_handshake()
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+        if self._pending_hs:
+            self._flush_handshake()
+        out = self._out
+        if not out:
+            return b""
+        self._out = bytearray()
+        return bytes(out)
 
     def receive_data(self, data: bytes) -> list[ev.Event]:
         """Feed bytes received from the peer; returns the events they caused."""
         if not self.closed and data:
-            self._reader.add(data)
             try:
-                self._process_records()
+                whole = self._reader.take_whole(data) if self._read_prot is not None else None
+                if whole is not None:
+                    # one complete protected record and nothing buffered: skip the buffer copies
+                    self._reader.seen_first = True
+                    if len(whole) - 5 > MAX_CIPHERTEXT:
+                        raise RecordOverflow(f"record length {len(whole) - 5} exceeds the "
+                                             f"{MAX_CIPHERTEXT}-byte limit")
+                    self._handle_record(whole[:5], whole[5:])
+                else:
+                    self._reader.add(data)
+                    self._process_records()
             except TLSError as err:
                 self._fail(err)
         events, self._events = self._events, []
@@ -124,9 +143,15 @@ class Connection:
         seal = self._write_prot.seal
         out = self._out
         size = self._max_fragment
+        self.stats["app_bytes_sent"] += len(data)
+        if len(data) <= size:
+            out += seal(content_type, data)
+            self.stats["records_sent"] += 1
+            return
         view = memoryview(data)
         for i in range(0, len(data), size):
             out += seal(content_type, bytes(view[i:i + size]))
+            self.stats["records_sent"] += 1
 
     def close(self) -> None:
         """Queue a close_notify alert (RFC 8446 §6.1); further sends are refused."""
@@ -183,10 +208,16 @@ class Connection:
                                     "were established")
         else:
             protected = False
-        self.trace.add("record", "received", name_of(ContentType, ctype),
-                       raw=header, summary={"content_type": name_of(ContentType, ctype),
-                                            "length": len(fragment) if not protected else (header[3] << 8) | header[4],
-                                            "protected": protected})
+        if ctype != ContentType.application_data or self._app_records_traced < TRACED_APP_RECORDS:
+            # Application data records are traced individually only at first: a long
+            # transfer would otherwise grow the trace without bound (counters keep the rest).
+            if ctype == ContentType.application_data:
+                self._app_records_traced += 1
+            self.trace.add("record", "received", name_of(ContentType, ctype),
+                           raw=header, summary={"content_type": name_of(ContentType, ctype),
+                                                "length": (header[3] << 8) | header[4],
+                                                "protected": protected})
+        self.stats["records_received"] += 1
         if ctype == ContentType.handshake:
             if not fragment:
                 raise UnexpectedMessage("zero-length handshake record")
@@ -202,8 +233,11 @@ class Connection:
                 raise UnexpectedMessage("application data received before the handshake completed")
             if len(self._hs_buffer):
                 raise UnexpectedMessage("application data interleaved with a fragmented handshake message")
-            early = self._note_application_data(fragment)
-            self._events.append(ev.ApplicationData(fragment, early=early) if early else ev.ApplicationData(fragment))
+            self.stats["app_bytes_received"] += len(fragment)
+            if self._note_application_data(fragment):
+                self._events.append(ev.ApplicationData(fragment, early=True))
+            else:
+                self._events.append(ev.ApplicationData(fragment))
         else:
             raise UnexpectedMessage(f"unexpected {name_of(ContentType, ctype)} record")
 

@@ -57,6 +57,9 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
 def _hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand (RFC 5869 §2.3)."""
     hash_len = _HASH_LEN[hash_name]
+    if length <= hash_len:
+        # every TLS 1.3 secret, key and IV fits in one block: T(1) = HMAC(PRK, info | 0x01)
+        return hmac.digest(prk, info + b"\x01", hash_name)[:length]
     if length > 255 * hash_len:
         raise InternalError("HKDF-Expand output too long")
     out = b""
@@ -72,12 +75,21 @@ def _hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes,
                       length: int) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` is given without the "tls13 " prefix."""
-    full_label = b"tls13 " + label
-    if len(full_label) > 255 or len(context) > 255:
-        raise InternalError("HKDF label or context too long")
-    info = (length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
-            + bytes((len(context),)) + context)
-    return _hkdf_expand(hash_name, secret, info, length)
+    prefix = _LABEL_PREFIX.get((label, length))
+    if prefix is None:
+        full_label = b"tls13 " + label
+        if len(full_label) > 255:
+            raise InternalError("HKDF label too long")
+        prefix = length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
+        if len(_LABEL_PREFIX) < 256:
+            _LABEL_PREFIX[(label, length)] = prefix
+    if len(context) > 255:
+        raise InternalError("HKDF context too long")
+    return _hkdf_expand(hash_name, secret, prefix + bytes((len(context),)) + context, length)
+
+
+#: encoded HkdfLabel prefixes (length, label) -> bytes; the labels are a handful of constants
+_LABEL_PREFIX: dict[tuple[bytes, int], bytes] = {}
 
 
 def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:

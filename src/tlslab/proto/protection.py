@@ -19,6 +19,7 @@ TAG_LEN = 16                            # all three TLS 1.3 AEADs have a 16-byte
 _SEQ_LIMIT = 2 ** 64
 _APPLICATION_DATA = 23
 _HEADER_PREFIX = b"\x17\x03\x03"        # opaque_type 23, legacy_record_version 0x0303
+_TYPE_BYTES = [bytes((i,)) for i in range(256)]
 
 
 class RecordProtector:
@@ -34,6 +35,7 @@ class RecordProtector:
         self.key, self.iv = traffic_key_iv(suite, secret)
         # Built once: constructing the AEAD context per record would dominate bulk transfer.
         self._aead = suite.aead(self.key)
+        self._encrypt_into = getattr(self._aead, "encrypt_into", None)  # cryptography >= 47
         self._iv_int = int.from_bytes(self.iv, "big")
         self._iv_len = len(self.iv)
         self.seq = seq
@@ -56,8 +58,17 @@ class RecordProtector:
             raise InternalError(f"record content of {len(plaintext)} bytes exceeds 2^14")
         if padding < 0 or len(plaintext) + 1 + padding > MAX_INNER_PLAINTEXT:
             raise InternalError("record padding exceeds the 2^14 + 1 inner plaintext limit")
+        n = len(plaintext) + 1 + padding
+        header = _HEADER_PREFIX + (n + TAG_LEN).to_bytes(2, "big")
+        if self._encrypt_into is not None and not padding:
+            # one buffer for header + ciphertext + tag: avoids two 16 KiB copies per record
+            out = bytearray(5 + n + TAG_LEN)
+            out[:5] = header
+            self._encrypt_into(self._nonce(), plaintext + _TYPE_BYTES[content_type], header,
+                               memoryview(out)[5:])
+            self.seq += 1
+            return out
         inner = plaintext + bytes((content_type,)) + bytes(padding)
-        header = _HEADER_PREFIX + (len(inner) + TAG_LEN).to_bytes(2, "big")
         record = header + self._aead.encrypt(self._nonce(), inner, header)
         self.seq += 1
         return record

@@ -37,6 +37,15 @@ class RecordReader:
     def add(self, data: bytes) -> None:
         self._buf += data
 
+    def take_whole(self, data: bytes) -> bytes | None:
+        """Fast path: if nothing is buffered and ``data`` is exactly one record whose header
+        is plausible, return it without copying it through the buffer (bulk transfer)."""
+        if self._buf or len(data) < HEADER_LEN or data[0] != 23 or data[1] != 3:
+            return None
+        if ((data[3] << 8) | data[4]) + HEADER_LEN != len(data):
+            return None
+        return data
+
     def __len__(self) -> int:
         return len(self._buf)
 

@@ -475,11 +475,16 @@ class ServerConnection(Connection):
     def _send_certificate(self, scheme: int) -> None:
         """RFC 8446 §4.4.2, §4.4.3: our chain, then the signature over the transcript."""
         cfg = self.config
-        from cryptography.hazmat.primitives.serialization import Encoding
-        entries = [CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[])
-                   for c in cfg.certificate_chain]
-        self.transcript.update(self._send_message(
-            Certificate(certificate_request_context=b"", certificate_list=entries)))
+        msg = cfg.__dict__.get("_certificate_message")
+        if msg is None:
+            # the same bytes for every handshake with this config: encode them once
+            from cryptography.hazmat.primitives.serialization import Encoding
+            entries = [CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[])
+                       for c in cfg.certificate_chain]
+            msg = Certificate(certificate_request_context=b"", certificate_list=entries)
+            msg.encode()
+            cfg.__dict__["_certificate_message"] = msg
+        self.transcript.update(self._send_message(msg))
         signed = certificate_verify_input(self.transcript.digest(), server=True)
         sig = self.provider.recorded_signature(scheme)
         if sig is not None:

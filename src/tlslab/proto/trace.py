@@ -22,7 +22,7 @@ class FieldSpan:
     children: list["FieldSpan"] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceEntry:
     """One thing that happened.
 
