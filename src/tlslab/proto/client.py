@@ -491,6 +491,11 @@ class ClientConnection(Connection):
             self.negotiated["alpn_protocol"] = names[0].decode("latin-1")
         if msg.ext(ET.server_name) is not None:
             self.negotiated["server_name"] = self.config.server_name
+        rsl = msg.ext_value(ET.record_size_limit)
+        if rsl is not None:
+            self._apply_peer_record_size_limit(rsl.record_size_limit)
+            if self.config.record_size_limit:
+                self._receive_limit = self.config.record_size_limit
         if msg.ext(ET.early_data) is not None:
             if self._early_data is None or not self.resumed:
                 raise IllegalParameter("server accepted early data that was not sent")

@@ -39,6 +39,14 @@ def normalize_version(v: str) -> str:
     return name
 
 
+def default_groups() -> list[str]:
+    """DEFAULT_GROUPS, led by X25519MLKEM768 when this ``cryptography`` has ML-KEM."""
+    from .groups import SUPPORTED_GROUPS
+    if NamedGroup.X25519MLKEM768 in SUPPORTED_GROUPS:
+        return ["X25519MLKEM768"] + DEFAULT_GROUPS
+    return list(DEFAULT_GROUPS)
+
+
 def _codes(enum_cls, names, default):
     return [lookup(enum_cls, n) for n in (names if names else default)]
 
@@ -53,11 +61,13 @@ class _Common:
     keylog_file: Any = None  # path or writable text file object
     #: put each handshake message in a record of its own (OpenSSL's habit) instead of coalescing
     one_message_per_record: bool = False
+    #: send a KeyUpdate after this many records under one key (None: the AEAD's safe limit)
+    key_update_after_records: int | None = None
 
     def _validate(self) -> None:
         self.version_names = [normalize_version(v) for v in (self.versions or DEFAULT_VERSIONS)]
         self.cipher_suite_codes = _codes(CipherSuite, self.cipher_suites, DEFAULT_CIPHER_SUITES)
-        self.group_codes = _codes(NamedGroup, self.groups, DEFAULT_GROUPS)
+        self.group_codes = _codes(NamedGroup, self.groups, default_groups())
         self.signature_scheme_codes = _codes(SignatureScheme, self.signature_algorithms,
                                              DEFAULT_SIGNATURE_ALGORITHMS)
         from .keyschedule import SUITES
@@ -107,6 +117,10 @@ class ClientConfig(_Common):
             raise ValueError("record_size_limit must be 64..16385 (RFC 8449 §4)")
         if self.key_share_groups:
             self.key_share_codes = _codes(NamedGroup, self.key_share_groups, [])
+        elif self.groups is None and self.group_codes[0] == NamedGroup.X25519MLKEM768:
+            # draft-ietf-tls-ecdhe-mlkem: the hybrid share plus a classic x25519 one, so
+            # servers without post-quantum support need no HelloRetryRequest
+            self.key_share_codes = self.group_codes[:2]
         else:
             self.key_share_codes = self.group_codes[:1]
         for code in self.key_share_codes:

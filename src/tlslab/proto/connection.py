@@ -83,6 +83,8 @@ class Connection:
         self._skip_early_budget = 0
         #: largest plaintext we put in one record (RFC 8449 lowers it)
         self._max_fragment = MAX_PLAINTEXT
+        self._key_update_after = 1 << 64
+        self._receive_limit = MAX_PLAINTEXT + 1   # RFC 8449: lowered once our limit is agreed
         #: send each handshake message in its own record (as OpenSSL does) instead of coalescing
         self._one_message_per_record = bool(getattr(config, "one_message_per_record", False))
         self._read_prot: RecordProtector | None = None
@@ -147,11 +149,17 @@ class Connection:
         if len(data) <= size:
             out += seal(content_type, data)
             self.stats["records_sent"] += 1
-            return
-        view = memoryview(data)
-        for i in range(0, len(data), size):
-            out += seal(content_type, bytes(view[i:i + size]))
-            self.stats["records_sent"] += 1
+        else:
+            view = memoryview(data)
+            for i in range(0, len(data), size):
+                out += seal(content_type, bytes(view[i:i + size]))
+                self.stats["records_sent"] += 1
+        if (self._write_prot.seq >= self._key_update_after and self.handshake_complete
+                and content_type == ContentType.application_data):
+            # RFC 8446 §5.5: rekey well before the AEAD's confidentiality limit
+            self.trace.add("info", "local", "automatic KeyUpdate",
+                           detail=f"{self._write_prot.seq} records under one key")
+            self.send_key_update(request_update=False)
 
     def close(self) -> None:
         """Queue a close_notify alert (RFC 8446 §6.1); further sends are refused."""
@@ -186,6 +194,10 @@ class Connection:
             self._handle_ccs(fragment)
             return
         if self._read_prot is not None and ctype == ContentType.application_data:
+            if len(fragment) - 16 > self._receive_limit:
+                # RFC 8449 §4: TLSInnerPlaintext larger than the limit we advertised
+                raise RecordOverflow(f"protected record with {len(fragment) - 16} bytes of inner plaintext "
+                                     f"exceeds our record_size_limit {self._receive_limit}")
             if self._skip_early_budget:
                 try:
                     ctype, fragment = self._read_prot.open(header, fragment)
@@ -319,8 +331,9 @@ class Connection:
         pending = self._pending_hs
         if not pending:
             return
-        for i in range(0, len(pending), MAX_PLAINTEXT):
-            chunk = bytes(pending[i:i + MAX_PLAINTEXT])
+        size = self._max_fragment if self._write_prot is not None else MAX_PLAINTEXT
+        for i in range(0, len(pending), size):
+            chunk = bytes(pending[i:i + size])
             if self._write_prot is not None:
                 rec = self._write_prot.seal(ContentType.handshake, chunk)
             else:
@@ -343,6 +356,16 @@ class Connection:
     def _set_write_secret(self, secret: bytes) -> None:
         self._flush_handshake()  # what is pending belongs under the old keys
         self._write_prot = RecordProtector(self.suite, secret)
+        self._key_update_after = _key_update_limit(self.suite, self.config)
+
+    def _apply_peer_record_size_limit(self, limit: int) -> None:
+        """RFC 8449 §4: the peer takes protected records of at most ``limit`` bytes of
+        TLSInnerPlaintext, content type included, so our fragments are ``limit - 1``."""
+        from .errors import IllegalParameter
+        if limit < 64:
+            raise IllegalParameter(f"record_size_limit {limit} is below the minimum of 64 (RFC 8449 §4)")
+        self._max_fragment = min(MAX_PLAINTEXT, limit - 1)
+        self.trace.add("info", "local", "peer record_size_limit", summary={"limit": limit})
 
     def _set_read_secret(self, secret: bytes, what: str) -> None:
         self._check_key_change_boundary(what)
@@ -398,6 +421,7 @@ class Connection:
         self._flush_handshake()
         self._app_write_secret = self.schedule.next_traffic_secret(self._app_write_secret)
         self._write_prot = RecordProtector(self.suite, self._app_write_secret)
+        self._key_update_after = _key_update_limit(self.suite, self.config)
         self.trace.add("secret", "local", "write key updated", summary={"length": len(self._app_write_secret)})
 
     def _handle_key_update(self, msg: KeyUpdate) -> None:
@@ -438,3 +462,16 @@ class Connection:
             signature_scheme=n["signature_scheme"], alpn_protocol=n["alpn_protocol"],
             server_name=n["server_name"], peer_certificates=list(self.peer_certificates),
             hello_retry=n["hello_retry"], resumed=resumed, early_data_accepted=early_data_accepted))
+
+
+#: RFC 8446 §5.5 and draft-irtf-cfrg-aead-limits: AES-GCM may protect about 2^24.5 full-size
+#: records per key; we rekey at 2^23 to keep a wide margin.  ChaCha20-Poly1305's limit
+#: (2^62 per key) is out of reach, so it is only rekeyed before the sequence number wraps.
+_AEAD_RECORD_LIMITS = {"AESGCM": 1 << 23, "ChaCha20Poly1305": 1 << 60}
+
+
+def _key_update_limit(suite, config) -> int:
+    configured = getattr(config, "key_update_after_records", None)
+    if configured:
+        return configured
+    return _AEAD_RECORD_LIMITS.get(getattr(suite.aead, "__name__", ""), 1 << 23)

@@ -439,12 +439,15 @@ class ServerConnection(Connection):
         if ch.legacy_session_id and not getattr(self, "_ccs_sent", False):
             self._send_ccs()  # RFC 8446 §D.4: after the ServerHello
         self._set_write_secret(s_hs)
+        if ch.ext(ET.record_size_limit) is not None:
+            self._apply_peer_record_size_limit(ch.ext_value(ET.record_size_limit).record_size_limit)
         # EncryptedExtensions
         ee_exts = []
         if cfg.advertised_group_codes:
             ee_exts.append(Extension(ET.supported_groups, X.NamedGroupList(
                 named_group_list=list(cfg.advertised_group_codes))))
-        if ch.ext(ET.record_size_limit) is not None:
+        rsl = ch.ext_value(ET.record_size_limit)
+        if rsl is not None:
             ee_exts.append(Extension(ET.record_size_limit, X.RecordSizeLimit(
                 record_size_limit=cfg.record_size_limit)))
         if n["server_name"] is not None and cfg.acknowledge_server_name:
