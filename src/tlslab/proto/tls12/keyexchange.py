@@ -298,7 +298,6 @@ def select_signature_scheme(key, peer_schemes: Iterable[int] | None, *,
     ``allow_sha1`` (signatures.py never makes SHA-1 signatures by default).
     HandshakeFailure when nothing fits.
     """
-    sha1 = {signatures.RSA_PKCS1_SHA1, signatures.ECDSA_SHA1}
     if peer_schemes is None:
         scheme = default_scheme(key)
         if not allow_sha1:

@@ -305,7 +305,7 @@ class RecordProtector12:
         # padding was bad and only one byte was stripped).
         hmac.digest(self._mac_key, padded[:strip - 1], self._hash)
         good_mac = hmac.compare_digest(received, expected_mac)
-        if not good_mac:
+        if not (good_pad & good_mac):
             raise BadRecordMac(BAD_RECORD_MAC_TEXT)
         return content
 
