@@ -141,7 +141,8 @@ class ServerConnection(Connection):
 
     def _can_send_application_data(self) -> bool:
         # RFC 8446 §4.4.4: the server may send data right after its Finished (0.5-RTT)
-        return self.handshake_complete or self.state is WaitClientFinished
+        return self.handshake_complete or self.state in (
+            WaitEndOfEarlyData, WaitClientCertificate, WaitClientCertificateVerify, WaitClientFinished)
 
     def _ccs_allowed(self) -> bool:
         return self.state is not ServerStart
@@ -354,6 +355,9 @@ class ServerConnection(Connection):
                           legacy_compression_method=0, extensions=self._ordered(exts))
         self.transcript.update(self._send_message(hrr))
         self.negotiated["hello_retry"] = True
+        if ch.ext(ET.early_data) is not None:
+            # RFC 8446 §4.2.10: after a HelloRetryRequest, skip the 0-RTT records
+            self._skip_early_budget = max(self.config.max_early_data_size, 16384) + 256
         if ch.legacy_session_id:
             self._send_ccs()  # RFC 8446 §D.4
             self._ccs_sent = True
