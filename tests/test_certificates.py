@@ -476,3 +476,121 @@ def test_same_name_different_key_anchor():
     with pytest.raises(BadCertificate) as ei:
         verify_server_chain([leaf, wrong_int], "twin.test", [], now)
     assert _code(ei) == "bad-signature"
+
+
+# --------------------------------------------------------------------------- library first
+
+from tlslab.proto import certificates as _certs  # noqa: E402
+
+
+def test_success_builds_no_evidence_and_no_own_paths(chain, root, monkeypatch):
+    # A successful verification that the library can judge neither describes
+    # certificates (evidence is for findings) nor builds paths itself (the
+    # library already checked every signature).
+    def boom(*a, **k):
+        raise AssertionError("not on the success path")
+
+    monkeypatch.setattr(_certs, "describe_certificate", boom)
+    monkeypatch.setattr(_certs, "_build_paths", boom)
+    trust = load_trust_store(str(CERTS / "ca.pem"))
+    path = verify_server_chain(chain, "localhost", trust, _now_for(chain[0]))
+    assert path[-1] == root
+    cli = _load("client-chain.pem")
+    assert verify_client_chain(cli, [root], _now_for(cli[0]))[-1] == root
+
+
+def test_failure_asks_library_once(rsa_ca, monkeypatch):
+    # Our checks pass but the library refuses (an unknown critical extension):
+    # the diagnosis reuses the library's verdict instead of asking again.
+    ca_key, ca = rsa_ca
+    now = datetime.datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name("crit.test")).issuer_name(_name("Edge CA"))
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=3))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("crit.test")]), critical=False)
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    calls = []
+    real = _certs.PolicyBuilder
+
+    def counting():
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(_certs, "PolicyBuilder", counting)
+    with pytest.raises(BadCertificate) as ei:
+        verify_server_chain([leaf], "crit.test", [ca], now)
+    assert _code(ei) == "verification-failed"
+    assert ei.value.evidence["library_error"]
+    assert len(calls) == 1
+
+
+def test_leaf_checks_the_library_does_not_make(rsa_ca):
+    # cryptography accepts these; our checks must still refuse them on a path
+    # the library judges.
+    ca_key, ca = rsa_ca
+    now = datetime.datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    star = _make_cert(key, ca_key, "star", "Edge CA", sans=[x509.DNSName("*.test")])
+    with pytest.raises(BadCertificate) as ei:
+        verify_server_chain([star], "a.test", [ca], now)  # no wildcard over a TLD
+    assert _code(ei) == "hostname-mismatch"
+    no_ds = (
+        x509.CertificateBuilder()
+        .subject_name(_name("kex.test")).issuer_name(_name("Edge CA"))
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=3))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .add_extension(
+            x509.KeyUsage(False, False, True, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("kex.test")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    with pytest.raises(UnsupportedCertificate) as ei:
+        verify_server_chain([no_ds], "kex.test", [ca], now)
+    assert _code(ei) == "wrong-key-usage"
+    assert "digitalSignature" in str(ei.value)
+    assert ei.value.evidence["certificate"]["subject"] == "CN=kex.test"
+
+
+def test_trust_context_is_cached_per_certificate_set(chain, root):
+    first = load_trust_store(str(CERTS / "ca.pem"))
+    second = load_trust_store(str(CERTS / "ca.pem"))
+    assert first is not second  # a fresh list per call, as the client gets it
+    ctx = _certs._trust_context(first)
+    assert _certs._trust_context(second) is ctx
+    store = ctx.store
+    verify_server_chain(chain, "localhost", second, _now_for(chain[0]))
+    assert _certs._trust_context(first).store is store
+    # A different set of anchors is a different context, and the cache does
+    # not leak a verdict from one trust list into another.
+    _, _, other_ca = make_throwaway_chain()
+    assert _certs._trust_context([other_ca]) is not ctx
+    assert _certs._trust_context([root, other_ca]) is not ctx
+    with pytest.raises(UnknownCA):
+        verify_server_chain(chain, "localhost", [other_ca], _now_for(chain[0]))
+    assert verify_server_chain(chain, "localhost", [other_ca, root], _now_for(chain[0]))[-1] == root
+    for _ in range(_certs._TRUST_CACHE_SIZE + 2):  # evicted entries are rebuilt
+        _certs._trust_context([make_throwaway_chain()[2]])
+    assert len(_certs._trust_cache) <= _certs._TRUST_CACHE_SIZE
+    assert verify_server_chain(chain, "localhost", first, _now_for(chain[0]))[-1] == root

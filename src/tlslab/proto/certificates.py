@@ -780,6 +780,7 @@ def _key_findings(path: Sequence[x509.Certificate]) -> list[_Finding]:
     out = []
     for cert in path:
         key = _public_key(cert)
+        desc = _key_description(key)  # a few isinstance checks; cheap
         ev = _LazyEvidence(cert)
         if isinstance(key, rsa.RSAPublicKey):
             if key.key_size < MIN_RSA_BITS:
@@ -787,7 +788,7 @@ def _key_findings(path: Sequence[x509.Certificate]) -> list[_Finding]:
                     _Finding(
                         UnsupportedCertificate,
                         "weak-key",
-                        f"certificate for {_dn(cert.subject)} has a weak {_key_description(key)} key "
+                        f"certificate for {_dn(cert.subject)} has a weak {desc} key "
                         f"(at least {MIN_RSA_BITS} bits required)",
                         ev(),
                     )
@@ -808,7 +809,7 @@ def _key_findings(path: Sequence[x509.Certificate]) -> list[_Finding]:
                 _Finding(
                     UnsupportedCertificate,
                     "unsupported-key",
-                    f"certificate for {_dn(cert.subject)} has a {_key_description(key)} key, "
+                    f"certificate for {_dn(cert.subject)} has a {desc} key, "
                     "which cannot sign in TLS 1.3",
                     ev(),
                 )
