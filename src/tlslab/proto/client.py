@@ -20,6 +20,7 @@ from .extensions import (ET, Cookie, Extension, KeyShareCH, KeyShareEntry, Named
                          ProtocolNameList, PskKeyExchangeModes, RecordSizeLimit,
                          ServerName, ServerNameList, SignatureSchemeList, SupportedVersionsCH)
 from . import extensions as X
+from .client12 import CLIENT12_TRANSITIONS, Client12, WaitCertificate12, WaitNewTicketOrCCS12
 from .groups import new_key_share
 from .keyschedule import SUITES, Transcript
 from .messages import (DOWNGRADE_TLS11, DOWNGRADE_TLS12, Certificate, CertificateRequest,
@@ -55,6 +56,9 @@ class WaitServerHello(State):
     def handle(cls, conn: "ClientConnection", msg: ServerHello) -> type[State]:
         if msg.is_hello_retry_request:
             return conn._on_hello_retry_request(msg)
+        if msg.ext(ET.supported_versions) is None and conn.config.min_version <= 0x0303 \
+                and conn._hrr is None:
+            return conn._on_server_hello12(msg)  # RFC 8446 §4.1.3: a TLS 1.2 (or older) server
         conn._on_server_hello(msg)
         return WaitEncryptedExtensions
 
@@ -136,8 +140,9 @@ class ClientConnected(State):
 
 
 CLIENT_TRANSITIONS = {
+    **CLIENT12_TRANSITIONS,
     ClientStart: {WaitServerHello},
-    WaitServerHello: {WaitServerHello, WaitEncryptedExtensions},
+    WaitServerHello: {WaitServerHello, WaitEncryptedExtensions, WaitCertificate12, WaitNewTicketOrCCS12},
     WaitEncryptedExtensions: {WaitCertCR, WaitFinished},
     WaitCertCR: {WaitCert, WaitCertificateVerify},
     WaitCert: {WaitCertificateVerify},
@@ -147,7 +152,7 @@ CLIENT_TRANSITIONS = {
 }
 
 
-class ClientConnection(Connection):
+class ClientConnection(Client12, Connection):
     """The client side of one TLS 1.3 connection (sans-IO)."""
 
     is_client = True
@@ -185,10 +190,18 @@ class ClientConnection(Connection):
         if self.state is not ClientStart:
             raise RuntimeError("start_handshake() was already called")
         now = self.provider.time()
+        self._session12 = None
         if self.session_store is not None and self.config.client_hello_template is None:
-            self._session = self.session_store.take(self._session_key(), now)
-            if self._session is not None and self._session.suite not in SUITES:
-                self._session = None
+            if self.config.max_version >= 0x0304:
+                self._session = self.session_store.take(self._session_key(), now)
+                if self._session is not None and self._session.suite not in SUITES:
+                    self._session = None
+            if self._session is None and self.config.min_version <= 0x0303:
+                from .tickets import Session12
+                s12 = self.session_store.take(self._session_key(), now, kind=Session12)
+                if s12 is not None and s12.version in self.config.version_codes \
+                        and s12.suite in self.config.suites12:
+                    self._session12 = s12
         if (early_data and self._session is not None
                 and len(early_data) <= self._session.max_early_data):
             self._early_data = bytes(early_data)
@@ -254,29 +267,59 @@ class ClientConnection(Connection):
         self.client_random = self.provider.random(32)
         if template is not None:
             return self._from_template(template)
-        session_id = self.provider.random(32) if cfg.compatibility_mode else b""
+        tls13 = cfg.max_version >= 0x0304
+        tls12 = cfg.min_version <= 0x0303
+        s12 = self._session12
+        if s12 is not None and s12.session_id and not s12.ticket:
+            session_id = s12.session_id          # RFC 5246 §7.4.1.2: resume by session ID
+        elif (tls13 and cfg.compatibility_mode) or (s12 is not None and s12.ticket):
+            session_id = self.provider.random(32)  # §D.4, or RFC 5077 §3.4 with a ticket
+        else:
+            session_id = b""
         exts: list[Extension] = []
         if cfg.server_name and not _is_ip(cfg.server_name):
             # RFC 6066 §3: literal IP addresses are not permitted in SNI
             exts.append(Extension(ET.server_name, ServerNameList(server_name_list=[
                 ServerName(name_type=0, host_name=cfg.server_name.encode("idna"))])))
-        exts.append(Extension(ET.supported_groups, NamedGroupList(named_group_list=list(cfg.group_codes))))
-        exts.append(Extension(ET.signature_algorithms, SignatureSchemeList(
-            supported_signature_algorithms=list(cfg.signature_scheme_codes))))
+        if tls12:
+            exts.append(Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
+        groups = list(cfg.group_codes) if tls13 else [g for g in cfg.group_codes if g < 0x1000]
+        exts.append(Extension(ET.supported_groups, NamedGroupList(named_group_list=groups)))
+        if cfg.max_version >= 0x0303:
+            exts.append(Extension(ET.signature_algorithms, SignatureSchemeList(
+                supported_signature_algorithms=list(cfg.signature_scheme_codes))))
+        if cfg.ocsp_stapling:
+            exts.append(Extension(ET.status_request, X.StatusRequest(
+                status_type=1, responder_id_list=b"", request_extensions=b"")))
         if cfg.alpn_protocols:
             exts.append(Extension(ET.application_layer_protocol_negotiation, ProtocolNameList(
                 protocol_name_list=[p.encode() for p in cfg.alpn_protocols])))
         if cfg.record_size_limit:
             exts.append(Extension(ET.record_size_limit, RecordSizeLimit(record_size_limit=cfg.record_size_limit)))
-        exts.append(Extension(ET.supported_versions, SupportedVersionsCH(versions=[TLS13])))
-        exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
-            self._make_share(g) for g in cfg.key_share_codes])))
-        if self.session_store is not None:
+        if tls12:
+            from .tls12.suites import SUITES12
+            if any(SUITES12[c].cbc for c in cfg.suites12):
+                exts.append(Extension(ET.encrypt_then_mac, X.Empty()))
+            exts.append(Extension(ET.extended_master_secret, X.Empty()))
+            exts.append(Extension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b"")))
+            if self.session_store is not None:
+                ticket = s12.ticket if s12 is not None else b""
+                exts.append(Extension(ET.session_ticket, X.RawBody(data=ticket)))
+        if tls13:
+            exts.append(Extension(ET.supported_versions, SupportedVersionsCH(
+                versions=[v for v in cfg.version_codes])))
+            exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
+                self._make_share(g) for g in cfg.key_share_codes])))
+        if self.session_store is not None and tls13:
             # lets the server issue tickets we can use (RFC 8446 §4.2.9)
             exts.append(Extension(ET.psk_key_exchange_modes, X.PskKeyExchangeModes(ke_modes=[1])))
-        ch = ClientHello(legacy_version=0x0303, random=self.client_random,
+        suites = list(cfg.suites13 if tls13 else []) + [
+            c for c in cfg.suites12 if _suite_min_version(c) <= cfg.max_version]
+        if cfg.fallback_scsv:
+            suites.append(0x5600)  # RFC 7507: this is a fallback connection
+        ch = ClientHello(legacy_version=min(cfg.max_version, 0x0303), random=self.client_random,
                          legacy_session_id=session_id,
-                         cipher_suites=list(cfg.cipher_suite_codes),
+                         cipher_suites=suites,
                          legacy_compression_methods=b"\x00", extensions=exts)
         if self._session is None:
             self._pad(ch)
@@ -633,6 +676,11 @@ class ClientConnection(Connection):
 
     def _ccs_allowed(self) -> bool:
         return self.state is not ClientStart
+
+
+def _suite_min_version(code: int) -> int:
+    from .tls12.suites import SUITES12
+    return SUITES12[code].min_version
 
 
 def _chain_matches(chain, authorities: list[bytes]) -> bool:

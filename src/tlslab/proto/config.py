@@ -11,7 +11,7 @@ from typing import Any
 
 from .names import CipherSuite, NamedGroup, SignatureScheme, lookup
 
-DEFAULT_VERSIONS = ["TLS 1.3"]
+DEFAULT_VERSIONS = ["TLS 1.3", "TLS 1.2"]
 DEFAULT_CIPHER_SUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
                          "TLS_CHACHA20_POLY1305_SHA256"]
 DEFAULT_GROUPS = ["x25519", "secp256r1", "secp384r1", "x448", "ffdhe2048"]
@@ -25,17 +25,19 @@ DEFAULT_SIGNATURE_ALGORITHMS = [
     "rsa_pkcs1_sha256", "rsa_pkcs1_sha384", "rsa_pkcs1_sha512",
 ]
 
-_VERSION_ALIASES = {"1.3": "TLS 1.3", "tls1.3": "TLS 1.3", "tlsv1.3": "TLS 1.3", "tls 1.3": "TLS 1.3",
-                    "1.2": "TLS 1.2", "tls1.2": "TLS 1.2", "tlsv1.2": "TLS 1.2", "tls 1.2": "TLS 1.2"}
-SUPPORTED_VERSIONS = {"TLS 1.3"}
+VERSION_CODES = {"TLS 1.3": 0x0304, "TLS 1.2": 0x0303, "TLS 1.1": 0x0302, "TLS 1.0": 0x0301}
+_VERSION_ALIASES = {}
+for _name in VERSION_CODES:
+    _n = _name.split()[1]
+    for _alias in (_n, "tls" + _n, "tlsv" + _n, "tls " + _n, "tls_" + _n, _name.lower()):
+        _VERSION_ALIASES[_alias] = _name
 
 
 def normalize_version(v: str) -> str:
+    """"1.2", "TLSv1.2", "TLS 1.2" ... -> "TLS 1.2" (ValueError for anything else)."""
     name = _VERSION_ALIASES.get(v.strip().lower())
     if name is None:
-        raise ValueError(f"unknown TLS version {v!r} (use 1.3)")
-    if name not in SUPPORTED_VERSIONS:
-        raise ValueError(f"{name} is not implemented yet in tlslab (only TLS 1.3 is)")
+        raise ValueError(f"unknown TLS version {v!r} (use 1.3, 1.2, 1.1 or 1.0)")
     return name
 
 
@@ -45,6 +47,11 @@ def default_groups() -> list[str]:
     if NamedGroup.X25519MLKEM768 in SUPPORTED_GROUPS:
         return ["X25519MLKEM768"] + DEFAULT_GROUPS
     return list(DEFAULT_GROUPS)
+
+
+def lookup_name(code: int) -> str:
+    from .names import name_of
+    return name_of(CipherSuite, code)
 
 
 def _codes(enum_cls, names, default):
@@ -65,16 +72,42 @@ class _Common:
     key_update_after_records: int | None = None
 
     def _validate(self) -> None:
+        from .keyschedule import SUITES
+        from .groups import SUPPORTED_GROUPS
+        from .tls12.suites import DEFAULT_SUITES12, SUITES12, SUITES12_BY_NAME
         self.version_names = [normalize_version(v) for v in (self.versions or DEFAULT_VERSIONS)]
-        self.cipher_suite_codes = _codes(CipherSuite, self.cipher_suites, DEFAULT_CIPHER_SUITES)
+        self.version_codes = sorted({VERSION_CODES[v] for v in self.version_names}, reverse=True)
+        self.max_version, self.min_version = self.version_codes[0], self.version_codes[-1]
+        if self.cipher_suites:
+            codes = []
+            for name in self.cipher_suites:
+                suite12 = SUITES12_BY_NAME.get(name.strip().upper())
+                codes.append(suite12.code if suite12 else lookup(CipherSuite, name))
+            self.cipher_suite_codes = codes
+        else:
+            self.cipher_suite_codes = _codes(CipherSuite, None, DEFAULT_CIPHER_SUITES)
+            if self.min_version <= 0x0303:
+                self.cipher_suite_codes += [c for c in DEFAULT_SUITES12 if SUITES12[c].available]
+        self.suites13 = [c for c in self.cipher_suite_codes if c in SUITES]
+        self.suites12 = [c for c in self.cipher_suite_codes if c in SUITES12]
         self.group_codes = _codes(NamedGroup, self.groups, default_groups())
         self.signature_scheme_codes = _codes(SignatureScheme, self.signature_algorithms,
                                              DEFAULT_SIGNATURE_ALGORITHMS)
-        from .keyschedule import SUITES
-        from .groups import SUPPORTED_GROUPS
         for code in self.cipher_suite_codes:
-            if code not in SUITES:
-                raise ValueError(f"cipher suite 0x{code:04x} is not a supported TLS 1.3 suite")
+            if code not in SUITES and code not in SUITES12:
+                raise ValueError(f"cipher suite {lookup_name(code)} is not supported by tlslab")
+            if code in SUITES12 and not SUITES12[code].available:
+                raise ValueError(f"{SUITES12[code].name}: this cryptography build cannot run its cipher")
+        if 0x0304 in self.version_codes and not self.suites13:
+            if self.versions or not self.suites12:
+                raise ValueError("TLS 1.3 is enabled but none of the cipher suites is a TLS 1.3 suite")
+            self.version_codes = [v for v in self.version_codes if v != 0x0304]  # 1.2 suites only
+            self.max_version = self.version_codes[0]
+        if self.min_version <= 0x0303 and not self.suites12:
+            if self.max_version <= 0x0303:
+                raise ValueError("TLS 1.2 or older is enabled but no TLS 1.2 cipher suite is")
+            self.version_codes = [0x0304]  # only TLS 1.3 suites given: TLS 1.3 only
+            self.max_version = self.min_version = 0x0304
         for code in self.group_codes:
             if code not in SUPPORTED_GROUPS:
                 raise ValueError(f"group 0x{code:04x} is not supported")
@@ -95,6 +128,10 @@ class ClientConfig(_Common):
     compatibility_mode: bool = True
     #: RFC 8449 record_size_limit to announce (None: don't send the extension)
     record_size_limit: int | None = None
+    #: ask for a stapled OCSP response (status_request, RFC 6066 §8)
+    ocsp_stapling: bool = True
+    #: send TLS_FALLBACK_SCSV (RFC 7507): only when retrying with a lower version on purpose
+    fallback_scsv: bool = False
     #: where tickets are kept for resumption (RFC 8446 §4.6.1); one in-memory store per
     #: config by default, so connections made with the same config resume; None disables
     session_store: Any = "default"

@@ -76,6 +76,11 @@ class Connection:
         self._out = bytearray()
         self._pending_hs = bytearray()
         self._plain_records_sent = 0
+        #: TLS 1.0-1.2 once negotiated: records, CCS, alerts and messages follow RFC 5246
+        self.tls12 = False
+        self.version = 0x0304
+        self._pending_read = None     # TLS 1.2: the read state ChangeCipherSpec activates
+        self._hs_log = bytearray()    # TLS 1.2: handshake messages for Finished / EMS / CV
         self._app_records_traced = 0
         #: counters for what the trace does not keep one by one
         self.stats = {"records_sent": 0, "records_received": 0, "app_bytes_sent": 0,
@@ -115,7 +120,8 @@ class Connection:
         """Feed bytes received from the peer; returns the events they caused."""
         if not self.closed and data:
             try:
-                whole = self._reader.take_whole(data) if self._read_prot is not None else None
+                whole = (self._reader.take_whole(data)
+                         if self._read_prot is not None and not self.tls12 else None)
                 if whole is not None:
                     # one complete protected record and nothing buffered: skip the buffer copies
                     self._reader.seen_first = True
@@ -155,7 +161,7 @@ class Connection:
                 out += seal(content_type, bytes(view[i:i + size]))
                 self.stats["records_sent"] += 1
         if (self._write_prot.seq >= self._key_update_after and self.handshake_complete
-                and content_type == ContentType.application_data):
+                and content_type == ContentType.application_data and not self.tls12):
             # RFC 8446 §5.5: rekey well before the AEAD's confidentiality limit
             self.trace.add("info", "local", "automatic KeyUpdate",
                            detail=f"{self._write_prot.seq} records under one key")
@@ -182,7 +188,8 @@ class Connection:
 
     def _process_records(self) -> None:
         while not self.closed:
-            rec = self._reader.next_record(protected=self._read_prot is not None)
+            rec = self._reader.next_record(protected=self._read_prot is not None,
+                                           tls12=self.tls12)
             if rec is None:
                 return
             header, fragment = rec
@@ -191,9 +198,16 @@ class Connection:
     def _handle_record(self, header: bytes, fragment: bytes) -> None:
         ctype = header[0]
         if ctype == ContentType.change_cipher_spec:
-            self._handle_ccs(fragment)
+            if self.tls12:
+                self._handle_ccs12(fragment)
+            else:
+                self._handle_ccs(fragment)
             return
-        if self._read_prot is not None and ctype == ContentType.application_data:
+        if self.tls12 and self._read_prot is not None:
+            # RFC 5246 §6.2: every record after ChangeCipherSpec is protected, header type kept
+            ctype, fragment = self._read_prot.open(header, fragment)
+            protected = True
+        elif self._read_prot is not None and ctype == ContentType.application_data:
             if len(fragment) - 16 > self._receive_limit:
                 # RFC 8449 §4: TLSInnerPlaintext larger than the limit we advertised
                 raise RecordOverflow(f"protected record with {len(fragment) - 16} bytes of inner plaintext "
@@ -213,7 +227,7 @@ class Connection:
                 self._skip_rejected_early_data(fragment)
                 return
             raise UnexpectedMessage("encrypted record received before keys were established")
-        elif self._read_prot is not None and ctype != ContentType.alert:
+        elif self._read_prot is not None and ctype != ContentType.alert and not self.tls12:
             # RFC 8446 §5: once keys are in use every record is protected.  A plaintext
             # alert is still read, so that we can report why the peer gave up.
             raise UnexpectedMessage(f"unprotected {name_of(ContentType, ctype)} record after keys "
@@ -262,6 +276,21 @@ class Connection:
                        summary={"length": len(fragment), "protected": True,
                                 "note": "rejected 0-RTT early data, skipped"})
 
+    def _handle_ccs12(self, fragment: bytes) -> None:
+        """RFC 5246 §7.1: ChangeCipherSpec switches the read side to the pending state;
+        it is allowed only where the state machine expects it."""
+        if fragment != b"\x01":
+            raise UnexpectedMessage(f"invalid change_cipher_spec value {fragment.hex()}")
+        nxt = getattr(self.state, "after_ccs", None)
+        if nxt is None or self._pending_read is None:
+            raise UnexpectedMessage(f"ChangeCipherSpec received in state {self.state.name}")
+        if len(self._hs_buffer):
+            raise UnexpectedMessage("ChangeCipherSpec inside a fragmented handshake message")
+        self.trace.add("record", "received", "change_cipher_spec",
+                       summary={"note": "the peer switches to the new keys (RFC 5246 §7.1)"})
+        self._read_prot, self._pending_read = self._pending_read, None
+        self._move(nxt)
+
     def _handle_ccs(self, fragment: bytes) -> None:
         """RFC 8446 §5: a single 0x01 CCS is ignored between the first ClientHello and the peer's Finished."""
         if fragment != b"\x01":
@@ -288,6 +317,9 @@ class Connection:
             self._finish_closed(None, alert_received=name)
         elif desc == AlertDescription.user_canceled:
             return  # RFC 8446 §6.1: followed by close_notify
+        elif self.tls12 and level == AlertLevel.warning:
+            # RFC 5246 §7.2: warnings (e.g. no_renegotiation) do not end a TLS 1.2 connection
+            return
         else:
             # RFC 8446 §6.2: every error alert is fatal in TLS 1.3, whatever its level says
             self.error = None
@@ -295,7 +327,13 @@ class Connection:
 
     # -- handshake in --------------------------------------------------------------
     def _handle_handshake(self, raw: bytes) -> None:
-        msg = parse_message(raw)
+        if self.tls12:
+            from .messages12 import parse_message12
+            msg = parse_message12(raw, self.version)
+            if raw[0] != HandshakeType.hello_request:
+                self._hs_log += raw  # RFC 5246 §7.4.9: all messages except HelloRequest
+        else:
+            msg = parse_message(raw)
         self.trace.add("message", "received", msg.name, raw=raw, message=msg)
         state = self.state
         if msg.msg_type not in state.expects:
@@ -339,13 +377,27 @@ class Connection:
             else:
                 # RFC 8446 §5.1: the very first ClientHello record may say 0x0301 for old middleboxes
                 first = self.is_client and not self._plain_records_sent
-                rec = plaintext_record(ContentType.handshake, chunk, 0x0301 if first else 0x0303)
+                rec = plaintext_record(ContentType.handshake, chunk,
+                                       0x0301 if first else self._record_version())
                 self._plain_records_sent += 1
             self._out += rec
             self.trace.add("record", "sent", "handshake", raw=rec[:5],
                            summary={"content_type": "handshake", "length": len(rec) - 5,
                                     "protected": self._write_prot is not None})
         pending.clear()
+
+    def _record_version(self) -> int:
+        """legacy_record_version: the negotiated version in TLS 1.0-1.2, else 0x0303."""
+        return self.version if self.tls12 else 0x0303
+
+    def _send_ccs12(self, writer) -> None:
+        """RFC 5246 §7.1: send ChangeCipherSpec, then protect with the new write state."""
+        self._flush_handshake()
+        rec = plaintext_record(ContentType.change_cipher_spec, b"\x01", self.version)
+        self._out += rec
+        self.trace.add("record", "sent", "change_cipher_spec", raw=rec,
+                       summary={"note": "from here our records use the new keys (RFC 5246 §7.1)"})
+        self._write_prot = writer
 
     def _send_ccs(self) -> None:
         self._flush_handshake()
@@ -377,7 +429,7 @@ class Connection:
         if self._write_prot is not None:
             rec = self._write_prot.seal(ContentType.alert, payload)
         else:
-            rec = plaintext_record(ContentType.alert, payload)
+            rec = plaintext_record(ContentType.alert, payload, self._record_version())
         self._out += rec
         self.trace.add("alert", "sent", alert_name(desc), raw=payload,
                        summary={"level": level, "description": alert_name(desc)})

@@ -12,6 +12,7 @@ from .names import ContentType, ProtocolVersion
 MAX_PLAINTEXT = 1 << 14
 #: RFC 8446 §5.2: TLSCiphertext.length MUST NOT exceed 2^14 + 256.
 MAX_CIPHERTEXT = MAX_PLAINTEXT + 256
+MAX_CIPHERTEXT12 = MAX_PLAINTEXT + 2048
 HEADER_LEN = 5
 KNOWN_CONTENT_TYPES = frozenset({20, 21, 22, 23})
 
@@ -49,7 +50,7 @@ class RecordReader:
     def __len__(self) -> int:
         return len(self._buf)
 
-    def next_record(self, protected: bool) -> tuple[bytes, bytes] | None:
+    def next_record(self, protected: bool, tls12: bool = False) -> tuple[bytes, bytes] | None:
         buf = self._buf
         if len(buf) < HEADER_LEN:
             return None
@@ -62,7 +63,8 @@ class RecordReader:
         if buf[1] != 3:
             raise DecodeError(f"record version 0x{buf[1]:02x}{buf[2]:02x} is not TLS")
         length = (buf[3] << 8) | buf[4]
-        limit = MAX_CIPHERTEXT if protected else MAX_PLAINTEXT
+        # RFC 5246 §6.2.3 allows 2^14 + 2048 for TLS 1.2 ciphertext, RFC 8446 §5.2 2^14 + 256
+        limit = (MAX_CIPHERTEXT12 if tls12 else MAX_CIPHERTEXT) if protected else MAX_PLAINTEXT
         if length > limit:
             raise RecordOverflow(f"record length {length} exceeds the {limit}-byte limit")
         if len(buf) < HEADER_LEN + length:

@@ -170,7 +170,7 @@ class ServerConnection(Connection):
         if second:
             self._check_second_hello(ch)
         # cipher suite
-        suite_code = _choose(cfg.cipher_suite_codes, ch.cipher_suites, cfg.prefer_server_order)
+        suite_code = _choose(cfg.suites13, ch.cipher_suites, cfg.prefer_server_order)
         if suite_code is None:
             raise HandshakeFailure("no cipher suite in common: client offers "
                                    + _names(CipherSuite, ch.cipher_suites, 8))

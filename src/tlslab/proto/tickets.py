@@ -37,21 +37,23 @@ class TicketState:
     max_early_data: int = 0
     alpn: str = ""
     server_name: str = ""
+    version: int = 0x0304      # TLS 1.2 tickets (RFC 5077) carry the master secret as ``psk``
+    ems: bool = False          # TLS 1.2: extended master secret was used (RFC 7627 §5.3)
 
-    _FMT = ">BHQIII"
+    _FMT = ">BHQIIIHB"
 
     def encode(self) -> bytes:
         def v(b: bytes) -> bytes:
             return bytes([len(b)]) + b
         return (struct.pack(self._FMT, 1, self.suite, self.issued_ms, self.lifetime, self.age_add,
-                            self.max_early_data)
+                            self.max_early_data, self.version, int(self.ems))
                 + v(self.psk) + v(self.alpn.encode()) + v(self.server_name.encode()))
 
     @classmethod
     def decode(cls, data: bytes) -> "TicketState | None":
         try:
-            version, suite, issued, lifetime, age_add, max_ed = struct.unpack_from(cls._FMT, data)
-            if version != 1:
+            fmt, suite, issued, lifetime, age_add, max_ed, version, ems = struct.unpack_from(cls._FMT, data)
+            if fmt != 1:
                 return None
             pos = struct.calcsize(cls._FMT)
             parts = []
@@ -64,7 +66,7 @@ class TicketState:
             if pos != len(data):
                 return None
             return cls(suite, parts[0], issued, lifetime, age_add, max_ed,
-                       parts[1].decode(), parts[2].decode())
+                       parts[1].decode(), parts[2].decode(), version, bool(ems))
         except (struct.error, IndexError, UnicodeDecodeError):
             return None
 
@@ -187,16 +189,19 @@ class TicketStore:
             del lst[:-self.per_server]
             self._saved()
 
-    def take(self, server_name: str, now: float) -> Session | None:
-        """The newest unexpired ticket for ``server_name``, removed from the store."""
+    def take(self, server_name: str, now: float, kind: type | None = None):
+        """The newest unexpired session for ``server_name`` (of class ``kind``, default
+        TLS 1.3 :class:`Session`), removed from the store."""
+        kind = kind or Session
         with self._lock:
             lst = self._by_name.get(server_name, [])
             lst[:] = [s for s in lst if not s.expired(now)]
-            if not lst:
-                return None
-            s = lst.pop()
-            self._saved()
-            return s
+            for i in range(len(lst) - 1, -1, -1):
+                if isinstance(lst[i], kind):
+                    s = lst.pop(i)
+                    self._saved()
+                    return s
+            return None
 
     def count(self, server_name: str) -> int:
         return len(self._by_name.get(server_name, []))
@@ -218,7 +223,8 @@ class FileTicketStore(TicketStore):
             with open(path) as f:
                 raw = json.load(f)
             for name, items in raw.items():
-                self._by_name[name] = [Session.from_json(d) for d in items]
+                self._by_name[name] = [Session12.from_json(d) if d.get("kind") == "tls12"
+                                       else Session.from_json(d) for d in items]
         except (OSError, ValueError, TypeError, KeyError):
             pass
 
@@ -229,5 +235,60 @@ class FileTicketStore(TicketStore):
             json.dump(data, f)
 
 
-__all__ = ["TicketState", "TicketKeys", "Session", "TicketStore", "FileTicketStore",
-           "MAX_TICKET_LIFETIME", "field"]
+__all__ = ["TicketState", "TicketKeys", "Session", "Session12", "SessionCache", "TicketStore",
+           "FileTicketStore", "MAX_TICKET_LIFETIME", "field"]
+
+
+@dataclass
+class Session12:
+    """A resumable TLS 1.0-1.2 session as the client keeps it (RFC 5246 §7.3, RFC 5077 §3.4)."""
+
+    server_name: str
+    session_id: bytes
+    ticket: bytes
+    master_secret: bytes
+    suite: int
+    version: int
+    ems: bool
+    received_at: float
+    lifetime: int = 7200
+
+    def expired(self, now: float) -> bool:
+        return now > self.received_at + min(self.lifetime, 86400)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for k in ("session_id", "ticket", "master_secret"):
+            d[k] = getattr(self, k).hex()
+        d["kind"] = "tls12"
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Session12":
+        d = {k: v for k, v in d.items() if k != "kind"}
+        for k in ("session_id", "ticket", "master_secret"):
+            d[k] = bytes.fromhex(d[k])
+        return cls(**d)
+
+
+class SessionCache:
+    """Server-side TLS 1.2 session-ID cache (RFC 5246 §7.3), bounded and thread-safe."""
+
+    def __init__(self, size: int = 10_000, lifetime: int = 7200) -> None:
+        self._items: "OrderedDict[bytes, tuple]" = OrderedDict()
+        self.size = size
+        self.lifetime = lifetime
+        self._lock = threading.Lock()
+
+    def put(self, session_id: bytes, value: tuple, now: float) -> None:
+        with self._lock:
+            self._items[session_id] = (now, value)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, session_id: bytes, now: float):
+        with self._lock:
+            item = self._items.get(session_id)
+            if item is None or now - item[0] > self.lifetime:
+                return None
+            return item[1]

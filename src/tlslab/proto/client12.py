@@ -1,0 +1,395 @@
+"""TLS 1.2 (and 1.0/1.1) client state machine (RFC 5246 §7.3, RFC 8422, RFC 7627, RFC 5746, RFC 5077).
+
+The client always sends one ClientHello; when the ServerHello selects TLS 1.2 or
+older, :class:`ClientConnection` hands over to these states:
+
+full:        WAIT_SH → WAIT_CERT → WAIT_SKE_CR_SHD → (send flight) → WAIT_CCS → WAIT_FINISHED → CONNECTED
+abbreviated: WAIT_SH → WAIT_CCS → WAIT_FINISHED → (send CCS + Finished) → CONNECTED
+"""
+from __future__ import annotations
+
+import datetime
+import hmac
+
+from cryptography import x509
+
+from . import extensions as X
+from .connection import State
+from .errors import (BadCertificate, DecodeError, DecryptError, HandshakeFailure, IllegalParameter,
+                     ProtocolVersion, UnexpectedMessage, UnsupportedExtension)
+from .extensions import ET, Extension
+from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished
+from .messages12 import (Certificate12, CertificateRequest11, CertificateRequest12, CertificateStatus,
+                         CertificateVerify11, CertificateVerify12, ClientKeyExchange,
+                         NewSessionTicket12, ServerHelloDone, ServerKeyExchange)
+from .names import VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, name_of
+from .tls12 import keyexchange as kx
+from .tls12.prf import handshake_hash, key_material, master_secret, verify_data
+from .tls12.protection import RecordProtector12
+from .tls12.suites import KX_RSA, SUITES12
+
+#: extensions a TLS 1.2 ServerHello may carry (each only if we offered it)
+SH12_ALLOWED = {ET.server_name, ET.ec_point_formats, ET.renegotiation_info, ET.extended_master_secret,
+                ET.encrypt_then_mac, ET.session_ticket, ET.application_layer_protocol_negotiation,
+                ET.status_request, ET.record_size_limit, ET.max_fragment_length,
+                ET.signed_certificate_timestamp}
+
+
+class WaitCertificate12(State):
+    """RFC 5246 §7.4.2: the server's chain."""
+
+    name = "WAIT_CERT"
+    expects = frozenset({HT.certificate})
+
+    @classmethod
+    def handle(cls, conn, msg: Certificate12) -> type[State]:
+        conn._on_certificate12(msg)
+        return WaitServerKeyExchange12
+
+
+class WaitServerKeyExchange12(State):
+    """RFC 5246 §7.4.3-§7.4.5 (+ RFC 6066 §8 CertificateStatus): until ServerHelloDone."""
+
+    name = "WAIT_SKE_CR_SHD"
+    expects = frozenset({HT.certificate_status, HT.server_key_exchange, HT.certificate_request,
+                         HT.server_hello_done})
+
+    @classmethod
+    def handle(cls, conn, msg) -> type[State]:
+        return conn._on_server_flight12(msg)
+
+
+class WaitNewTicketOrCCS12(State):
+    """RFC 5077 §3.3: an optional NewSessionTicket, then ChangeCipherSpec."""
+
+    name = "WAIT_CCS"
+    expects = frozenset({HT.new_session_ticket})
+
+    @classmethod
+    def handle(cls, conn, msg: NewSessionTicket12) -> type[State]:
+        conn._on_new_session_ticket12(msg)
+        return WaitNewTicketOrCCS12
+
+
+class WaitServerFinished12(State):
+    """RFC 5246 §7.4.9."""
+
+    name = "WAIT_FINISHED"
+    expects = frozenset({HT.finished})
+
+    @classmethod
+    def handle(cls, conn, msg: Finished) -> type[State]:
+        conn._on_server_finished12(msg)
+        return ClientConnected12
+
+
+class ClientConnected12(State):
+    """Application data; a HelloRequest is refused with a no_renegotiation warning (RFC 5746 §4.2)."""
+
+    name = "CONNECTED"
+    expects = frozenset({HT.hello_request})
+
+    @classmethod
+    def handle(cls, conn, msg) -> type[State]:
+        conn._refuse_renegotiation()
+        return ClientConnected12
+
+
+WaitNewTicketOrCCS12.after_ccs = WaitServerFinished12
+
+CLIENT12_TRANSITIONS = {
+    WaitCertificate12: {WaitServerKeyExchange12},
+    WaitServerKeyExchange12: {WaitServerKeyExchange12, WaitNewTicketOrCCS12},
+    WaitNewTicketOrCCS12: {WaitNewTicketOrCCS12, WaitServerFinished12},
+    WaitServerFinished12: {ClientConnected12},
+    ClientConnected12: {ClientConnected12},
+}
+
+
+class Client12:
+    """TLS 1.2 methods of :class:`~tlslab.proto.client.ClientConnection`."""
+
+    # -- ServerHello ---------------------------------------------------------------------
+    def _on_server_hello12(self, sh) -> type[State]:
+        """RFC 5246 §7.4.1.3 with RFC 8446 §4.1.3's downgrade protection."""
+        cfg = self.config
+        version = sh.legacy_version
+        if version not in cfg.version_codes or version > 0x0303:
+            offered = ", ".join(VERSION_NAMES.get(v, hex(v)) for v in cfg.version_codes)
+            raise ProtocolVersion(f"server selected {VERSION_NAMES.get(version, f'0x{version:04x}')}; "
+                                  f"we offered {offered}")
+        tail = sh.random[-8:]
+        if (cfg.max_version >= 0x0304 and tail in (DOWNGRADE_TLS12, DOWNGRADE_TLS11)) or \
+                (cfg.max_version == 0x0303 and tail == DOWNGRADE_TLS11):
+            raise IllegalParameter("ServerHello.random carries the TLS 1.3 downgrade sentinel (RFC 8446 "
+                                   "§4.1.3): the server supports a newer version, so this is an attack "
+                                   "or a broken middlebox")
+        suite = SUITES12.get(sh.cipher_suite)
+        if suite is None or sh.cipher_suite not in self._client_hello.cipher_suites \
+                or suite.min_version > version:
+            raise IllegalParameter(f"server selected cipher suite {name_of(CipherSuite, sh.cipher_suite)} "
+                                   f"that was not offered for {VERSION_NAMES[version]}")
+        if sh.legacy_compression_method != 0:
+            raise IllegalParameter("ServerHello selected a compression method we did not offer")
+        offered = {e.type for e in self._client_hello.extensions or []}
+        for e in sh.extensions or []:
+            if e.type not in offered:
+                raise UnsupportedExtension(f"server sent extension {e.name} that was not offered")
+            if e.type not in SH12_ALLOWED:
+                raise IllegalParameter(f"extension {e.name} is not allowed in a TLS 1.2 ServerHello")
+        self.tls12 = True
+        self.version = version
+        self._server_session_id = sh.legacy_session_id_echo
+        self.suite12 = suite
+        self.server_random = sh.random
+        n = self.negotiated
+        n.update(version=VERSION_NAMES[version], cipher_suite=suite.name)
+        ri = sh.ext_value(ET.renegotiation_info)
+        if ri is not None and ri.renegotiated_connection != b"":
+            raise HandshakeFailure("renegotiation_info is not empty on the initial handshake (RFC 5746 §3.4)")
+        n["secure_renegotiation"] = ri is not None
+        if ri is None:
+            self.trace.add("info", "local", "server does not support secure renegotiation (RFC 5746)")
+        self._ems = sh.ext(ET.extended_master_secret) is not None
+        n["extended_master_secret"] = self._ems
+        self._etm = sh.ext(ET.encrypt_then_mac) is not None and suite.cbc
+        n["encrypt_then_mac"] = self._etm
+        self._ticket_expected = sh.ext(ET.session_ticket) is not None
+        self._ocsp_expected = sh.ext(ET.status_request) is not None
+        alpn = sh.ext_value(ET.application_layer_protocol_negotiation)
+        if alpn is not None:
+            names = alpn.protocol_name_list
+            if len(names) != 1 or names[0].decode("latin-1") not in (cfg.alpn_protocols or []):
+                raise IllegalParameter(f"server selected ALPN {names!r}, which was not offered")
+            n["alpn_protocol"] = names[0].decode("latin-1")
+        if sh.ext(ET.server_name) is not None:
+            n["server_name"] = cfg.server_name
+        self._hs_log = bytearray(self._ch_raw[-1])
+        self._hs_log += sh.raw
+        sess = getattr(self, "_session12", None)
+        if sess is not None and sh.legacy_session_id_echo and \
+                hmac.compare_digest(sh.legacy_session_id_echo, self._client_hello.legacy_session_id):
+            # RFC 5246 §7.3 / RFC 5077 §3.4: the server resumes our session
+            if sess.suite != suite.code or sess.version != version or sess.ems != self._ems:
+                raise IllegalParameter("server resumed a session with other parameters (RFC 7627 §5.3)")
+            self.resumed = True
+            self._master = sess.master_secret
+            self._install_keys12()
+            return WaitNewTicketOrCCS12
+        return WaitCertificate12
+
+    # -- server flight ---------------------------------------------------------------------
+    def _on_certificate12(self, msg: Certificate12) -> None:
+        if not msg.certificate_list:
+            raise DecodeError("server sent an empty Certificate message")
+        certs = []
+        for i, der in enumerate(msg.certificate_list):
+            try:
+                certs.append(x509.load_der_x509_certificate(der))
+            except ValueError as e:
+                raise BadCertificate(f"certificate {i} in the server's chain is not valid DER X.509: {e}")
+        self.peer_certificates = certs
+        kx.check_key_for_kx(self.suite12.kx, certs[0])
+        self.trace.add("info", "local", "certificate chain", summary={"certificates": len(certs)})
+        if not self.config.insecure:
+            from .certificates import load_trust_store, verify_server_chain
+            now = self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
+            verified = verify_server_chain(certs, self.config.server_name,
+                                           load_trust_store(self.config.ca_file), now)
+            self.verified_path = verified
+            self.trace.add("info", "local", "certificate verified", summary={"path_length": len(verified)})
+        else:
+            self.trace.add("info", "local", "certificate not verified (--insecure)")
+        self._ske = None
+        self._cr12 = None
+
+    def _on_server_flight12(self, msg) -> type[State]:
+        suite = self.suite12
+        if msg.msg_type == HT.certificate_status:
+            if not self._ocsp_expected or self._ske is not None or self._cr12 is not None \
+                    or "ocsp_response" in self.negotiated:
+                raise UnexpectedMessage("CertificateStatus out of place")
+            self.negotiated["ocsp_response"] = msg.response
+            self.trace.add("info", "local", "stapled OCSP response", summary={"bytes": len(msg.response)})
+            return WaitServerKeyExchange12
+        if msg.msg_type == HT.server_key_exchange:
+            if suite.kx == KX_RSA or self._ske is not None or self._cr12 is not None:
+                raise UnexpectedMessage("ServerKeyExchange is not expected here")
+            ske = kx.parse_server_key_exchange(suite.kx, msg.body, self.version)
+            offered = self._offered_schemes() if self.version >= 0x0303 else None
+            if self.version >= 0x0303 and self._client_hello.ext(ET.signature_algorithms) is None:
+                offered = None
+            kx.verify_server_key_exchange(self.peer_certificates[0], ske, self._client_hello.random,
+                                          self.server_random, offered_schemes=offered, version=self.version)
+            if ske.scheme is not None:
+                self.negotiated["signature_scheme"] = name_of(SignatureScheme, ske.scheme)
+            self._ske = ske
+            return WaitServerKeyExchange12
+        if msg.msg_type == HT.certificate_request:
+            if self._cr12 is not None:
+                raise UnexpectedMessage("second CertificateRequest")
+            if suite.ephemeral and self._ske is None:
+                raise UnexpectedMessage("CertificateRequest before ServerKeyExchange")
+            self._cr12 = msg
+            return WaitServerKeyExchange12
+        # ServerHelloDone
+        if suite.ephemeral and self._ske is None:
+            raise UnexpectedMessage("ServerHelloDone without the ServerKeyExchange this key exchange needs")
+        self._send_client_flight12()
+        return WaitNewTicketOrCCS12
+
+    def _send_client_flight12(self) -> None:
+        """RFC 5246 §7.3: [Certificate], ClientKeyExchange, [CertificateVerify], CCS, Finished."""
+        suite = self.suite12
+        identity = self._client_identity12() if self._cr12 is not None else None
+        if self._cr12 is not None:
+            certs = [] if identity is None else [c.public_bytes(_DER) for c in identity[0]]
+            self._send_message12(Certificate12(certificate_list=certs))
+        if suite.kx == KX_RSA:
+            encrypted, premaster = kx.encrypt_premaster(self.peer_certificates[0],
+                                                        self._client_hello.legacy_version, self.provider)
+            body = kx.build_client_key_exchange(suite.kx, encrypted)
+        elif suite.kx.startswith("ECDHE"):
+            group = self._ske.params.named_curve
+            public, premaster = kx.ecdhe_client_exchange(self._ske.params, self.provider,
+                                                         self._offered_groups())
+            self.negotiated["group"] = name_of(NamedGroup, group)
+            body = kx.build_client_key_exchange(suite.kx, public)
+        else:
+            res = kx.dhe_client_exchange(self._ske.params, self.provider)
+            public, premaster = res.public, res.premaster
+            bits = self._ske.params.p.bit_length()
+            known = kx.known_dh_group(self._ske.params.p, self._ske.params.g)
+            self.negotiated["group"] = known or f"DH {bits} bits (server-chosen)"
+            if res.warning:
+                self.negotiated.setdefault("warnings", []).append(res.warning)
+                self.trace.add("info", "local", "weak DH parameters", detail=res.warning)
+            body = kx.build_client_key_exchange(suite.kx, public)
+        self._send_message12(ClientKeyExchange(body=body))
+        if self._ems:
+            session_hash = handshake_hash(bytes(self._hs_log), suite.prf_hash, self.version)
+            self._master = master_secret(premaster, self._client_hello.random, self.server_random,
+                                         hash_name=suite.prf_hash, session_hash=session_hash,
+                                         version=self.version)
+        else:
+            self._master = master_secret(premaster, self._client_hello.random, self.server_random,
+                                         hash_name=suite.prf_hash, version=self.version)
+        self._log_master()
+        if identity is not None:
+            chain, key, scheme = identity
+            from .signatures import sign
+            if self.version >= 0x0303:
+                sig = sign(key, scheme, bytes(self._hs_log), tls13=False)
+                self._send_message12(CertificateVerify12(algorithm=scheme, signature=sig))
+            else:
+                raise HandshakeFailure("client certificates before TLS 1.2 are not supported")
+        self._install_keys12()
+        writer = self._pending_write
+        self._send_ccs12(writer)
+        self._send_finished12()
+
+    def _client_identity12(self):
+        """The chain, key and scheme to answer a CertificateRequest with, or None (RFC 5246 §7.4.6)."""
+        cfg = self.config
+        if not (cfg.certificate_chain and cfg.private_key is not None):
+            self.trace.add("info", "local", "server asked for a client certificate; none configured")
+            return None
+        from .signatures import schemes_for_key
+        allowed = getattr(self._cr12, "supported_signature_algorithms", None) or []
+        scheme = next((s for s in schemes_for_key(cfg.certificate_chain[0]) if s in allowed), None)
+        if scheme is None:
+            for s in (SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384,
+                      SignatureScheme.ecdsa_secp256r1_sha256):
+                if s in allowed:
+                    scheme = s
+                    break
+        if scheme is None:
+            self.trace.add("info", "local", "client certificate not sent",
+                           detail="no signature algorithm allowed by the CertificateRequest fits our key")
+            return None
+        self.negotiated["client_certificate"] = cfg.certificate_chain[0].subject.rfc4514_string()
+        return cfg.certificate_chain, cfg.private_key, scheme
+
+    # -- keys, CCS, Finished -----------------------------------------------------------------
+    def _install_keys12(self) -> None:
+        """RFC 5246 §6.3: the key block; the writer becomes active at our CCS, the reader at theirs."""
+        keys = key_material(self.suite12, self._master, self._client_hello.random, self.server_random,
+                            self.version)
+        mine, theirs = keys.writer(self.is_client), keys.writer(not self.is_client)
+        self._pending_write = RecordProtector12(self.suite12, *mine, version=self.version,
+                                                encrypt_then_mac=self._etm, provider=self.provider)
+        self._pending_read = RecordProtector12(self.suite12, *theirs, version=self.version,
+                                               encrypt_then_mac=self._etm, provider=self.provider)
+
+    def _log_master(self) -> None:
+        self.trace.add("secret", "local", "master_secret", summary={"length": 48, "ems": self._ems})
+        if self.keylog is not None:
+            self.keylog.write("CLIENT_RANDOM", self.client_random, self._master)
+
+    def _finished12(self, client: bool) -> bytes:
+        h = handshake_hash(bytes(self._hs_log), self.suite12.prf_hash, self.version)
+        return verify_data(self._master, h, client, hash_name=self.suite12.prf_hash, version=self.version)
+
+    def _send_finished12(self) -> None:
+        self._send_message12(Finished(verify_data=self._finished12(self.is_client)))
+
+    def _send_message12(self, msg) -> None:
+        raw = self._send_message(msg)
+        self._hs_log += raw
+
+    def _check_finished12(self, msg: Finished, client: bool) -> None:
+        expected = self._finished12(client)
+        if len(msg.verify_data) != len(expected):
+            raise DecodeError(f"Finished has {len(msg.verify_data)} bytes of verify_data, expected 12")
+        if not hmac.compare_digest(expected, msg.verify_data):
+            raise DecryptError(f"{'client' if client else 'server'} Finished verify_data is wrong")
+
+    def _on_server_finished12(self, msg: Finished) -> None:
+        # the Finished itself is already in _hs_log: check against the log before it
+        log = self._hs_log
+        self._hs_log = log[:-len(msg.raw)]
+        self._check_finished12(msg, client=False)
+        self._hs_log = log
+        if self.resumed:
+            self._send_ccs12(self._pending_write)
+            self._send_finished12()
+        self._store_session12()
+        self._complete(resumed=self.resumed)
+
+    def _on_new_session_ticket12(self, msg: NewSessionTicket12) -> None:
+        if not self._ticket_expected:
+            raise UnexpectedMessage("NewSessionTicket without a session_ticket extension (RFC 5077 §3.3)")
+        self._new_ticket12 = msg
+
+    def _store_session12(self) -> None:
+        """Keep what resumption needs: the session id and/or ticket, and the master secret."""
+        store = self.session_store
+        if store is None:
+            return
+        from .tickets import Session12
+        ticket = getattr(self, "_new_ticket12", None)
+        sid = self._server_session_id if hasattr(self, "_server_session_id") else b""
+        if ticket is not None and ticket.ticket:
+            lifetime = ticket.ticket_lifetime_hint or 7200
+            blob = ticket.ticket
+        elif self.resumed and self._session12 is not None:
+            blob, lifetime = self._session12.ticket, self._session12.lifetime
+        else:
+            blob, lifetime = b"", 7200
+        if not blob and not sid:
+            return
+        store.add(Session12(server_name=self._session_key(), session_id=sid, ticket=blob,
+                            master_secret=self._master, suite=self.suite12.code, version=self.version,
+                            ems=self._ems, received_at=self.provider.time(), lifetime=lifetime))
+
+    def _refuse_renegotiation(self) -> None:
+        """RFC 5746 §4.2 / RFC 5246 §7.2.2: answer a HelloRequest with a no_renegotiation warning."""
+        from .alerts import AlertDescription, AlertLevel
+        self.trace.add("info", "local", "renegotiation refused",
+                       detail="server sent HelloRequest; answered with a no_renegotiation warning")
+        self._send_alert(AlertLevel.warning, AlertDescription.no_renegotiation)
+
+
+from cryptography.hazmat.primitives.serialization import Encoding as _Encoding  # noqa: E402
+
+_DER = _Encoding.DER
