@@ -137,7 +137,9 @@ def reach(side: str, state: str, pki, client_options: dict) -> tuple[object, Ctx
     """Run a real handshake and stop the connection under test in ``state``."""
     options = {"server_name": "localhost", "ca_file": pki["ca_file"], **client_options}
     client = ClientConnection(ClientConfig(**options))
-    server = ServerConnection(ServerConfig(certificate_chain=pki["chain"], private_key=pki["key"]))
+    # a TLS 1.3-only server: the version rows below test its refusal of older clients
+    server = ServerConnection(ServerConfig(certificate_chain=pki["chain"], private_key=pki["key"],
+                                           versions=["1.3"]))
     ctx = Ctx(client, server)
     client.start_handshake()
     c1 = client.data_to_send()

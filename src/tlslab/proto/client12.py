@@ -106,7 +106,53 @@ CLIENT12_TRANSITIONS = {
 }
 
 
-class Client12:
+class Common12:
+    """TLS 1.2 record keys, ChangeCipherSpec and Finished, shared by client and server."""
+
+    # -- keys, CCS, Finished -----------------------------------------------------------------
+    def _install_keys12(self) -> None:
+        """RFC 5246 §6.3: the key block; the writer becomes active at our CCS, the reader at theirs."""
+        keys = key_material(self.suite12, self._master, self.client_random, self.server_random,
+                            self.version)
+        mine, theirs = keys.writer(self.is_client), keys.writer(not self.is_client)
+        self._pending_write = RecordProtector12(self.suite12, *mine, version=self.version,
+                                                encrypt_then_mac=self._etm, provider=self.provider)
+        self._pending_read = RecordProtector12(self.suite12, *theirs, version=self.version,
+                                               encrypt_then_mac=self._etm, provider=self.provider)
+
+    def _log_master(self) -> None:
+        """The master secret goes to the trace by name and to the key log as CLIENT_RANDOM."""
+        self.trace.add("secret", "local", "master_secret", summary={"length": 48, "ems": self._ems})
+        if self.keylog is not None:
+            self.keylog.write("CLIENT_RANDOM", self.client_random, self._master)
+
+    def _finished12(self, client: bool) -> bytes:
+        h = handshake_hash(bytes(self._hs_log), self.suite12.prf_hash, self.version)
+        return verify_data(self._master, h, client, hash_name=self.suite12.prf_hash, version=self.version)
+
+    def _send_finished12(self) -> None:
+        self._send_message12(Finished(verify_data=self._finished12(self.is_client)))
+
+    def _send_message12(self, msg) -> None:
+        raw = self._send_message(msg)
+        self._hs_log += raw
+
+    def _check_finished12(self, msg: Finished, client: bool) -> None:
+        expected = self._finished12(client)
+        if len(msg.verify_data) != len(expected):
+            raise DecodeError(f"Finished has {len(msg.verify_data)} bytes of verify_data, expected 12")
+        if not hmac.compare_digest(expected, msg.verify_data):
+            raise DecryptError(f"{'client' if client else 'server'} Finished verify_data is wrong")
+
+    def _refuse_renegotiation(self) -> None:
+        """RFC 5746 §4.2 / RFC 5246 §7.2.2: answer a HelloRequest with a no_renegotiation warning."""
+        from .alerts import AlertDescription, AlertLevel
+        self.trace.add("info", "local", "renegotiation refused",
+                       detail="server sent HelloRequest; answered with a no_renegotiation warning")
+        self._send_alert(AlertLevel.warning, AlertDescription.no_renegotiation)
+
+
+class Client12(Common12):
     """TLS 1.2 methods of :class:`~tlslab.proto.client.ClientConnection`."""
 
     # -- ServerHello ---------------------------------------------------------------------
@@ -310,40 +356,6 @@ class Client12:
         self.negotiated["client_certificate"] = cfg.certificate_chain[0].subject.rfc4514_string()
         return cfg.certificate_chain, cfg.private_key, scheme
 
-    # -- keys, CCS, Finished -----------------------------------------------------------------
-    def _install_keys12(self) -> None:
-        """RFC 5246 §6.3: the key block; the writer becomes active at our CCS, the reader at theirs."""
-        keys = key_material(self.suite12, self._master, self._client_hello.random, self.server_random,
-                            self.version)
-        mine, theirs = keys.writer(self.is_client), keys.writer(not self.is_client)
-        self._pending_write = RecordProtector12(self.suite12, *mine, version=self.version,
-                                                encrypt_then_mac=self._etm, provider=self.provider)
-        self._pending_read = RecordProtector12(self.suite12, *theirs, version=self.version,
-                                               encrypt_then_mac=self._etm, provider=self.provider)
-
-    def _log_master(self) -> None:
-        self.trace.add("secret", "local", "master_secret", summary={"length": 48, "ems": self._ems})
-        if self.keylog is not None:
-            self.keylog.write("CLIENT_RANDOM", self.client_random, self._master)
-
-    def _finished12(self, client: bool) -> bytes:
-        h = handshake_hash(bytes(self._hs_log), self.suite12.prf_hash, self.version)
-        return verify_data(self._master, h, client, hash_name=self.suite12.prf_hash, version=self.version)
-
-    def _send_finished12(self) -> None:
-        self._send_message12(Finished(verify_data=self._finished12(self.is_client)))
-
-    def _send_message12(self, msg) -> None:
-        raw = self._send_message(msg)
-        self._hs_log += raw
-
-    def _check_finished12(self, msg: Finished, client: bool) -> None:
-        expected = self._finished12(client)
-        if len(msg.verify_data) != len(expected):
-            raise DecodeError(f"Finished has {len(msg.verify_data)} bytes of verify_data, expected 12")
-        if not hmac.compare_digest(expected, msg.verify_data):
-            raise DecryptError(f"{'client' if client else 'server'} Finished verify_data is wrong")
-
     def _on_server_finished12(self, msg: Finished) -> None:
         # the Finished itself is already in _hs_log: check against the log before it
         log = self._hs_log
@@ -381,14 +393,6 @@ class Client12:
         store.add(Session12(server_name=self._session_key(), session_id=sid, ticket=blob,
                             master_secret=self._master, suite=self.suite12.code, version=self.version,
                             ems=self._ems, received_at=self.provider.time(), lifetime=lifetime))
-
-    def _refuse_renegotiation(self) -> None:
-        """RFC 5746 §4.2 / RFC 5246 §7.2.2: answer a HelloRequest with a no_renegotiation warning."""
-        from .alerts import AlertDescription, AlertLevel
-        self.trace.add("info", "local", "renegotiation refused",
-                       detail="server sent HelloRequest; answered with a no_renegotiation warning")
-        self._send_alert(AlertLevel.warning, AlertDescription.no_renegotiation)
-
 
 from cryptography.hazmat.primitives.serialization import Encoding as _Encoding  # noqa: E402
 

@@ -191,6 +191,8 @@ class ServerConfig(_Common):
     ticket_keys: Any = None
     #: RFC 8446 §4.2.10: accept up to this many bytes of 0-RTT data (0 = no early data)
     max_early_data_size: int = 0
+    #: TLS 1.2 session-ID cache (RFC 5246 §7.3); share it between configs to resume across them
+    session_cache: Any = "default"
     #: PSK key exchange modes we accept (RFC 8446 §4.2.9)
     psk_modes: list[str] = field(default_factory=lambda: ["psk_dhe_ke", "psk_ke"])
 
@@ -199,6 +201,12 @@ class ServerConfig(_Common):
         self.advertised_group_codes = [lookup(NamedGroup, g) for g in self.advertised_groups or []]
         from .names import PskKeyExchangeMode
         self.psk_mode_codes = [lookup(PskKeyExchangeMode, m) for m in self.psk_modes]
+        if isinstance(self.session_cache, str) and self.session_cache == "default":
+            from .tickets import SessionCache
+            self.session_cache = SessionCache()
+        if self.min_version < 0x0303:
+            raise ValueError("tlslab's server speaks TLS 1.2 and 1.3 (TLS 1.0/1.1 are client-only, "
+                             "for probing old servers)")
         if self.ticket_keys is None:
             from .tickets import TicketKeys
             self.ticket_keys = TicketKeys()

@@ -79,6 +79,16 @@ class InsufficientSecurity(TLSError):
     alert = AlertDescription.insufficient_security
 
 
+class InappropriateFallback(TLSError):
+    """RFC 7507 §3: a fallback connection to a server that supports a higher version."""
+
+    alert = AlertDescription.inappropriate_fallback
+
+
+class NoRenegotiation(TLSError):
+    alert = AlertDescription.no_renegotiation
+
+
 class InternalError(TLSError):
     alert = AlertDescription.internal_error
 

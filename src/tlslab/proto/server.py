@@ -24,8 +24,10 @@ from .groups import SUPPORTED_GROUPS, server_key_share
 from .keyschedule import SUITES, Transcript
 from .messages import (Certificate, CertificateEntry, CertificateRequest, CertificateVerify, ClientHello,
                        EncryptedExtensions, Finished, HRR_RANDOM, KeyUpdate, ServerHello)
-from .names import CipherSuite, HandshakeType as HT, NamedGroup, ProtocolVersion as PV, SignatureScheme, name_of
+from .names import (VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup,
+                    ProtocolVersion as PV, SignatureScheme, name_of)
 from .provider import Provider
+from .server12 import SERVER12_ENTRY, SERVER12_TRANSITIONS, Server12
 from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, schemes_for_key, sign, verify
 
 TLS13 = 0x0304
@@ -111,7 +113,9 @@ class ServerConnected(State):
 
 
 SERVER_TRANSITIONS = {
-    ServerStart: {WaitClientHello2, WaitClientFinished, WaitClientCertificate, WaitEndOfEarlyData},
+    **SERVER12_TRANSITIONS,
+    ServerStart: {WaitClientHello2, WaitClientFinished, WaitClientCertificate, WaitEndOfEarlyData,
+                  *SERVER12_ENTRY},
     WaitClientHello2: {WaitClientFinished, WaitClientCertificate},
     WaitEndOfEarlyData: {WaitClientFinished},
     WaitClientCertificate: {WaitClientCertificateVerify, WaitClientFinished},
@@ -121,7 +125,7 @@ SERVER_TRANSITIONS = {
 }
 
 
-class ServerConnection(Connection):
+class ServerConnection(Server12, Connection):
     """The server side of one TLS 1.3 connection (sans-IO)."""
 
     is_client = False
@@ -154,11 +158,19 @@ class ServerConnection(Connection):
         if not second:
             self.client_random = ch.random
         sv = ch.ext_value(ET.supported_versions)
-        if sv is None or TLS13 not in sv.versions:
-            offered = (", ".join(name_of(PV, v) for v in sv.versions)
-                       if sv is not None else _legacy_name(ch.legacy_version))
-            raise ProtocolVersion(f"client does not offer TLS 1.3 (offers {offered}); "
-                                  "this server speaks only TLS 1.3")
+        if sv is None or TLS13 not in sv.versions or TLS13 not in cfg.version_codes:
+            if second:
+                raise IllegalParameter("second ClientHello no longer offers TLS 1.3")
+            # RFC 8446 §4.2.1: with supported_versions, legacy_version is ignored
+            offered = ([v for v in sv.versions if v <= 0x0303] if sv is not None
+                       else [v for v in (0x0303, 0x0302, 0x0301, 0x0300) if v <= ch.legacy_version])
+            if cfg.min_version > 0x0303 or not offered:
+                theirs = (", ".join(name_of(PV, v) for v in sv.versions) if sv is not None
+                          else _legacy_name(ch.legacy_version))
+                mine = ", ".join(VERSION_NAMES[v] for v in cfg.version_codes)
+                raise ProtocolVersion(f"no protocol version in common: client offers {theirs}; "
+                                      f"server supports {mine}")
+            return self._on_client_hello12(ch, offered)
         if ch.legacy_version < 0x0303:
             raise ProtocolVersion(f"ClientHello legacy_version 0x{ch.legacy_version:04x} with TLS 1.3 offered")
         if ch.legacy_compression_methods != b"\x00":
@@ -275,7 +287,8 @@ class ServerConnection(Connection):
                 self.trace.add("info", "local", "PSK identity not usable",
                                detail=f"identity {index}: ticket expired {age - state.lifetime:.0f}s ago")
                 continue
-            if state.suite not in SUITES or SUITES[state.suite].hash_name != self.suite.hash_name:
+            if state.version != 0x0304 or state.suite not in SUITES or \
+                    SUITES[state.suite].hash_name != self.suite.hash_name:
                 self.trace.add("info", "local", "PSK identity not usable",
                                detail=f"identity {index}: its hash differs from the chosen suite's")
                 continue

@@ -1,0 +1,413 @@
+"""TLS 1.2 server state machine (RFC 5246 §7.3, RFC 8422, RFC 7627, RFC 5746, RFC 5077, RFC 7507).
+
+Chosen when the client does not offer TLS 1.3 (or the server has it disabled):
+
+full:        START → (SH, Certificate, [SKE], [CR], SHD) → [WAIT_CERT → WAIT_CKE → [WAIT_CV]]
+             → WAIT_CCS → WAIT_FINISHED → ([NST], CCS, Finished) → CONNECTED
+abbreviated: START → (SH, [NST], CCS, Finished) → WAIT_CCS → WAIT_FINISHED → CONNECTED
+
+TLS 1.0/1.1 are client-only in tlslab (for probing old servers); this server
+negotiates TLS 1.2 at the lowest.
+"""
+from __future__ import annotations
+
+import datetime
+import hmac
+import struct
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from . import extensions as X
+from .alerts import AlertDescription, AlertLevel
+from .client12 import Common12
+from .connection import State
+from .errors import (BadCertificate, CertificateRequired, DecodeError, HandshakeFailure,
+                     IllegalParameter, InappropriateFallback, ProtocolVersion, TLSError,
+                     UnexpectedMessage)
+from .extensions import ET, Extension
+from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished, ServerHello
+from .messages12 import (Certificate12, CertificateRequest12, CertificateVerify12, ClientKeyExchange,
+                         NewSessionTicket12, ServerHelloDone, ServerKeyExchange)
+from .names import VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, name_of
+from .tls12 import keyexchange as kx
+from .tls12.prf import handshake_hash, master_secret
+from .tls12.suites import KX_DHE_RSA, KX_RSA, SUITES12
+
+FALLBACK_SCSV = 0x5600
+EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
+_FFDHE_NAMES = {0x0100: "ffdhe2048", 0x0101: "ffdhe3072"}
+
+
+class WaitClientCertificate12(State):
+    name = "WAIT_CERT"
+    expects = frozenset({HT.certificate})
+
+    @classmethod
+    def handle(cls, conn, msg: Certificate12) -> type[State]:
+        conn._on_client_certificate12(msg)
+        return WaitClientKeyExchange12
+
+
+class WaitClientKeyExchange12(State):
+    """RFC 5246 §7.4.7."""
+
+    name = "WAIT_CKE"
+    expects = frozenset({HT.client_key_exchange})
+
+    @classmethod
+    def handle(cls, conn, msg: ClientKeyExchange) -> type[State]:
+        conn._on_client_key_exchange12(msg)
+        return WaitClientCertificateVerify12 if conn.peer_certificates else WaitClientCCS12
+
+
+class WaitClientCertificateVerify12(State):
+    """RFC 5246 §7.4.8."""
+
+    name = "WAIT_CV"
+    expects = frozenset({HT.certificate_verify})
+
+    @classmethod
+    def handle(cls, conn, msg: CertificateVerify12) -> type[State]:
+        conn._on_client_certificate_verify12(msg)
+        return WaitClientCCS12
+
+
+class WaitClientCCS12(State):
+    """RFC 5246 §7.1: only ChangeCipherSpec may come now."""
+
+    name = "WAIT_CCS"
+
+
+class WaitClientFinished12(State):
+    name = "WAIT_FINISHED"
+    expects = frozenset({HT.finished})
+
+    @classmethod
+    def handle(cls, conn, msg: Finished) -> type[State]:
+        conn._on_client_finished12(msg)
+        return ServerConnected12
+
+
+class ServerConnected12(State):
+    """A ClientHello now is a renegotiation attempt, which we refuse (RFC 5746 §4.4)."""
+
+    name = "CONNECTED"
+    expects = frozenset({HT.client_hello})
+
+    @classmethod
+    def handle(cls, conn, msg) -> type[State]:
+        conn._refuse_renegotiation()
+        return ServerConnected12
+
+
+WaitClientCCS12.after_ccs = WaitClientFinished12
+
+SERVER12_TRANSITIONS = {
+    WaitClientCertificate12: {WaitClientKeyExchange12},
+    WaitClientKeyExchange12: {WaitClientCertificateVerify12, WaitClientCCS12},
+    WaitClientCertificateVerify12: {WaitClientCCS12},
+    WaitClientCCS12: {WaitClientFinished12},
+    WaitClientFinished12: {ServerConnected12},
+    ServerConnected12: {ServerConnected12},
+}
+SERVER12_ENTRY = {WaitClientCertificate12, WaitClientKeyExchange12, WaitClientCCS12}
+
+
+class Server12(Common12):
+    """TLS 1.2 methods of :class:`~tlslab.proto.server.ServerConnection`."""
+
+    def _on_client_hello12(self, ch, offered_versions: list[int]) -> type[State]:
+        """RFC 5246 §7.4.1.2-§7.4.1.3: negotiate version, suite, extensions; send our flight."""
+        cfg = self.config
+        ours = [v for v in cfg.version_codes if 0x0303 <= v <= 0x0303]
+        version = next((v for v in sorted(offered_versions, reverse=True) if v in ours), None)
+        if version is None:
+            theirs = ", ".join(VERSION_NAMES.get(v, f"0x{v:04x}") for v in offered_versions)
+            mine = ", ".join(VERSION_NAMES[v] for v in cfg.version_codes)
+            raise ProtocolVersion(f"no protocol version in common: client offers {theirs}; "
+                                  f"server supports {mine}")
+        if FALLBACK_SCSV in ch.cipher_suites and version < cfg.max_version:
+            raise InappropriateFallback("client signalled a fallback (TLS_FALLBACK_SCSV) but the server "
+                                        f"supports {VERSION_NAMES[cfg.max_version]} (RFC 7507)")
+        if b"\x00" not in ch.legacy_compression_methods:
+            raise IllegalParameter("ClientHello does not offer the null compression method")
+        ri = ch.ext_value(ET.renegotiation_info)
+        if ri is not None and ri.renegotiated_connection != b"":
+            raise HandshakeFailure("renegotiation_info is not empty on the initial handshake (RFC 5746 §3.6)")
+        secure_reneg = ri is not None or EMPTY_RENEGOTIATION_INFO_SCSV in ch.cipher_suites
+        self.tls12 = True
+        self.version = version
+        self._hs_log = bytearray(ch.raw)
+        self.client_random = ch.random
+        self._ems = ch.ext(ET.extended_master_secret) is not None
+        n = self.negotiated
+        n.update(version=VERSION_NAMES[version], secure_renegotiation=secure_reneg,
+                 extended_master_secret=self._ems)
+        sni = ch.ext_value(ET.server_name)
+        if sni is not None:
+            names = [s.host_name.decode("ascii", "replace") for s in sni.server_name_list if s.name_type == 0]
+            n["server_name"] = names[0] if names else None
+        alpn = self._choose_alpn(ch)
+        n["alpn_protocol"] = alpn
+        resumed = self._try_resume12(ch, version)
+        if resumed is not None:
+            return self._resume12(ch, resumed)
+        return self._full_handshake12(ch, version, secure_reneg)
+
+    # -- choices ---------------------------------------------------------------------------
+    def _choose_suite12(self, ch, version: int):
+        """Suite, group, signature scheme: the first of our (or the client's) preferences that
+        our certificate and the client's groups/signature algorithms can serve."""
+        cfg = self.config
+        cert = cfg.certificate_chain[0]
+        sg = ch.ext_value(ET.supported_groups)
+        client_groups = sg.named_group_list if sg is not None else None
+        sa = ch.ext_value(ET.signature_algorithms)
+        client_schemes = sa.supported_signature_algorithms if sa is not None else None
+        order = ([c for c in cfg.suites12 if c in ch.cipher_suites] if cfg.prefer_server_order
+                 else [c for c in ch.cipher_suites if c in cfg.suites12])
+        reasons = []
+        for code in order:
+            suite = SUITES12[code]
+            if suite.min_version > version or not suite.available or suite.legacy:
+                continue
+            try:
+                kx.check_key_for_kx(suite.kx, cert)
+            except TLSError:
+                reasons.append(f"{suite.name}: needs another certificate type")
+                continue
+            group = None
+            if suite.kx.startswith("ECDHE"):
+                candidates = [g for g in cfg.group_codes if g in kx.ECDHE_GROUPS]
+                if client_groups is not None:
+                    candidates = [g for g in candidates if g in client_groups]
+                if not candidates:
+                    reasons.append(f"{suite.name}: no common curve")
+                    continue
+                group = candidates[0]
+            elif suite.kx == KX_DHE_RSA:
+                # RFC 7919 §4: use a named FFDHE group the client lists; none listed -> ffdhe2048
+                listed = [g for g in (client_groups or []) if g in _FFDHE_NAMES]
+                if listed:
+                    ours = [g for g in cfg.group_codes if g in listed and g in _FFDHE_NAMES]
+                    if not ours:
+                        reasons.append(f"{suite.name}: no common FFDHE group")
+                        continue
+                    group = ours[0]
+                else:
+                    group = 0x0100
+            scheme = None
+            if suite.ephemeral:
+                try:
+                    scheme = kx.select_signature_scheme(cfg.private_key if cert is None else cert,
+                                                        client_schemes, allow_sha1=False)
+                except TLSError as e:
+                    reasons.append(f"{suite.name}: {e}")
+                    continue
+                if scheme not in cfg.signature_scheme_codes:
+                    reasons.append(f"{suite.name}: signature scheme disabled")
+                    continue
+            return suite, group, scheme
+        offered = ", ".join(name_of(CipherSuite, c) for c in ch.cipher_suites[:8])
+        detail = "; ".join(reasons[:4])
+        raise HandshakeFailure(f"no cipher suite in common for TLS 1.2: client offers {offered}"
+                               + (f" ({detail})" if detail else ""))
+
+    # -- resumption (RFC 5246 §7.3, RFC 5077) ---------------------------------------------------
+    def _try_resume12(self, ch, version: int):
+        cfg = self.config
+        now = self.provider.time()
+        st = ch.ext_value(ET.session_ticket)
+        if st is not None and st.data and cfg.tickets > 0:
+            state = cfg.ticket_keys.open(st.data, now)
+            if state is not None and state.version == version and now - state.issued_ms / 1000 <= state.lifetime:
+                if state.suite in ch.cipher_suites and state.suite in cfg.suites12 and state.ems == self._ems:
+                    self.trace.add("info", "local", "session ticket accepted")
+                    return (state.psk, state.suite, "ticket")
+            self.trace.add("info", "local", "session ticket not usable: full handshake")
+        sid = ch.legacy_session_id
+        if sid and cfg.session_cache is not None:
+            item = cfg.session_cache.get(sid, now)
+            if item is not None:
+                master, suite, v, ems = item
+                if v == version and suite in ch.cipher_suites and suite in cfg.suites12 and ems == self._ems:
+                    self.trace.add("info", "local", "session ID resumed")
+                    return (master, suite, "session_id")
+        return None
+
+    def _server_hello12(self, ch, suite, session_id: bytes, extra: list) -> None:
+        random = self.provider.random(32)
+        if self.config.max_version >= 0x0304:
+            # RFC 8446 §4.1.3: tell a TLS 1.3 client that we could have done better
+            random = random[:24] + (DOWNGRADE_TLS12 if self.version == 0x0303 else DOWNGRADE_TLS11)
+        self.server_random = random
+        exts = []
+        if self.negotiated["secure_renegotiation"]:
+            exts.append(Extension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b"")))
+        if self._ems:
+            exts.append(Extension(ET.extended_master_secret, X.Empty()))
+        exts += extra
+        alpn = self.negotiated["alpn_protocol"]
+        if alpn is not None:
+            exts.append(Extension(ET.application_layer_protocol_negotiation,
+                                  X.ProtocolNameList(protocol_name_list=[alpn.encode("latin-1")])))
+        if self.negotiated["server_name"] is not None and self.config.acknowledge_server_name:
+            exts.append(Extension(ET.server_name, X.Empty()))
+        sh = ServerHello(legacy_version=self.version, random=random, legacy_session_id_echo=session_id,
+                         cipher_suite=suite.code, legacy_compression_method=0,
+                         extensions=self._ordered(exts))
+        self._send_message12(sh)
+        self.suite12 = suite
+        self.negotiated["cipher_suite"] = suite.name
+
+    def _resume12(self, ch, resumed) -> type[State]:
+        """Abbreviated handshake: ServerHello, [NewSessionTicket], ChangeCipherSpec, Finished."""
+        master, suite_code, how = resumed
+        suite = SUITES12[suite_code]
+        self._etm = ch.ext(ET.encrypt_then_mac) is not None and suite.cbc
+        self.negotiated["encrypt_then_mac"] = self._etm
+        issue = ch.ext(ET.session_ticket) is not None and self.config.tickets > 0
+        extra = []
+        if self._etm:
+            extra.append(Extension(ET.encrypt_then_mac, X.Empty()))
+        if issue:
+            extra.append(Extension(ET.session_ticket, X.RawBody(data=b"")))
+        sid = ch.legacy_session_id
+        self._server_hello12(ch, suite, sid, extra)
+        self._master = master
+        self.resumed = True
+        self._log_master()
+        if issue:
+            self._send_ticket12()
+        self._install_keys12()
+        self._send_ccs12(self._pending_write)
+        self._send_finished12()
+        return WaitClientCCS12
+
+    # -- full handshake ------------------------------------------------------------------------
+    def _full_handshake12(self, ch, version: int, secure_reneg: bool) -> type[State]:
+        cfg = self.config
+        suite, group, scheme = self._choose_suite12(ch, version)
+        self._etm = ch.ext(ET.encrypt_then_mac) is not None and suite.cbc
+        self.negotiated["encrypt_then_mac"] = self._etm
+        self._issue_ticket = ch.ext(ET.session_ticket) is not None and cfg.tickets > 0
+        extra = []
+        if suite.kx.startswith("ECDHE") and ch.ext(ET.ec_point_formats) is not None:
+            extra.append(Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
+        if self._etm:
+            extra.append(Extension(ET.encrypt_then_mac, X.Empty()))
+        if self._issue_ticket:
+            extra.append(Extension(ET.session_ticket, X.RawBody(data=b"")))
+        self._session_id = self.provider.random(32) if cfg.session_cache is not None else b""
+        self._server_hello12(ch, suite, self._session_id, extra)
+        self._send_message12(Certificate12(certificate_list=[c.public_bytes(Encoding.DER)
+                                                             for c in cfg.certificate_chain]))
+        if suite.ephemeral:
+            if suite.kx.startswith("ECDHE"):
+                self._kx_key, params = kx.ecdhe_server_key(group, self.provider)
+                self.negotiated["group"] = name_of(NamedGroup, group)
+            else:
+                self._kx_key, params = kx.dhe_server_key(self.provider, _FFDHE_NAMES[group])
+                self.negotiated["group"] = _FFDHE_NAMES[group]
+            sig = kx.sign_server_params(cfg.private_key, scheme, ch.random, self.server_random, params)
+            self._send_message12(ServerKeyExchange(body=kx.build_server_key_exchange(params, scheme, sig,
+                                                                                     version)))
+            self.negotiated["signature_scheme"] = name_of(SignatureScheme, scheme)
+        self._cr12 = None
+        if cfg.client_trust:
+            schemes = [s for s in cfg.signature_scheme_codes if s < 0x0900]
+            cas = []
+            for ca in cfg.client_trust:
+                der = ca.subject.public_bytes()
+                if der not in cas:
+                    cas.append(der)
+            self._cr12 = CertificateRequest12(certificate_types=[1, 64],  # rsa_sign, ecdsa_sign
+                                              supported_signature_algorithms=schemes,
+                                              certificate_authorities=cas)
+            self._send_message12(self._cr12)
+        self._send_message12(ServerHelloDone())
+        return WaitClientCertificate12 if self._cr12 is not None else WaitClientKeyExchange12
+
+    def _on_client_certificate12(self, msg: Certificate12) -> None:
+        if not msg.certificate_list:
+            if self.config.require_client_cert:
+                raise CertificateRequired("client sent no certificate, and one is required")
+            self.trace.add("info", "local", "client sent no certificate (optional)")
+            return
+        certs = []
+        for i, der in enumerate(msg.certificate_list):
+            try:
+                certs.append(x509.load_der_x509_certificate(der))
+            except ValueError as e:
+                raise BadCertificate(f"client certificate {i} is not valid DER X.509: {e}") from None
+        from .certificates import verify_client_chain
+        now = datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
+        verify_client_chain(certs, self.config.client_trust, now)
+        self.peer_certificates = certs
+        self.trace.add("info", "local", "client certificate verified",
+                       summary={"subject": certs[0].subject.rfc4514_string()})
+
+    def _on_client_key_exchange12(self, msg: ClientKeyExchange) -> None:
+        """RFC 5246 §7.4.7, §8.1: the premaster, then the (extended) master secret."""
+        suite = self.suite12
+        value = kx.parse_client_key_exchange(suite.kx, msg.body)
+        if suite.kx == KX_RSA:
+            premaster = kx.decrypt_premaster(self.config.private_key, value.encrypted_pre_master_secret,
+                                             self.client_hello.legacy_version, self.provider)
+        elif suite.kx.startswith("ECDHE"):
+            premaster = kx.ecdhe_server_premaster(self._kx_key, value.ecdh_Yc)
+        else:
+            premaster = kx.dhe_server_premaster(self._kx_key, value.dh_Yc)
+        if self._ems:
+            session_hash = handshake_hash(bytes(self._hs_log), suite.prf_hash, self.version)
+            self._master = master_secret(premaster, self.client_random, self.server_random,
+                                         hash_name=suite.prf_hash, session_hash=session_hash,
+                                         version=self.version)
+        else:
+            self._master = master_secret(premaster, self.client_random, self.server_random,
+                                         hash_name=suite.prf_hash, version=self.version)
+        self._log_master()
+        self._install_keys12()
+
+    def _on_client_certificate_verify12(self, msg: CertificateVerify12) -> None:
+        if msg.algorithm not in self._cr12.supported_signature_algorithms:
+            raise IllegalParameter(f"client signed with {name_of(SignatureScheme, msg.algorithm)}, "
+                                   "which the CertificateRequest did not allow")
+        from .signatures import verify
+        signed = bytes(self._hs_log[:-len(msg.raw)])
+        verify(self.peer_certificates[0], msg.algorithm, signed, msg.signature, tls13=False)
+        self.negotiated["client_signature_scheme"] = name_of(SignatureScheme, msg.algorithm)
+
+    def _on_client_finished12(self, msg: Finished) -> None:
+        log = self._hs_log
+        self._hs_log = log[:-len(msg.raw)]
+        self._check_finished12(msg, client=True)
+        self._hs_log = log
+        if not self.resumed:
+            if self._issue_ticket:
+                self._send_ticket12()
+            self._send_ccs12(self._pending_write)
+            self._send_finished12()
+            if self._session_id and self.config.session_cache is not None:
+                self.config.session_cache.put(self._session_id, (self._master, self.suite12.code,
+                                                                 self.version, self._ems),
+                                              self.provider.time())
+        self._complete(resumed=self.resumed)
+
+    def _send_ticket12(self) -> None:
+        """RFC 5077 §3.3: the session state sealed under our ticket keys."""
+        from .tickets import TicketState
+        cfg = self.config
+        now = self.provider.time()
+        lifetime = min(cfg.ticket_lifetime, 86400)
+        state = TicketState(suite=self.suite12.code, psk=self._master, issued_ms=int(now * 1000),
+                            lifetime=lifetime, age_add=0, alpn=self.negotiated["alpn_protocol"] or "",
+                            server_name=self.negotiated["server_name"] or "", version=self.version,
+                            ems=self._ems)
+        self._send_message12(NewSessionTicket12(ticket_lifetime_hint=lifetime,
+                                                ticket=cfg.ticket_keys.seal(state, now, self.provider)))
+
+
+__all__ = ["Server12", "SERVER12_TRANSITIONS", "SERVER12_ENTRY", "InappropriateFallback",
+           "AlertLevel", "struct", "hmac", "DecodeError", "UnexpectedMessage"]
