@@ -677,6 +677,20 @@ class ClientConnection(Client12, Connection):
     def _ccs_allowed(self) -> bool:
         return self.state is not ClientStart
 
+    def _protect_alert_if_possible(self) -> None:
+        """RFC 8446 §6: alerts go under the current keys.  Between ServerHello and our
+        Finished the server reads with client_handshake_traffic_secret, so a client that
+        fails there (e.g. on the certificate) encrypts its alert with that key."""
+        c_hs = getattr(self, "_c_hs", None)
+        if self.tls12 or c_hs is None or self.handshake_complete or getattr(self, "_sent_finished", False):
+            return
+        if self._write_prot is not None and not getattr(self, "_early_write", False):
+            return
+        if self._client_hello.legacy_session_id and not self._ccs_sent:
+            self._ccs_sent = True
+            self._send_ccs()
+        self._set_write_secret(c_hs)
+
 
 def _suite_min_version(code: int) -> int:
     from .tls12.suites import SUITES12

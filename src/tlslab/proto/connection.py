@@ -82,6 +82,7 @@ class Connection:
         self._pending_read = None     # TLS 1.2: the read state ChangeCipherSpec activates
         self._hs_log = bytearray()    # TLS 1.2: handshake messages for Finished / EMS / CV
         self._app_records_traced = 0
+        self._app_records_sent_traced = 0
         #: counters for what the trace does not keep one by one
         self.stats = {"records_sent": 0, "records_received": 0, "app_bytes_sent": 0,
                       "app_bytes_received": 0}
@@ -152,6 +153,11 @@ class Connection:
         out = self._out
         size = self._max_fragment
         self.stats["app_bytes_sent"] += len(data)
+        if self._app_records_sent_traced < TRACED_APP_RECORDS and content_type == ContentType.application_data:
+            self._app_records_sent_traced += 1
+            self.trace.add("record", "sent", "application_data",
+                           summary={"content_type": "application_data", "length": len(data),
+                                    "protected": True})
         if len(data) <= size:
             out += seal(content_type, data)
             self.stats["records_sent"] += 1
@@ -432,7 +438,8 @@ class Connection:
             rec = plaintext_record(ContentType.alert, payload, self._record_version())
         self._out += rec
         self.trace.add("alert", "sent", alert_name(desc), raw=payload,
-                       summary={"level": level, "description": alert_name(desc)})
+                       summary={"level": int(level), "description": alert_name(desc),
+                                "protected": self._write_prot is not None})
 
     def _fail(self, err: TLSError) -> None:
         """Send the error's alert once and close (RFC 8446 §6.2)."""
@@ -440,6 +447,7 @@ class Connection:
         self.trace.add("error", "local", type(err).__name__, detail=str(err),
                        summary={"alert": err.alert.name})
         self._pending_hs.clear()  # a half-built flight must not go out
+        self._protect_alert_if_possible()
         if not self._alert_sent:
             self._alert_sent = True
             try:
@@ -447,6 +455,9 @@ class Connection:
             except TLSError:
                 pass
         self._finish_closed(str(err), alert_sent=err.alert.name)
+
+    def _protect_alert_if_possible(self) -> None:
+        """Hook: a TLS 1.3 client that has handshake keys encrypts its alert with them."""
 
     def _finish_closed(self, error: str | None, alert_sent: str | None = None,
                        alert_received: str | None = None) -> None:

@@ -1,0 +1,593 @@
+"""The ``tlslab`` command line (typer + rich): connect, serve, demo.
+
+Exit codes (every command): 0 success; 1 the connection or handshake failed;
+2 bad input (unknown option value, missing file, ...).  Errors are one line on
+stderr, ``error: ...``; never a traceback (``TLSLAB_DEBUG=1`` shows it).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.text import Text
+
+from .. import __version__
+
+app = typer.Typer(
+    name="tlslab",
+    help="TLS 1.3 workbench: see, byte by byte, what happens in a handshake.\n\n"
+         "Exit codes: 0 ok, 1 connection or handshake failed, 2 bad input.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class UsageProblem(Exception):
+    """Bad input from the user: reported in one line, exit code 2."""
+
+
+class Failure(Exception):
+    """The operation failed (network, handshake): one line, exit code 1."""
+
+
+def _fail_line(message: str) -> None:
+    text = " ".join(str(message).split())  # one line, always
+    sys.stderr.write(f"error: {text}\n")
+    sys.stderr.flush()
+
+
+def _run(fn, *args, **kwargs) -> None:
+    """Run a command body, turning every failure into one line and an exit code."""
+    try:
+        fn(*args, **kwargs)
+    except UsageProblem as e:
+        _fail_line(str(e))
+        raise typer.Exit(2)
+    except Failure as e:
+        _fail_line(str(e))
+        raise typer.Exit(1)
+    except typer.Exit:
+        raise
+    except BrokenPipeError:  # `tlslab ... | head`: stop quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+    except Exception as e:  # never a traceback for users
+        if os.environ.get("TLSLAB_DEBUG"):
+            raise
+        _fail_line(f"unexpected {type(e).__name__}: {e} (TLSLAB_DEBUG=1 shows the traceback)")
+        raise typer.Exit(1)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"tlslab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version_callback,
+                                       is_eager=True, help="Print the version and exit.")) -> None:
+    """TLS 1.3 workbench."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+def parse_target(target: str, default_port: int = 443) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port``, bare ``v6`` or an https:// URL -> (host, port)."""
+    t = target.strip()
+    for scheme in ("https://", "tls://"):
+        if t.lower().startswith(scheme):
+            t = t[len(scheme):].split("/", 1)[0]
+    if not t:
+        raise UsageProblem("empty target: expected HOST[:PORT]")
+    port_text: str | None = None
+    if t.startswith("["):
+        host, sep, rest = t[1:].partition("]")
+        if not sep:
+            raise UsageProblem(f"bad target {target!r}: missing ']' after the IPv6 address")
+        if rest:
+            if not rest.startswith(":"):
+                raise UsageProblem(f"bad target {target!r}: expected [IPv6]:PORT")
+            port_text = rest[1:]
+    elif t.count(":") == 1:
+        host, port_text = t.split(":")
+    else:
+        host = t  # a name, an IPv4 address, or a bare IPv6 address
+    if not host:
+        raise UsageProblem(f"bad target {target!r}: no host")
+    if port_text is None:
+        return host, default_port
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise UsageProblem(f"bad port {port_text!r} in {target!r}") from None
+    if not 0 < port < 65536:
+        raise UsageProblem(f"port {port} out of range 1..65535")
+    return host, port
+
+
+def _split(values: Optional[List[str]]) -> list[str] | None:
+    """Repeatable options also accept comma-separated lists (``--cipher A,B``)."""
+    if not values:
+        return None
+    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    return out or None
+
+
+def _check_versions(tls: Optional[List[str]]) -> list[str] | None:
+    from ..proto.config import normalize_version
+    versions = _split(tls)
+    if not versions:
+        return None
+    try:
+        return [normalize_version(v) for v in versions]
+    except ValueError as e:
+        raise UsageProblem(f"--tls: {e}") from None
+
+
+def _check_file(path: Optional[Path], option: str) -> str | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise UsageProblem(f"{option} {path}: no such file")
+    return str(path)
+
+
+def _format_handshake_error(e) -> str:
+    """``handshake failed: certificate verify failed: hostname mismatch: ... (sent alert X)``."""
+    reason = " ".join(str(e.reason).split())
+    code = getattr(e, "code", None)
+    cert_alerts = {"bad_certificate", "unknown_ca", "certificate_expired",
+                   "unsupported_certificate", "certificate_unknown", "certificate_revoked"}
+    if code and code != "timeout" and (e.alert_sent in cert_alerts or "certif" in reason.lower()):
+        core = f"certificate verify failed: {code.replace('-', ' ')}: {reason}"
+    elif code and code != "timeout" and code not in reason:
+        core = f"{reason} [{code}]"
+    else:
+        core = reason
+    if e.alert_sent:
+        core += f" (sent alert {e.alert_sent})"
+    elif e.alert_received and e.alert_received not in core:
+        core += f" (received alert {e.alert_received})"
+    return f"handshake failed: {core}"
+
+
+def _connect_error(e: OSError, host: str, port: int, timeout: float) -> tuple[str, str]:
+    """(code, one-line message) for a TCP-level failure."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(e, socket.gaierror):
+        return "dns", f"cannot resolve host {host!r}: {e.strerror or e}"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection-refused", f"connection refused by {where} (is a TLS server listening there?)"
+    if isinstance(e, (TimeoutError, socket.timeout)):
+        return "timeout", f"timed out after {timeout:g} s connecting to {where}"
+    return "connect-failed", f"cannot connect to {where}: {e.strerror or e}"
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+# --------------------------------------------------------------------------- connect
+
+CONNECT_EPILOG = """\
+[bold]Examples[/bold]
+
+  tlslab connect example.com               # port 443, system trust store
+  tlslab connect localhost:4433 --ca-file ca.pem --http
+  tlslab connect [::1]:4433 --servername localhost --insecure --trace
+  tlslab connect example.com --group secp256r1 --json
+
+Exit codes: 0 handshake ok; 1 connection or handshake failed (one line on stderr; with --json an object with "ok": false); 2 bad input.
+"""
+
+
+@app.command(epilog=CONNECT_EPILOG)
+def connect(
+    target: str = typer.Argument(..., metavar="HOST[:PORT]",
+                                 help="Server to connect to; IPv6 as [::1]:4433; default port 443."),
+    servername: Optional[str] = typer.Option(None, "--servername", "--sni", metavar="NAME",
+                                             help="Name for SNI and certificate checks (default: HOST)."),
+    tls: Optional[List[str]] = typer.Option(None, "--tls", metavar="VERSION",
+                                            help="TLS version to offer (1.3, 1.2, ...), repeatable; default: the engine's."),
+    cipher: Optional[List[str]] = typer.Option(None, "--cipher", metavar="SUITE",
+                                               help="Cipher suite (IANA name), repeatable."),
+    group: Optional[List[str]] = typer.Option(None, "--group", metavar="GROUP",
+                                              help="Key exchange group (e.g. x25519), repeatable."),
+    sigalg: Optional[List[str]] = typer.Option(None, "--sigalg", metavar="SCHEME",
+                                               help="Signature scheme (e.g. ecdsa_secp256r1_sha256), repeatable."),
+    alpn: Optional[List[str]] = typer.Option(None, "--alpn", metavar="PROTO",
+                                             help="ALPN protocol to offer (e.g. h2, http/1.1), repeatable."),
+    ca_file: Optional[Path] = typer.Option(None, "--ca-file", metavar="PEM",
+                                           help="Trust these CA certificates instead of the system store."),
+    insecure: bool = typer.Option(False, "--insecure", "-k",
+                                  help="Do not verify the server certificate."),
+    keylog: Optional[Path] = typer.Option(None, "--keylog", metavar="FILE",
+                                          help="Append secrets in NSS key log format (for Wireshark)."),
+    trace: bool = typer.Option(False, "--trace", help="Byte-level view of every message."),
+    json_out: bool = typer.Option(False, "--json", help="Print only JSON (also on failure)."),
+    http: bool = typer.Option(False, "--http",
+                              help="Send GET / HTTP/1.1 after the handshake and print the response."),
+    timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS",
+                                  help="Time limit for the TCP connect and the handshake."),
+) -> None:
+    """Connect to a TLS server and show the handshake, message by message."""
+    _run(_connect, target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure,
+         keylog, trace, json_out, http, timeout)
+
+
+def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure, keylog,
+             trace, json_out, http, timeout) -> None:
+    from ..io.blocking import HandshakeError, connect as tls_connect
+    from ..proto.config import ClientConfig
+    from ..workbench import render
+
+    host, port = parse_target(target)
+    if ca_file is not None and insecure:
+        raise UsageProblem("--ca-file and --insecure exclude each other")
+    if timeout <= 0:
+        raise UsageProblem("--timeout must be positive")
+    try:
+        config = ClientConfig(
+            server_name=servername or host, ca_file=_check_file(ca_file, "--ca-file"),
+            insecure=insecure, versions=_check_versions(tls), cipher_suites=_split(cipher),
+            groups=_split(group), signature_algorithms=_split(sigalg),
+            alpn_protocols=_split(alpn), keylog_file=str(keylog) if keylog else None)
+    except ValueError as e:
+        raise UsageProblem(str(e)) from None
+
+    target_text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        sock = tls_connect(host, port, config=config, timeout=timeout)
+    except HandshakeError as e:
+        line = _format_handshake_error(e)
+        if json_out:
+            doc = render.to_json(e.trace, e.negotiated, error=e,
+                                 peer_certificates=e.peer_certificates, target=target_text)
+            doc["error"]["summary"] = line
+            print(json.dumps(doc, indent=2))
+        elif trace:
+            console = _out()
+            render.render_bytes(e.trace, console=console)
+            render.render_sequence(e.trace, e.negotiated, console=console, error=e)
+        raise Failure(line) from None
+    except OSError as e:
+        code, line = _connect_error(e, host, port, timeout)
+        if json_out:
+            print(json.dumps({"ok": False, "target": target_text,
+                              "error": {"code": code, "reason": line, "summary": line}}, indent=2))
+        raise Failure(line) from None
+
+    http_result: dict | None = None
+    try:
+        if http:
+            http_result = _http_get(sock, servername or host, port, timeout)
+    finally:
+        sock.close()
+
+    if json_out:
+        doc = render.to_json(sock.trace, sock.negotiated, peer_certificates=sock.peer_certificates,
+                             target=target_text, timing_ms=sock.timings_ms)
+        if http_result is not None:
+            doc["http"] = http_result
+        print(json.dumps(doc, indent=2))
+    else:
+        console = _out()
+        if trace:
+            render.render_bytes(sock.trace, console=console)
+            console.print()
+        t = sock.timings_ms
+        render.render_sequence(sock.trace, sock.negotiated, console=console,
+                               title=f"TLS handshake with {target_text}",
+                               extra={"timing": f"TCP connect {t.get('tcp_connect', 0):.1f} ms, "
+                                                f"handshake {t.get('handshake', 0):.1f} ms"})
+        if http_result is not None:
+            console.print()
+            if http_result.get("error"):
+                console.print(Text(f"HTTP: {http_result['error']}", style="red"))
+            console.print(Text(http_result.get("response", "")))
+    if http_result is not None and http_result.get("error"):
+        raise Failure(f"HTTP request failed: {http_result['error']}")
+
+
+def _http_get(sock, host: str, port: int, timeout: float) -> dict:
+    host_header = f"[{host}]" if ":" in host else host
+    if port != 443:
+        host_header += f":{port}"
+    request = (f"GET / HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: tlslab/{__version__}\r\n"
+               "Accept: */*\r\nConnection: close\r\n\r\n")
+    result: dict[str, Any] = {"request": request}
+    data = bytearray()
+    try:
+        sock.settimeout(timeout)
+        sock.send(request.encode("ascii"))
+        while len(data) < (4 << 20):
+            chunk = sock.recv()
+            if not chunk:
+                break
+            data += chunk
+    except (OSError, ConnectionError) as e:
+        result["error"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    result["response"] = data.decode("utf-8", "replace")
+    return result
+
+
+# --------------------------------------------------------------------------- serve
+
+SERVE_EPILOG = """\
+[bold]Examples[/bold]
+
+  tlslab serve                      # throwaway certificate, 127.0.0.1:4433
+  curl --cacert /tmp/tlslab-ca-XXXX.pem https://localhost:4433/
+  tlslab serve --cert chain.pem --key key.pem --port 8443
+  tlslab serve --hrr                # force a HelloRetryRequest
+
+Each client gets a page describing its handshake (like openssl s_server -www). One log line per handshake and per failure. Ctrl-C stops the server (exit 0). Exit codes: 0 stopped cleanly; 1 cannot listen; 2 bad input.
+"""
+
+
+@app.command(epilog=SERVE_EPILOG)
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(4433, "--port", help="Port to listen on (0: any free port)."),
+    cert: Optional[Path] = typer.Option(None, "--cert", metavar="PEM",
+                                        help="Certificate chain, leaf first (default: a throwaway one)."),
+    key: Optional[Path] = typer.Option(None, "--key", metavar="PEM", help="Private key for --cert."),
+    tls: Optional[List[str]] = typer.Option(None, "--tls", metavar="VERSION",
+                                            help="TLS version to accept (1.3, 1.2, ...), repeatable; default: the engine's."),
+    cipher: Optional[List[str]] = typer.Option(None, "--cipher", metavar="SUITE",
+                                               help="Cipher suite to accept, repeatable."),
+    group: Optional[List[str]] = typer.Option(None, "--group", metavar="GROUP",
+                                              help="Key exchange group to accept, repeatable."),
+    sigalg: Optional[List[str]] = typer.Option(None, "--sigalg", metavar="SCHEME",
+                                               help="Signature scheme to use, repeatable."),
+    alpn: Optional[List[str]] = typer.Option(None, "--alpn", metavar="PROTO",
+                                             help="ALPN protocol to accept, repeatable."),
+    keylog: Optional[Path] = typer.Option(None, "--keylog", metavar="FILE",
+                                          help="Append secrets in NSS key log format."),
+    hrr: bool = typer.Option(False, "--hrr",
+                             help="Always answer with a HelloRetryRequest carrying a cookie."),
+) -> None:
+    """Run a TLS 1.3 server that answers HTTP GET with a page about the handshake."""
+    _run(_serve, host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr)
+
+
+class _Logger:
+    """Thread-safe one-line log to stdout, each line stamped with the time."""
+
+    def __init__(self, stream=None) -> None:
+        self._lock = threading.Lock()
+        self._stream = stream
+
+    def __call__(self, line: str) -> None:
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        with self._lock:
+            stream = self._stream or sys.stdout
+            stream.write(f"{stamp} {' '.join(line.split())}\n")
+            stream.flush()
+
+
+def http_handler(tls_sock) -> None:
+    """Read one HTTP request head and answer it with the handshake page."""
+    from ..io.blocking import format_peer
+    from ..workbench.httppage import response_for_request
+
+    data = bytearray()
+    while b"\r\n\r\n" not in data and b"\n\n" not in data and len(data) < 65536:
+        chunk = tls_sock.recv()
+        if not chunk:
+            break
+        data += chunk
+    if not data:
+        return
+    tls_sock.send(response_for_request(bytes(data), tls_sock.negotiated, tls_sock.trace,
+                                       peer=format_peer(tls_sock.peer)))
+
+
+def _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, names):
+    from ..proto.config import ServerConfig
+    options = dict(versions=_check_versions(tls), cipher_suites=_split(cipher),
+                   groups=_split(group), signature_algorithms=_split(sigalg),
+                   alpn_protocols=_split(alpn), keylog_file=str(keylog) if keylog else None,
+                   cookie_hrr=hrr)
+    ca = None
+    try:
+        if cert is not None or key is not None:
+            if cert is None or key is None:
+                raise UsageProblem("--cert and --key go together")
+            try:
+                config = ServerConfig.from_files(_check_file(cert, "--cert"),
+                                                 _check_file(key, "--key"), **options)
+            except (OSError, TypeError) as e:
+                raise UsageProblem(f"cannot load --cert/--key: {e}") from None
+        else:
+            from ..workbench.certgen import make_throwaway_chain
+            chain, private_key, ca = make_throwaway_chain(names=names)
+            config = ServerConfig(certificate_chain=chain, private_key=private_key, **options)
+    except ValueError as e:
+        raise UsageProblem(str(e)) from None
+    return config, ca
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops the server like Ctrl-C (so the temporary CA file is removed)."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (e.g. tests running the CLI in a thread)
+        pass
+
+
+def _write_ca(ca) -> str:
+    from cryptography.hazmat.primitives import serialization
+    fd, path = tempfile.mkstemp(prefix="tlslab-ca-", suffix=".pem")
+    with os.fdopen(fd, "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr) -> None:
+    from ..io.blocking import make_server
+
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not 0 <= port < 65536:
+        raise UsageProblem(f"--port {port} out of range 0..65535")
+    names = ["localhost", "127.0.0.1", "::1"]
+    if host not in names and host not in ("0.0.0.0", "::", ""):
+        names.append(host)
+    config, ca = _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, names)
+    log = _Logger()
+    try:
+        srv = make_server(host, port, config, http_handler, log=log)
+    except OSError as e:
+        raise Failure(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    ca_path = _write_ca(ca) if ca is not None else None
+    shown = f"[{host}]" if ":" in host else host
+    url_host = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::") else shown
+    versions = ", ".join(getattr(config, "version_names", None) or ["TLS 1.3"])
+    print(f"tlslab serve: listening on {shown}:{srv.port} ({versions}"
+          + (", HelloRetryRequest forced" if hrr else "") + ")")
+    if ca_path:
+        print(f"throwaway certificate for {', '.join(names)}; its CA certificate: {ca_path}")
+        print(f"try:  curl --cacert {ca_path} https://{url_host}:{srv.port}/")
+        print(f"      tlslab connect {url_host}:{srv.port} --ca-file {ca_path} --http")
+    print("Ctrl-C to stop", flush=True)
+    _stop_on_sigterm()
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        print("\nstopped", flush=True)
+    finally:
+        srv.server_close()
+        if ca_path:
+            try:
+                os.unlink(ca_path)
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------- demo
+
+DEMO_EPILOG = """\
+[bold]Example[/bold]
+
+  tlslab demo
+
+Starts a server on 127.0.0.1 (any free port, throwaway certificate) in this process, connects to it trusting the throwaway CA, sends an HTTP GET and explains each step of the handshake. Uses no network beyond loopback. Exit codes: 0 ok, 1 failed.
+"""
+
+KEYS_LEGEND = [
+    ("ClientHello, ServerHello", "plaintext (no keys yet; the key shares are public values)"),
+    ("EncryptedExtensions … server Finished", "server_handshake_traffic_secret"),
+    ("client Finished", "client_handshake_traffic_secret"),
+    ("application data, tickets", "client_/server_application_traffic_secret_0"),
+]
+
+
+@app.command(epilog=DEMO_EPILOG)
+def demo() -> None:
+    """Run a local server and client and show an illustrated, explained handshake."""
+    _run(_demo)
+
+
+def _demo() -> None:
+    from ..io.blocking import HandshakeError, connect as tls_connect, make_server
+    from ..proto.config import ServerConfig
+    from ..workbench import render
+    from ..workbench.certgen import make_throwaway_chain
+
+    console = _out()
+    chain, private_key, ca = make_throwaway_chain(names=["localhost", "127.0.0.1"])
+    server_log: list[str] = []
+    config = ServerConfig(certificate_chain=chain, private_key=private_key,
+                          alpn_protocols=["http/1.1"])
+    try:
+        srv = make_server("127.0.0.1", 0, config, http_handler, log=server_log.append,
+                          handshake_timeout=5.0, io_timeout=5.0)
+    except OSError as e:
+        raise Failure(f"cannot listen on 127.0.0.1: {e.strerror or e}") from None
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="tlslab-demo-server", daemon=True)
+    thread.start()
+    with tempfile.TemporaryDirectory(prefix="tlslab-demo-") as tmp:
+        ca_path = os.path.join(tmp, "ca.pem")
+        from cryptography.hazmat.primitives import serialization
+        with open(ca_path, "wb") as f:
+            f.write(ca.public_bytes(serialization.Encoding.PEM))
+        try:
+            console.print(Panel(
+                f"A tlslab server is listening on 127.0.0.1:{srv.port} with a throwaway "
+                "certificate for [bold]localhost[/bold], issued by a throwaway CA that only "
+                "this client trusts.\nThe client connects, and every handshake message is "
+                "shown below with what it does.  C → S: client to server; C ← S: server to "
+                "client; [dim]ms[/dim]: time since the ClientHello.",
+                title="tlslab demo", expand=False))
+            try:
+                sock = tls_connect("127.0.0.1", srv.port, server_name="localhost",
+                                   ca_file=ca_path, alpn_protocols=["h2", "http/1.1"],
+                                   timeout=5.0)
+            except HandshakeError as e:
+                render.render_sequence(e.trace, e.negotiated, console=console, error=e,
+                                       explain=True)
+                raise Failure(_format_handshake_error(e)) from None
+            try:
+                http_result = _http_get(sock, "localhost", srv.port, 5.0)
+            finally:
+                sock.close()
+            render.render_sequence(sock.trace, sock.negotiated, console=console, explain=True,
+                                   title="The handshake, as the client saw it",
+                                   extra={"timing": f"handshake {sock.timings_ms.get('handshake', 0):.1f} ms"})
+            console.print()
+            console.print(Text("Which keys protect which messages", style="bold"))
+            for what, key in KEYS_LEGEND:
+                console.print(Text.assemble(("  " + what, "cyan"), "  →  ", key))
+            secrets = [e.name for e in sock.trace.entries if e.kind == "secret"]
+            console.print(Text("Secrets derived (RFC 8446 §7.1; names only, values never shown): "
+                               + ", ".join(secrets), style="dim"))
+            console.print()
+            console.print(Text("The HTTP answer (sent and received under the application keys)",
+                               style="bold"))
+            if http_result.get("error"):
+                console.print(Text(f"HTTP: {http_result['error']}", style="red"))
+            console.print(Text(http_result.get("response", "")))
+            time.sleep(0.05)  # let the server thread write its log line
+            for line in server_log:
+                console.print(Text(f"server log: {line}", style="dim"))
+        finally:
+            srv.shutdown()
+            srv.server_close()
+    if http_result.get("error") or not http_result.get("response"):
+        raise Failure(f"HTTP request failed: {http_result.get('error') or 'empty response'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``tlslab`` and ``python -m tlslab``."""
+    app(args=argv, prog_name="tlslab")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,235 @@
+"""asyncio streams around the sans-IO engine (``tlslab.aio``).
+
+>>> stream = await tlslab.aio.connect("example.com", 443, ca_file="ca.pem")
+>>> stream.write(b"GET / HTTP/1.1\\r\\nHost: example.com\\r\\nConnection: close\\r\\n\\r\\n")
+>>> await stream.drain()
+>>> body = await stream.read()
+>>> await stream.close()
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable
+
+from ..proto.events import (ApplicationData, ConnectionClosed, HandshakeComplete,
+                            NewSessionTicket)
+from .blocking import HandshakeError, format_peer, negotiated_summary, _one_line
+
+__all__ = ["AsyncTLSStream", "connect", "start_server", "HandshakeError"]
+
+_READ_SIZE = 65536
+
+
+class AsyncTLSStream:
+    """A TLS connection over an asyncio ``StreamReader``/``StreamWriter`` pair."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 connection) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.connection = connection
+        self._inbox = bytearray()
+        self.closed_event: ConnectionClosed | None = None
+        self.tcp_eof = False
+        self.tickets: list[NewSessionTicket] = []
+        now = time.monotonic()
+        self.timing: dict[str, float] = {"start": now, "tcp_connected": now}
+
+    @property
+    def negotiated(self) -> dict:
+        return self.connection.negotiated
+
+    @property
+    def trace(self):
+        return self.connection.trace
+
+    @property
+    def peer_certificates(self) -> list:
+        return self.connection.peer_certificates
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._writer.get_extra_info(name, default)
+
+    # -- plumbing --------------------------------------------------------------------
+    def _flush(self) -> None:
+        data = self.connection.data_to_send()
+        if data and not self._writer.is_closing():
+            self._writer.write(data)
+
+    async def _read_once(self) -> bool:
+        data = await self._reader.read(_READ_SIZE)
+        if not data:
+            self.tcp_eof = True
+            return False
+        self.timing.setdefault("first_byte", time.monotonic())
+        for event in self.connection.receive_data(data):
+            if isinstance(event, ApplicationData):
+                self._inbox += event.data
+            elif isinstance(event, ConnectionClosed):
+                self.closed_event = event
+            elif isinstance(event, HandshakeComplete):
+                self.timing["handshake_complete"] = time.monotonic()
+            elif isinstance(event, NewSessionTicket):
+                self.tickets.append(event)
+        self._flush()
+        return True
+
+    def _error(self, reason: str | None = None, code: str | None = None) -> HandshakeError:
+        conn, ce, err = self.connection, self.closed_event, self.connection.error
+        return HandshakeError(
+            reason or (ce.error if ce and ce.error else str(err) if err else "handshake failed"),
+            alert_sent=ce.alert_sent if ce else None,
+            alert_received=ce.alert_received if ce else None,
+            trace=conn.trace, code=code or getattr(err, "code", None), error=err,
+            negotiated=dict(conn.negotiated), peer_certificates=list(conn.peer_certificates))
+
+    async def do_handshake(self, timeout: float | None = 10.0) -> None:
+        """Run the handshake or raise :class:`HandshakeError`."""
+        conn = self.connection
+        if conn.is_client and conn.state is conn.INITIAL:
+            conn.start_handshake()
+
+        async def run() -> None:
+            self._flush()
+            await self._writer.drain()
+            while not conn.handshake_complete:
+                if conn.closed:
+                    raise self._error()
+                if not await self._read_once():
+                    if conn.closed:
+                        raise self._error()
+                    raise self._error(f"peer closed the connection during the handshake "
+                                      f"(in state {conn.state.name}), without an alert")
+                await self._writer.drain()
+
+        try:
+            await asyncio.wait_for(run(), timeout)
+        except asyncio.TimeoutError:
+            raise self._error(f"timed out after {timeout:g} s waiting for the peer "
+                              f"(in state {conn.state.name})", code="timeout") from None
+        except ConnectionResetError:
+            raise self._error("connection reset by peer during the handshake") from None
+        finally:
+            try:
+                await self._writer.drain()  # the alert, if the handshake failed
+            except (OSError, ConnectionError):
+                pass
+        self.timing.setdefault("handshake_complete", time.monotonic())
+
+    # -- application data -------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` (encrypted); ``await drain()`` to wait for the socket."""
+        self.connection.send_application_data(bytes(data))
+        self._flush()
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (``-1``: everything until the peer closes); ``b""`` at the end."""
+        if n < 0:
+            while await self._fill():
+                pass
+            out = bytes(self._inbox)
+            self._inbox.clear()
+            return out
+        if not self._inbox:
+            await self._fill()
+        out = bytes(self._inbox[:n])
+        del self._inbox[:n]
+        return out
+
+    async def _fill(self) -> bool:
+        """Read until some application data arrived; False at the end of the stream."""
+        start = len(self._inbox)
+        while len(self._inbox) == start:
+            if self.closed_event is not None:
+                if self.closed_event.error:
+                    raise ConnectionError(f"TLS connection failed: {self.closed_event.error}")
+                return False
+            if self.tcp_eof or self.connection.closed:
+                return False
+            await self._read_once()
+            await self._writer.drain()
+        return True
+
+    async def close(self) -> None:
+        """Send close_notify and close the transport."""
+        try:
+            if not self.connection.closed:
+                self.connection.close()
+            self._flush()
+            await self._writer.drain()
+        except (OSError, ConnectionError):
+            pass
+        self._writer.close()
+        try:
+            await self._writer.wait_closed()
+        except (OSError, ConnectionError):
+            pass
+
+    async def __aenter__(self) -> "AsyncTLSStream":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+async def connect(host: str, port: int = 443, config=None, *, timeout: float = 10.0,
+                  **client_config_kwargs) -> AsyncTLSStream:
+    """Connect and handshake; like :func:`tlslab.connect` but with asyncio streams."""
+    from ..proto.client import ClientConnection
+    from ..proto.config import ClientConfig
+
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if config is None:
+        client_config_kwargs.setdefault("server_name", host)
+        config = ClientConfig(**client_config_kwargs)
+    elif client_config_kwargs:
+        raise TypeError("pass either config or ClientConfig keyword arguments, not both")
+    conn = ClientConnection(config)
+    start = time.monotonic()
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    stream = AsyncTLSStream(reader, writer, conn)
+    stream.timing["start"] = start
+    try:
+        await stream.do_handshake(timeout)
+    except BaseException:
+        writer.close()
+        raise
+    return stream
+
+
+async def start_server(config, handler: Callable[[AsyncTLSStream], Awaitable[Any]],
+                       host: str = "127.0.0.1", port: int = 4433, *,
+                       log: Callable[[str], Any] | None = None,
+                       handshake_timeout: float = 10.0) -> asyncio.AbstractServer:
+    """Start an asyncio TLS server; ``await handler(stream)`` runs for each client after
+    its handshake.  Returns the ``asyncio.Server`` (``server.sockets[0].getsockname()``
+    gives the port when ``port=0``).  Failures are logged, one line each."""
+    from ..proto.server import ServerConnection
+    from .blocking import _logger
+
+    say = log or _logger.info
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = format_peer(writer.get_extra_info("peername"))
+        stream = AsyncTLSStream(reader, writer, ServerConnection(config))
+        try:
+            try:
+                await stream.do_handshake(handshake_timeout)
+            except HandshakeError as e:
+                say(f"{peer} handshake failed: {e}")
+                return
+            say(f"{peer} handshake ok: {negotiated_summary(stream.negotiated)}")
+            await handler(stream)
+        except Exception as e:
+            say(f"{peer} error: {_one_line(e)}")
+        finally:
+            await stream.close()
+
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return await asyncio.start_server(on_client, host, port)

@@ -1,0 +1,94 @@
+"""The small HTTP/1.1 page ``tlslab serve`` answers with (like ``openssl s_server -www``).
+
+It tells the client what was negotiated and what it offered, as read from the
+server's own trace of the handshake.
+"""
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from .render import client_offer
+
+__all__ = ["page_text", "build_response", "parse_request_head", "response_for_request"]
+
+
+def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
+              request_line: str | None = None) -> str:
+    """The plain-text body describing the connection."""
+    n = negotiated or {}
+    offer = client_offer(trace) if trace is not None else {}
+    lines = ["tlslab: your TLS connection", "=" * 27, ""]
+    if peer:
+        lines.append(f"client:              {peer}")
+    if request_line:
+        lines.append(f"request:             {request_line}")
+    rows = [
+        ("protocol version", n.get("version")),
+        ("cipher suite", n.get("cipher_suite")),
+        ("key exchange group", n.get("group")),
+        ("signature scheme", n.get("signature_scheme")),
+        ("ALPN protocol", n.get("alpn_protocol") or "(none)"),
+        ("SNI (server name)", n.get("server_name") or offer.get("sni") or "(none sent)"),
+        ("HelloRetryRequest", "yes" if n.get("hello_retry") else "no"),
+    ]
+    for label, value in rows:
+        lines.append(f"{label + ':':<21}{value if value is not None else '-'}")
+    if offer:
+        lines += ["", "your ClientHello offered:"]
+        for label, key in (("versions", "versions"), ("cipher suites", "cipher_suites"),
+                           ("groups", "groups"), ("key shares", "key_shares"),
+                           ("signature algorithms", "signature_algorithms"), ("ALPN", "alpn"),
+                           ("extensions", "extensions")):
+            values = offer.get(key)
+            if values:
+                lines.append(f"  {label + ':':<23}{', '.join(map(str, values))}")
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines += ["", f"served by tlslab at {now}", ""]
+    return "\n".join(lines)
+
+
+def build_response(negotiated: dict, trace: Any = None, *, peer: str | None = None,
+                   request_line: str | None = None, head_only: bool = False,
+                   status: str = "200 OK") -> bytes:
+    """A complete HTTP/1.1 response (``Connection: close``) carrying :func:`page_text`."""
+    body = page_text(negotiated, trace, peer=peer, request_line=request_line).encode("utf-8")
+    head = (f"HTTP/1.1 {status}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Connection: close\r\n"
+            "Server: tlslab\r\n"
+            "\r\n").encode("ascii")
+    return head if head_only else head + body
+
+
+def _error_response(status: str, text: str) -> bytes:
+    body = (text + "\n").encode("utf-8")
+    return (f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\nServer: tlslab\r\n\r\n"
+            ).encode("ascii") + body
+
+
+def parse_request_head(data: bytes) -> tuple[str, str, str] | None:
+    """``(method, target, version)`` from the first line of an HTTP request, or None."""
+    line = data.split(b"\r\n", 1)[0].split(b"\n", 1)[0]
+    parts = line.decode("latin-1").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def response_for_request(request: bytes, negotiated: dict, trace: Any = None, *,
+                         peer: str | None = None) -> bytes:
+    """The answer to ``request`` (the bytes read so far): the page for GET/HEAD,
+    405 for other methods, 400 for something that is not HTTP."""
+    head = parse_request_head(request)
+    if head is None:
+        return _error_response("400 Bad Request",
+                               "tlslab serve speaks HTTP/1.1 over TLS: send `GET / HTTP/1.1`")
+    method, target, version = head
+    if method not in ("GET", "HEAD"):
+        return _error_response("405 Method Not Allowed", f"{method} is not supported; use GET")
+    return build_response(negotiated, trace, peer=peer,
+                          request_line=f"{method} {target} {version}",
+                          head_only=method == "HEAD")
