@@ -62,7 +62,7 @@ def test_group_names_are_iana_names():
 # Expected key_exchange lengths: (client share, server share, shared secret).
 LENGTHS = {0x1D: (32, 32, 32), 0x17: (65, 65, 32), 0x18: (97, 97, 48), 0x19: (133, 133, 66),
            0x1E: (56, 56, 56), 0x100: (256, 256, 256), 0x101: (384, 384, 384),
-           0x11EC: (1216, 1120, 64)}
+           0x11EC: (1216, 1120, 64), 0x11EB: (1249, 1153, 64)}
 
 
 @pytest.mark.parametrize("group", sorted(SUPPORTED_GROUPS))

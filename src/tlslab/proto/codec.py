@@ -245,6 +245,12 @@ class Struct:
     FIELDS: ClassVar[tuple] = ()
     #: names of fields that may be absent at the end of the structure (TLS 1.2 extensions)
     OPTIONAL_TAIL: ClassVar[tuple] = ()
+    #: computed per class: no optional tail and no _after_field hook (see __init_subclass__)
+    _PLAIN: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        cls._PLAIN = not cls.OPTIONAL_TAIL and cls._after_field is Struct._after_field
 
     def __init__(self, **values: Any) -> None:
         for name, _ in self.FIELDS:
@@ -257,6 +263,15 @@ class Struct:
     # -- parsing -----------------------------------------------------------------
     @classmethod
     def _read_fields(cls, r: Reader) -> "Struct":
+        if r.spans is None and cls._PLAIN:
+            # hot path (no span recording, no optional tail, no context hook)
+            obj = cls.__new__(cls)
+            obj.raw = None
+            obj._spans = None
+            d = obj.__dict__
+            for name, kind in cls.FIELDS:
+                d[name] = kind.read(r, name)
+            return obj
         obj = cls.__new__(cls)
         obj.raw = None
         obj._spans = None
@@ -309,11 +324,12 @@ class Struct:
 
     # -- building ----------------------------------------------------------------
     def _write(self, out: bytearray) -> None:
+        d = self.__dict__
         for name, kind in self.FIELDS:
-            value = getattr(self, name)
-            if value is None and name in self.OPTIONAL_TAIL:
-                continue
+            value = d.get(name)
             if value is None:
+                if name in self.OPTIONAL_TAIL:
+                    continue
                 raise ValueError(f"{type(self).__name__}.{name} is not set")
             kind.write(value, out)
 

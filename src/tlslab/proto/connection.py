@@ -320,11 +320,12 @@ class Connection:
             if not self._close_sent and not self._alert_sent:
                 self._close_sent = True
                 self._send_alert(AlertLevel.warning, AlertDescription.close_notify)
-            self._finish_closed(None, alert_received=name)
+            error = None if self.handshake_complete else "peer closed the connection during the handshake"
+            self._finish_closed(error, alert_received=name)
         elif desc == AlertDescription.user_canceled:
             return  # RFC 8446 §6.1: followed by close_notify
-        elif self.tls12 and level == AlertLevel.warning:
-            # RFC 5246 §7.2: warnings (e.g. no_renegotiation) do not end a TLS 1.2 connection
+        elif self.tls12 and level == AlertLevel.warning and desc == AlertDescription.no_renegotiation:
+            # RFC 5246 §7.2.2: no_renegotiation is always a warning and ends nothing
             return
         else:
             # RFC 8446 §6.2: every error alert is fatal in TLS 1.3, whatever its level says
@@ -336,6 +337,11 @@ class Connection:
         if self.tls12:
             from .messages12 import parse_message12
             msg = parse_message12(raw, self.version)
+            if raw[0] == HandshakeType.hello_request and self.is_client and not self.handshake_complete:
+                # RFC 5246 §7.4.1.1: ignored while a handshake is being negotiated
+                self.trace.add("message", "received", msg.name, raw=raw, message=msg,
+                               detail="ignored during the handshake (RFC 5246 §7.4.1.1)")
+                return
             if raw[0] != HandshakeType.hello_request:
                 self._hs_log += raw  # RFC 5246 §7.4.9: all messages except HelloRequest
         else:

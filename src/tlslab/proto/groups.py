@@ -1,5 +1,5 @@
 """Key exchange groups for TLS 1.3 key shares (RFC 8446 §4.2.7, §4.2.8, §7.4; RFC 7919;
-draft-ietf-tls-ecdhe-mlkem for X25519MLKEM768).
+draft-ietf-tls-ecdhe-mlkem for X25519MLKEM768 and SecP256r1MLKEM768).
 
 The client side is a :class:`KeyShare` (made by :func:`new_key_share`) that later
 turns the server's share into the shared secret; the server side is the single
@@ -31,6 +31,7 @@ SECP384R1 = 0x0018
 SECP521R1 = 0x0019
 FFDHE2048 = 0x0100
 FFDHE3072 = 0x0101
+SECP256R1MLKEM768 = 0x11EB
 X25519MLKEM768 = 0x11EC
 
 SUPPORTED_GROUPS: dict[int, str] = {
@@ -44,6 +45,7 @@ SUPPORTED_GROUPS: dict[int, str] = {
 }
 if HAVE_MLKEM:
     SUPPORTED_GROUPS[X25519MLKEM768] = "X25519MLKEM768"
+    SUPPORTED_GROUPS[SECP256R1MLKEM768] = "SecP256r1MLKEM768"
 
 _CURVES = {SECP256R1: ec.SECP256R1(), SECP384R1: ec.SECP384R1(), SECP521R1: ec.SECP521R1()}
 _CURVE_BYTES = {SECP256R1: 32, SECP384R1: 48, SECP521R1: 66}
@@ -78,6 +80,16 @@ _FFDHE_PARAMS: dict[int, dh.DHParameters] = {}
 
 _MLKEM768_EK_LEN = 1184
 _MLKEM768_CT_LEN = 1088
+
+# draft-ietf-tls-ecdhe-mlkem §3 ("Negotiated Groups"): each hybrid pairs ML-KEM-768 with a
+# classic group, and the order of the two halves differs.  X25519MLKEM768 puts ML-KEM first
+# in both shares and in the shared secret (for historical reasons); SecP256r1MLKEM768 puts
+# the ECDH half first everywhere, so that the first secret fed to HKDF is FIPS-approved.
+# group -> (classic group, classic share length, ML-KEM first?)
+_HYBRIDS = {
+    X25519MLKEM768: (X25519, 32, True),
+    SECP256R1MLKEM768: (SECP256R1, 65, False),
+}
 
 
 def _ffdhe_parameters(group: int) -> dh.DHParameters:
@@ -115,8 +127,8 @@ def _generate(group: int, provider):
         return ec.generate_private_key(_CURVES[group])
     if group in _FFDHE_P:
         return _ffdhe_parameters(group).generate_private_key()
-    if group == X25519MLKEM768:
-        return (_mlkem.MLKEM768PrivateKey.generate(), x25519.X25519PrivateKey.generate())
+    if group in _HYBRIDS:
+        return (_mlkem.MLKEM768PrivateKey.generate(), _generate_classic(_HYBRIDS[group][0]))
     raise InternalError(f"group 0x{group:04x} is not supported")
 
 
@@ -131,10 +143,39 @@ def _public_bytes(group: int, key) -> bytes:
     if group in _FFDHE_P:
         # §4.2.8.1: Y left-padded with zeros to the size of p.
         return key.public_key().public_numbers().y.to_bytes(_ffdhe_len(group), "big")
-    if group == X25519MLKEM768:
+    if group in _HYBRIDS:
         kem_key, ecdh_key = key
-        return kem_key.public_key().public_bytes_raw() + ecdh_key.public_key().public_bytes_raw()
+        classic, _, kem_first = _HYBRIDS[group]
+        return _join(kem_first, kem_key.public_key().public_bytes_raw(),
+                     _public_bytes(classic, ecdh_key))
     raise InternalError(f"group 0x{group:04x} is not supported")
+
+
+def _generate_classic(group: int):
+    if group == X25519:
+        return x25519.X25519PrivateKey.generate()
+    return ec.generate_private_key(_CURVES[group])
+
+
+def _join(kem_first: bool, kem_part: bytes, classic_part: bytes) -> bytes:
+    return kem_part + classic_part if kem_first else classic_part + kem_part
+
+
+def _split_hybrid(group: int, data: bytes, kem_len: int) -> tuple[bytes, bytes]:
+    """``(ML-KEM part, classic part)`` of a hybrid key_exchange, after checking its length."""
+    _, classic_len, kem_first = _HYBRIDS[group]
+    _check_len(group, data, kem_len + classic_len)
+    if kem_first:
+        return data[:kem_len], data[kem_len:]
+    return data[classic_len:], data[:classic_len]
+
+
+def _classic_secret(group: int, key, peer_public: bytes) -> bytes:
+    """The ECDH half of a hybrid secret, validated as RFC 8446 §4.2.8.2 / §7.4.2 require."""
+    classic = _HYBRIDS[group][0]
+    if classic == X25519:
+        return _montgomery(group, key, peer_public)
+    return _ecdh(classic, key, peer_public)
 
 
 def _ffdhe_len(group: int) -> int:
@@ -211,16 +252,17 @@ class KeyShare:
             return _ecdh(group, self.private_key, peer_public)
         if group in _FFDHE_P:
             return _ffdh(group, self.private_key, peer_public)
-        if group == X25519MLKEM768:
-            # draft-ietf-tls-ecdhe-mlkem §3: server share = ML-KEM ciphertext || X25519 share,
-            # shared secret = ML-KEM shared secret || X25519 shared secret.
-            _check_len(group, peer_public, _MLKEM768_CT_LEN + 32)
+        if group in _HYBRIDS:
+            # draft-ietf-tls-ecdhe-mlkem §3.1: the server share holds the ML-KEM ciphertext and
+            # the server's ECDH share, the secret both halves' secrets, in the group's order.
+            ct, classic_public = _split_hybrid(group, peer_public, _MLKEM768_CT_LEN)
             kem_key, ecdh_key = self.private_key
+            ecdh_secret = _classic_secret(group, ecdh_key, classic_public)
             try:
-                kem_secret = kem_key.decapsulate(peer_public[:_MLKEM768_CT_LEN])
+                kem_secret = kem_key.decapsulate(ct)
             except ValueError:
                 raise IllegalParameter("ML-KEM-768 ciphertext rejected") from None
-            return kem_secret + _montgomery(group, ecdh_key, peer_public[_MLKEM768_CT_LEN:])
+            return _join(_HYBRIDS[group][2], kem_secret, ecdh_secret)
         raise InternalError(f"group 0x{group:04x} is not supported")
 
 
@@ -228,7 +270,8 @@ def new_key_share(group: int, provider) -> KeyShare:
     """A client key share for ``group`` (RFC 8446 §4.2.8).
 
     ``provider.private_key(name)`` may return a fixed key (for X25519MLKEM768 a
-    ``(MLKEM768PrivateKey, X25519PrivateKey)`` pair); otherwise one is generated.
+    ``(MLKEM768PrivateKey, X25519PrivateKey)`` pair, for SecP256r1MLKEM768 a
+    ``(MLKEM768PrivateKey, EllipticCurvePrivateKey)`` one); otherwise one is generated.
     """
     return KeyShare(group, _generate(group, provider))
 
@@ -237,20 +280,23 @@ def server_key_share(group: int, client_public: bytes, provider) -> tuple[bytes,
     """The server side of the key exchange: ``(server key_exchange, shared secret)``.
 
     Raises IllegalParameter if the client's share is invalid.  For the hybrid
-    group the server encapsulates to the client's ML-KEM key (the encapsulation
+    groups the server encapsulates to the client's ML-KEM key (the encapsulation
     randomness comes from ``cryptography``, which has no way to inject it); the
-    X25519 half uses the provider like the other groups.
+    ECDH half (X25519 or P-256) uses the provider like the other groups.
     """
-    if group == X25519MLKEM768:
-        _check_len(group, client_public, _MLKEM768_EK_LEN + 32)
+    if group in _HYBRIDS:
+        classic, _, kem_first = _HYBRIDS[group]
+        ek_bytes, classic_public = _split_hybrid(group, client_public, _MLKEM768_EK_LEN)
         try:
-            ek = _mlkem.MLKEM768PublicKey.from_public_bytes(client_public[:_MLKEM768_EK_LEN])
+            # from_public_bytes runs the FIPS 203 §7.2 encapsulation key check
+            ek = _mlkem.MLKEM768PublicKey.from_public_bytes(ek_bytes)
             kem_secret, ciphertext = ek.encapsulate()
         except ValueError:
             raise IllegalParameter("ML-KEM-768 encapsulation key rejected") from None
         key = provider.private_key(SUPPORTED_GROUPS[group]) if provider is not None else None
-        ecdh_key = key[1] if isinstance(key, tuple) else (key or x25519.X25519PrivateKey.generate())
-        ecdh_secret = _montgomery(group, ecdh_key, client_public[_MLKEM768_EK_LEN:])
-        return (ciphertext + ecdh_key.public_key().public_bytes_raw(), kem_secret + ecdh_secret)
+        ecdh_key = key[1] if isinstance(key, tuple) else (key or _generate_classic(classic))
+        ecdh_secret = _classic_secret(group, ecdh_key, classic_public)
+        return (_join(kem_first, ciphertext, _public_bytes(classic, ecdh_key)),
+                _join(kem_first, kem_secret, ecdh_secret))
     share = new_key_share(group, provider)
     return share.public, share.shared_secret(client_public)

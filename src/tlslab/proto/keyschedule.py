@@ -88,6 +88,9 @@ def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: byte
     return _hkdf_expand(hash_name, secret, prefix + bytes((len(context),)) + context, length)
 
 
+#: hash name -> (early secret without PSK, its "derived" secret): both are constants
+_NO_PSK_DERIVED: dict[str, tuple[bytes, bytes]] = {}
+
 #: encoded HkdfLabel prefixes (length, label) -> bytes; the labels are a handful of constants
 _LABEL_PREFIX: dict[tuple[bytes, int], bytes] = {}
 
@@ -159,6 +162,7 @@ class KeySchedule:
         self._zeros = bytes(self.hash_len)
         self._empty_hash = _EMPTY_HASH[self.hash_name]
         self._app_generation = {"client": 0, "server": 0}
+        self._psk_used = False
 
     # -- bookkeeping ---------------------------------------------------------
     def _store(self, name: str, secret: bytes) -> bytes:
@@ -179,6 +183,7 @@ class KeySchedule:
     # -- stages --------------------------------------------------------------
     def extract_early(self, psk: bytes | None = None) -> bytes:
         """Early Secret = HKDF-Extract(0, PSK), with PSK = zeros when none is used (§7.1)."""
+        self._psk_used = bool(psk)
         return self._store("early_secret",
                            hkdf_extract(self.hash_name, self._zeros, psk or self._zeros))
 
@@ -206,7 +211,14 @@ class KeySchedule:
         """
         if "early_secret" not in self.secrets:
             self.extract_early(None)
-        derived = self._derive(self.secrets["early_secret"], b"derived", self._empty_hash)
+        early = self.secrets["early_secret"]
+        cached = _NO_PSK_DERIVED.get(self.hash_name)
+        if cached is not None and cached[0] == early:
+            derived = cached[1]  # without a PSK this value is a constant per hash
+        else:
+            derived = self._derive(early, b"derived", self._empty_hash)
+            if not self._psk_used:
+                _NO_PSK_DERIVED[self.hash_name] = (early, derived)
         return self._store("handshake_secret",
                            hkdf_extract(self.hash_name, derived, shared_secret or self._zeros))
 

@@ -55,9 +55,11 @@ class Trace:
         self.entries: list[TraceEntry] = []
         self._clock = clock
 
-    def add(self, kind: str, direction: str, name: str, **kw) -> TraceEntry:
-        entry = TraceEntry(kind=kind, direction=direction, name=name,
-                           time=self._clock() if self._clock else 0.0, **kw)
+    def add(self, kind: str, direction: str, name: str, raw: bytes = b"",
+            summary: dict | None = None, detail: str = "", message: Any = None) -> TraceEntry:
+        clock = self._clock
+        entry = TraceEntry(kind, direction, name, clock() if clock is not None else 0.0, raw, [],
+                           summary if summary is not None else {}, detail, message)
         self.entries.append(entry)
         return entry
 
