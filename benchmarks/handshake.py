@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tlslab vs Python ``ssl``: TLS 1.3 handshakes per second and bulk throughput, in memory.
+"""tlslab vs Python ``ssl``: TLS 1.3 and 1.2 handshakes per second and bulk throughput, in memory.
 
 Usage::
 
@@ -11,8 +11,11 @@ Usage::
 Both stacks run in this process, without sockets: tlslab's client and server
 connections hand bytes to each other directly; ``ssl`` runs an ``SSLObject``
 pair over ``ssl.MemoryBIO``.  Both use the same throwaway CA and server
-certificate, TLS 1.3 only, X25519 and TLS_AES_128_GCM_SHA256, and the client
-verifies the chain and the name "localhost" on both sides.  Measurements are
+certificate and X25519, and the client verifies the chain and the name
+"localhost" on both sides.  Measured: full TLS 1.3 handshakes
+(TLS_AES_128_GCM_SHA256), resumed TLS 1.3 handshakes (psk_dhe_ke, a fresh
+ticket each time), full TLS 1.2 handshakes (ECDHE-ECDSA / ECDHE-RSA with
+AES128-GCM-SHA256) and TLS 1.3 bulk throughput.  Measurements are
 interleaved in short slices so that both stacks run under the same machine
 conditions.  The targets (ratio tlslab/ssl >= 0.8) are reported, never asserted.
 See benchmarks/README.md.
@@ -68,6 +71,7 @@ from tlslab.proto.client import ClientConnection  # noqa: E402
 from tlslab.proto.config import ClientConfig, ServerConfig  # noqa: E402
 from tlslab.proto.events import ApplicationData  # noqa: E402
 from tlslab.proto.server import ServerConnection  # noqa: E402
+from tlslab.proto.tickets import TicketStore  # noqa: E402
 from tlslab.workbench.certgen import make_throwaway_chain, write_pem  # noqa: E402
 
 SUITE = "TLS_AES_128_GCM_SHA256"
@@ -77,6 +81,38 @@ RECORD = 16 * 1024          # bytes of application data per record (the TLS maxi
 TARGET = 0.8                # issue target: tlslab >= 0.8 x ssl
 SLICE = 0.25                # seconds per interleaved slice
 CERT_TYPES = {"ecdsa-p256": "ECDSA P-256", "rsa2048": "RSA-2048"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One handshake measurement: what both sides are configured to do."""
+
+    key: str                    # key in the JSON "results"
+    name: str                   # key in the JSON "negotiated"; --profile handshake-<name>
+    metric: str                 # table row
+    cert: str                   # a CERT_TYPES key
+    version: str = "1.3"        # "1.3" or "1.2" (the only version enabled on both sides)
+    resume: bool = False        # TLS 1.3 resumption with a fresh ticket per handshake
+    suite: str = SUITE          # IANA name, as tlslab reports it
+    ssl_cipher: str = SUITE     # the name Python ssl reports (and set_ciphers takes, for 1.2)
+
+
+HANDSHAKES = [
+    Scenario("handshake_ecdsa_p256", "ecdsa-p256", "TLS 1.3 handshakes/s, ECDSA P-256 cert",
+             "ecdsa-p256"),
+    Scenario("handshake_rsa2048", "rsa2048", "TLS 1.3 handshakes/s, RSA-2048 cert", "rsa2048"),
+    Scenario("handshake_resumed_ecdsa_p256", "resumed-ecdsa-p256",
+             "TLS 1.3 resumed handshakes/s, psk_dhe_ke", "ecdsa-p256", resume=True),
+    Scenario("handshake_tls12_ecdsa_p256", "tls12-ecdsa-p256",
+             "TLS 1.2 handshakes/s, ECDHE-ECDSA P-256", "ecdsa-p256", version="1.2",
+             suite="TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+             ssl_cipher="ECDHE-ECDSA-AES128-GCM-SHA256"),
+    Scenario("handshake_tls12_rsa2048", "tls12-rsa2048",
+             "TLS 1.2 handshakes/s, ECDHE-RSA-2048", "rsa2048", version="1.2",
+             suite="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+             ssl_cipher="ECDHE-RSA-AES128-GCM-SHA256"),
+]
+SCENARIOS = {sc.name: sc for sc in HANDSHAKES}
 
 
 class BenchError(RuntimeError):
@@ -112,19 +148,37 @@ class TlslabSide:
 
     name = "tlslab"
 
-    def __init__(self, pki: Pki) -> None:
-        # Full handshakes on both sides: no tickets (the ssl server sends none either).
+    def __init__(self, pki: Pki, scenario: Scenario = HANDSHAKES[0]) -> None:
+        self.scenario = sc = scenario
+        # Full handshakes: no tickets (the ssl server sends none either).  Resumption: the
+        # client keeps tickets in its own store, and the server sends one per handshake,
+        # resumed ones included, so each resumption uses a fresh ticket.
         self.client_config = ClientConfig(server_name=SERVER_NAME, ca_file=pki.ca_file,
-                                          cipher_suites=[SUITE], groups=[GROUP], session_store=None)
+                                          versions=[sc.version], cipher_suites=[sc.suite],
+                                          groups=[GROUP],
+                                          session_store=TicketStore() if sc.resume else None)
         # Loaded from the files, as `tlslab serve --cert/--key` would.
         self.server_config = ServerConfig.from_files(pki.cert_file, pki.key_file,
-                                                     cipher_suites=[SUITE], groups=[GROUP], tickets=0)
+                                                     versions=[sc.version], cipher_suites=[sc.suite],
+                                                     groups=[GROUP], tickets=1 if sc.resume else 0)
+        if sc.resume:  # a full handshake for the first ticket
+            client, _ = self._handshake()
+            if client.negotiated["resumed"]:
+                raise BenchError("tlslab: the priming handshake resumed")
+            # whether it left a ticket shows in the next handshake, which must resume
 
     def handshake(self) -> tuple[ClientConnection, ServerConnection]:
+        client, server = self._handshake()
+        if self.scenario.resume and not (client.negotiated["resumed"] and server.negotiated["resumed"]):
+            raise BenchError("tlslab: the handshake did not resume (client "
+                             f"{client.negotiated['resumed']}, server {server.negotiated['resumed']})")
+        return client, server
+
+    def _handshake(self) -> tuple[ClientConnection, ServerConnection]:
         client = ClientConnection(self.client_config)
         server = ServerConnection(self.server_config)
         client.start_handshake()
-        for _ in range(8):  # a full TLS 1.3 handshake needs two flights each way
+        for _ in range(8):  # two flights each way, then the server's NewSessionTicket
             data = client.data_to_send()
             if data:
                 server.receive_data(data)
@@ -139,10 +193,12 @@ class TlslabSide:
         return client, server
 
     def describe(self) -> dict:
-        client, _ = self.handshake()
+        client, server = self.handshake()
         n = client.negotiated
+        if (server.negotiated["cipher_suite"], server.negotiated["version"]) != (n["cipher_suite"], n["version"]):
+            raise BenchError(f"tlslab client and server disagree: {n} / {server.negotiated}")
         return {"version": n["version"], "cipher_suite": n["cipher_suite"], "group": n["group"],
-                "signature_scheme": n["signature_scheme"]}
+                "signature_scheme": n["signature_scheme"], "resumed": n["resumed"]}
 
     def bulk_runner(self) -> Callable[[int], int]:
         """A function sending ``n`` 16 KiB records client -> server; returns bytes received."""
@@ -170,21 +226,41 @@ class SslSide:
 
     name = "ssl"
 
-    def __init__(self, pki: Pki) -> None:
+    def __init__(self, pki: Pki, scenario: Scenario = HANDSHAKES[0]) -> None:
+        self.scenario = sc = scenario
         cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname + CERT_REQUIRED
         cctx.load_verify_locations(cafile=pki.ca_file)
         sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         sctx.load_cert_chain(pki.cert_file, pki.key_file)
+        # the server's only group (OpenSSL 3: SSL_CTX_set1_groups), so x25519 is certain
+        sctx.set_ecdh_curve("X25519")
+        version = ssl.TLSVersion.TLSv1_3 if sc.version == "1.3" else ssl.TLSVersion.TLSv1_2
         for ctx in (cctx, sctx):
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-            ctx.maximum_version = ssl.TLSVersion.TLSv1_3
-        # full handshakes only: neither server issues NewSessionTickets here
-        sctx.num_tickets = 0
+            ctx.minimum_version = ctx.maximum_version = version
+            if sc.version == "1.2":
+                ctx.set_ciphers(sc.ssl_cipher)
+        if sc.version == "1.2":
+            sctx.options |= ssl.OP_NO_TICKET  # full handshakes; tlslab sends no ticket either
+        # full handshakes: no NewSessionTickets (tlslab's server is set to send none);
+        # resumption: one per handshake on both sides
+        sctx.num_tickets = 1 if sc.resume else 0
         self.cctx, self.sctx = cctx, sctx
+        self.session = None
+        if sc.resume:  # a full handshake for the first ticket
+            client, _, _ = self._handshake()
+            if client.session_reused or self.session is None or not self.session.has_ticket:
+                raise BenchError("ssl: the priming handshake did not leave a ticket")
 
     def handshake(self):
+        client, server, bios = self._handshake()
+        if self.scenario.resume and not (client.session_reused and server.session_reused):
+            raise BenchError("ssl: the handshake did not resume (client "
+                             f"{client.session_reused}, server {server.session_reused})")
+        return client, server, bios
+
+    def _handshake(self):
         c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-        client = self.cctx.wrap_bio(c_in, c_out, server_hostname=SERVER_NAME)
+        client = self.cctx.wrap_bio(c_in, c_out, server_hostname=SERVER_NAME, session=self.session)
         server = self.sctx.wrap_bio(s_in, s_out, server_side=True)
         c_done = s_done = False
         for _ in range(8):
@@ -210,12 +286,32 @@ class SslSide:
                 break
         if not (c_done and s_done):
             raise BenchError("ssl handshake did not complete")
+        if self.scenario.resume:
+            # the server's NewSessionTicket is in c_in: one read lets the client process it
+            try:
+                client.read(1)
+            except ssl.SSLWantReadError:
+                pass
+            self.session = client.session
         return client, server, (c_in, c_out, s_in, s_out)
 
-    def describe(self) -> dict:
+    def session_getter_us(self, n: int = 200) -> float:
+        """Microseconds per ``SSLObject.session`` read, which the resumed side pays once per
+        handshake (CPython copies the session through i2d/d2i_SSL_SESSION on each read)."""
         client, _, _ = self.handshake()
+        clock = time.perf_counter
+        start = clock()
+        for _ in range(n):
+            client.session  # noqa: B018
+        return (clock() - start) / n * 1e6
+
+    def describe(self) -> dict:
+        client, server, _ = self.handshake()
+        if (server.cipher()[0], server.version()) != (client.cipher()[0], client.version()):
+            raise BenchError(f"ssl client and server disagree: {client.cipher()} / {server.cipher()}")
         return {"version": client.version(), "cipher_suite": client.cipher()[0],
-                "group": f"{GROUP} (OpenSSL default, not queryable)", "signature_scheme": None}
+                "group": f"{GROUP} (the ssl server's only group)", "signature_scheme": None,
+                "resumed": client.session_reused}
 
     def bulk_runner(self) -> Callable[[int], int]:
         sender, receiver, (_, s_out_bio, r_in_bio, _) = self.handshake()
@@ -297,11 +393,11 @@ def run_all(seconds: float, warmup: float, progress: Callable[[str], None]) -> d
     rows = []
     negotiated = {}
     pkis = {kt: make_pki(kt, _TMPDIR.name) for kt in CERT_TYPES}
-    for key_type, label in CERT_TYPES.items():
-        tls, ossl = TlslabSide(pkis[key_type]), SslSide(pkis[key_type])
-        negotiated[key_type] = {"tlslab": tls.describe(), "ssl": ossl.describe()}
-        _check_suite(negotiated[key_type])
-        progress(f"handshakes, x25519 + {label} certificate ...")
+    for sc in HANDSHAKES:
+        tls, ossl = TlslabSide(pkis[sc.cert], sc), SslSide(pkis[sc.cert], sc)
+        negotiated[sc.name] = {"tlslab": tls.describe(), "ssl": ossl.describe()}
+        _check_negotiated(sc, negotiated[sc.name])
+        progress(f"{sc.metric} ...")
 
         def tls_step(side=tls) -> int:
             side.handshake()
@@ -312,8 +408,8 @@ def run_all(seconds: float, warmup: float, progress: Callable[[str], None]) -> d
             return 1
 
         tallies = interleaved({"tlslab": tls_step, "ssl": ssl_step}, seconds, warmup)
-        rows.append(_row(f"handshakes/s, {label} cert", "handshakes/s", tallies,
-                         key="handshake_" + key_type.replace("-", "_")))
+        extra = {"ssl_session_getter_us": ossl.session_getter_us()} if sc.resume else {}
+        rows.append(_row(sc.metric, "handshakes/s", tallies, key=sc.key, **extra))
 
     progress(f"bulk transfer, {RECORD // 1024} KiB records, {SUITE} ...")
     pki = pkis["ecdsa-p256"]
@@ -344,12 +440,21 @@ def run_all(seconds: float, warmup: float, progress: Callable[[str], None]) -> d
     }
 
 
-def _check_suite(neg: dict) -> None:
+def _check_negotiated(sc: Scenario, neg: dict) -> None:
+    """Stop unless both sides negotiated the scenario's version, suite and resumption."""
+    want = {"tlslab": (f"TLS {sc.version}", sc.suite), "ssl": (f"TLSv{sc.version}", sc.ssl_cipher)}
     for side, info in neg.items():
-        if info["cipher_suite"] != SUITE:
+        version, suite = want[side]
+        if info["cipher_suite"] != suite:
             hint = (" (ssl was imported before the OpenSSL configuration could be set)"
                     if side == "ssl" and _SSL_IMPORTED_EARLY else "")
-            raise BenchError(f"{side} negotiated {info['cipher_suite']}, not {SUITE}{hint}")
+            raise BenchError(f"{sc.name}: {side} negotiated {info['cipher_suite']}, not {suite}{hint}")
+        if info["version"] != version:
+            raise BenchError(f"{sc.name}: {side} negotiated {info['version']}, not {version}")
+        if info["resumed"] != sc.resume:
+            raise BenchError(f"{sc.name}: {side} resumed={info['resumed']}, expected {sc.resume}")
+    if neg["tlslab"]["group"] != GROUP:
+        raise BenchError(f"{sc.name}: tlslab negotiated group {neg['tlslab']['group']}, not {GROUP}")
 
 
 def _cryptography_openssl() -> str:
@@ -388,9 +493,9 @@ def print_table(report: dict) -> None:
                       f"{r['ratio']:.2f}x [{style}]{r['status']}[/{style}]")
     console = Console()
     console.print(table)
-    neg = "; ".join(f"{kt}: {v['tlslab']['signature_scheme']}"
+    neg = "; ".join(f"{kt}: {v['tlslab']['cipher_suite']}, {v['tlslab']['signature_scheme']}"
                     for kt, v in report["negotiated"].items())
-    console.print(f"[dim]TLS 1.3, {SUITE}, {GROUP}; tlslab signature schemes: {neg}; "
+    console.print(f"[dim]{GROUP} everywhere; bulk: TLS 1.3, {SUITE}; tlslab negotiated: {neg}; "
                   f"Python {env['python']}, ssl with {env['ssl_openssl']}, "
                   f"cryptography {env['cryptography']} ({env['cryptography_openssl']}), "
                   f"{env['cpus']} CPUs[/dim]")
@@ -408,7 +513,8 @@ def profile(what: str, seconds: float, top: int) -> None:
         def step() -> int:
             return run(64)
     else:
-        side = TlslabSide(make_pki(what.split("-", 1)[1], _TMPDIR.name))
+        sc = SCENARIOS[what.split("-", 1)[1]]
+        side = TlslabSide(make_pki(sc.cert, _TMPDIR.name), sc)
 
         def step() -> int:
             side.handshake()
@@ -434,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5,
                         help="untimed warm-up per measurement and side (default 0.5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument("--profile", choices=["handshake-ecdsa-p256", "handshake-rsa2048", "bulk"],
+    parser.add_argument("--profile", choices=[f"handshake-{sc.name}" for sc in HANDSHAKES] + ["bulk"],
                         help="instead of the comparison, cProfile the tlslab side of one measurement")
     parser.add_argument("--top", type=int, default=25, help="functions shown by --profile")
     args = parser.parse_args(argv)

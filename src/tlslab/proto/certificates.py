@@ -992,17 +992,36 @@ def _verify(
     chain = list(chain)
     ctx = _trust_context(trust)
     library_error: VerificationError | None = None
-    if _fast_path_eligible(chain, ctx):
+    # A server presents the same chain on every connection: the checks that depend
+    # only on the certificates and the name (not on the time) are remembered for
+    # chains that passed them.  The library still validates every time (validity
+    # periods depend on ``now``).
+    key = (purpose, server_name, id(ctx), tuple(c.public_bytes(_DER) for c in chain))
+    known_path = _STATIC_OK.get(key)
+    if known_path is not None or _fast_path_eligible(chain, ctx):
         try:
             verified = _library_verify(chain, server_name, ctx, now, purpose)
         except VerificationError as e:
             library_error = e  # diagnose below, without asking the library twice
         else:
-            if verified is not None and not _success_findings(
-                verified, chain[0], server_name, purpose
-            ):
-                return verified
+            if verified is not None:
+                path = tuple(c.public_bytes(_DER) for c in verified)
+                if known_path == path:
+                    return verified
+                if not _success_findings(verified, chain[0], server_name, purpose):
+                    with _STATIC_LOCK:
+                        _STATIC_OK[key] = path
+                        while len(_STATIC_OK) > 256:
+                            _STATIC_OK.pop(next(iter(_STATIC_OK)))
+                    return verified
     return _diagnose(chain, server_name, ctx, now, purpose, library_error)
+
+
+_DER = serialization.Encoding.DER
+#: (purpose, name, trust context id, chain DERs) -> path DERs whose static checks passed.
+#: Trust contexts are cached objects that keep their id while they live (see _trust_context).
+_STATIC_OK: dict[tuple, tuple] = {}
+_STATIC_LOCK = threading.Lock()
 
 
 def _fast_path_eligible(chain: list[x509.Certificate], ctx: _TrustContext) -> bool:

@@ -332,7 +332,11 @@ class ClientConnection(Client12, Connection):
         """
         if not self.config.pad_client_hello:
             return
-        size = len(ch.build()) + reserve
+        built = ch.build()
+        size = len(built) + reserve
+        if not reserve and not 256 <= size < 512:
+            ch.raw = built  # already final: no need to build it again when sending
+            return
         if 256 <= size < 512:
             # the padding extension's own header takes 4 bytes
             ch.extensions.append(Extension(ET.padding, X.RawBody(data=bytes(max(0, 512 - size - 4)))))
@@ -576,7 +580,7 @@ class ClientConnection(Client12, Connection):
         if not self.config.insecure:
             from .certificates import load_trust_store, verify_server_chain
             now = self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
-            trust = load_trust_store(self.config.ca_file)
+            trust = self.config.trust_store()
             verified = verify_server_chain(certs, self.config.server_name, trust, now)
             self.trace.add("info", "local", "certificate verified", summary={"path_length": len(verified)})
             self.verified_path = verified

@@ -241,7 +241,7 @@ class Client12(Common12):
             from .certificates import load_trust_store, verify_server_chain
             now = self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
             verified = verify_server_chain(certs, self.config.server_name,
-                                           load_trust_store(self.config.ca_file), now)
+                                           self.config.trust_store(), now)
             self.verified_path = verified
             self.trace.add("info", "local", "certificate verified", summary={"path_length": len(verified)})
         else:

@@ -165,6 +165,15 @@ class ClientConfig(_Common):
                 raise ValueError(f"key share group 0x{code:04x} is not among the offered groups")
 
 
+    def trust_store(self) -> list:
+        """The trust anchors (``ca_file`` or the system store), loaded once per config."""
+        store = self.__dict__.get("_trust_store")
+        if store is None:
+            from .certificates import load_trust_store
+            store = self.__dict__["_trust_store"] = load_trust_store(self.ca_file)
+        return store
+
+
 @dataclass
 class ServerConfig(_Common):
     certificate_chain: list = field(default_factory=list)  # x509.Certificate, leaf first

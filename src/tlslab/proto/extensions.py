@@ -276,14 +276,19 @@ def body_class(ext_type: int, context: str | None) -> type[Struct] | None:
 class Extension:
     """One extension: ``type``, exact body bytes ``data``, parsed ``value`` (or None if unknown)."""
 
-    __slots__ = ("type", "data", "value")
+    __slots__ = ("type", "_data", "value")
 
     def __init__(self, type: int, value: Struct | None = None, data: bytes | None = None) -> None:
         self.type = type
         self.value = value
-        if data is None:
-            data = value.build() if value is not None else b""
-        self.data = data
+        self._data = data if data is not None else (None if value is not None else b"")
+
+    @property
+    def data(self) -> bytes:
+        """The exact body bytes (built from ``value`` on first use for new extensions)."""
+        if self._data is None:
+            self._data = self.value.build()
+        return self._data
 
     @property
     def name(self) -> str:

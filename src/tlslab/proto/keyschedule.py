@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+
+try:  # the C function behind hmac.digest, without its Python wrapper (hot path)
+    from _hashlib import hmac_digest as _hmac_digest
+except ImportError:  # pragma: no cover - CPython without OpenSSL hashes
+    _hmac_digest = hmac.digest
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,7 +56,7 @@ def hash_bytes(hash_name: str, data: bytes) -> bytes:
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract (RFC 5869 §2.2); an empty salt is ``HashLen`` zeros, which HMAC
     treats identically, so no special case is needed."""
-    return hmac.digest(salt, ikm, hash_name)
+    return _hmac_digest(salt, ikm, hash_name)
 
 
 def _hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
@@ -59,7 +64,7 @@ def _hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     hash_len = _HASH_LEN[hash_name]
     if length <= hash_len:
         # every TLS 1.3 secret, key and IV fits in one block: T(1) = HMAC(PRK, info | 0x01)
-        return hmac.digest(prk, info + b"\x01", hash_name)[:length]
+        return _hmac_digest(prk, info + b"\x01", hash_name)[:length]
     if length > 255 * hash_len:
         raise InternalError("HKDF-Expand output too long")
     out = b""
@@ -307,6 +312,20 @@ class KeySchedule:
 
 
 def traffic_key_iv(suite: SuiteInfo, secret: bytes) -> tuple[bytes, bytes]:
-    """[sender]_write_key and [sender]_write_iv from a traffic secret (RFC 8446 §7.3)."""
-    return (hkdf_expand_label(suite.hash_name, secret, b"key", b"", suite.key_len),
-            hkdf_expand_label(suite.hash_name, secret, b"iv", b"", suite.iv_len))
+    """[sender]_write_key and [sender]_write_iv from a traffic secret (RFC 8446 §7.3).
+
+    Both are one HKDF-Expand block over a constant HkdfLabel (empty context), so the
+    whole ``info || 0x01`` input is precomputed per suite: this runs 8 times per handshake.
+    """
+    infos = _KEY_IV_INFO.get(suite.code)
+    if infos is None:
+        infos = _KEY_IV_INFO[suite.code] = tuple(
+            length.to_bytes(2, "big") + bytes((len(b"tls13 " + label),)) + b"tls13 " + label + b"\x00\x01"
+            for label, length in ((b"key", suite.key_len), (b"iv", suite.iv_len)))
+    h = suite.hash_name
+    return (_hmac_digest(secret, infos[0], h)[:suite.key_len],
+            _hmac_digest(secret, infos[1], h)[:suite.iv_len])
+
+
+#: suite code -> (HkdfLabel || 0x01 for "key", the same for "iv")
+_KEY_IV_INFO: dict[int, tuple[bytes, bytes]] = {}
