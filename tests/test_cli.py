@@ -202,3 +202,231 @@ def test_serve_command_end_to_end():
     assert "handshake failed" in output and "unknown_ca" in output
     assert "Traceback" not in output
     assert not os.path.exists(ca)  # the temporary CA file is removed on exit
+
+
+# --------------------------------------------------------------------------- resumption, 0-RTT, mTLS, TLS 1.2
+
+@pytest.fixture
+def cli_server(certs_dir):
+    """Factory: the server `tlslab serve` runs, configured through the same option handling
+    (``_server_config``), in a thread on 127.0.0.1; returns (port, logs)."""
+    from pathlib import Path
+    from tlslab.cli.main import _server_config
+    started = []
+
+    def start(*, tls=None, client_ca=False, require=False, early_data=0, tickets=2,
+              prefer_client_order=False):
+        config, _ = _server_config(
+            Path(certs_dir / "ecdsa-chain.pem"), Path(certs_dir / "ecdsa.key"), tls, None, None,
+            None, None, None, False, ["localhost"],
+            client_ca=Path(certs_dir / "ca.pem") if client_ca else None,
+            require_client_cert=require, early_data=early_data,
+            prefer_client_order=prefer_client_order, tickets=tickets)
+        logs: list[str] = []
+        srv = make_server("127.0.0.1", 0, config, http_handler, log=logs.append,
+                          handshake_timeout=5, io_timeout=5)
+        t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        t.start()
+        started.append((srv, t))
+        return srv.port, logs
+
+    yield start
+    for srv, t in started:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
+
+
+def _connect_args(port, certs_dir, *more):
+    return ["connect", f"localhost:{port}", "--ca-file", str(certs_dir / "ca.pem"),
+            "--timeout", "5", *more]
+
+
+def test_connect_reconnect_resumes(cli_server, certs_dir):
+    port, logs = cli_server()
+    result = CliRunner().invoke(app, _connect_args(port, certs_dir, "--reconnect", "2"))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.count("resumed=true") == 2 and "resumed=false" not in out
+    assert "handshakes side by side" in out and "round trips" in out and "handshake ms" in out
+
+    result = CliRunner().invoke(app, _connect_args(port, certs_dir, "--reconnect", "2", "--json"))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is True and doc["negotiated"]["resumed"] is False
+    assert [r["resumed"] for r in doc["reconnections"]] == [True, True]
+    full, resumed, _ = doc["comparison"]
+    assert (full["kind"], resumed["kind"]) == ("full", "resumed")
+    assert "Certificate" in full["messages"] and "Certificate" not in resumed["messages"]
+    assert full["flights_server_to_client"] == resumed["flights_server_to_client"] == 1
+    assert full["round_trips"] == 1 and "handshake" in resumed["timing_ms"]
+    assert resumed["flights"][0] == {"direction": "C→S", "messages": ["ClientHello"]}
+    deadline = time.monotonic() + 5  # the server thread logs after its handshake
+    while sum("resumed=yes" in line for line in logs) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sum("resumed=yes" in line for line in logs) == 4, logs
+
+
+def test_connect_reconnect_without_tickets(cli_server, certs_dir):
+    port, _ = cli_server(tickets=0)
+    result = CliRunner().invoke(app, _connect_args(port, certs_dir, "--reconnect", "1"))
+    assert result.exit_code == 0, result.output
+    assert "resumed=false" in result.stdout
+
+
+def test_connect_early_data_accepted(cli_server, certs_dir):
+    port, logs = cli_server(early_data=1024)
+    result = CliRunner().invoke(app, _connect_args(port, certs_dir, "--reconnect", "1",
+                                                   "--early-data", "x", "--http", "--json"))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    again = doc["reconnections"][0]
+    assert again["resumed"] is True and again["early_data_accepted"] is True
+    assert again["http"]["sent_as_early_data"] is True
+    assert "0-RTT early data:    accepted" in again["http"]["response"]
+    assert "resumed:             yes" in again["http"]["response"]
+    zero_rtt = doc["comparison"][1]
+    assert zero_rtt["kind"] == "0-RTT" and zero_rtt["round_trips_before_data"] == 0
+    assert "EndOfEarlyData" in zero_rtt["messages"]
+    assert any(m.startswith("0-RTT data") for m in zero_rtt["flights"][0]["messages"])
+    assert wait_for_log(logs, "0rtt=accepted")
+
+    human = CliRunner().invoke(app, _connect_args(port, certs_dir, "--reconnect", "1",
+                                                  "--early-data", "hello"))
+    assert human.exit_code == 0, human.output
+    assert "resumed=true early_data=accepted" in human.stdout
+    assert "0-RTT" in human.stdout and "RTTs before app data" in human.stdout
+
+
+def test_connect_early_data_not_allowed_by_ticket(cli_server, certs_dir):
+    port, _ = cli_server()  # tickets without early_data: 0-RTT is not attempted
+    result = CliRunner().invoke(app, _connect_args(port, certs_dir, "--reconnect", "1",
+                                                   "--early-data", "x", "--http", "--json"))
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)["reconnections"][0]
+    assert again["resumed"] is True and again["early_data_accepted"] is None
+    assert "HTTP/1.1 200 OK" in again["http"]["response"]
+
+
+def test_connect_client_certificate(cli_server, certs_dir):
+    port, logs = cli_server(client_ca=True, require=True)
+    ok = CliRunner().invoke(app, _connect_args(port, certs_dir, "--cert",
+                                               str(certs_dir / "client-chain.pem"), "--key",
+                                               str(certs_dir / "client.key"), "--http"))
+    assert ok.exit_code == 0, ok.output
+    assert "client certificate" in ok.stdout and "CN=tlslab test client" in ok.stdout
+    assert wait_for_log(logs, 'client_cert="CN=tlslab test client'), logs
+
+    bad = CliRunner().invoke(app, _connect_args(port, certs_dir))
+    assert bad.exit_code == 1
+    line = one_error_line(bad.stderr)
+    assert "certificate_required" in line and "--cert" in line
+    assert wait_for_log(logs, "client certificate rejected")
+
+    bad_json = CliRunner().invoke(app, _connect_args(port, certs_dir, "--json", "--http"))
+    assert bad_json.exit_code == 1
+    assert json.loads(bad_json.stdout)["error"]["alert_received"] == "certificate_required"
+
+
+def wait_for_log(logs, needle, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(needle in line for line in logs):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("which, needle", [
+    (("client-chain.pem", "ecdsa.key"), "is not the private key"),
+    (("client.key", "client.key"), "no PEM certificate"),
+    (("client-chain.pem", "client-chain.pem"), "cannot load the private key"),
+    (("missing.pem", "client.key"), "no such file"),
+    (("client-chain.pem", None), "go together"),
+])
+def test_connect_bad_client_identity(certs_dir, which, needle):
+    cert, key = which
+    args = ["connect", "127.0.0.1:1", "--cert", str(certs_dir / cert)]
+    if key:
+        args += ["--key", str(certs_dir / key)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert needle in one_error_line(result.stderr)
+
+
+def test_connect_tls12(cli_server, certs_dir):
+    port, logs = cli_server()
+    result = CliRunner().invoke(app, _connect_args(port, certs_dir, "--tls", "1.2", "--http"))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "TLS 1.2" in out and "ServerKeyExchange" in out
+    assert "extended master secret" in out and "secure renegotiation" in out
+    assert "encrypt-then-MAC" in out and "stapled OCSP response" in out
+    assert "protocol version:    TLS 1.2" in out  # the server's page, over TLS 1.2
+
+    result = CliRunner().invoke(app, _connect_args(port, certs_dir, "--tls", "1.2", "--json",
+                                                   "--reconnect", "1"))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["negotiated"]["version"] == "TLS 1.2"
+    assert doc["negotiated"]["extended_master_secret"] is True
+    assert doc["comparison"][0]["round_trips"] == 2
+    assert doc["reconnections"][0]["resumed"] is True
+    assert doc["comparison"][1]["round_trips"] == 1
+
+
+def test_serve_bad_options():
+    runner = CliRunner()
+    for args, needle in ((["--require-client-cert"], "--client-ca"),
+                         (["--early-data", "-1"], "--early-data"),
+                         (["--tickets", "-1"], "--tickets"),
+                         (["--client-ca", "/nonexistent.pem"], "no such file"),
+                         (["--tls", "1.0"], "TLS 1.0/1.1 are client-only")):
+        result = runner.invoke(app, ["serve", "--port", "0", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert needle in one_error_line(result.stderr)
+
+
+def test_serve_command_mtls_and_early_data(certs_dir):
+    c = certs_dir
+    proc = subprocess.Popen(tlslab_cmd("serve", "--port", "0", "--cert", str(c / "ecdsa-chain.pem"),
+                                       "--key", str(c / "ecdsa.key"), "--client-ca", str(c / "ca.pem"),
+                                       "--require-client-cert", "--early-data", "1024",
+                                       "--prefer-client-order", "--tickets", "1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+    try:
+        port = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not port:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if m := re.search(r"listening on 127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
+        assert port, "".join(lines)
+        assert "client certificate required" in lines[-1] and "0-RTT up to 1024" in lines[-1]
+        result = CliRunner().invoke(app, _connect_args(
+            port, c, "--cert", str(c / "client-chain.pem"), "--key", str(c / "client.key"),
+            "--reconnect", "1", "--early-data", "ping", "--http", "--json"))
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        assert "client certificate:  CN=tlslab test client" in doc["http"]["response"]
+        assert doc["reconnections"][0]["early_data_accepted"] is True
+        bad = CliRunner().invoke(app, _connect_args(port, c))
+        assert bad.exit_code == 1 and "certificate_required" in bad.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            rest, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            rest, _ = proc.communicate()
+    output = "".join(lines) + rest
+    assert proc.returncode == 0, output
+    assert 'client_cert="CN=tlslab test client,O=tlslab test"' in output
+    assert "resumed=yes 0rtt=accepted" in output
+    assert "client certificate rejected: client sent no certificate" in output
+    assert "Traceback" not in output

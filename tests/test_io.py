@@ -301,3 +301,102 @@ def test_http_page(pki):
         assert needle in text
     assert httppage.response_for_request(b"\x16\x03\x01", {}, None).startswith(b"HTTP/1.1 400")
     assert httppage.response_for_request(b"POST / HTTP/1.1\r\n\r\n", {}, None).startswith(b"HTTP/1.1 405")
+
+
+# --------------------------------------------------------------------------- resumption and 0-RTT
+
+def test_blocking_resumption_and_early_data(pki, tls_server, tmp_path):
+    from tlslab.proto.tickets import FileTicketStore
+
+    srv = tls_server(echo, max_early_data_size=1024)
+    store_path = str(tmp_path / "tickets.json")
+
+    def config():  # separate configs sharing one ticket file resume each other's sessions
+        return client_config(pki, session_store=FileTicketStore(store_path))
+
+    with tlslab.connect("127.0.0.1", srv.port, config=config(), timeout=5,
+                        early_data=b"too early") as first:
+        assert first.resumed is False
+        assert first.early_data_accepted is None        # no ticket yet: nothing sent as 0-RTT
+        first.send(b"ping")
+        assert first.recv() == b"ping"
+        assert first.wait_for_tickets(timeout=5) >= 1
+    with tlslab.connect("127.0.0.1", srv.port, config=config(), timeout=5,
+                        early_data=b"early!") as again:
+        assert again.resumed is True
+        assert again.early_data_accepted is True
+        assert again.negotiated["resumed"] is True
+        assert again.recv() == b"early!"                # the server echoed the 0-RTT data
+        assert "first_data" in again.timings_ms
+    assert wait_for(lambda: any("resumed=yes 0rtt=accepted" in l for l in srv.logs))
+
+
+def test_blocking_resumption_without_store(pki, tls_server):
+    srv = tls_server(echo)
+    cfg = client_config(pki, session_store=None)
+    for _ in range(2):
+        with tlslab.connect("127.0.0.1", srv.port, config=cfg, timeout=5) as s:
+            s.send(b"x")
+            assert s.recv() == b"x"
+            assert s.resumed is False
+
+
+def test_wait_for_tickets_reports_client_certificate_rejection(pki, tls_server, certs_dir):
+    srv = tls_server(echo, client_ca_file=str(certs_dir / "ca.pem"), require_client_cert=True)
+    # TLS 1.3: the client's handshake completes before the server judges its certificate
+    s = tlslab.connect("127.0.0.1", srv.port, config=client_config(pki), timeout=5)
+    try:
+        with pytest.raises(HandshakeError) as info:
+            s.wait_for_tickets(timeout=5)
+        assert info.value.alert_received == "certificate_required"
+    finally:
+        s.close()
+    assert wait_for(lambda: any("client certificate rejected" in l for l in srv.logs))
+
+
+def test_aio_resumption_and_early_data(pki):
+    async def main():
+        async def handler(stream):
+            data = await stream.read(100)
+            stream.write(data.upper())
+            await stream.drain()
+
+        server = await tlslab.aio.start_server(server_config(pki, max_early_data_size=512),
+                                               handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        cfg = client_config(pki)            # its default in-memory store keeps the tickets
+        try:
+            results = []
+            for _ in range(2):
+                stream = await tlslab.aio.connect("127.0.0.1", port, config=cfg, timeout=5,
+                                                  early_data=b"hello")
+                if not stream.early_data_accepted:
+                    stream.write(b"hello")
+                    await stream.drain()
+                data = await asyncio.wait_for(stream.read(), 5)
+                results.append((stream.resumed, stream.early_data_accepted, data))
+                await stream.close()
+            return results
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    first, second = asyncio.run(asyncio.wait_for(main(), 20))
+    assert first == (False, None, b"HELLO")
+    assert second == (True, True, b"HELLO")
+
+
+def test_http_page_shows_resumption_and_tls12(pki):
+    pair = handshake(client_config(pki), server_config(pki, versions=["1.2"]))
+    client, server = pair.client, pair.server
+    assert client.handshake_complete
+    page = httppage.page_text(server.negotiated, server.trace)
+    assert "protocol version:    TLS 1.2" in page
+    assert "extended master secret: yes" in page and "secure renegotiation: yes" in page
+    assert "resumed:             no" in page and "0-RTT early data:    not sent" in page
+    console = Console(record=True, width=120)
+    render.render_sequence(client.trace, client.negotiated, console=console)
+    text = console.export_text()
+    assert "extended master secret" in text and "encrypt-then-MAC" in text
+    profile = render.handshake_profile(client.trace, client.negotiated)
+    assert profile["round_trips"] == 2 and profile["kind"] == "full"

@@ -169,6 +169,8 @@ def _format_handshake_error(e) -> str:
         core += f" (sent alert {e.alert_sent})"
     elif e.alert_received and e.alert_received not in core:
         core += f" (received alert {e.alert_received})"
+    if e.alert_received == "certificate_required":
+        core += "; the server requires a client certificate: pass --cert PEM --key PEM"
     return f"handshake failed: {core}"
 
 
@@ -197,6 +199,11 @@ CONNECT_EPILOG = """\
   tlslab connect localhost:4433 --ca-file ca.pem --http
   tlslab connect [::1]:4433 --servername localhost --insecure --trace
   tlslab connect example.com --group secp256r1 --json
+  tlslab connect localhost:4433 --ca-file ca.pem --reconnect 2 --early-data hello
+  tlslab connect localhost:4433 --ca-file ca.pem --cert client-chain.pem --key client.key
+  tlslab connect localhost:4433 --ca-file ca.pem --tls 1.2 --http
+
+--reconnect N makes N more connections that resume the session with the tickets of the previous ones (kept in memory for this command); each prints resumed=true|false, then a table compares the full, resumed and 0-RTT handshakes (flights, round trips, messages, timings).
 
 Exit codes: 0 handshake ok; 1 connection or handshake failed (one line on stderr; with --json an object with "ok": false); 2 bad input.
 """
@@ -230,16 +237,107 @@ def connect(
                               help="Send GET / HTTP/1.1 after the handshake and print the response."),
     timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS",
                                   help="Time limit for the TCP connect and the handshake."),
+    cert: Optional[Path] = typer.Option(None, "--cert", metavar="PEM",
+                                        help="Client certificate chain (leaf first), for servers that ask for one."),
+    key: Optional[Path] = typer.Option(None, "--key", metavar="PEM",
+                                       help="Private key of --cert (PEM, unencrypted)."),
+    reconnect: int = typer.Option(0, "--reconnect", metavar="N",
+                                  help="Make N more connections resuming the session; each prints "
+                                       "resumed=true|false, then a table compares the handshakes."),
+    early_data: Optional[str] = typer.Option(None, "--early-data", metavar="TEXT",
+                                             help="Send TEXT (with --http: the HTTP request) as 0-RTT "
+                                                  "data on resumed connections when the ticket allows it."),
 ) -> None:
     """Connect to a TLS server and show the handshake, message by message."""
     _run(_connect, target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure,
-         keylog, trace, json_out, http, timeout)
+         keylog, trace, json_out, http, timeout, cert, key, reconnect, early_data)
+
+
+def _load_client_identity(cert: Optional[Path], key: Optional[Path]) -> tuple[list | None, Any]:
+    """(chain, private key) from --cert/--key, or (None, None); one-line errors."""
+    from ..proto.config import load_identity
+    if cert is None and key is None:
+        return None, None
+    if cert is None or key is None:
+        raise UsageProblem("--cert and --key go together")
+    cert_path, key_path = _check_file(cert, "--cert"), _check_file(key, "--key")
+    try:
+        return load_identity(cert_path, key_path)
+    except OSError as e:
+        raise UsageProblem(f"cannot read {e.filename or cert_path}: {e.strerror or e}") from None
+    except (ValueError, TypeError) as e:
+        raise UsageProblem(f"--cert/--key: {e}") from None
+
+
+class _ConnectionFailed(Exception):
+    """One connection of ``connect`` failed: ``line`` for stderr, ``doc`` for --json."""
+
+    def __init__(self, line: str, doc: dict, handshake_error=None) -> None:
+        super().__init__(line)
+        self.line, self.doc, self.handshake_error = line, doc, handshake_error
+
+
+def _http_request(host: str, port: int) -> str:
+    host_header = f"[{host}]" if ":" in host else host
+    if port != 443:
+        host_header += f":{port}"
+    return (f"GET / HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: tlslab/{__version__}\r\n"
+            "Accept: */*\r\nConnection: close\r\n\r\n")
+
+
+def _connect_once(host, port, config, timeout, target_text, *, http: bool, sni: str,
+                  early: bytes | None, want_tickets: bool) -> dict:
+    """One connection: handshake (with 0-RTT data if possible), the post-handshake read
+    the server's verdict needs, and the HTTP exchange.  Raises _ConnectionFailed."""
+    from ..io.blocking import HandshakeError, connect as tls_connect
+    from ..workbench import render
+
+    def handshake_failed(e) -> _ConnectionFailed:
+        line = _format_handshake_error(e)
+        doc = render.to_json(e.trace, e.negotiated, error=e,
+                             peer_certificates=e.peer_certificates, target=target_text)
+        doc["error"]["summary"] = line
+        return _ConnectionFailed(line, doc, e)
+
+    try:
+        sock = tls_connect(host, port, config=config, timeout=timeout, early_data=early)
+    except HandshakeError as e:
+        raise handshake_failed(e) from None
+    except OSError as e:
+        code, line = _connect_error(e, host, port, timeout)
+        raise _ConnectionFailed(line, {"ok": False, "target": target_text,
+                                       "error": {"code": code, "reason": line, "summary": line}}) from None
+    result: dict[str, Any] = {"sock": sock, "http": None, "early_data_sent": early is not None
+                              and sock.early_data_accepted is not None}
+    try:
+        tls13 = sock.negotiated.get("version") == "TLS 1.3"
+        cert_requested = any(e.kind == "message" and e.name == "CertificateRequest"
+                             and e.direction == "received" for e in sock.trace.entries)
+        if early is not None and not sock.early_data_accepted and not http:
+            sock.send(early)  # not sent as 0-RTT, or rejected: send it as ordinary data
+        if http:
+            result["http"] = _http_get(sock, sni, port, timeout,
+                                       already_sent=bool(sock.early_data_accepted))
+            error = sock.post_handshake_error()
+            if error is not None:
+                raise handshake_failed(error)
+        elif tls13 and (cert_requested or want_tickets):
+            # TLS 1.3: the server checks our certificate (and sends tickets) after our
+            # Finished; read briefly so a rejection is reported, and tickets are kept
+            try:
+                sock.wait_for_tickets(min(timeout, 2.0))
+            except HandshakeError as e:
+                raise handshake_failed(e) from None
+    finally:
+        sock.close()
+    return result
 
 
 def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure, keylog,
-             trace, json_out, http, timeout) -> None:
-    from ..io.blocking import HandshakeError, connect as tls_connect
+             trace, json_out, http, timeout, cert=None, key=None, reconnect=0,
+             early_data=None) -> None:
     from ..proto.config import ClientConfig
+    from ..proto.tickets import TicketStore
     from ..workbench import render
 
     host, port = parse_target(target)
@@ -247,80 +345,139 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
         raise UsageProblem("--ca-file and --insecure exclude each other")
     if timeout <= 0:
         raise UsageProblem("--timeout must be positive")
+    if not 0 <= reconnect <= 100:
+        raise UsageProblem("--reconnect must be 0..100")
+    if early_data is not None and not early_data and not http:
+        raise UsageProblem("--early-data needs some text to send")
+    chain, private_key = _load_client_identity(cert, key)
     try:
         config = ClientConfig(
             server_name=servername or host, ca_file=_check_file(ca_file, "--ca-file"),
             insecure=insecure, versions=_check_versions(tls), cipher_suites=_split(cipher),
             groups=_split(group), signature_algorithms=_split(sigalg),
-            alpn_protocols=_split(alpn), keylog_file=str(keylog) if keylog else None)
+            alpn_protocols=_split(alpn), keylog_file=str(keylog) if keylog else None,
+            certificate_chain=chain, private_key=private_key,
+            # tickets from one connection resume the next ones (this process only)
+            session_store=TicketStore())
     except ValueError as e:
         raise UsageProblem(str(e)) from None
 
     target_text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        sock = tls_connect(host, port, config=config, timeout=timeout)
-    except HandshakeError as e:
-        line = _format_handshake_error(e)
-        if json_out:
-            doc = render.to_json(e.trace, e.negotiated, error=e,
-                                 peer_certificates=e.peer_certificates, target=target_text)
-            doc["error"]["summary"] = line
-            print(json.dumps(doc, indent=2))
-        elif trace:
-            console = _out()
-            render.render_bytes(e.trace, console=console)
-            render.render_sequence(e.trace, e.negotiated, console=console, error=e)
-        raise Failure(line) from None
-    except OSError as e:
-        code, line = _connect_error(e, host, port, timeout)
-        if json_out:
-            print(json.dumps({"ok": False, "target": target_text,
-                              "error": {"code": code, "reason": line, "summary": line}}, indent=2))
-        raise Failure(line) from None
+    sni = servername or host
+    early: bytes | None = None
+    if early_data is not None:
+        early = _http_request(sni, port).encode("ascii") if http else early_data.encode("utf-8")
+    console = None if json_out else _out()
+    results: list[dict] = []
+    total = 1 + reconnect
+    for i in range(total):
+        try:
+            res = _connect_once(host, port, config, timeout, target_text, http=http, sni=sni,
+                                early=early, want_tickets=i < total - 1)
+        except _ConnectionFailed as f:
+            prefix = f"connection {i + 1} of {total}: " if total > 1 else ""
+            if json_out:
+                doc = f.doc
+                if results:
+                    doc["previous_connections"] = [
+                        render.handshake_profile(r["sock"].trace, r["sock"].negotiated,
+                                                 r["sock"].timings_ms) for r in results]
+                print(json.dumps(doc, indent=2))
+            elif f.handshake_error is not None and (trace or total > 1):
+                e = f.handshake_error
+                if trace:
+                    render.render_bytes(e.trace, console=console)
+                render.render_sequence(e.trace, e.negotiated, console=console, error=e,
+                                       title=f"connection {i + 1} of {total} (failed)" if total > 1 else None)
+            raise Failure(prefix + f.line) from None
+        results.append(res)
+        if not json_out:
+            _print_connection(console, res, i, total, target_text, trace)
 
-    http_result: dict | None = None
-    try:
-        if http:
-            http_result = _http_get(sock, servername or host, port, timeout)
-    finally:
-        sock.close()
-
+    first = results[0]
+    sock = first["sock"]
+    profiles = [render.handshake_profile(r["sock"].trace, r["sock"].negotiated, r["sock"].timings_ms)
+                for r in results]
     if json_out:
         doc = render.to_json(sock.trace, sock.negotiated, peer_certificates=sock.peer_certificates,
                              target=target_text, timing_ms=sock.timings_ms)
-        if http_result is not None:
-            doc["http"] = http_result
+        if first["http"] is not None:
+            doc["http"] = first["http"]
+        if total > 1 or early is not None:
+            reconnections = []
+            for r in results[1:]:
+                s2 = r["sock"]
+                d = render.to_json(s2.trace, s2.negotiated, include_fields=False,
+                                   timing_ms=s2.timings_ms, resumed=s2.resumed,
+                                   early_data_sent=r["early_data_sent"],
+                                   early_data_accepted=s2.early_data_accepted)
+                if r["http"] is not None:
+                    d["http"] = r["http"]
+                reconnections.append(d)
+            doc["reconnections"] = reconnections
+            doc["comparison"] = profiles
         print(json.dumps(doc, indent=2))
     else:
-        console = _out()
-        if trace:
-            render.render_bytes(sock.trace, console=console)
+        if early is not None and total == 1:
+            console.print(Text("note: 0-RTT needs a ticket from an earlier connection: "
+                               "use --early-data with --reconnect N", style="yellow"))
+        if total > 1:
             console.print()
-        t = sock.timings_ms
-        render.render_sequence(sock.trace, sock.negotiated, console=console,
-                               title=f"TLS handshake with {target_text}",
-                               extra={"timing": f"TCP connect {t.get('tcp_connect', 0):.1f} ms, "
-                                                f"handshake {t.get('handshake', 0):.1f} ms"})
-        if http_result is not None:
-            console.print()
-            if http_result.get("error"):
-                console.print(Text(f"HTTP: {http_result['error']}", style="red"))
-            console.print(Text(http_result.get("response", "")))
-    if http_result is not None and http_result.get("error"):
-        raise Failure(f"HTTP request failed: {http_result['error']}")
+            render.render_comparison(profiles, console=console)
+    for i, r in enumerate(results):
+        h = r["http"]
+        if h is not None and h.get("error"):
+            where = f" (connection {i + 1} of {total})" if total > 1 else ""
+            raise Failure(f"HTTP request failed{where}: {h['error']}")
 
 
-def _http_get(sock, host: str, port: int, timeout: float) -> dict:
-    host_header = f"[{host}]" if ":" in host else host
-    if port != 443:
-        host_header += f":{port}"
-    request = (f"GET / HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: tlslab/{__version__}\r\n"
-               "Accept: */*\r\nConnection: close\r\n\r\n")
+def _print_connection(console, res: dict, i: int, total: int, target_text: str, trace: bool) -> None:
+    """Human output for connection ``i``: the full view for the first, a compact one after."""
+    from ..workbench import render
+    sock = res["sock"]
+    t = sock.timings_ms
+    timing = f"TCP connect {t.get('tcp_connect', 0):.1f} ms, handshake {t.get('handshake', 0):.1f} ms"
+    if i > 0:
+        console.print()
+        ed = sock.early_data_accepted
+        early = "" if ed is None else f" early_data={'accepted' if ed else 'rejected'}"
+        console.print(Text(f"reconnection {i} of {total - 1}: resumed={'true' if sock.resumed else 'false'}"
+                           f"{early}  {sock.negotiated.get('version')} "
+                           f"{sock.negotiated.get('cipher_suite')}  {timing}", style="bold"))
+    if trace:
+        render.render_bytes(sock.trace, console=console)
+        console.print()
+    if i == 0:
+        title = f"TLS handshake with {target_text}" + (f" (connection 1 of {total})" if total > 1 else "")
+        render.render_sequence(sock.trace, sock.negotiated, console=console, title=title,
+                               extra={"timing": timing})
+    else:
+        render.render_sequence(sock.trace, sock.negotiated, console=console, show_summary=False)
+    h = res["http"]
+    if h is not None:
+        console.print()
+        if h.get("error"):
+            console.print(Text(f"HTTP: {h['error']}", style="red"))
+        if i == 0:
+            console.print(Text(h.get("response", "")))
+        else:
+            status = (h.get("response") or "").split("\r\n", 1)[0]
+            sent = " (request sent as 0-RTT data)" if sock.early_data_accepted else ""
+            console.print(Text(f"HTTP: {status or 'no response'}{sent}, "
+                               f"{len(h.get('response') or '')} characters"))
+
+
+def _http_get(sock, host: str, port: int, timeout: float, *, already_sent: bool = False) -> dict:
+    """GET / (unless ``already_sent``: it went out as 0-RTT data) and read the answer."""
+    request = _http_request(host, port)
     result: dict[str, Any] = {"request": request}
+    if already_sent:
+        result["sent_as_early_data"] = True
     data = bytearray()
     try:
         sock.settimeout(timeout)
-        sock.send(request.encode("ascii"))
+        if not already_sent:
+            sock.send(request.encode("ascii"))
         while len(data) < (4 << 20):
             chunk = sock.recv()
             if not chunk:
@@ -341,6 +498,9 @@ SERVE_EPILOG = """\
   curl --cacert /tmp/tlslab-ca-XXXX.pem https://localhost:4433/
   tlslab serve --cert chain.pem --key key.pem --port 8443
   tlslab serve --hrr                # force a HelloRetryRequest
+  tlslab serve --client-ca ca.pem --require-client-cert   # mutual TLS
+  tlslab serve --early-data 16384   # accept 0-RTT data from resuming clients
+  tlslab serve --tls 1.2 --prefer-client-order
 
 Each client gets a page describing its handshake (like openssl s_server -www). One log line per handshake and per failure. Ctrl-C stops the server (exit 0). Exit codes: 0 stopped cleanly; 1 cannot listen; 2 bad input.
 """
@@ -367,9 +527,20 @@ def serve(
                                           help="Append secrets in NSS key log format."),
     hrr: bool = typer.Option(False, "--hrr",
                              help="Always answer with a HelloRetryRequest carrying a cookie."),
+    client_ca: Optional[Path] = typer.Option(None, "--client-ca", metavar="PEM",
+                                             help="Ask clients for a certificate issued by these CAs."),
+    require_client_cert: bool = typer.Option(False, "--require-client-cert",
+                                             help="With --client-ca: reject clients without a certificate."),
+    early_data: int = typer.Option(0, "--early-data", metavar="BYTES",
+                                   help="Accept up to BYTES of 0-RTT data from resuming clients (0: off)."),
+    prefer_client_order: bool = typer.Option(False, "--prefer-client-order",
+                                             help="Pick suites and groups in the client's order, not ours."),
+    tickets: int = typer.Option(2, "--tickets", metavar="N",
+                                help="Session tickets sent after each handshake (0: no resumption)."),
 ) -> None:
-    """Run a TLS 1.3 server that answers HTTP GET with a page about the handshake."""
-    _run(_serve, host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr)
+    """Run a TLS 1.3 / 1.2 server that answers HTTP GET with a page about the handshake."""
+    _run(_serve, host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
+         client_ca, require_client_cert, early_data, prefer_client_order, tickets)
 
 
 class _Logger:
@@ -404,12 +575,24 @@ def http_handler(tls_sock) -> None:
                                        peer=format_peer(tls_sock.peer)))
 
 
-def _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, names):
+def _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, names,
+                   client_ca=None, require_client_cert=False, early_data=0,
+                   prefer_client_order=False, tickets=2):
     from ..proto.config import ServerConfig
+    if require_client_cert and client_ca is None:
+        raise UsageProblem("--require-client-cert needs --client-ca PEM (the CAs to trust)")
+    if not 0 <= early_data <= 0xFFFFFFFF:
+        raise UsageProblem("--early-data must be 0..4294967295 bytes")
+    if not 0 <= tickets <= 16:
+        raise UsageProblem("--tickets must be 0..16")
+    if early_data and not tickets:
+        raise UsageProblem("--early-data needs tickets (0-RTT resumes a session): drop --tickets 0")
     options = dict(versions=_check_versions(tls), cipher_suites=_split(cipher),
                    groups=_split(group), signature_algorithms=_split(sigalg),
                    alpn_protocols=_split(alpn), keylog_file=str(keylog) if keylog else None,
-                   cookie_hrr=hrr)
+                   cookie_hrr=hrr, client_ca_file=_check_file(client_ca, "--client-ca"),
+                   require_client_cert=require_client_cert, max_early_data_size=early_data,
+                   prefer_server_order=not prefer_client_order, tickets=tickets)
     ca = None
     try:
         if cert is not None or key is not None:
@@ -426,6 +609,8 @@ def _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, nam
             config = ServerConfig(certificate_chain=chain, private_key=private_key, **options)
     except ValueError as e:
         raise UsageProblem(str(e)) from None
+    except OSError as e:
+        raise UsageProblem(f"cannot read {e.filename or 'a file'}: {e.strerror or e}") from None
     return config, ca
 
 
@@ -450,7 +635,9 @@ def _write_ca(ca) -> str:
     return path
 
 
-def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr) -> None:
+def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
+           client_ca=None, require_client_cert=False, early_data=0, prefer_client_order=False,
+           tickets=2) -> None:
     from ..io.blocking import make_server
 
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -459,7 +646,9 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr)
     names = ["localhost", "127.0.0.1", "::1"]
     if host not in names and host not in ("0.0.0.0", "::", ""):
         names.append(host)
-    config, ca = _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, names)
+    config, ca = _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, names,
+                                client_ca, require_client_cert, early_data, prefer_client_order,
+                                tickets)
     log = _Logger()
     try:
         srv = make_server(host, port, config, http_handler, log=log)
@@ -469,8 +658,17 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr)
     shown = f"[{host}]" if ":" in host else host
     url_host = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::") else shown
     versions = ", ".join(getattr(config, "version_names", None) or ["TLS 1.3"])
-    print(f"tlslab serve: listening on {shown}:{srv.port} ({versions}"
-          + (", HelloRetryRequest forced" if hrr else "") + ")")
+    features = [versions]
+    if hrr:
+        features.append("HelloRetryRequest forced")
+    if client_ca is not None:
+        features.append("client certificate " + ("required" if require_client_cert else "requested"))
+    features.append(f"{tickets} ticket(s) per handshake" if tickets else "no tickets")
+    if early_data:
+        features.append(f"0-RTT up to {early_data} bytes")
+    if prefer_client_order:
+        features.append("client's order preferred")
+    print(f"tlslab serve: listening on {shown}:{srv.port} ({', '.join(features)})")
     if ca_path:
         print(f"throwaway certificate for {', '.join(names)}; its CA certificate: {ca_path}")
         print(f"try:  curl --cacert {ca_path} https://{url_host}:{srv.port}/")

@@ -14,7 +14,8 @@ from typing import Any, Awaitable, Callable
 
 from ..proto.events import (ApplicationData, ConnectionClosed, HandshakeComplete,
                             NewSessionTicket)
-from .blocking import HandshakeError, format_peer, negotiated_summary, _one_line
+from .blocking import (HandshakeError, failure_log_line, format_peer, handshake_log_line,
+                       _one_line)
 
 __all__ = ["AsyncTLSStream", "connect", "start_server", "HandshakeError"]
 
@@ -48,6 +49,20 @@ class AsyncTLSStream:
     def peer_certificates(self) -> list:
         return self.connection.peer_certificates
 
+    @property
+    def resumed(self) -> bool:
+        """True when this handshake resumed an earlier session."""
+        return bool(self.connection.negotiated.get("resumed"))
+
+    @property
+    def early_data_accepted(self) -> bool | None:
+        """0-RTT: ``None`` when none was sent, else whether the server accepted it
+        (if not, the data was not delivered: write it again)."""
+        value = self.connection.negotiated.get("early_data_accepted")
+        if value is None:
+            value = getattr(self.connection, "early_data_accepted", None)
+        return value
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._writer.get_extra_info(name, default)
 
@@ -66,6 +81,7 @@ class AsyncTLSStream:
         for event in self.connection.receive_data(data):
             if isinstance(event, ApplicationData):
                 self._inbox += event.data
+                self.timing.setdefault("first_data", time.monotonic())
             elif isinstance(event, ConnectionClosed):
                 self.closed_event = event
             elif isinstance(event, HandshakeComplete):
@@ -84,11 +100,18 @@ class AsyncTLSStream:
             trace=conn.trace, code=code or getattr(err, "code", None), error=err,
             negotiated=dict(conn.negotiated), peer_certificates=list(conn.peer_certificates))
 
-    async def do_handshake(self, timeout: float | None = 10.0) -> None:
-        """Run the handshake or raise :class:`HandshakeError`."""
+    async def do_handshake(self, timeout: float | None = 10.0, *,
+                           early_data: bytes | None = None) -> None:
+        """Run the handshake or raise :class:`HandshakeError`.
+
+        ``early_data`` (client only): sent as 0-RTT when a stored ticket allows it.
+        """
         conn = self.connection
         if conn.is_client and conn.state is conn.INITIAL:
-            conn.start_handshake()
+            if early_data:
+                conn.start_handshake(early_data=bytes(early_data))
+            else:
+                conn.start_handshake()
 
         async def run() -> None:
             self._flush()
@@ -177,8 +200,16 @@ class AsyncTLSStream:
 
 
 async def connect(host: str, port: int = 443, config=None, *, timeout: float = 10.0,
-                  **client_config_kwargs) -> AsyncTLSStream:
-    """Connect and handshake; like :func:`tlslab.connect` but with asyncio streams."""
+                  early_data: bytes | None = None, **client_config_kwargs) -> AsyncTLSStream:
+    """Connect and handshake; like :func:`tlslab.connect` but with asyncio streams.
+
+    Connections made with the same config (or configs sharing ``session_store``, a
+    :class:`~tlslab.proto.tickets.TicketStore` or ``FileTicketStore``) resume; TLS 1.3
+    tickets arrive after the handshake, so read before closing.  ``early_data`` is sent as
+    0-RTT when a stored ticket allows it: see :attr:`AsyncTLSStream.early_data_accepted`
+    (``False``: rejected, write it again).  A client certificate goes in the config
+    (``certificate_chain``, ``private_key``).
+    """
     from ..proto.client import ClientConnection
     from ..proto.config import ClientConfig
 
@@ -195,7 +226,7 @@ async def connect(host: str, port: int = 443, config=None, *, timeout: float = 1
     stream = AsyncTLSStream(reader, writer, conn)
     stream.timing["start"] = start
     try:
-        await stream.do_handshake(timeout)
+        await stream.do_handshake(timeout, early_data=early_data)
     except BaseException:
         writer.close()
         raise
@@ -221,9 +252,9 @@ async def start_server(config, handler: Callable[[AsyncTLSStream], Awaitable[Any
             try:
                 await stream.do_handshake(handshake_timeout)
             except HandshakeError as e:
-                say(f"{peer} handshake failed: {e}")
+                say(failure_log_line(e, peer, config))
                 return
-            say(f"{peer} handshake ok: {negotiated_summary(stream.negotiated)}")
+            say(handshake_log_line(stream, peer))
             await handler(stream)
         except Exception as e:
             say(f"{peer} error: {_one_line(e)}")

@@ -18,7 +18,7 @@ from ..proto.events import (ApplicationData, ConnectionClosed, HandshakeComplete
                             NewSessionTicket)
 
 __all__ = ["HandshakeError", "TLSSocket", "TLSServer", "connect", "make_server", "serve",
-           "negotiated_summary", "format_peer"]
+           "negotiated_summary", "format_peer", "handshake_log_line", "failure_log_line"]
 
 _logger = logging.getLogger("tlslab.serve")
 
@@ -73,15 +73,62 @@ def negotiated_summary(n: dict) -> str:
     parts.append(f"alpn={n.get('alpn_protocol') or '-'}")
     parts.append(f"sni={n.get('server_name') or '-'}")
     parts.append(f"hrr={'yes' if n.get('hello_retry') else 'no'}")
+    if n.get("resumed"):
+        parts.append("resumed=yes")
+    if n.get("early_data_accepted") is not None:
+        parts.append(f"0rtt={'accepted' if n['early_data_accepted'] else 'rejected'}")
+    if n.get("version") in ("TLS 1.2", "TLS 1.1", "TLS 1.0"):
+        parts.append(f"ems={'yes' if n.get('extended_master_secret') else 'no'}")
+        parts.append(f"reneg_info={'yes' if n.get('secure_renegotiation') else 'no'}")
     return " ".join(parts)
+
+
+def _client_certificate_subject(tls) -> str | None:
+    """The subject of the certificate the client authenticated with (server side), if any."""
+    conn = tls.connection
+    if getattr(conn, "is_client", True):
+        return tls.negotiated.get("client_certificate")
+    certs = conn.peer_certificates
+    return certs[0].subject.rfc4514_string() if certs else None
+
+
+def handshake_log_line(tls, peer: str) -> str:
+    """``127.0.0.1:5555 handshake ok: TLS 1.3 ... client_cert="CN=..."`` (server logs)."""
+    line = f"{peer} handshake ok: {negotiated_summary(tls.negotiated)}"
+    subject = _client_certificate_subject(tls)
+    if subject:
+        line += f' client_cert="{subject}"'
+    elif getattr(tls.connection.config, "client_ca_file", None) and not tls.negotiated.get("resumed"):
+        line += " client_cert=none"
+    return line
+
+
+#: alerts a server sends when it rejects the client's certificate
+_CLIENT_CERT_ALERTS = {"certificate_required", "bad_certificate", "unknown_ca",
+                       "certificate_expired", "unsupported_certificate", "certificate_unknown",
+                       "certificate_revoked", "access_denied"}
+
+
+def failure_log_line(e: "HandshakeError", peer: str, config=None) -> str:
+    """One log line for a failed server-side handshake; says so when it was the client
+    certificate that was rejected (and why)."""
+    if (config is not None and getattr(config, "client_ca_file", None)
+            and e.alert_sent in _CLIENT_CERT_ALERTS):
+        return f"{peer} handshake failed: client certificate rejected: {e}"
+    return f"{peer} handshake failed: {e}"
 
 
 class TLSSocket:
     """A TLS connection over a connected TCP socket (client or server side).
 
     ``timing`` holds ``time.monotonic()`` stamps: ``start`` (before the TCP connect),
-    ``tcp_connected``, ``first_byte`` (first bytes from the peer) and
-    ``handshake_complete``; :attr:`timings_ms` gives durations.
+    ``tcp_connected``, ``first_byte`` (first bytes from the peer),
+    ``handshake_complete`` and ``first_data`` (first application data received);
+    :attr:`timings_ms` gives durations.
+
+    :attr:`resumed` tells whether the handshake resumed a session (a TLS 1.3 PSK from a
+    ticket, or a TLS 1.2 session ticket / session ID); :attr:`early_data_accepted` is
+    ``None`` when no 0-RTT data was offered, else whether the server accepted it.
     """
 
     def __init__(self, sock: socket.socket, connection, *, peer: Any = None) -> None:
@@ -120,6 +167,20 @@ class TLSSocket:
         return self.connection.handshake_complete
 
     @property
+    def resumed(self) -> bool:
+        """True when this handshake resumed an earlier session (no certificate exchanged)."""
+        return bool(self.connection.negotiated.get("resumed"))
+
+    @property
+    def early_data_accepted(self) -> bool | None:
+        """0-RTT: ``None`` when none was sent, ``True`` accepted, ``False`` rejected (the
+        data was then *not* delivered: send it again as ordinary data)."""
+        value = self.connection.negotiated.get("early_data_accepted")
+        if value is None:
+            value = getattr(self.connection, "early_data_accepted", None)
+        return value
+
+    @property
     def timings_ms(self) -> dict[str, float]:
         """Durations in milliseconds: tcp_connect, first_byte and handshake (from the
         TCP connect), total (from start to handshake complete)."""
@@ -130,6 +191,8 @@ class TLSSocket:
         if "handshake_complete" in t:
             out["handshake"] = (t["handshake_complete"] - t["tcp_connected"]) * 1000
             out["total"] = (t["handshake_complete"] - t["start"]) * 1000
+        if "first_data" in t:
+            out["first_data"] = (t["first_data"] - t["tcp_connected"]) * 1000
         return {k: round(v, 3) for k, v in out.items()}
 
     def fileno(self) -> int:
@@ -157,6 +220,7 @@ class TLSSocket:
         for event in self.connection.receive_data(data):
             if isinstance(event, ApplicationData):
                 self._inbox += event.data
+                self.timing.setdefault("first_data", time.monotonic())
             elif isinstance(event, ConnectionClosed):
                 self.closed_event = event
             elif isinstance(event, HandshakeComplete):
@@ -181,10 +245,13 @@ class TLSSocket:
             trace=conn.trace, code=code or getattr(err, "code", None), error=err,
             negotiated=dict(conn.negotiated), peer_certificates=list(conn.peer_certificates))
 
-    def do_handshake(self, timeout: float | None = None) -> None:
+    def do_handshake(self, timeout: float | None = None, *, early_data: bytes | None = None) -> None:
         """Run the handshake to completion or raise :class:`HandshakeError`.
 
         ``timeout`` bounds the whole handshake (default: the socket's timeout).
+        ``early_data`` (client only): sent as 0-RTT data right after the ClientHello when
+        the session store holds a ticket that allows it (RFC 8446 §4.2.10); check
+        :attr:`early_data_accepted` afterwards.
         """
         conn = self.connection
         if timeout is None:
@@ -192,7 +259,10 @@ class TLSSocket:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if conn.is_client and conn.state is conn.INITIAL:
-                conn.start_handshake()
+                if early_data:
+                    conn.start_handshake(early_data=bytes(early_data))
+                else:
+                    conn.start_handshake()
             try:
                 self._flush()
                 while not conn.handshake_complete:
@@ -221,6 +291,51 @@ class TLSSocket:
                 if deadline is not None:
                     self._sock.settimeout(timeout)
             self.timing.setdefault("handshake_complete", time.monotonic())
+
+    def wait_for_tickets(self, timeout: float = 2.0, count: int = 1) -> int:
+        """Read until ``count`` NewSessionTickets arrived (TLS 1.3 sends them after the
+        handshake, RFC 8446 §4.6.1), the peer closed, or ``timeout`` seconds passed.
+
+        Application data read meanwhile is kept for :meth:`recv`.  Returns the number of
+        tickets received so far.  Raises :class:`HandshakeError` when the peer aborted with
+        an alert instead: in TLS 1.3 the server judges the client's certificate after the
+        client already considers the handshake complete, so a ``certificate_required``
+        (or ``bad_certificate``...) alert only shows up here or on the first read.
+        """
+        deadline = time.monotonic() + timeout
+        old = self._sock.gettimeout()
+        with self._lock:
+            try:
+                while (len(self.tickets) < count and self.closed_event is None
+                       and not self.tcp_eof and not self.connection.closed
+                       and self.negotiated.get("version") == "TLS 1.3"):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._sock.settimeout(left)
+                    try:
+                        if not self._read_once():
+                            break
+                    except (socket.timeout, ConnectionResetError):
+                        break
+            finally:
+                try:
+                    self._sock.settimeout(old)
+                except OSError:
+                    pass
+            error = self.post_handshake_error()
+            if error is not None:
+                raise error
+            return len(self.tickets)
+
+    def post_handshake_error(self) -> "HandshakeError | None":
+        """A :class:`HandshakeError` when the peer aborted with a fatal alert after the
+        handshake (e.g. TLS 1.3 client certificate rejected), else None."""
+        ce = self.closed_event
+        if ce is not None and ce.error and (ce.alert_received or ce.alert_sent):
+            return self._handshake_error(
+                f"the server aborted the connection after the handshake: {ce.error}")
+        return None
 
     # -- application data -------------------------------------------------------------
     def send(self, data: bytes) -> int:
@@ -284,14 +399,30 @@ def _strip_brackets(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
-def connect(host: str, port: int = 443, config=None, timeout: float = 10.0,
-            **client_config_kwargs) -> TLSSocket:
+def connect(host: str, port: int = 443, config=None, timeout: float = 10.0, *,
+            early_data: bytes | None = None, **client_config_kwargs) -> TLSSocket:
     """Open a TCP connection to ``host:port`` and run a TLS handshake.
 
     ``config`` is a :class:`~tlslab.proto.config.ClientConfig`; without one, the keyword
     arguments build it (``server_name`` defaults to ``host``).  Raises
     :class:`HandshakeError` when the handshake fails, ``OSError`` (``socket.gaierror``,
     ``ConnectionRefusedError``, ``TimeoutError``) when the TCP connection does.
+
+    Resumption: tickets are kept in ``config.session_store`` (a
+    :class:`~tlslab.proto.tickets.TicketStore` per config by default, or a
+    :class:`~tlslab.proto.tickets.FileTicketStore`; ``None`` disables it), so connecting
+    again *with the same config* (or another config sharing the store) resumes; see
+    :attr:`TLSSocket.resumed`.  TLS 1.3 tickets arrive after the handshake: read some
+    data, or call :meth:`TLSSocket.wait_for_tickets`, before closing.
+
+    ``early_data``: bytes to send as 0-RTT data when the store holds a ticket that allows
+    it (RFC 8446 §4.2.10; the server must set ``max_early_data_size``).  Afterwards
+    :attr:`TLSSocket.early_data_accepted` is ``None`` (not sent), ``True`` or ``False``
+    (rejected: the data was not delivered, send it again).  0-RTT data can be replayed by
+    an attacker: send only idempotent requests this way.
+
+    Client certificates: ``certificate_chain`` and ``private_key`` in the config, e.g.
+    from :func:`tlslab.proto.config.load_identity`.
     """
     from ..proto.client import ClientConnection
     from ..proto.config import ClientConfig
@@ -308,7 +439,7 @@ def connect(host: str, port: int = 443, config=None, timeout: float = 10.0,
     tls = TLSSocket(sock, conn, peer=(host, port))
     tls.timing["start"] = start
     try:
-        tls.do_handshake(timeout)
+        tls.do_handshake(timeout, early_data=early_data)
     except BaseException:
         try:
             sock.close()
@@ -335,11 +466,11 @@ class _Handler(socketserver.BaseRequestHandler):
             try:
                 tls.do_handshake(srv.handshake_timeout)
             except HandshakeError as e:
-                srv.log(f"{peer} handshake failed: {e}")
+                srv.log(failure_log_line(e, peer, srv.config))
                 if srv.on_failure is not None:
                     srv.on_failure(e, self.client_address)
                 return
-            srv.log(f"{peer} handshake ok: {negotiated_summary(tls.negotiated)}")
+            srv.log(handshake_log_line(tls, peer))
             sock.settimeout(srv.io_timeout)
             srv.handler(tls)
         except Exception as e:  # a misbehaving client must never take the server down

@@ -577,6 +577,17 @@ class ClientConnection(Client12, Connection):
                 raise BadCertificate(f"certificate {i} in the server's chain is not valid DER X.509: {e}")
         self.peer_certificates = certs
         self.trace.add("info", "local", "certificate chain", summary={"certificates": len(certs)})
+        offered = {e.type for e in self._client_hello.extensions or []}
+        for entry in msg.certificate_list:
+            for e in entry.extensions:
+                # RFC 8446 §4.4.2: only extensions the client offered, and only these two kinds
+                if e.type not in offered or e.type not in (ET.status_request, ET.signed_certificate_timestamp):
+                    raise UnsupportedExtension(f"CertificateEntry extension {e.name} was not offered")
+        stapled = msg.certificate_list[0].extensions
+        ocsp = next((e.value for e in stapled if e.type == ET.status_request), None)
+        if ocsp is not None:
+            self.negotiated["ocsp_response"] = ocsp.response
+            self.trace.add("info", "local", "stapled OCSP response", summary={"bytes": len(ocsp.response)})
         if not self.config.insecure:
             from .certificates import load_trust_store, verify_server_chain
             now = self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)

@@ -302,6 +302,11 @@ class ServerConnection(Server12, Connection):
             expected = sched.verify_data(sched.binder_key(resumption=True), t.digest())
             if not hmac.compare_digest(expected, offered.binders[index]):
                 raise DecryptError(f"PSK binder {index} does not verify")
+            if self.config.require_client_cert and not state.peer_cert:
+                self.trace.add("info", "local", "PSK identity not usable",
+                               detail=f"identity {index}: session without a client certificate")
+                continue
+            _restore_peer(self, state.peer_cert)
             client_age_ms = (ident.obfuscated_ticket_age - state.age_add) & 0xFFFFFFFF
             self.trace.add("info", "local", "PSK accepted",
                            summary={"identity": index, "mode": "psk_ke" if psk_ke else "psk_dhe_ke",
@@ -550,7 +555,8 @@ class ServerConnection(Server12, Connection):
                                 issued_ms=int(now * 1000), lifetime=lifetime, age_add=age_add,
                                 max_early_data=cfg.max_early_data_size,
                                 alpn=self.negotiated["alpn_protocol"] or "",
-                                server_name=self.negotiated["server_name"] or "")
+                                server_name=self.negotiated["server_name"] or "",
+                                peer_cert=_leaf_der(self.peer_certificates))
             exts = []
             if cfg.max_early_data_size > 0:
                 exts.append(Extension(ET.early_data, X.EarlyDataNST(max_early_data_size=cfg.max_early_data_size)))
@@ -590,6 +596,7 @@ class ServerConnection(Server12, Connection):
         self.peer_certificates = certs
         now = datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
         verify_client_chain(certs, self.config.client_trust, now)
+        self.negotiated["client_certificate"] = certs[0].subject.rfc4514_string()
         self.trace.add("info", "local", "client certificate verified",
                        summary={"subject": certs[0].subject.rfc4514_string()})
         self.transcript.update(msg.raw)
@@ -641,3 +648,16 @@ def _names(enum_cls, values, limit: int = 100) -> str:
 def _legacy_name(v: int) -> str:
     from .names import VERSION_NAMES
     return VERSION_NAMES.get(v, f"0x{v:04x}") + " only"
+
+
+def _leaf_der(certs: list) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return certs[0].public_bytes(Encoding.DER) if certs else b""
+
+
+def _restore_peer(conn, der: bytes) -> None:
+    """A resumed session keeps the client identity it was authenticated with."""
+    if der:
+        cert = x509.load_der_x509_certificate(der)
+        conn.peer_certificates = [cert]
+        conn.negotiated["client_certificate"] = cert.subject.rfc4514_string()

@@ -22,7 +22,7 @@ from . import extensions as X
 from .alerts import AlertDescription, AlertLevel
 from .client12 import Common12
 from .connection import State
-from .errors import (BadCertificate, CertificateRequired, DecodeError, HandshakeFailure,
+from .errors import (BadCertificate, DecodeError, HandshakeFailure,
                      IllegalParameter, InappropriateFallback, ProtocolVersion, TLSError,
                      UnexpectedMessage)
 from .extensions import ET, Extension
@@ -222,17 +222,23 @@ class Server12(Common12):
         if st is not None and st.data and cfg.tickets > 0:
             state = cfg.ticket_keys.open(st.data, now)
             if state is not None and state.version == version and now - state.issued_ms / 1000 <= state.lifetime:
-                if state.suite in ch.cipher_suites and state.suite in cfg.suites12 and state.ems == self._ems:
+                if state.suite in ch.cipher_suites and state.suite in cfg.suites12 and state.ems == self._ems \
+                        and (state.peer_cert or not cfg.require_client_cert):
                     self.trace.add("info", "local", "session ticket accepted")
+                    from .server import _restore_peer
+                    _restore_peer(self, state.peer_cert)
                     return (state.psk, state.suite, "ticket")
             self.trace.add("info", "local", "session ticket not usable: full handshake")
         sid = ch.legacy_session_id
         if sid and cfg.session_cache is not None:
             item = cfg.session_cache.get(sid, now)
             if item is not None:
-                master, suite, v, ems = item
-                if v == version and suite in ch.cipher_suites and suite in cfg.suites12 and ems == self._ems:
+                master, suite, v, ems, peer = item
+                if v == version and suite in ch.cipher_suites and suite in cfg.suites12 and ems == self._ems \
+                        and (peer or not cfg.require_client_cert):
                     self.trace.add("info", "local", "session ID resumed")
+                    from .server import _restore_peer
+                    _restore_peer(self, peer)
                     return (master, suite, "session_id")
         return None
 
@@ -338,7 +344,8 @@ class Server12(Common12):
     def _on_client_certificate12(self, msg: Certificate12) -> None:
         if not msg.certificate_list:
             if self.config.require_client_cert:
-                raise CertificateRequired("client sent no certificate, and one is required")
+                # certificate_required exists only in TLS 1.3; RFC 5246 §7.4.6 says handshake_failure
+                raise HandshakeFailure("client sent no certificate, and one is required")
             self.trace.add("info", "local", "client sent no certificate (optional)")
             return
         certs = []
@@ -351,6 +358,7 @@ class Server12(Common12):
         now = datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
         verify_client_chain(certs, self.config.client_trust, now)
         self.peer_certificates = certs
+        self.negotiated["client_certificate"] = certs[0].subject.rfc4514_string()
         self.trace.add("info", "local", "client certificate verified",
                        summary={"subject": certs[0].subject.rfc4514_string()})
 
@@ -396,8 +404,10 @@ class Server12(Common12):
             self._send_ccs12(self._pending_write)
             self._send_finished12()
             if self._session_id and self.config.session_cache is not None:
+                from .server import _leaf_der
                 self.config.session_cache.put(self._session_id, (self._master, self.suite12.code,
-                                                                 self.version, self._ems),
+                                                                 self.version, self._ems,
+                                                                 _leaf_der(self.peer_certificates)),
                                               self.provider.time())
         self._complete(resumed=self.resumed)
 
@@ -407,10 +417,11 @@ class Server12(Common12):
         cfg = self.config
         now = self.provider.time()
         lifetime = min(cfg.ticket_lifetime, 86400)
+        from .server import _leaf_der
         state = TicketState(suite=self.suite12.code, psk=self._master, issued_ms=int(now * 1000),
                             lifetime=lifetime, age_add=0, alpn=self.negotiated["alpn_protocol"] or "",
                             server_name=self.negotiated["server_name"] or "", version=self.version,
-                            ems=self._ems)
+                            ems=self._ems, peer_cert=_leaf_der(self.peer_certificates))
         self._send_message12(NewSessionTicket12(ticket_lifetime_hint=lifetime,
                                                 ticket=cfg.ticket_keys.seal(state, now, self.provider)))
 

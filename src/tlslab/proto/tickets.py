@@ -39,6 +39,7 @@ class TicketState:
     server_name: str = ""
     version: int = 0x0304      # TLS 1.2 tickets (RFC 5077) carry the master secret as ``psk``
     ems: bool = False          # TLS 1.2: extended master secret was used (RFC 7627 §5.3)
+    peer_cert: bytes = b""     # the client certificate (DER) the session was authenticated with
 
     _FMT = ">BHQIIIHB"
 
@@ -47,7 +48,8 @@ class TicketState:
             return bytes([len(b)]) + b
         return (struct.pack(self._FMT, 1, self.suite, self.issued_ms, self.lifetime, self.age_add,
                             self.max_early_data, self.version, int(self.ems))
-                + v(self.psk) + v(self.alpn.encode()) + v(self.server_name.encode()))
+                + v(self.psk) + v(self.alpn.encode()) + v(self.server_name.encode())
+                + len(self.peer_cert).to_bytes(2, "big") + self.peer_cert)
 
     @classmethod
     def decode(cls, data: bytes) -> "TicketState | None":
@@ -63,10 +65,12 @@ class TicketState:
                 if len(parts[-1]) != n:
                     return None
                 pos += 1 + n
-            if pos != len(data):
+            n = int.from_bytes(data[pos:pos + 2], "big")
+            peer_cert = data[pos + 2:pos + 2 + n]
+            if len(peer_cert) != n or pos + 2 + n != len(data):
                 return None
             return cls(suite, parts[0], issued, lifetime, age_add, max_ed,
-                       parts[1].decode(), parts[2].decode(), version, bool(ems))
+                       parts[1].decode(), parts[2].decode(), version, bool(ems), peer_cert)
         except (struct.error, IndexError, UnicodeDecodeError):
             return None
 

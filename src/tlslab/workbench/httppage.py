@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from .render import client_offer
+from .render import client_offer, connection_rows
 
 __all__ = ["page_text", "build_response", "parse_request_head", "response_for_request"]
 
@@ -32,8 +32,19 @@ def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
         ("SNI (server name)", n.get("server_name") or offer.get("sni") or "(none sent)"),
         ("HelloRetryRequest", "yes" if n.get("hello_retry") else "no"),
     ]
+    rows.append(("resumed", "yes" if n.get("resumed") else "no"))
+    ed = n.get("early_data_accepted")
+    rows.append(("0-RTT early data", "not sent" if ed is None else "accepted" if ed else "rejected"))
+    extra = {label: value for label, value in connection_rows(n, trace, side="server")}
+    rows.append(("client certificate", extra.get("client certificate")
+                 or ("(resumed session)" if n.get("resumed") else "(none)")))
+    for label in ("extended master secret", "secure renegotiation", "encrypt-then-MAC"):
+        if label in extra:
+            rows.append((label, extra[label]))
     for label, value in rows:
-        lines.append(f"{label + ':':<21}{value if value is not None else '-'}")
+        head = label + ":"
+        head = head.ljust(21) if len(head) < 21 else head + " "
+        lines.append(f"{head}{value if value is not None else '-'}")
     if offer:
         lines += ["", "your ClientHello offered:"]
         for label, key in (("versions", "versions"), ("cipher suites", "cipher_suites"),

@@ -23,7 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 __all__ = ["perspective", "message_details", "render_sequence", "render_bytes", "to_json",
-           "client_offer", "EXPLANATIONS", "explain_lines"]
+           "client_offer", "EXPLANATIONS", "explain_lines", "connection_rows", "flights",
+           "handshake_profile", "render_comparison", "client_certificate_subject"]
 
 #: what each step does, for newcomers (``tlslab demo``)
 EXPLANATIONS: dict[str, str] = {
@@ -523,6 +524,8 @@ def _summary_panel(trace, n: dict, error, side, app, extra) -> Panel:
         if n.get(key) or key in ("version", "cipher_suite"):
             grid.add_row(label, str(n.get(key) or "—"))
     grid.add_row("HelloRetryRequest", "yes" if n.get("hello_retry") else "no")
+    for label, value in connection_rows(n, trace, side):
+        grid.add_row(label, value)
     offer = client_offer(trace)
     if offer.get("sni") and not n.get("server_name"):
         grid.add_row("SNI sent", offer["sni"])
@@ -538,6 +541,151 @@ def _summary_panel(trace, n: dict, error, side, app, extra) -> Panel:
         grid.add_row(str(k), str(v))
     return Panel(grid, title=f"summary ({side} side)", border_style="green" if ok else "red",
                  expand=False)
+
+
+def _yes_no(v: Any) -> str:
+    return "yes" if v else "no"
+
+
+def client_certificate_subject(trace, negotiated: dict | None = None) -> str | None:
+    """The client certificate's subject: what the client sent, or what the server verified."""
+    n = negotiated or {}
+    if n.get("client_certificate"):
+        return str(n["client_certificate"])
+    for e in getattr(trace, "entries", []):
+        if e.kind == "info" and e.name == "client certificate verified":
+            subject = (e.summary or {}).get("subject")
+            if subject:
+                return str(subject)
+    return None
+
+
+def connection_rows(n: dict, trace=None, side: str = "client") -> list[tuple[str, str]]:
+    """Rows beyond the basics: resumption, 0-RTT, client certificate and, for TLS 1.2 and
+    older, extended master secret, secure renegotiation, encrypt-then-MAC; the size of a
+    stapled OCSP response."""
+    rows: list[tuple[str, str]] = []
+    if "resumed" in n:
+        rows.append(("resumed", _yes_no(n.get("resumed"))
+                     + (" (session resumption: no certificate exchanged)" if n.get("resumed") else "")))
+    if n.get("early_data_accepted") is not None:
+        rows.append(("0-RTT early data", "accepted" if n["early_data_accepted"]
+                     else "rejected (sent again after the handshake)" if side == "client"
+                     else "rejected"))
+    subject = client_certificate_subject(trace, n) if trace is not None else n.get("client_certificate")
+    if subject:
+        rows.append(("client certificate", subject))
+    if n.get("version") in ("TLS 1.2", "TLS 1.1", "TLS 1.0"):
+        rows.append(("extended master secret", _yes_no(n.get("extended_master_secret"))
+                     + ("" if n.get("extended_master_secret") else " (RFC 7627: weaker session binding)")))
+        rows.append(("secure renegotiation", _yes_no(n.get("secure_renegotiation"))
+                     + ("" if n.get("secure_renegotiation") else " (RFC 5746 renegotiation_info missing)")))
+        suite = str(n.get("cipher_suite") or "")
+        aead = any(t in suite for t in ("GCM", "CHACHA20", "CCM"))
+        etm = n.get("encrypt_then_mac")
+        rows.append(("encrypt-then-MAC", "n/a (AEAD cipher suite)" if aead and not etm
+                     else _yes_no(etm)))
+    if side == "client" and n.get("version"):
+        ocsp = n.get("ocsp_response")
+        rows.append(("stapled OCSP response", f"{len(ocsp)} bytes" if ocsp else "none"))
+    return rows
+
+
+# --------------------------------------------------------------------------- flights
+
+#: post-handshake messages: not part of a handshake's flights
+_POST_HANDSHAKE = {"NewSessionTicket", "KeyUpdate"}
+
+
+def flights(trace) -> list[dict]:
+    """The handshake as flights: consecutive handshake messages in the same direction.
+
+    Each flight is ``{"direction": "C→S" | "C←S", "messages": [...]}``; 0-RTT data sent
+    after the ClientHello shows as ``"0-RTT data (N bytes)"`` in the client's first flight.
+    TLS 1.3 post-handshake messages (NewSessionTicket, KeyUpdate) are left out.
+    """
+    side = perspective(trace)
+    out: list[dict] = []
+    for e in getattr(trace, "entries", []):
+        if e.kind == "message" and e.name not in _POST_HANDSHAKE:
+            arrow = _arrow(e.direction, side)
+            name = e.name
+        elif e.kind == "info" and e.name == "sending 0-RTT early data":
+            arrow = "C → S" if side == "client" else "C ← S"
+            name = f"0-RTT data ({(e.summary or {}).get('bytes', '?')} bytes)"
+        else:
+            continue
+        arrow = arrow.replace(" ", "")
+        if out and out[-1]["direction"] == arrow:
+            out[-1]["messages"].append(name)
+        else:
+            out.append({"direction": arrow, "messages": [name]})
+    return out
+
+
+def handshake_profile(trace, negotiated: dict | None = None, timings_ms: dict | None = None,
+                      *, label: str | None = None) -> dict:
+    """One connection, for comparing handshakes side by side (``connect --reconnect``).
+
+    ``round_trips`` counts the server's flights: each one costs the client a round trip
+    before it may send application data (TLS 1.3 full or resumed: 1; TLS 1.2 full: 2;
+    HelloRetryRequest: one more).  ``round_trips_before_data`` is 0 when 0-RTT data was
+    accepted.
+    """
+    n = negotiated or {}
+    fl = flights(trace)
+    c2s = sum(1 for f in fl if f["direction"] == "C→S")
+    s2c = len(fl) - c2s
+    early = n.get("early_data_accepted")
+    kind = label or ("0-RTT" if early else "resumed" if n.get("resumed") else "full")
+    if early is False:
+        kind += " (0-RTT rejected)"
+    t = timings_ms or {}
+    return {
+        "kind": kind,
+        "version": n.get("version"),
+        "cipher_suite": n.get("cipher_suite"),
+        "group": n.get("group"),
+        "resumed": bool(n.get("resumed")),
+        "early_data_accepted": early,
+        "flights": fl,
+        "flights_client_to_server": c2s,
+        "flights_server_to_client": s2c,
+        "round_trips": s2c,
+        "round_trips_before_data": 0 if early else s2c,
+        "messages": [m for f in fl for m in f["messages"]],
+        "timing_ms": {k: t[k] for k in ("tcp_connect", "handshake", "first_data") if k in t},
+    }
+
+
+def render_comparison(profiles: list[dict], *, console: Console | None = None,
+                      title: str = "handshakes side by side") -> None:
+    """A table with one column per connection (full, resumed, 0-RTT ...)."""
+    console = console or Console()
+    table = Table(title=title, title_style="bold", show_lines=True)
+    table.add_column("", style="bold", no_wrap=True)
+    for i, p in enumerate(profiles):
+        table.add_column(f"#{i + 1} {p['kind']}", overflow="fold")
+
+    def row(label, fn):
+        table.add_row(label, *[fn(p) for p in profiles])
+
+    def ms(key):
+        return lambda p: (f"{p['timing_ms'][key]:.1f}" if key in p["timing_ms"] else "—")
+
+    row("resumed", lambda p: "true" if p["resumed"] else "false")
+    row("0-RTT data", lambda p: {None: "—", True: "accepted", False: "rejected"}[p["early_data_accepted"]])
+    row("version", lambda p: str(p.get("version") or "—"))
+    row("flights C→S / C←S", lambda p: f"{p['flights_client_to_server']} / {p['flights_server_to_client']}")
+    row("round trips", lambda p: str(p["round_trips"]))
+    row("RTTs before app data", lambda p: str(p["round_trips_before_data"]))
+    row("messages", lambda p: "\n".join(f"{f['direction']} " + ", ".join(f["messages"])
+                                        for f in p["flights"]))
+    row("TCP connect ms", ms("tcp_connect"))
+    row("handshake ms", ms("handshake"))
+    if any("first_data" in p["timing_ms"] for p in profiles):
+        row("first response ms", ms("first_data"))
+    console.print(table)
 
 
 # --------------------------------------------------------------------------- (b) bytes
