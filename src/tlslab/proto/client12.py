@@ -216,8 +216,11 @@ class Client12(Common12):
         if sess is not None and sh.legacy_session_id_echo and \
                 hmac.compare_digest(sh.legacy_session_id_echo, self._client_hello.legacy_session_id):
             # RFC 5246 §7.3 / RFC 5077 §3.4: the server resumes our session
+            if sess.ems and not self._ems:
+                raise HandshakeFailure("server resumed an extended-master-secret session without the "
+                                       "extension (RFC 7627 §5.3)")
             if sess.suite != suite.code or sess.version != version or sess.ems != self._ems:
-                raise IllegalParameter("server resumed a session with other parameters (RFC 7627 §5.3)")
+                raise IllegalParameter("server resumed a session with other parameters (RFC 5246 §7.4.1.3)")
             self.resumed = True
             self._master = sess.master_secret
             self._install_keys12()

@@ -286,7 +286,8 @@ class Connection:
         """RFC 5246 §7.1: ChangeCipherSpec switches the read side to the pending state;
         it is allowed only where the state machine expects it."""
         if fragment != b"\x01":
-            raise UnexpectedMessage(f"invalid change_cipher_spec value {fragment.hex()}")
+            # RFC 5246 §7.1: the message is the single byte 1; anything else is malformed
+            raise DecodeError(f"invalid change_cipher_spec message {fragment.hex()}")
         nxt = getattr(self.state, "after_ccs", None)
         if nxt is None or self._pending_read is None:
             raise UnexpectedMessage(f"ChangeCipherSpec received in state {self.state.name}")
@@ -308,6 +309,9 @@ class Connection:
                        summary={"note": "middlebox compatibility (RFC 8446 §D.4), ignored"})
 
     def _handle_alert(self, fragment: bytes, protected: bool) -> None:
+        if not fragment:
+            # RFC 8446 §5.1: zero-length alert fragments MUST NOT be sent (as OpenSSL answers)
+            raise UnexpectedMessage("zero-length alert record")
         if len(fragment) != 2:
             raise DecodeError(f"alert record of {len(fragment)} bytes (must be 2)")
         level, desc = fragment[0], fragment[1]

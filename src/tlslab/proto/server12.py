@@ -215,6 +215,14 @@ class Server12(Common12):
                                + (f" ({detail})" if detail else ""))
 
     # -- resumption (RFC 5246 §7.3, RFC 5077) ---------------------------------------------------
+    def _check_ems_on_resumption(self, session_ems: bool) -> bool:
+        """RFC 7627 §5.3: a session made with EMS must not be resumed without it (abort);
+        one made without EMS is not resumed when the client now offers it (full handshake)."""
+        if session_ems and not self._ems:
+            raise HandshakeFailure("the session used the extended master secret but this ClientHello "
+                                   "does not offer it (RFC 7627 §5.3)")
+        return session_ems == self._ems
+
     def _try_resume12(self, ch, version: int):
         cfg = self.config
         now = self.provider.time()
@@ -222,7 +230,8 @@ class Server12(Common12):
         if st is not None and st.data and cfg.tickets > 0:
             state = cfg.ticket_keys.open(st.data, now)
             if state is not None and state.version == version and now - state.issued_ms / 1000 <= state.lifetime:
-                if state.suite in ch.cipher_suites and state.suite in cfg.suites12 and state.ems == self._ems \
+                if state.suite in ch.cipher_suites and state.suite in cfg.suites12 \
+                        and self._check_ems_on_resumption(state.ems) \
                         and (state.peer_cert or not cfg.require_client_cert):
                     self.trace.add("info", "local", "session ticket accepted")
                     from .server import _restore_peer
@@ -234,7 +243,8 @@ class Server12(Common12):
             item = cfg.session_cache.get(sid, now)
             if item is not None:
                 master, suite, v, ems, peer = item
-                if v == version and suite in ch.cipher_suites and suite in cfg.suites12 and ems == self._ems \
+                if v == version and suite in ch.cipher_suites and suite in cfg.suites12 \
+                        and self._check_ems_on_resumption(ems) \
                         and (peer or not cfg.require_client_cert):
                     self.trace.add("info", "local", "session ID resumed")
                     from .server import _restore_peer
