@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime
 import hmac
 
-from cryptography import x509
 
 from .config import ClientConfig
 from .connection import Connection, State
-from .errors import (BadCertificate, DecodeError, DecryptError, IllegalParameter, MissingExtension,
+from .errors import (DecodeError, DecryptError, IllegalParameter, MissingExtension,
                      ProtocolVersion, UnexpectedMessage, UnsupportedExtension)
 from .extensions import (ET, Cookie, Extension, KeyShareCH, KeyShareEntry, NamedGroupList,
-                         ProtocolNameList, PskKeyExchangeModes, RecordSizeLimit,
+                         ProtocolNameList, RecordSizeLimit,
                          ServerName, ServerNameList, SignatureSchemeList, SupportedVersionsCH)
 from . import extensions as X
 from .client12 import CLIENT12_TRANSITIONS, Client12, WaitCertificate12, WaitNewTicketOrCCS12
@@ -569,14 +568,7 @@ class ClientConnection(Client12, Connection):
             raise IllegalParameter("server Certificate has a non-empty request context")
         if not msg.certificate_list:
             raise DecodeError("server sent an empty Certificate message")
-        certs = []
-        for i, entry in enumerate(msg.certificate_list):
-            try:
-                certs.append(x509.load_der_x509_certificate(entry.cert_data))
-            except ValueError as e:
-                raise BadCertificate(f"certificate {i} in the server's chain is not valid DER X.509: {e}")
-        self.peer_certificates = certs
-        self.trace.add("info", "local", "certificate chain", summary={"certificates": len(certs)})
+        certs = self._load_peer_chain([entry.cert_data for entry in msg.certificate_list])
         offered = {e.type for e in self._client_hello.extensions or []}
         for entry in msg.certificate_list:
             for e in entry.extensions:
@@ -588,15 +580,7 @@ class ClientConnection(Client12, Connection):
         if ocsp is not None:
             self.negotiated["ocsp_response"] = ocsp.response
             self.trace.add("info", "local", "stapled OCSP response", summary={"bytes": len(ocsp.response)})
-        if not self.config.insecure:
-            from .certificates import load_trust_store, verify_server_chain
-            now = self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
-            trust = self.config.trust_store()
-            verified = verify_server_chain(certs, self.config.server_name, trust, now)
-            self.trace.add("info", "local", "certificate verified", summary={"path_length": len(verified)})
-            self.verified_path = verified
-        else:
-            self.trace.add("info", "local", "certificate not verified (--insecure)")
+        self._validate_peer_chain(certs)
         self.transcript.update(msg.raw)
 
     def _on_certificate_verify(self, msg: CertificateVerify) -> None:

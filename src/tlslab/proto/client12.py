@@ -8,20 +8,16 @@ abbreviated: WAIT_SH → WAIT_CCS → WAIT_FINISHED → (send CCS + Finished) �
 """
 from __future__ import annotations
 
-import datetime
 import hmac
 
-from cryptography import x509
 
-from . import extensions as X
 from .connection import State
-from .errors import (BadCertificate, DecodeError, DecryptError, HandshakeFailure, IllegalParameter,
+from .errors import (DecodeError, DecryptError, HandshakeFailure, IllegalParameter,
                      ProtocolVersion, UnexpectedMessage, UnsupportedExtension)
-from .extensions import ET, Extension
+from .extensions import ET
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished
-from .messages12 import (Certificate12, CertificateRequest11, CertificateRequest12, CertificateStatus,
-                         CertificateVerify11, CertificateVerify12, ClientKeyExchange,
-                         NewSessionTicket12, ServerHelloDone, ServerKeyExchange)
+from .messages12 import (Certificate12, CertificateVerify12, ClientKeyExchange,
+                         NewSessionTicket12)
 from .names import VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, name_of
 from .tls12 import keyexchange as kx
 from .tls12.prf import handshake_hash, key_material, master_secret, verify_data
@@ -231,24 +227,9 @@ class Client12(Common12):
     def _on_certificate12(self, msg: Certificate12) -> None:
         if not msg.certificate_list:
             raise DecodeError("server sent an empty Certificate message")
-        certs = []
-        for i, der in enumerate(msg.certificate_list):
-            try:
-                certs.append(x509.load_der_x509_certificate(der))
-            except ValueError as e:
-                raise BadCertificate(f"certificate {i} in the server's chain is not valid DER X.509: {e}")
-        self.peer_certificates = certs
+        certs = self._load_peer_chain(msg.certificate_list)
         kx.check_key_for_kx(self.suite12.kx, certs[0])
-        self.trace.add("info", "local", "certificate chain", summary={"certificates": len(certs)})
-        if not self.config.insecure:
-            from .certificates import load_trust_store, verify_server_chain
-            now = self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
-            verified = verify_server_chain(certs, self.config.server_name,
-                                           self.config.trust_store(), now)
-            self.verified_path = verified
-            self.trace.add("info", "local", "certificate verified", summary={"path_length": len(verified)})
-        else:
-            self.trace.add("info", "local", "certificate not verified (--insecure)")
+        self._validate_peer_chain(certs)
         self._ske = None
         self._cr12 = None
 

@@ -510,6 +510,42 @@ class Connection:
             self._send_message(KeyUpdate(request_update=0))
             self._update_write_key()
 
+    # -- certificates (both versions, both sides) ------------------------------------
+    def _load_peer_chain(self, ders: list[bytes]) -> list:
+        """Parse the peer's chain (RFC 8446 §4.4.2, RFC 5246 §7.4.2): DER X.509, leaf first."""
+        from cryptography import x509
+        from .errors import BadCertificate
+        who = "server's" if self.is_client else "client's"
+        certs = []
+        for i, der in enumerate(ders):
+            try:
+                certs.append(x509.load_der_x509_certificate(der))
+            except ValueError as e:
+                raise BadCertificate(f"certificate {i} in the {who} chain is not valid DER X.509: {e}") from None
+        self.peer_certificates = certs
+        self.trace.add("info", "local", "certificate chain", summary={"certificates": len(certs)})
+        return certs
+
+    def _validate_peer_chain(self, certs: list) -> None:
+        """Path validation and name check (or the client's chain against the client CAs)."""
+        import datetime
+        from .certificates import verify_client_chain, verify_server_chain
+        cfg = self.config
+        now = getattr(self, "_now", None) or datetime.datetime.fromtimestamp(
+            self.provider.time(), datetime.timezone.utc)
+        if self.is_client:
+            if cfg.insecure:
+                self.trace.add("info", "local", "certificate not verified (--insecure)")
+                return
+            self.verified_path = verify_server_chain(certs, cfg.server_name, cfg.trust_store(), now)
+            self.trace.add("info", "local", "certificate verified",
+                           summary={"path_length": len(self.verified_path)})
+        else:
+            verify_client_chain(certs, cfg.client_trust, now)
+            self.negotiated["client_certificate"] = certs[0].subject.rfc4514_string()
+            self.trace.add("info", "local", "client certificate verified",
+                           summary={"subject": self.negotiated["client_certificate"]})
+
     # -- hooks for subclasses ------------------------------------------------------
     def _can_send_application_data(self) -> bool:
         return self.handshake_complete

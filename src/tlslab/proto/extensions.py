@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codec import Fixed, Kind, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector
+from .codec import Kind, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector
 from .errors import DecodeError, IllegalParameter
-from .names import (CipherSuite, ExtensionType, NamedGroup, ProtocolVersion,
+from .names import (ExtensionType, NamedGroup, ProtocolVersion,
                     PskKeyExchangeMode, SignatureScheme, name_of)
 from .trace import FieldSpan
 
@@ -369,6 +369,3 @@ def find(extensions: list[Extension] | None, ext_type: int) -> Extension | None:
             return e
     return None
 
-
-# re-exported for callers that build messages
-__all__ = [n for n in dir() if not n.startswith("_")] + ["CipherSuite", "Fixed"]

@@ -7,7 +7,7 @@ them for the negotiated key exchange.
 """
 from __future__ import annotations
 
-from .codec import Opaque, Rest, StructKind, UInt, Vector
+from .codec import Opaque, Rest, UInt, Vector
 from .errors import DecodeError, UnexpectedMessage
 from .messages import (ClientHello, Finished, Message, ServerHello)
 from .names import HandshakeType as HT, SignatureScheme, name_of, HandshakeType
@@ -120,4 +120,4 @@ def parse_message12(data: bytes, version: int = 0x0303, record: bool = False) ->
 __all__ = ["HelloRequest", "Certificate12", "ServerKeyExchange", "CertificateRequest12",
            "CertificateRequest11", "ServerHelloDone", "ClientKeyExchange", "CertificateVerify12",
            "CertificateVerify11", "NewSessionTicket12", "CertificateStatus", "parse_message12",
-           "MESSAGE_CLASSES_12", "StructKind"]
+           "MESSAGE_CLASSES_12"]

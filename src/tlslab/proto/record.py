@@ -5,7 +5,7 @@ This module only splits bytes into records and checks the header; protection
 """
 from __future__ import annotations
 
-from .codec import Fixed, Struct, UInt
+from .codec import Struct, UInt
 from .errors import DecodeError, RecordOverflow, UnexpectedMessage
 from .names import ContentType, ProtocolVersion
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import hmac
 
-import datetime
 
 from cryptography import x509
 
-from .certificates import verify_client_chain
 from .config import ServerConfig
 from .connection import Connection, State
-from .errors import (DecodeError, BadCertificate, CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
+from .errors import (DecodeError, CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
                      NoApplicationProtocol, ProtocolVersion, UnexpectedMessage)
 from . import extensions as X
 from .extensions import ET, Extension
@@ -587,18 +585,8 @@ class ServerConnection(Server12, Connection):
             self.trace.add("info", "local", "client sent no certificate (optional)")
             self.transcript.update(msg.raw)
             return WaitClientFinished
-        certs = []
-        for i, entry in enumerate(msg.certificate_list):
-            try:
-                certs.append(x509.load_der_x509_certificate(entry.cert_data))
-            except ValueError as e:
-                raise BadCertificate(f"client certificate {i} is not valid DER X.509: {e}") from None
-        self.peer_certificates = certs
-        now = datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
-        verify_client_chain(certs, self.config.client_trust, now)
-        self.negotiated["client_certificate"] = certs[0].subject.rfc4514_string()
-        self.trace.add("info", "local", "client certificate verified",
-                       summary={"subject": certs[0].subject.rfc4514_string()})
+        certs = self._load_peer_chain([entry.cert_data for entry in msg.certificate_list])
+        self._validate_peer_chain(certs)
         self.transcript.update(msg.raw)
         return WaitClientCertificateVerify
 

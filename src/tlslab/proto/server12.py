@@ -11,20 +11,14 @@ negotiates TLS 1.2 at the lowest.
 """
 from __future__ import annotations
 
-import datetime
-import hmac
-import struct
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import extensions as X
-from .alerts import AlertDescription, AlertLevel
 from .client12 import Common12
 from .connection import State
-from .errors import (BadCertificate, DecodeError, HandshakeFailure,
-                     IllegalParameter, InappropriateFallback, ProtocolVersion, TLSError,
-                     UnexpectedMessage)
+from .errors import (HandshakeFailure,
+                     IllegalParameter, InappropriateFallback, ProtocolVersion, TLSError)
 from .extensions import ET, Extension
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished, ServerHello
 from .messages12 import (Certificate12, CertificateRequest12, CertificateVerify12, ClientKeyExchange,
@@ -358,19 +352,8 @@ class Server12(Common12):
                 raise HandshakeFailure("client sent no certificate, and one is required")
             self.trace.add("info", "local", "client sent no certificate (optional)")
             return
-        certs = []
-        for i, der in enumerate(msg.certificate_list):
-            try:
-                certs.append(x509.load_der_x509_certificate(der))
-            except ValueError as e:
-                raise BadCertificate(f"client certificate {i} is not valid DER X.509: {e}") from None
-        from .certificates import verify_client_chain
-        now = datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
-        verify_client_chain(certs, self.config.client_trust, now)
-        self.peer_certificates = certs
-        self.negotiated["client_certificate"] = certs[0].subject.rfc4514_string()
-        self.trace.add("info", "local", "client certificate verified",
-                       summary={"subject": certs[0].subject.rfc4514_string()})
+        certs = self._load_peer_chain(msg.certificate_list)
+        self._validate_peer_chain(certs)
 
     def _on_client_key_exchange12(self, msg: ClientKeyExchange) -> None:
         """RFC 5246 §7.4.7, §8.1: the premaster, then the (extended) master secret."""
@@ -436,5 +419,4 @@ class Server12(Common12):
                                                 ticket=cfg.ticket_keys.seal(state, now, self.provider)))
 
 
-__all__ = ["Server12", "SERVER12_TRANSITIONS", "SERVER12_ENTRY", "InappropriateFallback",
-           "AlertLevel", "struct", "hmac", "DecodeError", "UnexpectedMessage"]
+__all__ = ["Server12", "SERVER12_TRANSITIONS", "SERVER12_ENTRY"]

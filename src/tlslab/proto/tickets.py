@@ -17,7 +17,7 @@ import os
 import struct
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -239,8 +239,7 @@ class FileTicketStore(TicketStore):
             json.dump(data, f)
 
 
-__all__ = ["TicketState", "TicketKeys", "Session", "Session12", "SessionCache", "TicketStore",
-           "FileTicketStore", "MAX_TICKET_LIFETIME", "field"]
+
 
 
 @dataclass
@@ -296,3 +295,7 @@ class SessionCache:
             if item is None or now - item[0] > self.lifetime:
                 return None
             return item[1]
+
+
+__all__ = ["TicketState", "TicketKeys", "Session", "Session12", "SessionCache", "TicketStore",
+           "FileTicketStore", "MAX_TICKET_LIFETIME"]

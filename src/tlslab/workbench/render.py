@@ -436,7 +436,7 @@ def _render_sequence(trace, negotiated, console, error, title, explain, show_sum
             style = "bold red" if fatal else "yellow"
             protected = (e.summary.get("protected") if e.direction == "received"
                          else _last_sent_protected(entries, i))
-            _row(console, ms, Text(arrow, style=style), Text(f"Alert", style=style),
+            _row(console, ms, Text(arrow, style=style), Text("Alert", style=style),
                  Text(f"{e.name} ({_level_name(e.summary.get('level'))})"
                       f"  [{'protected' if protected else 'plaintext'}]", style=style))
         elif e.kind == "error":
