@@ -54,7 +54,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         pkg = TOOL_PACKAGES.get(name)
-        how = (f"Debian package {pkg}; `make peers` or `TLSLAB_ALL_PEERS=1 make peers` installs it"
+        how = (f"Debian package {pkg}; `make peers` installs it"
                if pkg else "install it and put it on PATH")
         pytest.skip(f"peer missing: `{name}` is not on PATH ({how})")
     return path

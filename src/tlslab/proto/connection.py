@@ -135,6 +135,11 @@ class Connection:
                     self._process_records()
             except TLSError as err:
                 self._fail(err)
+            except Exception as exc:  # a bug of ours must still fail closed, with one alert
+                import traceback
+                err = InternalError(f"internal error while processing input: {type(exc).__name__}: {exc}")
+                self._fail(err)
+                self.trace.add("error", "local", "traceback", detail=traceback.format_exc())
         events, self._events = self._events, []
         return events
 
