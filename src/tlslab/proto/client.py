@@ -392,8 +392,8 @@ class ClientConnection(Client12, Connection):
             if tail in (DOWNGRADE_TLS12, DOWNGRADE_TLS11):
                 raise IllegalParameter("ServerHello.random carries the TLS 1.3 downgrade sentinel "
                                        "(RFC 8446 §4.1.3): a downgrade attack or a broken middlebox")
-            raise ProtocolVersion(f"server selected {_version_name(v)}; tlslab offered only TLS 1.3 "
-                                  "(TLS 1.2 is not implemented yet)")
+            offered = ", ".join(_version_name(x) for x in self.config.version_codes)
+            raise ProtocolVersion(f"server selected {_version_name(v)}; the client offered {offered}")
         if sv.selected_version != TLS13:
             raise IllegalParameter(f"server selected version {_version_name(sv.selected_version)} "
                                    "that was not offered")
