@@ -575,12 +575,11 @@ class ClientConnection(Client12, Connection):
                 # RFC 8446 §4.4.2: only extensions the client offered, and only these two kinds
                 if e.type not in offered or e.type not in (ET.status_request, ET.signed_certificate_timestamp):
                     raise UnsupportedExtension(f"CertificateEntry extension {e.name} was not offered")
+        self._validate_peer_chain(certs)
         stapled = msg.certificate_list[0].extensions
         ocsp = next((e.value for e in stapled if e.type == ET.status_request), None)
         if ocsp is not None:
-            self.negotiated["ocsp_response"] = ocsp.response
-            self.trace.add("info", "local", "stapled OCSP response", summary={"bytes": len(ocsp.response)})
-        self._validate_peer_chain(certs)
+            self._check_ocsp(ocsp.response, certs)
         self.transcript.update(msg.raw)
 
     def _on_certificate_verify(self, msg: CertificateVerify) -> None:

@@ -239,8 +239,7 @@ class Client12(Common12):
             if not self._ocsp_expected or self._ske is not None or self._cr12 is not None \
                     or "ocsp_response" in self.negotiated:
                 raise UnexpectedMessage("CertificateStatus out of place")
-            self.negotiated["ocsp_response"] = msg.response
-            self.trace.add("info", "local", "stapled OCSP response", summary={"bytes": len(msg.response)})
+            self._check_ocsp(msg.response, self.peer_certificates)
             return WaitServerKeyExchange12
         if msg.msg_type == HT.server_key_exchange:
             if suite.kx == KX_RSA or self._ske is not None or self._cr12 is not None:

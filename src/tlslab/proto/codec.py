@@ -251,6 +251,7 @@ class Struct:
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)
         cls._PLAIN = not cls.OPTIONAL_TAIL and cls._after_field is Struct._after_field
+        cls._fast_read, cls._fast_write = _compile(cls)
 
     def __init__(self, **values: Any) -> None:
         for name, _ in self.FIELDS:
@@ -264,14 +265,9 @@ class Struct:
     @classmethod
     def _read_fields(cls, r: Reader) -> "Struct":
         if r.spans is None and cls._PLAIN:
-            # hot path (no span recording, no optional tail, no context hook)
-            obj = cls.__new__(cls)
-            obj.raw = None
-            obj._spans = None
-            d = obj.__dict__
-            for name, kind in cls.FIELDS:
-                d[name] = kind.read(r, name)
-            return obj
+            # hot path (no span recording, no optional tail, no context hook): the reader
+            # compiled from FIELDS for this class (see _compile)
+            return cls._fast_read(cls, r)
         obj = cls.__new__(cls)
         obj.raw = None
         obj._spans = None
@@ -324,6 +320,9 @@ class Struct:
 
     # -- building ----------------------------------------------------------------
     def _write(self, out: bytearray) -> None:
+        if self._PLAIN:
+            self._fast_write(out)
+            return
         d = self.__dict__
         for name, kind in self.FIELDS:
             value = d.get(name)
@@ -352,3 +351,54 @@ class Struct:
             getattr(self, n) == getattr(other, n) for n, _ in self.FIELDS)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _compile(cls: type[Struct]):
+    """Generate a reader and a writer specialised to ``cls.FIELDS`` (same checks, same
+    errors as the Kind objects, without a method call per integer or opaque field).
+
+    This is how the one declarative description stays the only description while
+    parsing and building run at the speed of hand-written code on the handshake path.
+    """
+    read = ["def _read(cls, r):",
+            "    data = r.data; pos = r.pos; end = r.end",
+            "    obj = cls.__new__(cls); d = obj.__dict__; d['raw'] = None; d['_spans'] = None"]
+    write = ["def _write(self, out):", "    d = self.__dict__"]
+    env = {"DecodeError": DecodeError}
+    for i, (name, kind) in enumerate(cls.FIELDS):
+        k = f"k{i}"
+        env[k] = kind
+        t = type(kind)
+        write.append(f"    v = d.get({name!r})")
+        write.append(f"    if v is None: raise ValueError('{cls.__name__}.{name} is not set')")
+        if t is UInt:
+            n = kind.size
+            read += [f"    if pos + {n} > end: raise DecodeError(f'truncated {name}: need {n} bytes, {{end - pos}} left')",
+                     f"    d[{name!r}] = int.from_bytes(data[pos:pos + {n}], 'big'); pos += {n}"]
+            write.append(f"    out += int(v).to_bytes({n}, 'big')")
+        elif t is Fixed:
+            n = kind.size
+            read += [f"    if pos + {n} > end: raise DecodeError(f'truncated {name}: need {n} bytes, {{end - pos}} left')",
+                     f"    d[{name!r}] = data[pos:pos + {n}]; pos += {n}"]
+            write.append(f"    {k}.write(v, out)")
+        elif t is Opaque:
+            p, lo, hi = kind.prefix, kind.min, kind.max
+            read += [f"    if pos + {p} > end: raise DecodeError(f'truncated {name} length: need {p} bytes, {{end - pos}} left')",
+                     f"    n = int.from_bytes(data[pos:pos + {p}], 'big'); pos += {p}",
+                     f"    if n < {lo} or n > {hi}: raise DecodeError(f'{name} length {{n}} outside {lo}..{hi}')",
+                     f"    if pos + n > end: raise DecodeError(f'truncated {name}: need {{n}} bytes, {{end - pos}} left')",
+                     f"    d[{name!r}] = data[pos:pos + n]; pos += n"]
+            write.append(f"    out += len(v).to_bytes({p}, 'big'); out += v")
+        elif t is Rest:
+            read += [f"    d[{name!r}] = data[pos:end]; pos = end"]
+            write.append("    out += v")
+        else:
+            read += ["    r.pos = pos", f"    d[{name!r}] = {k}.read(r, {name!r})", "    pos = r.pos"]
+            write.append(f"    {k}.write(v, out)")
+    read += ["    r.pos = pos", "    return obj"]
+    if len(write) == 2:
+        write.append("    pass")
+    ns: dict = {}
+    exec(compile("\n".join(read) + "\n\n" + "\n".join(write) + "\n", f"<codec {cls.__name__}>", "exec"),
+         env, ns)
+    return ns["_read"], ns["_write"]

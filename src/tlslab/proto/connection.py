@@ -551,6 +551,24 @@ class Connection:
             self.trace.add("info", "local", "client certificate verified",
                            summary={"subject": self.negotiated["client_certificate"]})
 
+    def _check_ocsp(self, der: bytes, certs: list) -> None:
+        """A stapled OCSP response (RFC 6066 §8): checked, summarised; fatal when it says
+        revoked or is unusable, unless verification is switched off (--insecure)."""
+        import datetime
+        from .errors import TLSError as _TLSError
+        from .ocsp import check_stapled_response
+        self.negotiated["ocsp_response"] = der
+        now = getattr(self, "_now", None) or datetime.datetime.fromtimestamp(
+            self.provider.time(), datetime.timezone.utc)
+        try:
+            summary = check_stapled_response(der, certs, now)
+        except _TLSError as err:
+            if not getattr(self.config, "insecure", False):
+                raise
+            summary = {"status": "not usable", "error": str(err)}
+        self.negotiated["ocsp_status"] = summary
+        self.trace.add("info", "local", "stapled OCSP response", summary={"bytes": len(der), **summary})
+
     # -- hooks for subclasses ------------------------------------------------------
     def _can_send_application_data(self) -> bool:
         return self.handshake_complete

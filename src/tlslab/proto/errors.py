@@ -51,6 +51,14 @@ class CertificateExpired(TLSError):
     alert = AlertDescription.certificate_expired
 
 
+class CertificateRevoked(TLSError):
+    alert = AlertDescription.certificate_revoked
+
+
+class BadCertificateStatusResponse(TLSError):
+    alert = AlertDescription.bad_certificate_status_response
+
+
 class CertificateUnknown(TLSError):
     alert = AlertDescription.certificate_unknown
 

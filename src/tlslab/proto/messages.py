@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from .codec import Fixed, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector
 from .errors import DecodeError, UnexpectedMessage
-from .extensions import (CH, CR, CT, EE, HRR, NST, SH, Extension, ExtensionsKind, find)
+from .extensions import (CH, CR, CT, EE, HRR, NST, SH, Extension, ExtensionsKind)
 from .names import CipherSuite, HandshakeType, ProtocolVersion, SignatureScheme, name_of
 from .trace import FieldSpan
 
@@ -74,7 +74,13 @@ class Message(Struct):
         return self.raw
 
     def ext(self, ext_type: int) -> Extension | None:
-        return find(getattr(self, "extensions", None), ext_type)
+        exts = self.__dict__.get("extensions")
+        if not exts:
+            return None
+        for e in exts:
+            if e.type == ext_type:
+                return e
+        return None
 
     def ext_value(self, ext_type: int) -> Any:
         e = self.ext(ext_type)

@@ -221,14 +221,19 @@ def is_grease(value: int) -> bool:
 
 def name_of(enum_cls: type[enum.IntEnum], value: int) -> str:
     """The IANA name of ``value`` in ``enum_cls``; GREASE and unknown values are rendered, not rejected."""
-    try:
-        return enum_cls(value).name
-    except ValueError:
-        if is_grease(value):
-            return f"GREASE(0x{value:04x})"
-        if enum_cls is ProtocolVersion:
-            return f"0x{value:04x}"
-        return f"0x{value:04x}"
+    names = _NAME_TABLES.get(enum_cls)
+    if names is None:
+        names = _NAME_TABLES[enum_cls] = {int(m): m.name for m in enum_cls}
+    name = names.get(value)
+    if name is not None:
+        return name
+    if is_grease(value):
+        return f"GREASE(0x{value:04x})"
+    return f"0x{value:04x}"
+
+
+#: enum class -> {value: IANA name} (enum lookups by value are slow on the handshake path)
+_NAME_TABLES: dict = {}
 
 
 def lookup(enum_cls: type[enum.IntEnum], name: str) -> int:

@@ -587,7 +587,16 @@ def connection_rows(n: dict, trace=None, side: str = "client") -> list[tuple[str
                      else _yes_no(etm)))
     if side == "client" and n.get("version"):
         ocsp = n.get("ocsp_response")
-        rows.append(("stapled OCSP response", f"{len(ocsp)} bytes" if ocsp else "none"))
+        status = n.get("ocsp_status") or {}
+        text = "none"
+        if ocsp:
+            text = f"{len(ocsp)} bytes"
+            if status:
+                text += f", status {status.get('status')}"
+                if status.get("next_update"):
+                    text += f", valid until {status['next_update']}"
+                text += f", signature {status.get('signature', 'not checked')}" if "signature" in status else ""
+        rows.append(("stapled OCSP response", text))
     return rows
 
 
