@@ -190,12 +190,14 @@ class ClientConnection(Client12, Connection):
             raise RuntimeError("start_handshake() was already called")
         now = self.provider.time()
         self._session12 = None
-        if self.session_store is not None and self.config.client_hello_template is None:
+        template = self.config.client_hello_template
+        # a template is replayed as recorded; one that offered a PSK gets a stored ticket in its place
+        if self.session_store is not None and (template is None or template.ext(ET.pre_shared_key) is not None):
             if self.config.max_version >= 0x0304:
                 self._session = self.session_store.take(self._session_key(), now)
                 if self._session is not None and self._session.suite not in SUITES:
                     self._session = None
-            if self._session is None and self.config.min_version <= 0x0303:
+            if self._session is None and self.config.min_version <= 0x0303 and template is None:
                 from .tickets import Session12
                 s12 = self.session_store.take(self._session_key(), now, kind=Session12)
                 if s12 is not None and s12.version in self.config.version_codes \
@@ -224,7 +226,9 @@ class ClientConnection(Client12, Connection):
         exts = [e for e in ch.extensions if e.type not in (ET.pre_shared_key, ET.padding)]
         if not any(e.type == ET.psk_key_exchange_modes for e in exts):
             exts.append(Extension(ET.psk_key_exchange_modes, X.PskKeyExchangeModes(ke_modes=[1])))
-        if self._early_data is not None and prefix is None:
+        if self._early_data is None or prefix is not None:
+            exts = [e for e in exts if e.type != ET.early_data]
+        elif not any(e.type == ET.early_data for e in exts):  # a template's stays where it was
             exts.append(Extension(ET.early_data, X.Empty()))
         ch.extensions = exts
         self._pad(ch, reserve=4 + 2 + 2 + len(sess.ticket) + 4 + 2 + 1 + suite.hash_len)
@@ -355,6 +359,8 @@ class ClientConnection(Client12, Connection):
                     self._make_share(s.group) for s in e.value.client_shares])))
             elif e.type == ET.pre_shared_key:
                 continue  # a recorded PSK offer cannot be reused
+            elif e.type == ET.early_data and self._early_data is None:
+                continue  # only offered with a ticket and 0-RTT data to send (RFC 8446 §4.2.10)
             else:
                 exts.append(e)
         return ClientHello(legacy_version=template.legacy_version, random=self.client_random,
