@@ -8,6 +8,7 @@ the moves allowed.
 from __future__ import annotations
 
 import datetime
+import functools
 import hmac
 
 
@@ -709,6 +710,7 @@ def _chain_matches(chain, authorities: list[bytes]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)
 def _is_ip(name: str) -> bool:
     import ipaddress
     try:

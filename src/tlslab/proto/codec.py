@@ -254,12 +254,13 @@ class Struct:
         cls._fast_read, cls._fast_write = _compile(cls)
 
     def __init__(self, **values: Any) -> None:
+        d = self.__dict__
         for name, _ in self.FIELDS:
-            setattr(self, name, values.pop(name, None))
-        for k, v in values.items():
-            setattr(self, k, v)
-        self.raw: bytes | None = None
-        self._spans: list[FieldSpan] | None = None
+            d[name] = values.pop(name, None)
+        if values:
+            d.update(values)
+        d["raw"] = None
+        d["_spans"] = None
 
     # -- parsing -----------------------------------------------------------------
     @classmethod

@@ -49,19 +49,32 @@ class TraceEntry:
 
 
 class Trace:
-    """An append-only list of :class:`TraceEntry` for one connection."""
+    """An append-only list of :class:`TraceEntry` for one connection.
+
+    Recording happens on every handshake, reading only when someone looks, so
+    :meth:`add` keeps a plain tuple and :attr:`entries` builds the entry objects
+    on first access.
+    """
 
     def __init__(self, clock=None) -> None:
-        self.entries: list[TraceEntry] = []
+        self._pending: list[tuple] = []
+        self._entries: list[TraceEntry] = []
         self._clock = clock
 
     def add(self, kind: str, direction: str, name: str, raw: bytes = b"",
-            summary: dict | None = None, detail: str = "", message: Any = None) -> TraceEntry:
+            summary: dict | None = None, detail: str = "", message: Any = None) -> None:
         clock = self._clock
-        entry = TraceEntry(kind, direction, name, clock() if clock is not None else 0.0, raw, [],
-                           summary if summary is not None else {}, detail, message)
-        self.entries.append(entry)
-        return entry
+        self._pending.append((kind, direction, name, clock() if clock is not None else 0.0, raw,
+                              summary, detail, message))
+
+    @property
+    def entries(self) -> list[TraceEntry]:
+        if self._pending:
+            self._entries.extend(
+                TraceEntry(k, d, n, t, raw, [], summary if summary is not None else {}, detail, message)
+                for (k, d, n, t, raw, summary, detail, message) in self._pending)
+            self._pending.clear()
+        return self._entries
 
     def of_kind(self, kind: str) -> list[TraceEntry]:
         return [e for e in self.entries if e.kind == kind]
