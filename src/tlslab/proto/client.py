@@ -281,53 +281,77 @@ class ClientConnection(Client12, Connection):
         else:
             session_id = b""
         exts: list[Extension] = []
-        if cfg.server_name and not _is_ip(cfg.server_name):
-            # RFC 6066 §3: literal IP addresses are not permitted in SNI
-            exts.append(Extension(ET.server_name, ServerNameList(server_name_list=[
-                ServerName(name_type=0, host_name=cfg.server_name.encode("idna"))])))
-        if tls12:
-            exts.append(Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
-        groups = list(cfg.group_codes) if tls13 else [g for g in cfg.group_codes if g < 0x1000]
-        exts.append(Extension(ET.supported_groups, NamedGroupList(named_group_list=groups)))
-        if cfg.max_version >= 0x0303:
-            exts.append(Extension(ET.signature_algorithms, SignatureSchemeList(
-                supported_signature_algorithms=list(cfg.signature_scheme_codes))))
-        if cfg.ocsp_stapling:
-            exts.append(Extension(ET.status_request, X.StatusRequest(
-                status_type=1, responder_id_list=b"", request_extensions=b"")))
-        if cfg.alpn_protocols:
-            exts.append(Extension(ET.application_layer_protocol_negotiation, ProtocolNameList(
-                protocol_name_list=[p.encode() for p in cfg.alpn_protocols])))
-        if cfg.record_size_limit:
-            exts.append(Extension(ET.record_size_limit, RecordSizeLimit(record_size_limit=cfg.record_size_limit)))
-        if tls12:
-            from .tls12.suites import SUITES12
-            if any(SUITES12[c].cbc for c in cfg.suites12):
-                exts.append(Extension(ET.encrypt_then_mac, X.Empty()))
-            exts.append(Extension(ET.extended_master_secret, X.Empty()))
-            exts.append(Extension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b"")))
-            if self.session_store is not None:
+        plan, suites = self._hello_plan(tls12, tls13)
+        for item in plan:
+            if item == "session_ticket":
                 ticket = s12.ticket if s12 is not None else b""
                 exts.append(Extension(ET.session_ticket, X.RawBody(data=ticket)))
-        if tls13:
-            exts.append(Extension(ET.supported_versions, SupportedVersionsCH(
-                versions=[v for v in cfg.version_codes])))
-            exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
-                self._make_share(g) for g in cfg.key_share_codes])))
-        if self.session_store is not None and tls13:
-            # lets the server issue tickets we can use (RFC 8446 §4.2.9)
-            exts.append(Extension(ET.psk_key_exchange_modes, X.PskKeyExchangeModes(ke_modes=[1])))
-        suites = list(cfg.suites13 if tls13 else []) + [
-            c for c in cfg.suites12 if _suite_min_version(c) <= cfg.max_version]
-        if cfg.fallback_scsv:
-            suites.append(0x5600)  # RFC 7507: this is a fallback connection
+            elif item == "key_share":
+                exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
+                    self._make_share(g) for g in cfg.key_share_codes])))
+            else:
+                exts.append(item)
         ch = ClientHello(legacy_version=min(cfg.max_version, 0x0303), random=self.client_random,
                          legacy_session_id=session_id,
-                         cipher_suites=suites,
+                         cipher_suites=list(suites),
                          legacy_compression_methods=b"\x00", extensions=exts)
         if self._session is None:
             self._pad(ch)
         return ch
+
+    def _hello_plan(self, tls12: bool, tls13: bool) -> tuple[list, list[int]]:
+        """The ClientHello's extensions in order, and its cipher suites.
+
+        Everything but the key shares and a TLS 1.2 ticket is the same for every
+        connection made with one config, so it is built once and kept on the config
+        (the Extension objects are never modified after construction).
+        """
+        cfg: ClientConfig = self.config
+        key = (tls12, tls13, self.session_store is not None)
+        cache = cfg.__dict__.setdefault("_hello_plans", {})
+        if key in cache:
+            return cache[key]
+        plan: list = []
+        if cfg.server_name and not _is_ip(cfg.server_name):
+            # RFC 6066 §3: literal IP addresses are not permitted in SNI
+            plan.append(Extension(ET.server_name, ServerNameList(server_name_list=[
+                ServerName(name_type=0, host_name=cfg.server_name.encode("idna"))])))
+        if tls12:
+            plan.append(Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
+        groups = list(cfg.group_codes) if tls13 else [g for g in cfg.group_codes if g < 0x1000]
+        plan.append(Extension(ET.supported_groups, NamedGroupList(named_group_list=groups)))
+        if cfg.max_version >= 0x0303:
+            plan.append(Extension(ET.signature_algorithms, SignatureSchemeList(
+                supported_signature_algorithms=list(cfg.signature_scheme_codes))))
+        if cfg.ocsp_stapling:
+            plan.append(Extension(ET.status_request, X.StatusRequest(
+                status_type=1, responder_id_list=b"", request_extensions=b"")))
+        if cfg.alpn_protocols:
+            plan.append(Extension(ET.application_layer_protocol_negotiation, ProtocolNameList(
+                protocol_name_list=[p.encode() for p in cfg.alpn_protocols])))
+        if cfg.record_size_limit:
+            plan.append(Extension(ET.record_size_limit, RecordSizeLimit(record_size_limit=cfg.record_size_limit)))
+        if tls12:
+            from .tls12.suites import SUITES12
+            if any(SUITES12[c].cbc for c in cfg.suites12):
+                plan.append(Extension(ET.encrypt_then_mac, X.Empty()))
+            plan.append(Extension(ET.extended_master_secret, X.Empty()))
+            plan.append(Extension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b"")))
+            if self.session_store is not None:
+                plan.append("session_ticket")
+        if tls13:
+            plan.append(Extension(ET.supported_versions, SupportedVersionsCH(
+                versions=[v for v in cfg.version_codes])))
+            plan.append("key_share")
+        if self.session_store is not None and tls13:
+            # lets the server issue tickets we can use (RFC 8446 §4.2.9)
+            plan.append(Extension(ET.psk_key_exchange_modes, X.PskKeyExchangeModes(ke_modes=[1])))
+        suites = list(cfg.suites13 if tls13 else []) + [
+            c for c in cfg.suites12 if _suite_min_version(c) <= cfg.max_version]
+        if cfg.fallback_scsv:
+            suites.append(0x5600)  # RFC 7507: this is a fallback connection
+        cache[key] = (plan, suites)
+        return plan, suites
 
     def _pad(self, ch: ClientHello, reserve: int = 0) -> None:
         """RFC 7685: pad a ClientHello whose length is 256..511 bytes up to 512.

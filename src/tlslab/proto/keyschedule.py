@@ -88,9 +88,15 @@ def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: byte
         prefix = length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
         if len(_LABEL_PREFIX) < 256:
             _LABEL_PREFIX[(label, length)] = prefix
-    if len(context) > 255:
+    n = len(context)
+    if n > 255:
         raise InternalError("HKDF context too long")
-    return _hkdf_expand(hash_name, secret, prefix + bytes((len(context),)) + context, length)
+    if length <= _HASH_LEN[hash_name]:  # one HKDF-Expand block (all of TLS 1.3's outputs)
+        return _hmac_digest(secret, prefix + _BYTE[n] + context + b"\x01", hash_name)[:length]
+    return _hkdf_expand(hash_name, secret, prefix + _BYTE[n] + context, length)
+
+
+_BYTE = [bytes((i,)) for i in range(256)]
 
 
 #: hash name -> (early secret without PSK, its "derived" secret): both are constants

@@ -199,7 +199,10 @@ class ServerConnection(Server12, Connection):
         sa = ch.ext_value(ET.signature_algorithms)
         scheme = None
         if sa is not None:
-            ours = [s for s in schemes_for_key(cfg.certificate_chain[0]) if s in cfg.signature_scheme_codes]
+            ours = cfg.__dict__.get("_our_schemes13")
+            if ours is None:  # fixed per certificate and config
+                ours = cfg.__dict__["_our_schemes13"] = [
+                    s for s in schemes_for_key(cfg.certificate_chain[0]) if s in cfg.signature_scheme_codes]
             scheme = next((s for s in ours if s in sa.supported_signature_algorithms
                            and s in TLS13_CERTVERIFY_SCHEMES), None)
         # key exchange group
