@@ -13,7 +13,7 @@ all: help
 
 help:
 	@echo "make demo    create $(VENV), install tlslab, run 'tlslab demo'"
-	@echo "make test    same set-up + test peers (openssl, curl, tshark via apt), run pytest"
+	@echo "make test    same set-up + test peers via apt (openssl, curl, tshark, gnutls, NSS, Go, JDK, Node), run pytest"
 	@echo "make peers   install missing test peers only (scripts/install-peers.sh)"
 	@echo "make bench   handshake benchmarks vs Python ssl"
 	@echo "make clean   remove $(VENV) and caches"

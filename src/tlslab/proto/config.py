@@ -144,6 +144,8 @@ class ClientConfig(_Common):
 
     def __post_init__(self) -> None:
         self._validate()
+        if not self.insecure:
+            self.trust_store()  # file reading belongs here, not in the sans-IO engine
         if isinstance(self.session_store, str) and self.session_store == "default":
             from .tickets import TicketStore
             self.session_store = TicketStore()
@@ -166,7 +168,8 @@ class ClientConfig(_Common):
 
 
     def trust_store(self) -> list:
-        """The trust anchors (``ca_file`` or the system store), loaded once per config."""
+        """The trust anchors (``ca_file`` or the system store), loaded once per config
+        (when the config is made, so that the engine itself never reads files)."""
         store = self.__dict__.get("_trust_store")
         if store is None:
             from .certificates import load_trust_store

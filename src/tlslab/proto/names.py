@@ -248,5 +248,9 @@ def lookup(enum_cls: type[enum.IntEnum], name: str) -> int:
     for member in enum_cls:
         if member.name.lower() == text.lower():
             return int(member)
-    known = ", ".join(m.name for m in enum_cls)
-    raise ValueError(f"unknown {enum_cls.__name__} {name!r}; known: {known}")
+    import difflib
+    names = [m.name for m in enum_cls]
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.5) or \
+        difflib.get_close_matches(text.upper(), [n.upper() for n in names], n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; e.g. {', '.join(names[:3])}"
+    raise ValueError(f"unknown {enum_cls.__name__} {name!r}{hint}")
