@@ -202,6 +202,7 @@ CONNECT_EPILOG = """\
   tlslab connect localhost:4433 --ca-file ca.pem --reconnect 2 --early-data hello
   tlslab connect localhost:4433 --ca-file ca.pem --cert client-chain.pem --key client.key
   tlslab connect localhost:4433 --ca-file ca.pem --tls 1.2 --http
+  tlslab connect example.com --html handshake.html   # open the file in a browser
 
 --reconnect N makes N more connections that resume the session with the tickets of the previous ones (kept in memory for this command); each prints resumed=true|false, then a table compares the full, resumed and 0-RTT handshakes (flights, round trips, messages, timings).
 
@@ -233,6 +234,9 @@ def connect(
                                           help="Append secrets in NSS key log format (for Wireshark)."),
     trace: bool = typer.Option(False, "--trace", help="Byte-level view of every message."),
     json_out: bool = typer.Option(False, "--json", help="Print only JSON (also on failure)."),
+    html: Optional[Path] = typer.Option(None, "--html", metavar="FILE",
+                                        help="Also write the illustrated handshake as one "
+                                             "self-contained HTML page (also on failure)."),
     http: bool = typer.Option(False, "--http",
                               help="Send GET / HTTP/1.1 after the handshake and print the response."),
     timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS",
@@ -250,7 +254,7 @@ def connect(
 ) -> None:
     """Connect to a TLS server and show the handshake, message by message."""
     _run(_connect, target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure,
-         keylog, trace, json_out, http, timeout, cert, key, reconnect, early_data)
+         keylog, trace, json_out, http, timeout, cert, key, reconnect, early_data, html)
 
 
 def _load_client_identity(cert: Optional[Path], key: Optional[Path]) -> tuple[list | None, Any]:
@@ -335,7 +339,7 @@ def _connect_once(host, port, config, timeout, target_text, *, http: bool, sni: 
 
 def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure, keylog,
              trace, json_out, http, timeout, cert=None, key=None, reconnect=0,
-             early_data=None) -> None:
+             early_data=None, html=None) -> None:
     from ..proto.config import ClientConfig
     from ..proto.tickets import TicketStore
     from ..workbench import render
@@ -349,6 +353,7 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
         raise UsageProblem("--reconnect must be 0..100")
     if early_data is not None and not early_data and not http:
         raise UsageProblem("--early-data needs some text to send")
+    _check_output(html, "--html")
     chain, private_key = _load_client_identity(cert, key)
     try:
         config = ClientConfig(
@@ -389,6 +394,10 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
                     render.render_bytes(e.trace, console=console)
                 render.render_sequence(e.trace, e.negotiated, console=console, error=e,
                                        title=f"connection {i + 1} of {total} (failed)" if total > 1 else None)
+            if html is not None:
+                pages = [_page_of_success(r, target_text, j, total) for j, r in enumerate(results)]
+                pages.append(_page_of_failure(f, target_text, i, total))
+                _write_html_page(html, pages, json_out)
             raise Failure(prefix + f.line) from None
         results.append(res)
         if not json_out:
@@ -396,6 +405,9 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
 
     first = results[0]
     sock = first["sock"]
+    if html is not None:
+        _write_html_page(html, [_page_of_success(r, target_text, j, total)
+                                for j, r in enumerate(results)], json_out)
     profiles = [render.handshake_profile(r["sock"].trace, r["sock"].negotiated, r["sock"].timings_ms)
                 for r in results]
     if json_out:
@@ -429,6 +441,58 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
         if h is not None and h.get("error"):
             where = f" (connection {i + 1} of {total})" if total > 1 else ""
             raise Failure(f"HTTP request failed{where}: {h['error']}")
+
+
+def _check_output(path: Optional[Path], option: str) -> None:
+    """Fail early (bad input) when an output file cannot be created where asked."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageProblem(f"{option} {path}: is a directory")
+    if not parent.is_dir():
+        raise UsageProblem(f"{option} {path}: no such directory {parent}")
+
+
+def _page_of_success(r: dict, target_text: str, i: int, total: int) -> dict:
+    s = r["sock"]
+    t = s.timings_ms
+    title = None
+    if total > 1:
+        title = (f"TLS handshake with {target_text} (connection {i + 1} of {total}"
+                 f"{', resumed' if s.resumed else ''})")
+    return {"trace": s.trace, "negotiated": s.negotiated, "peer_certificates": s.peer_certificates,
+            "target": target_text, "title": title,
+            "extra": {"timing": f"TCP connect {t.get('tcp_connect', 0):.1f} ms, "
+                                f"handshake {t.get('handshake', 0):.1f} ms"}}
+
+
+def _page_of_failure(f: "_ConnectionFailed", target_text: str, i: int, total: int) -> dict:
+    e = f.handshake_error
+    title = f"TLS handshake with {target_text}" + (f" (connection {i + 1} of {total})"
+                                                    if total > 1 else "")
+    if e is None:  # no handshake at all (DNS, refused, timeout): an empty trace
+        return {"trace": None, "negotiated": {}, "error": f.line, "error_line": f.line,
+                "target": target_text, "title": title}
+    return {"trace": e.trace, "negotiated": e.negotiated, "error": e, "error_line": f.line,
+            "peer_certificates": e.peer_certificates, "target": target_text, "title": title}
+
+
+def _write_html_page(path: Path, pages: list[dict], json_out: bool = False) -> None:
+    """Write the illustrated page(s) and say where, in one line (stderr with --json)."""
+    from ..workbench.html import write_html
+    first, more = dict(pages[0]), pages[1:]
+    trace, negotiated = first.pop("trace", None), first.pop("negotiated", None)
+    try:
+        write_html(path, trace, negotiated, more=more, **first)
+    except OSError as e:
+        raise Failure(f"cannot write --html {path}: {e.strerror or e}") from None
+    line = f"illustrated handshake written to {path}"
+    if json_out:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    else:
+        print(line, flush=True)
 
 
 def _print_connection(console, res: dict, i: int, total: int, target_text: str, trace: bool) -> None:
@@ -694,6 +758,7 @@ DEMO_EPILOG = """\
 [bold]Example[/bold]
 
   tlslab demo
+  tlslab demo --html demo.html      # the same handshake, illustrated byte by byte
 
 Starts a server on 127.0.0.1 (any free port, throwaway certificate) in this process, connects to it trusting the throwaway CA, sends an HTTP GET and explains each step of the handshake. Uses no network beyond loopback. Exit codes: 0 ok, 1 failed.
 """
@@ -707,18 +772,23 @@ KEYS_LEGEND = [
 
 
 @app.command(epilog=DEMO_EPILOG)
-def demo() -> None:
+def demo(
+    html: Optional[Path] = typer.Option(None, "--html", metavar="FILE",
+                                        help="Also write the illustrated handshake as one "
+                                             "self-contained HTML page."),
+) -> None:
     """Run a local server and client and show an illustrated, explained handshake."""
-    _run(_demo)
+    _run(_demo, html)
 
 
-def _demo() -> None:
+def _demo(html: Optional[Path] = None) -> None:
     from ..io.blocking import HandshakeError, connect as tls_connect, make_server
     from ..proto.config import ServerConfig
     from ..workbench import render
     from ..workbench.certgen import make_throwaway_chain
 
     console = _out()
+    _check_output(html, "--html")
     chain, private_key, ca = make_throwaway_chain(names=["localhost", "127.0.0.1"])
     server_log: list[str] = []
     config = ServerConfig(certificate_chain=chain, private_key=private_key,
@@ -751,6 +821,13 @@ def _demo() -> None:
             except HandshakeError as e:
                 render.render_sequence(e.trace, e.negotiated, console=console, error=e,
                                        explain=True)
+                if html is not None:
+                    _write_html_page(html, [{
+                        "trace": e.trace, "negotiated": e.negotiated, "error": e,
+                        "error_line": _format_handshake_error(e),
+                        "peer_certificates": e.peer_certificates,
+                        "target": f"localhost (127.0.0.1:{srv.port})",
+                        "title": "tlslab demo: a TLS handshake on loopback"}])
                 raise Failure(_format_handshake_error(e)) from None
             try:
                 http_result = _http_get(sock, "localhost", srv.port, 5.0)
@@ -775,6 +852,15 @@ def _demo() -> None:
             time.sleep(0.05)  # let the server thread write its log line
             for line in server_log:
                 console.print(Text(f"server log: {line}", style="dim"))
+            if html is not None:
+                status = (http_result.get("response") or "").split("\r\n", 1)[0]
+                _write_html_page(html, [{
+                    "trace": sock.trace, "negotiated": sock.negotiated,
+                    "peer_certificates": sock.peer_certificates,
+                    "target": f"localhost (127.0.0.1:{srv.port})",
+                    "title": "tlslab demo: a TLS handshake on loopback",
+                    "extra": {"timing": f"handshake {sock.timings_ms.get('handshake', 0):.1f} ms",
+                              "HTTP": status or http_result.get("error") or "no response"}}])
         finally:
             srv.shutdown()
             srv.server_close()
