@@ -103,7 +103,7 @@ class RfcTicketCodec:
             return None
         return TicketState(suite=0x1301, psk=self.psk, issued_ms=int(now * 1000) - self.age_ms,
                            lifetime=self.lifetime, age_add=self.age_add,
-                           max_early_data=self.max_early_data)
+                           max_early_data=self.max_early_data, server_name="server")  # the §3 SNI
 
     def first_use(self, token: bytes, now: float, window: float) -> bool:
         self.tokens.append(token)

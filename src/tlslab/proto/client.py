@@ -35,6 +35,11 @@ TLS13 = 0x0304
 #: extensions a server may put in ServerHello / HelloRetryRequest (RFC 8446 §4.2 table)
 SH_ALLOWED = {ET.key_share, ET.pre_shared_key, ET.supported_versions}
 HRR_ALLOWED = {ET.key_share, ET.cookie, ET.supported_versions}
+#: RFC 8446 §4.2 table: what EncryptedExtensions may carry (unknown ones fall to the
+#: "not offered" check below)
+EE_ALLOWED = {ET.server_name, ET.max_fragment_length, ET.supported_groups, ET.use_srtp,
+              ET.heartbeat, ET.application_layer_protocol_negotiation, ET.client_certificate_type,
+              ET.server_certificate_type, ET.early_data, ET.record_size_limit}
 #: extensions that must never appear in EncryptedExtensions (they belong to other messages)
 EE_FORBIDDEN = {ET.key_share, ET.pre_shared_key, ET.supported_versions, ET.cookie,
                 ET.psk_key_exchange_modes, ET.signature_algorithms, ET.signature_algorithms_cert,
@@ -556,7 +561,8 @@ class ClientConnection(Client12, Connection):
     def _on_encrypted_extensions(self, msg: EncryptedExtensions) -> None:
         offered = {e.type for e in self._client_hello.extensions or []}
         for e in msg.extensions:
-            if e.type in EE_FORBIDDEN:
+            if e.type in EE_FORBIDDEN or (e.type not in EE_ALLOWED and e.value is not None):
+                # RFC 8446 §4.2: a known extension where it is not defined is illegal_parameter
                 raise IllegalParameter(f"extension {e.name} is not allowed in EncryptedExtensions")
             if e.type not in offered and e.type != ET.supported_groups:
                 raise UnsupportedExtension(f"server sent extension {e.name} that was not offered")
@@ -576,6 +582,10 @@ class ClientConnection(Client12, Connection):
         if msg.ext(ET.early_data) is not None:
             if self._early_data is None or not self.resumed:
                 raise IllegalParameter("server accepted early data that was not sent")
+            if (self._session.alpn or None) != self.negotiated["alpn_protocol"]:
+                # RFC 8446 §4.2.10: 0-RTT needs the ALPN of the ticket's connection
+                raise IllegalParameter("server accepted early data under another ALPN protocol than "
+                                       "the ticket's")
             self.early_data_accepted = True
         elif self._early_data is not None:
             self.early_data_accepted = False

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hmac
 
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from .connection import State
 from .errors import (DecodeError, DecryptError, HandshakeFailure, IllegalParameter,
-                     ProtocolVersion, UnexpectedMessage, UnsupportedExtension)
+                     ProtocolVersion, UnexpectedMessage, UnsupportedCertificate, UnsupportedExtension)
 from .extensions import ET
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished
 from .messages12 import (Certificate12, CertificateVerify12, ClientKeyExchange,
@@ -143,6 +144,9 @@ class Common12:
     def _refuse_renegotiation(self) -> None:
         """RFC 5746 §4.2 / RFC 5246 §7.2.2: answer a HelloRequest with a no_renegotiation warning."""
         from .alerts import AlertDescription, AlertLevel
+        self._renegotiations_refused = getattr(self, "_renegotiations_refused", 0) + 1
+        if self._renegotiations_refused > 3:
+            raise UnexpectedMessage("repeated renegotiation attempts after being refused")
         self.trace.add("info", "local", "renegotiation refused",
                        detail="server sent HelloRequest; answered with a no_renegotiation warning")
         self._send_alert(AlertLevel.warning, AlertDescription.no_renegotiation)
@@ -156,6 +160,9 @@ class Client12(Common12):
         """RFC 5246 §7.4.1.3 with RFC 8446 §4.1.3's downgrade protection."""
         cfg = self.config
         version = sh.legacy_version
+        if getattr(self, "_early_data", None) is not None:
+            raise ProtocolVersion("0-RTT data was sent but the server answered with TLS 1.2 or older "
+                                  "(RFC 8446 §D.3)")
         if version not in cfg.version_codes or version > 0x0303:
             offered = ", ".join(VERSION_NAMES.get(v, hex(v)) for v in cfg.version_codes)
             raise ProtocolVersion(f"server selected {VERSION_NAMES.get(version, f'0x{version:04x}')}; "
@@ -197,6 +204,12 @@ class Client12(Common12):
         self._etm = sh.ext(ET.encrypt_then_mac) is not None and suite.cbc
         n["encrypt_then_mac"] = self._etm
         self._ticket_expected = sh.ext(ET.session_ticket) is not None
+        rsl = sh.ext_value(ET.record_size_limit)
+        if rsl is not None:
+            if rsl.record_size_limit < 64:
+                raise IllegalParameter(f"record_size_limit {rsl.record_size_limit} is below 64 (RFC 8449 §4)")
+            # RFC 8449 §4: in TLS 1.2 the limit counts the plaintext only
+            self._max_fragment = min(1 << 14, rsl.record_size_limit)
         self._ocsp_expected = sh.ext(ET.status_request) is not None
         alpn = sh.ext_value(ET.application_layer_protocol_negotiation)
         if alpn is not None:
@@ -228,8 +241,11 @@ class Client12(Common12):
         if not msg.certificate_list:
             raise DecodeError("server sent an empty Certificate message")
         certs = self._load_peer_chain(msg.certificate_list)
-        kx.check_key_for_kx(self.suite12.kx, certs[0])
         self._validate_peer_chain(certs)
+        try:
+            kx.check_key_for_kx(self.suite12.kx, certs[0])
+        except (ValueError, UnsupportedAlgorithm) as e:
+            raise UnsupportedCertificate(f"the server's certificate key cannot be used: {e}") from None
         self._ske = None
         self._cr12 = None
 
@@ -327,11 +343,11 @@ class Client12(Common12):
         allowed = getattr(self._cr12, "supported_signature_algorithms", None) or []
         scheme = next((s for s in schemes_for_key(cfg.certificate_chain[0]) if s in allowed), None)
         if scheme is None:
-            for s in (SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384,
-                      SignatureScheme.ecdsa_secp256r1_sha256):
-                if s in allowed:
-                    scheme = s
-                    break
+            # TLS 1.2 also allows PKCS#1 v1.5 for RSA keys (RFC 5246 §7.4.1.4.1)
+            from cryptography.hazmat.primitives.asymmetric import rsa
+            if isinstance(cfg.certificate_chain[0].public_key(), rsa.RSAPublicKey):
+                scheme = next((s for s in (SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384,
+                                           SignatureScheme.rsa_pkcs1_sha512) if s in allowed), None)
         if scheme is None:
             self.trace.add("info", "local", "client certificate not sent",
                            detail="no signature algorithm allowed by the CertificateRequest fits our key")
@@ -352,8 +368,9 @@ class Client12(Common12):
         self._complete(resumed=self.resumed)
 
     def _on_new_session_ticket12(self, msg: NewSessionTicket12) -> None:
-        if not self._ticket_expected:
-            raise UnexpectedMessage("NewSessionTicket without a session_ticket extension (RFC 5077 §3.3)")
+        if not self._ticket_expected or getattr(self, "_new_ticket12", None) is not None:
+            raise UnexpectedMessage("NewSessionTicket not expected here (RFC 5077 §3.3: one, and only "
+                                    "after a session_ticket extension)")
         self._new_ticket12 = msg
 
     def _store_session12(self) -> None:

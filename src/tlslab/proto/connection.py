@@ -30,6 +30,20 @@ from .trace import Trace
 CCS_RECORD = plaintext_record(ContentType.change_cipher_spec, b"\x01")
 #: application data records traced one by one before only counters are kept
 TRACED_APP_RECORDS = 16
+#: RFC 5246 §7.2.2: descriptions that are fatal whatever level they are sent with
+ALWAYS_FATAL = frozenset({
+    AlertDescription.unexpected_message, AlertDescription.bad_record_mac,
+    AlertDescription.decryption_failed, AlertDescription.record_overflow,
+    AlertDescription.decompression_failure, AlertDescription.handshake_failure,
+    AlertDescription.illegal_parameter, AlertDescription.unknown_ca, AlertDescription.access_denied,
+    AlertDescription.decode_error, AlertDescription.decrypt_error,
+    AlertDescription.export_restriction, AlertDescription.protocol_version,
+    AlertDescription.insufficient_security, AlertDescription.internal_error,
+    AlertDescription.inappropriate_fallback, AlertDescription.missing_extension,
+    AlertDescription.unsupported_extension, AlertDescription.no_application_protocol,
+    AlertDescription.certificate_required})
+#: post-handshake messages (KeyUpdate, tickets, refused renegotiations) traced one by one
+TRACED_POST_HANDSHAKE = 64
 
 
 class State:
@@ -83,6 +97,8 @@ class Connection:
         self._hs_log = bytearray()    # TLS 1.2: handshake messages for Finished / EMS / CV
         self._app_records_traced = 0
         self._app_records_sent_traced = 0
+        self._post_handshake_traced = 0   # messages after the handshake, traced one by one
+        self._warnings_received = 0
         #: counters for what the trace does not keep one by one
         self.stats = {"records_sent": 0, "records_received": 0, "app_bytes_sent": 0,
                       "app_bytes_received": 0}
@@ -238,17 +254,21 @@ class Connection:
                 self._skip_rejected_early_data(fragment)
                 return
             raise UnexpectedMessage("encrypted record received before keys were established")
-        elif self._read_prot is not None and ctype != ContentType.alert and not self.tls12:
+        elif self._read_prot is not None and not self.tls12 and (
+                ctype != ContentType.alert or self.handshake_complete):
             # RFC 8446 §5: once keys are in use every record is protected.  A plaintext
-            # alert is still read, so that we can report why the peer gave up.
+            # alert is still read during the handshake, so that we can report why the peer
+            # gave up; after it, an unprotected alert (a forged close_notify truncating the
+            # data, say) is refused.
             raise UnexpectedMessage(f"unprotected {name_of(ContentType, ctype)} record after keys "
                                     "were established")
         else:
             protected = False
-        if ctype != ContentType.application_data or self._app_records_traced < TRACED_APP_RECORDS:
+        if (ctype != ContentType.application_data and not self.handshake_complete) or \
+                self._app_records_traced < TRACED_APP_RECORDS:
             # Application data records are traced individually only at first: a long
             # transfer would otherwise grow the trace without bound (counters keep the rest).
-            if ctype == ContentType.application_data:
+            if ctype == ContentType.application_data or self.handshake_complete:
                 self._app_records_traced += 1
             self.trace.add("record", "received", name_of(ContentType, ctype),
                            raw=header, summary={"content_type": name_of(ContentType, ctype),
@@ -333,8 +353,12 @@ class Connection:
             self._finish_closed(error, alert_received=name)
         elif desc == AlertDescription.user_canceled:
             return  # RFC 8446 §6.1: followed by close_notify
-        elif self.tls12 and level == AlertLevel.warning and desc == AlertDescription.no_renegotiation:
-            # RFC 5246 §7.2.2: no_renegotiation is always a warning and ends nothing
+        elif self.tls12 and level == AlertLevel.warning and desc not in ALWAYS_FATAL:
+            # RFC 5246 §7.2.2: warnings (no_renegotiation, unrecognized_name, ...) end nothing;
+            # a peer that sends them without end is cut off
+            self._warnings_received += 1
+            if self._warnings_received > 16:
+                raise UnexpectedMessage("too many warning alerts")
             return
         else:
             # RFC 8446 §6.2: every error alert is fatal in TLS 1.3, whatever its level says
@@ -351,11 +375,14 @@ class Connection:
                 self.trace.add("message", "received", msg.name, raw=raw, message=msg,
                                detail="ignored during the handshake (RFC 5246 §7.4.1.1)")
                 return
-            if raw[0] != HandshakeType.hello_request:
+            if raw[0] != HandshakeType.hello_request and not self.handshake_complete:
                 self._hs_log += raw  # RFC 5246 §7.4.9: all messages except HelloRequest
         else:
             msg = parse_message(raw)
-        self.trace.add("message", "received", msg.name, raw=raw, message=msg)
+        if self._post_handshake_traced < TRACED_POST_HANDSHAKE:
+            self.trace.add("message", "received", msg.name, raw=raw, message=msg)
+            if self.handshake_complete:
+                self._post_handshake_traced += 1
         state = self.state
         if msg.msg_type not in state.expects:
             wanted = ", ".join(name_of(HandshakeType, t) for t in sorted(state.expects)) or "nothing"
@@ -561,7 +588,7 @@ class Connection:
         now = getattr(self, "_now", None) or datetime.datetime.fromtimestamp(
             self.provider.time(), datetime.timezone.utc)
         try:
-            summary = check_stapled_response(der, certs, now)
+            summary = check_stapled_response(der, getattr(self, "verified_path", None) or certs, now)
         except _TLSError as err:
             if not getattr(self.config, "insecure", False):
                 raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 
 
-from cryptography import x509
 
 from .config import ServerConfig
 from .connection import Connection, State
@@ -25,10 +24,15 @@ from .messages import (Certificate, CertificateEntry, CertificateRequest, Certif
 from .names import (VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup,
                     ProtocolVersion as PV, SignatureScheme, name_of)
 from .provider import Provider
+from .resumption import encode_chain, may_resume
 from .server12 import SERVER12_ENTRY, SERVER12_TRANSITIONS, Server12
 from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, schemes_for_key, sign, verify
 
 TLS13 = 0x0304
+#: RFC 8446 §8.2: early data is refused when the ticket age is off by more than 10 s, so a
+#: replay can only succeed within that window; the replay cache covers twice as much
+AGE_SKEW_LIMIT = 10
+REPLAY_WINDOW = 2 * AGE_SKEW_LIMIT
 
 
 class ServerStart(State):
@@ -303,11 +307,8 @@ class ServerConnection(Server12, Connection):
             expected = sched.verify_data(sched.binder_key(resumption=True), t.digest())
             if not hmac.compare_digest(expected, offered.binders[index]):
                 raise DecryptError(f"PSK binder {index} does not verify")
-            if self.config.require_client_cert and not state.peer_cert:
-                self.trace.add("info", "local", "PSK identity not usable",
-                               detail=f"identity {index}: session without a client certificate")
+            if not may_resume(self, ch, state.server_name, state.peer_cert):
                 continue
-            _restore_peer(self, state.peer_cert)
             client_age_ms = (ident.obfuscated_ticket_age - state.age_add) & 0xFFFFFFFF
             self.trace.add("info", "local", "PSK accepted",
                            summary={"identity": index, "mode": "psk_ke" if psk_ke else "psk_dhe_ke",
@@ -332,9 +333,9 @@ class ServerConnection(Server12, Connection):
             reasons.append("cipher suite differs from the ticket's")
         if (alpn or "") != st.alpn:
             reasons.append("ALPN differs from the ticket's")
-        if psk["age_skew"] > 10:
-            reasons.append(f"ticket age off by {psk['age_skew']:.1f}s (replay window is 10s)")
-        if not reasons and not cfg.ticket_keys.first_use(psk["binder"], self.provider.time(), 3600):
+        if psk["age_skew"] > AGE_SKEW_LIMIT:
+            reasons.append(f"ticket age off by {psk['age_skew']:.1f}s (freshness window is {AGE_SKEW_LIMIT}s)")
+        if not reasons and not cfg.ticket_keys.first_use(psk["binder"], self.provider.time(), REPLAY_WINDOW):
             reasons.append("replayed: this ClientHello was seen before")
         if reasons:
             self.trace.add("info", "local", "0-RTT early data rejected", detail="; ".join(reasons))
@@ -464,6 +465,8 @@ class ServerConnection(Server12, Connection):
         self._set_write_secret(s_hs)
         if ch.ext(ET.record_size_limit) is not None:
             self._apply_peer_record_size_limit(ch.ext_value(ET.record_size_limit).record_size_limit)
+            # RFC 8449 §4: our own limit, announced in EncryptedExtensions, binds the client
+            self._receive_limit = min(cfg.record_size_limit, 0x4001)
         # EncryptedExtensions
         ee_exts = []
         if cfg.advertised_group_codes:
@@ -557,7 +560,7 @@ class ServerConnection(Server12, Connection):
                                 max_early_data=cfg.max_early_data_size,
                                 alpn=self.negotiated["alpn_protocol"] or "",
                                 server_name=self.negotiated["server_name"] or "",
-                                peer_cert=_leaf_der(self.peer_certificates))
+                                peer_cert=encode_chain(self.peer_certificates))
             exts = []
             if cfg.max_early_data_size > 0:
                 exts.append(Extension(ET.early_data, X.EarlyDataNST(max_early_data_size=cfg.max_early_data_size)))
@@ -640,15 +643,3 @@ def _legacy_name(v: int) -> str:
     from .names import VERSION_NAMES
     return VERSION_NAMES.get(v, f"0x{v:04x}") + " only"
 
-
-def _leaf_der(certs: list) -> bytes:
-    from cryptography.hazmat.primitives.serialization import Encoding
-    return certs[0].public_bytes(Encoding.DER) if certs else b""
-
-
-def _restore_peer(conn, der: bytes) -> None:
-    """A resumed session keeps the client identity it was authenticated with."""
-    if der:
-        cert = x509.load_der_x509_certificate(der)
-        conn.peer_certificates = [cert]
-        conn.negotiated["client_certificate"] = cert.subject.rfc4514_string()

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import extensions as X
 from .client12 import Common12
+from .resumption import encode_chain, may_resume
 from .connection import State
 from .errors import (HandshakeFailure,
                      IllegalParameter, InappropriateFallback, ProtocolVersion, TLSError)
@@ -226,23 +227,18 @@ class Server12(Common12):
             if state is not None and state.version == version and now - state.issued_ms / 1000 <= state.lifetime:
                 if state.suite in ch.cipher_suites and state.suite in cfg.suites12 \
                         and self._check_ems_on_resumption(state.ems) \
-                        and (state.peer_cert or not cfg.require_client_cert):
+                        and may_resume(self, ch, state.server_name, state.peer_cert):
                     self.trace.add("info", "local", "session ticket accepted")
-                    from .server import _restore_peer
-                    _restore_peer(self, state.peer_cert)
                     return (state.psk, state.suite, "ticket")
             self.trace.add("info", "local", "session ticket not usable: full handshake")
         sid = ch.legacy_session_id
         if sid and cfg.session_cache is not None:
             item = cfg.session_cache.get(sid, now)
             if item is not None:
-                master, suite, v, ems, peer = item
+                master, suite, v, ems, peer, sni = item
                 if v == version and suite in ch.cipher_suites and suite in cfg.suites12 \
-                        and self._check_ems_on_resumption(ems) \
-                        and (peer or not cfg.require_client_cert):
+                        and self._check_ems_on_resumption(ems) and may_resume(self, ch, sni, peer):
                     self.trace.add("info", "local", "session ID resumed")
-                    from .server import _restore_peer
-                    _restore_peer(self, peer)
                     return (master, suite, "session_id")
         return None
 
@@ -397,11 +393,11 @@ class Server12(Common12):
             self._send_ccs12(self._pending_write)
             self._send_finished12()
             if self._session_id and self.config.session_cache is not None:
-                from .server import _leaf_der
-                self.config.session_cache.put(self._session_id, (self._master, self.suite12.code,
-                                                                 self.version, self._ems,
-                                                                 _leaf_der(self.peer_certificates)),
-                                              self.provider.time())
+                self.config.session_cache.put(
+                    self._session_id, (self._master, self.suite12.code, self.version, self._ems,
+                                       encode_chain(self.peer_certificates),
+                                       self.negotiated["server_name"] or ""),
+                    self.provider.time())
         self._complete(resumed=self.resumed)
 
     def _send_ticket12(self) -> None:
@@ -410,11 +406,10 @@ class Server12(Common12):
         cfg = self.config
         now = self.provider.time()
         lifetime = min(cfg.ticket_lifetime, 86400)
-        from .server import _leaf_der
         state = TicketState(suite=self.suite12.code, psk=self._master, issued_ms=int(now * 1000),
                             lifetime=lifetime, age_add=0, alpn=self.negotiated["alpn_protocol"] or "",
                             server_name=self.negotiated["server_name"] or "", version=self.version,
-                            ems=self._ems, peer_cert=_leaf_der(self.peer_certificates))
+                            ems=self._ems, peer_cert=encode_chain(self.peer_certificates))
         self._send_message12(NewSessionTicket12(ticket_lifetime_hint=lifetime,
                                                 ticket=cfg.ticket_keys.seal(state, now, self.provider)))
 

@@ -39,7 +39,7 @@ class TicketState:
     server_name: str = ""
     version: int = 0x0304      # TLS 1.2 tickets (RFC 5077) carry the master secret as ``psk``
     ems: bool = False          # TLS 1.2: extended master secret was used (RFC 7627 §5.3)
-    peer_cert: bytes = b""     # the client certificate (DER) the session was authenticated with
+    peer_cert: bytes = b""     # the client chain the session was authenticated with (resumption.py)
 
     _FMT = ">BHQIIIHB"
 
@@ -49,7 +49,7 @@ class TicketState:
         return (struct.pack(self._FMT, 1, self.suite, self.issued_ms, self.lifetime, self.age_add,
                             self.max_early_data, self.version, int(self.ems))
                 + v(self.psk) + v(self.alpn.encode()) + v(self.server_name.encode())
-                + len(self.peer_cert).to_bytes(2, "big") + self.peer_cert)
+                + len(self.peer_cert).to_bytes(3, "big") + self.peer_cert)
 
     @classmethod
     def decode(cls, data: bytes) -> "TicketState | None":
@@ -65,9 +65,9 @@ class TicketState:
                 if len(parts[-1]) != n:
                     return None
                 pos += 1 + n
-            n = int.from_bytes(data[pos:pos + 2], "big")
-            peer_cert = data[pos + 2:pos + 2 + n]
-            if len(peer_cert) != n or pos + 2 + n != len(data):
+            n = int.from_bytes(data[pos:pos + 3], "big")
+            peer_cert = data[pos + 3:pos + 3 + n]
+            if len(peer_cert) != n or pos + 3 + n != len(data):
                 return None
             return cls(suite, parts[0], issued, lifetime, age_add, max_ed,
                        parts[1].decode(), parts[2].decode(), version, bool(ems), peer_cert)
@@ -124,18 +124,24 @@ class TicketKeys:
     def first_use(self, token: bytes, now: float, window: float) -> bool:
         """Record ``token`` (e.g. a PSK binder); False if it was seen within ``window`` seconds.
 
-        RFC 8446 §8.1/§8.2: the cache is bounded; when full, the oldest entries go,
-        and a server should then refuse 0-RTT for tickets older than what the cache
-        covers (the caller limits early data to fresh tickets for that reason).
+        RFC 8446 §8.1/§8.2: entries older than ``window`` are dropped (the caller
+        refuses 0-RTT outside that freshness window anyway); when the cache is full
+        with fresh entries, 0-RTT is refused rather than an entry forgotten, so an
+        attacker cannot flush the cache to replay a recorded flight.
         """
         with self._lock:
-            for k in [k for k, t in self._seen.items() if t < now - window]:
-                del self._seen[k]
-            if token in self._seen:
+            seen = self._seen
+            # insertion order is time order: expire from the front only
+            while seen:
+                first = next(iter(seen))
+                if seen[first] >= now - window:
+                    break
+                del seen[first]
+            if token in seen:
                 return False
-            self._seen[token] = now
-            while len(self._seen) > self._seen_max:
-                self._seen.popitem(last=False)
+            if len(seen) >= self._seen_max:
+                return False  # full: refuse 0-RTT rather than forget what was seen (fail closed)
+            seen[token] = now
             return True
 
 

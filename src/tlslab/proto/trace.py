@@ -56,13 +56,23 @@ class Trace:
     on first access.
     """
 
+    #: entries kept per connection; later ones are only counted (a long-lived connection
+    #: with a chatty peer must not grow without bound)
+    MAX_ENTRIES = 4096
+
     def __init__(self, clock=None) -> None:
         self._pending: list[tuple] = []
         self._entries: list[TraceEntry] = []
         self._clock = clock
+        self._count = 0
+        self.dropped = 0
 
     def add(self, kind: str, direction: str, name: str, raw: bytes = b"",
             summary: dict | None = None, detail: str = "", message: Any = None) -> None:
+        self._count += 1
+        if self._count > self.MAX_ENTRIES:
+            self.dropped += 1
+            return
         clock = self._clock
         self._pending.append((kind, direction, name, clock() if clock is not None else 0.0, raw,
                               summary, detail, message))
