@@ -246,6 +246,16 @@ class Client12(Common12):
             kx.check_key_for_kx(self.suite12.kx, certs[0])
         except (ValueError, UnsupportedAlgorithm) as e:
             raise UnsupportedCertificate(f"the server's certificate key cannot be used: {e}") from None
+        if self.suite12.kx == KX_RSA:
+            # RFC 5246 §7.4.2 / RFC 5280 §4.2.1.3: RSA key transport needs keyEncipherment
+            from cryptography import x509
+            try:
+                ku = certs[0].extensions.get_extension_for_class(x509.KeyUsage).value
+            except x509.ExtensionNotFound:
+                ku = None
+            if ku is not None and not ku.key_encipherment:
+                raise UnsupportedCertificate("the server's certificate does not allow keyEncipherment, "
+                                             "which RSA key exchange needs")
         self._ske = None
         self._cr12 = None
 
