@@ -161,6 +161,7 @@ class Client12(Common12):
         cfg = self.config
         version = sh.legacy_version
         if getattr(self, "_early_data", None) is not None:
+            self._write_prot = None  # a TLS 1.2 server cannot read our early-data key: alert in clear
             raise ProtocolVersion("0-RTT data was sent but the server answered with TLS 1.2 or older "
                                   "(RFC 8446 §D.3)")
         if version not in cfg.version_codes or version > 0x0303:

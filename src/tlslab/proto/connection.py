@@ -552,7 +552,7 @@ class Connection:
         for i, der in enumerate(ders):
             try:
                 certs.append(x509.load_der_x509_certificate(der))
-            except ValueError as e:
+            except (ValueError, x509.InvalidVersion) as e:
                 raise BadCertificate(f"certificate {i} in the {who} chain is not valid DER X.509: {e}") from None
         self.peer_certificates = certs
         self.trace.add("info", "local", "certificate chain", summary={"certificates": len(certs)})
@@ -569,11 +569,20 @@ class Connection:
             if cfg.insecure:
                 self.trace.add("info", "local", "certificate not verified (--insecure)")
                 return
-            self.verified_path = verify_server_chain(certs, cfg.server_name, cfg.trust_store(), now)
+            try:
+                self.verified_path = verify_server_chain(certs, cfg.server_name, cfg.trust_store(), now)
+            except (ValueError, TypeError) as e:
+                # a certificate that parses but whose contents cryptography cannot interpret
+                from .errors import BadCertificate
+                raise BadCertificate(f"the server's certificate cannot be interpreted: {e}") from None
             self.trace.add("info", "local", "certificate verified",
                            summary={"path_length": len(self.verified_path)})
         else:
-            verify_client_chain(certs, cfg.client_trust, now)
+            try:
+                verify_client_chain(certs, cfg.client_trust, now)
+            except (ValueError, TypeError) as e:
+                from .errors import BadCertificate
+                raise BadCertificate(f"the client's certificate cannot be interpreted: {e}") from None
             self.negotiated["client_certificate"] = certs[0].subject.rfc4514_string()
             self.trace.add("info", "local", "client certificate verified",
                            summary={"subject": self.negotiated["client_certificate"]})

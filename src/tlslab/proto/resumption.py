@@ -59,19 +59,20 @@ def may_resume(conn, ch, session_sni: str, chain_blob: bytes) -> bool:
                            detail="the session has no client certificate and one is required")
             return False
         return True
+    if not cfg.client_trust:
+        return True  # this configuration authenticates no clients: the stored identity is not ours
     try:
         chain = decode_chain(chain_blob)
     except ValueError:
         return False
-    if cfg.client_trust:
-        from .certificates import verify_client_chain
-        now = datetime.datetime.fromtimestamp(conn.provider.time(), datetime.timezone.utc)
-        try:
-            verify_client_chain(chain, cfg.client_trust, now)
-        except TLSError as err:
-            conn.trace.add("info", "local", "session not resumed",
-                           detail=f"its client certificate is not accepted here: {err}")
-            return False
+    from .certificates import verify_client_chain
+    now = datetime.datetime.fromtimestamp(conn.provider.time(), datetime.timezone.utc)
+    try:
+        verify_client_chain(chain, cfg.client_trust, now)
+    except (TLSError, ValueError) as err:
+        conn.trace.add("info", "local", "session not resumed",
+                       detail=f"its client certificate is not accepted here: {err}")
+        return False
     conn.peer_certificates = chain
     conn.negotiated["client_certificate"] = chain[0].subject.rfc4514_string()
     return True

@@ -144,6 +144,7 @@ class ServerConnection(Server12, Connection):
         self.resumed = False
         self._early_accepted = False
         self._early_bytes = 0
+        self._own_receive_limit = 0x4001
 
     def _can_send_application_data(self) -> bool:
         # RFC 8446 §4.4.4: the server may send data right after its Finished (0.5-RTT)
@@ -466,7 +467,8 @@ class ServerConnection(Server12, Connection):
         if ch.ext(ET.record_size_limit) is not None:
             self._apply_peer_record_size_limit(ch.ext_value(ET.record_size_limit).record_size_limit)
             # RFC 8449 §4: our own limit, announced in EncryptedExtensions, binds the client
-            self._receive_limit = min(cfg.record_size_limit, 0x4001)
+            # from its handshake records on (its 0-RTT data was sent before it knew it)
+            self._own_receive_limit = min(cfg.record_size_limit, 0x4001)
         # EncryptedExtensions
         ee_exts = []
         if cfg.advertised_group_codes:
@@ -500,6 +502,7 @@ class ServerConnection(Server12, Connection):
             self._set_read_secret(self._early_read_secret, "ClientHello")
         else:
             self._set_read_secret(c_hs, "ClientHello")
+            self._receive_limit = self._own_receive_limit
 
     def _send_certificate(self, scheme: int) -> None:
         """RFC 8446 §4.4.2, §4.4.3: our chain, then the signature over the transcript."""
@@ -526,6 +529,7 @@ class ServerConnection(Server12, Connection):
         """RFC 8446 §4.5: the end of 0-RTT; from here the client uses its handshake key."""
         self.transcript.update(msg.raw)
         self._set_read_secret(self._c_hs, "EndOfEarlyData")
+        self._receive_limit = self._own_receive_limit
 
     def _note_application_data(self, fragment: bytes) -> bool:
         """Count 0-RTT bytes against max_early_data_size (§4.2.10); True if the data is early."""
