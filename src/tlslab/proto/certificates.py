@@ -974,6 +974,7 @@ def _verify(
     trust: Sequence[x509.Certificate],
     now: datetime.datetime,
     purpose: str,
+    ders: Sequence[bytes] | None = None,
 ) -> list[x509.Certificate]:
     now = _utc(now)
     if not chain:
@@ -996,7 +997,9 @@ def _verify(
     # only on the certificates and the name (not on the time) are remembered for
     # chains that passed them.  The library still validates every time (validity
     # periods depend on ``now``).
-    key = (purpose, server_name, id(ctx), tuple(c.public_bytes(_DER) for c in chain))
+    if ders is None or len(ders) != len(chain):
+        ders = [c.public_bytes(_DER) for c in chain]
+    key = (purpose, server_name, id(ctx), tuple(ders))
     known_path = _STATIC_OK.get(key)
     if known_path is not None or _fast_path_eligible(chain, ctx):
         try:
@@ -1005,7 +1008,10 @@ def _verify(
             library_error = e  # diagnose below, without asking the library twice
         else:
             if verified is not None:
-                path = tuple(c.public_bytes(_DER) for c in verified)
+                # the path is the same one when it has the same length and ends at the same
+                # anchor object (anchors live in the cached trust context; the rest of the
+                # path comes from this very chain, whose bytes are part of the key)
+                path = (len(verified), id(verified[-1]))
                 if known_path == path:
                     return verified
                 if not _success_findings(verified, chain[0], server_name, purpose):
@@ -1192,6 +1198,7 @@ def verify_server_chain(
     server_name: str | None,
     trust: list[x509.Certificate],
     now: datetime.datetime,
+    ders: Sequence[bytes] | None = None,
 ) -> list[x509.Certificate]:
     """Validate a server's Certificate message (RFC 8446 §4.4.2) for ``server_name``.
 
@@ -1209,7 +1216,7 @@ def verify_server_chain(
     unsupported-key, wrong-key-usage, unsupported-extension) or ``DecodeError``
     (empty-chain); see the module docstring for the attributes they carry.
     """
-    return _verify(chain, server_name, trust, now, "server")
+    return _verify(chain, server_name, trust, now, "server", ders)
 
 
 def verify_client_chain(

@@ -555,6 +555,7 @@ class Connection:
             except (ValueError, x509.InvalidVersion) as e:
                 raise BadCertificate(f"certificate {i} in the {who} chain is not valid DER X.509: {e}") from None
         self.peer_certificates = certs
+        self._peer_ders = list(ders)
         self.trace.add("info", "local", "certificate chain", summary={"certificates": len(certs)})
         return certs
 
@@ -570,7 +571,8 @@ class Connection:
                 self.trace.add("info", "local", "certificate not verified (--insecure)")
                 return
             try:
-                self.verified_path = verify_server_chain(certs, cfg.server_name, cfg.trust_store(), now)
+                self.verified_path = verify_server_chain(certs, cfg.server_name, cfg.trust_store(), now,
+                                                         ders=getattr(self, "_peer_ders", None))
             except (ValueError, TypeError) as e:
                 # a certificate that parses but whose contents cryptography cannot interpret
                 from .errors import BadCertificate
