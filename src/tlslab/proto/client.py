@@ -492,6 +492,7 @@ class ClientConnection(Client12, Connection):
         self.transcript.update(self._ch_raw[0])
         self.transcript.restart_for_hrr()
         self.transcript.update(hrr.raw)
+        self._ccs_received = 0  # the server may send another compatibility CCS after its ServerHello
         if self._early_data is not None:
             self.early_data_accepted = False
             self._early_data = None
@@ -513,6 +514,8 @@ class ClientConnection(Client12, Connection):
 
     def _on_server_hello(self, sh: ServerHello) -> None:
         """RFC 8446 §4.1.3: negotiate, then derive the handshake secrets (§7.1)."""
+        if self._hrr is not None:
+            self._ccs_received = 0  # JSSE sends a CCS after its HRR and another after this
         self._check_common_hello(sh, SH_ALLOWED)
         if self._hrr is not None and sh.cipher_suite != self._hrr.cipher_suite:
             raise IllegalParameter("ServerHello cipher suite differs from the HelloRetryRequest's")

@@ -114,7 +114,7 @@ class Connection:
         self._events: list[ev.Event] = []
         self._alert_sent = False
         self._close_sent = False
-        self._ccs_received = False
+        self._ccs_received = 0
         self._app_read_secret: bytes | None = None
         self._app_write_secret: bytes | None = None
         if config.keylog_file is not None:
@@ -324,12 +324,16 @@ class Connection:
         self._move(nxt)
 
     def _handle_ccs(self, fragment: bytes) -> None:
-        """RFC 8446 §5: a single 0x01 CCS is ignored between the first ClientHello and the peer's Finished."""
+        """RFC 8446 §5, §D.4: a 0x01 CCS between the first ClientHello and the peer's Finished
+        is dropped.  A peer sends one per handshake flight in compatibility mode (JSSE sends
+        one after its HelloRetryRequest and another after the ServerHello), so one is accepted
+        before and one after a HelloRetryRequest; two in a row are unexpected, as OpenSSL and
+        tlsfuzzer have it."""
         if fragment != b"\x01":
             raise UnexpectedMessage(f"invalid change_cipher_spec value {fragment.hex()}")
         if self.handshake_complete or not self._ccs_allowed() or self._ccs_received:
             raise UnexpectedMessage("change_cipher_spec record outside the handshake")
-        self._ccs_received = True
+        self._ccs_received = 1
         self.trace.add("record", "received", "change_cipher_spec",
                        summary={"note": "middlebox compatibility (RFC 8446 §D.4), ignored"})
 

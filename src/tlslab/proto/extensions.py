@@ -224,7 +224,7 @@ BODIES: dict[tuple[int, Any], type[Struct]] = {
     (ET.server_name, _ANY): Empty,
     (ET.max_fragment_length, _ANY): MaxFragmentLength,
     (ET.status_request, CH): StatusRequest,
-    (ET.status_request, CR): StatusRequest,
+    (ET.status_request, CR): Empty,  # RFC 8446 §4.4.2.1: an empty request for the client's OCSP
     (ET.status_request, CT): CertificateStatus,
     (ET.status_request, _ANY): Empty,
     (ET.supported_groups, _ANY): NamedGroupList,

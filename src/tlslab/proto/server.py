@@ -376,6 +376,7 @@ class ServerConnection(Server12, Connection):
                           legacy_compression_method=0, extensions=self._ordered(exts))
         self.transcript.update(self._send_message(hrr))
         self.negotiated["hello_retry"] = True
+        self._ccs_received = 0  # the client may send a compatibility CCS before each ClientHello
         if ch.ext(ET.early_data) is not None:
             # RFC 8446 §4.2.10: after a HelloRetryRequest, skip the 0-RTT records
             self._skip_early_budget = max(self.config.max_early_data_size, 16384) + 256
