@@ -71,7 +71,18 @@ class _Common:
     #: send a KeyUpdate after this many records under one key (None: the AEAD's safe limit)
     key_update_after_records: int | None = None
 
+    def keylog(self):
+        """The key log shared by every connection made with this config (``keylog_file``,
+        else ``SSLKEYLOGFILE``), opened once, when the config is made."""
+        return self.__dict__.get("_keylog")
+
+    def _open_keylog(self) -> None:
+        from .keylog import KeyLog, keylog_from_env
+        self.__dict__["_keylog"] = (KeyLog(self.keylog_file) if self.keylog_file is not None
+                                    else keylog_from_env())
+
     def _validate(self) -> None:
+        self._open_keylog()
         from .keyschedule import SUITES
         from .groups import SUPPORTED_GROUPS
         from .tls12.suites import DEFAULT_SUITES12, SUITES12, SUITES12_BY_NAME

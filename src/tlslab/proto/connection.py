@@ -18,7 +18,7 @@ from . import events as ev
 from .alerts import AlertDescription, AlertLevel, alert_name
 from .errors import (BadRecordMac, DecodeError, InternalError, RecordOverflow, TLSError,
                      UnexpectedMessage)
-from .keylog import LABELS, KeyLog, keylog_from_env
+from .keylog import LABELS
 from .keyschedule import KeySchedule, SuiteInfo, Transcript
 from .messages import HandshakeBuffer, KeyUpdate, Message, parse_message
 from .names import ContentType, HandshakeType, name_of
@@ -117,10 +117,7 @@ class Connection:
         self._ccs_received = 0
         self._app_read_secret: bytes | None = None
         self._app_write_secret: bytes | None = None
-        if config.keylog_file is not None:
-            self.keylog = KeyLog(config.keylog_file)
-        else:
-            self.keylog = keylog_from_env()
+        self.keylog = config.keylog()
 
     # -- public API ----------------------------------------------------------------
     def data_to_send(self) -> bytes:

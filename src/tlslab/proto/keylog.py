@@ -29,7 +29,9 @@ class KeyLog:
 
     def __init__(self, target: str | os.PathLike | TextIO) -> None:
         if isinstance(target, (str, os.PathLike)):
-            self._file = open(target, "a", buffering=1, encoding="ascii")
+            # the file holds traffic secrets: readable by its owner only (0600), whatever the umask
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._file = os.fdopen(fd, "a", buffering=1, encoding="ascii")
             self._owned = True
         else:
             self._file = target
