@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -430,3 +431,205 @@ def test_serve_command_mtls_and_early_data(certs_dir):
     assert "resumed=yes 0rtt=accepted" in output
     assert "client certificate rejected: client sent no certificate" in output
     assert "Traceback" not in output
+
+
+# --------------------------------------------------------------------------- review fixes
+
+@pytest.fixture
+def raw_server():
+    """Factory: a TLS server in a thread whose handler is given (throwaway cert); -> port."""
+    chain, key, _ = make_throwaway_chain(names=["localhost", "127.0.0.1"])
+    started = []
+
+    def start(handler, **kw):
+        kw.setdefault("handshake_timeout", 5)
+        kw.setdefault("io_timeout", 5)
+        logs: list[str] = []
+        srv = make_server("127.0.0.1", 0, tlslab.ServerConfig(certificate_chain=chain,
+                                                              private_key=key, tickets=0),
+                          handler, log=logs.append, **kw)
+        t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        t.start()
+        started.append((srv, t))
+        srv.logs = logs
+        return srv.port
+
+    yield start
+    for srv, t in started:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
+
+
+EVIL = (b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n"
+        b"\x1b]0;PWNED\x1b\\\x1b[2J\x1b]52;c;ZWNobw==\x07body")
+
+
+def test_connect_http_body_escape_sequences_are_shown_not_sent(raw_server):
+    port = raw_server(lambda s: (s.recv(), s.send(EVIL)))
+    result = CliRunner().invoke(app, ["connect", f"127.0.0.1:{port}", "--insecure", "--http",
+                                      "--timeout", "5"])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b]52;c;ZWNobw==\\x07body" in result.stdout
+    assert "HTTP/1.1 200 OK\n" in result.stdout  # CRLF shown as plain line ends
+
+
+def test_connect_servername_with_markup_is_shown_literally(served):
+    port, _, _ = served
+    result = CliRunner().invoke(app, ["connect", f"127.0.0.1:{port}", "--insecure",
+                                      "--servername", "[/]x", "--timeout", "5"])
+    assert result.exit_code == 0, result.output
+    assert "could not render" not in result.stdout
+    assert "handshake complete" in result.stdout and "[/]x" in result.stdout
+
+
+def _truncating(sock):
+    sock.recv()
+    sock.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\nshort")
+    sock._sock.shutdown(socket.SHUT_RDWR)  # TCP FIN without close_notify
+
+
+def test_connect_http_reports_truncation(raw_server):
+    port = raw_server(_truncating)
+    args = ["connect", f"127.0.0.1:{port}", "--insecure", "--http", "--timeout", "5"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "connection closed without close_notify (the response may be truncated)" in \
+        one_error_line(result.stderr)
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and "close_notify" in doc["error"]["summary"]
+    assert "close_notify" in doc["http"]["error"]
+
+
+def test_connect_http_failure_after_handshake_is_not_ok_in_json(raw_server):
+    import struct
+
+    def reset(sock):
+        sock.recv()
+        sock._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock._sock.close()
+
+    port = raw_server(reset)
+    result = CliRunner().invoke(app, ["connect", f"127.0.0.1:{port}", "--insecure", "--http",
+                                      "--json", "--timeout", "5"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["error"]["code"] == "http"
+    assert doc["negotiated"]["version"] == "TLS 1.3"  # the handshake itself is still there
+
+
+def test_connect_http_timeout_is_a_total(raw_server):
+    def drip(sock):
+        sock.recv()
+        for b in b"HTTP/1.1 200 OK\r\n":  # a byte every 0.4 s: no single read times out
+            sock.send(bytes([b]))
+            time.sleep(0.4)
+
+    port = raw_server(drip)
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["connect", f"127.0.0.1:{port}", "--insecure", "--http",
+                                      "--timeout", "1.5"])
+    assert result.exit_code == 1
+    assert "timed out after 1.5 s" in one_error_line(result.stderr)
+    assert time.monotonic() - start < 5
+
+
+def test_connect_json_printed_even_when_html_cannot_be_written(served):
+    port, ca, _ = served
+    result = CliRunner().invoke(app, ["connect", f"127.0.0.1:{port}", "--ca-file", ca,
+                                      "--servername", "localhost", "--json", "--timeout", "5",
+                                      "--html", "/proc/self/no-such.html"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["error"]["code"] == "html"
+    assert "--html" in one_error_line(result.stderr)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--timeout", "nan"], "--timeout"),
+    (["--timeout", "inf"], "--timeout"),
+    (["--timeout", "0"], "--timeout"),
+    (["--timeout", "86401"], "--timeout"),
+    (["--servername", "a..b"], "bad host name"),
+    (["--servername", "x" * 64 + ".example"], "bad host name"),
+    (["--keylog", "/nonexistent-dir/keys.txt"], "--keylog"),
+    (["--keylog", "/"], "--keylog"),
+])
+def test_connect_more_bad_input(args, needle):
+    for extra in ([], ["--json"]):
+        result = CliRunner().invoke(app, ["connect", "127.0.0.1:1", *args, *extra])
+        assert result.exit_code == 2, result.output
+        assert needle in one_error_line(result.stderr)
+        assert result.stdout == ""
+    result = CliRunner().invoke(app, ["connect", "a..b:443"])
+    assert result.exit_code == 2 and "bad host name" in one_error_line(result.stderr)
+
+
+def test_serve_keylog_unwritable():
+    result = CliRunner().invoke(app, ["serve", "--port", "0", "--keylog", "/nonexistent-dir/k"])
+    assert result.exit_code == 2
+    assert "--keylog" in one_error_line(result.stderr)
+
+
+def test_connect_ca_file_from_a_pipe(served):
+    """--ca-file <(cat ca.pem): /dev/fd/N is not a regular file, but readable."""
+    port, ca, _ = served
+    r, w = os.pipe()
+    with open(ca, "rb") as f:
+        os.write(w, f.read())
+    os.close(w)
+    try:
+        proc = subprocess.run(tlslab_cmd("connect", f"127.0.0.1:{port}", "--servername",
+                                         "localhost", "--ca-file", f"/dev/fd/{r}",
+                                         "--timeout", "5"),
+                              pass_fds=(r,), capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    finally:
+        os.close(r)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_serve_request_head_deadline_is_a_total(raw_server):
+    """A client dripping its request a byte at a time is dropped after io_timeout in all."""
+    port = raw_server(http_handler, io_timeout=1)
+    sock = tlslab.connect("127.0.0.1", port, insecure=True, timeout=5)
+    start = time.monotonic()
+    try:
+        with pytest.raises(OSError):
+            for b in b"GET / HTTP/1.1\r\nX-Pad: " + b"a" * 100:
+                sock.send(bytes([b]))  # each one its own record: every read succeeds
+                time.sleep(0.2)
+    finally:
+        sock.close()
+    assert time.monotonic() - start < 4
+
+
+def test_serve_logger_survives_a_closed_pipe():
+    from tlslab.cli.main import _Logger
+
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    _Logger(Closed())("127.0.0.1:1 handshake ok")  # no exception: `tlslab serve | head -1`
+
+
+def test_serve_log_line_escapes_client_text():
+    from io import StringIO
+    from tlslab.cli.main import _Logger
+    out = StringIO()
+    _Logger(out)('127.0.0.1:1 handshake ok: sni=a\x1b]52;c;eA==\x07 client_cert="CN=\x1b[2J"')
+    assert "\x1b" not in out.getvalue() and "\\x1b]52" in out.getvalue()
+
+
+def test_page_text_escapes_client_text():
+    from tlslab.workbench.httppage import page_text
+    text = page_text({"version": "TLS 1.3", "server_name": "x\x1b[2J"},
+                     request_line="GET /\x1b]0;t\x07 HTTP/1.1")
+    assert "\x1b" not in text and "\x07" not in text and "x\\x1b[2J" in text

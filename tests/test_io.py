@@ -400,3 +400,174 @@ def test_http_page_shows_resumption_and_tls12(pki):
     assert "extended master secret" in text and "encrypt-then-MAC" in text
     profile = render.handshake_profile(client.trace, client.negotiated)
     assert profile["round_trips"] == 2 and profile["kind"] == "full"
+
+
+# --------------------------------------------------------------------------- review fixes
+
+def _end_without_close_notify(sock):
+    sock.recv()
+    sock.send(b"partial")
+    sock._sock.shutdown(socket.SHUT_RDWR)  # TCP FIN, no close_notify
+
+
+def test_blocking_recv_reports_truncation(pki, tls_server):
+    srv = tls_server(_end_without_close_notify)
+    with tlslab.connect("127.0.0.1", srv.port, config=client_config(pki), timeout=5) as sock:
+        sock.send(b"hi")
+        assert sock.recv_all() == b"partial"
+        assert sock.recv() == b""  # still b"" (callers loop on it) ...
+        assert sock.truncated is True  # ... but the end was not a clean one
+    clean = tls_server(lambda s: s.send(b"bye"))
+    with tlslab.connect("127.0.0.1", clean.port, config=client_config(pki), timeout=5) as sock:
+        assert sock.recv_all() == b"bye"
+        assert sock.truncated is False
+
+
+def test_aio_read_reports_truncation(pki, tls_server):
+    srv = tls_server(_end_without_close_notify)
+
+    async def main():
+        stream = await tlslab.aio.connect("127.0.0.1", srv.port, config=client_config(pki),
+                                          timeout=5)
+        stream.write(b"hi")
+        await stream.drain()
+        data = await asyncio.wait_for(stream.read(), 5)
+        truncated = stream.truncated
+        await stream.close()
+        return data, truncated
+
+    assert asyncio.run(asyncio.wait_for(main(), 20)) == (b"partial", True)
+
+
+def test_aio_close_is_bounded_when_the_peer_stops_reading(pki, tls_server):
+    import time
+    started = threading.Event()
+
+    def never_reads(sock):
+        started.set()
+        time.sleep(15)
+
+    srv = tls_server(never_reads)
+
+    async def main():
+        stream = await tlslab.aio.connect("127.0.0.1", srv.port, config=client_config(pki),
+                                          timeout=5)
+        stream.write(b"x" * (32 << 20))  # far more than the socket buffers hold
+        t = time.monotonic()
+        await asyncio.wait_for(stream.close(), 10)  # used to wait in drain() forever
+        return time.monotonic() - t
+
+    assert asyncio.run(main()) < 8
+    assert started.is_set()
+
+
+def test_post_handshake_error_says_who_aborted(pki, tls_server):
+    def bad_record(sock):
+        sock.recv()
+        sock._sock.sendall(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)  # garbage, not decryptable
+        sock._sock.recv(100)
+
+    srv = tls_server(bad_record)
+    with tlslab.connect("127.0.0.1", srv.port, config=client_config(pki), timeout=5) as sock:
+        sock.send(b"hi")
+        with pytest.raises(ConnectionError):
+            sock.recv_all()
+        e = sock.post_handshake_error()
+    assert e is not None and e.alert_sent == "bad_record_mac"
+    assert str(e).startswith("we aborted the connection after the handshake")
+    assert "sent alert bad_record_mac" in str(e)
+
+
+class _BrokenPipeSocket:
+    """Connected, then the peer is gone: every send fails with EPIPE."""
+
+    def setsockopt(self, *a):
+        pass
+
+    def gettimeout(self):
+        return 5.0
+
+    def settimeout(self, t):
+        pass
+
+    def sendall(self, data):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def recv(self, n):
+        raise ConnectionAbortedError(103, "Software caused connection abort")
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("fail_on", ["send", "recv"])
+def test_handshake_broken_pipe_is_a_handshake_error(pki, fail_on):
+    from tlslab.io.blocking import TLSSocket
+    fake = _BrokenPipeSocket()
+    if fail_on == "recv":
+        fake.sendall = lambda data: None
+    tls = TLSSocket(fake, tlslab.ClientConnection(client_config(pki)))
+    with pytest.raises(HandshakeError) as info:
+        tls.do_handshake(5)
+    assert ("broken pipe" if fail_on == "send" else "aborted") in info.value.reason
+
+
+def test_server_caps_concurrent_connections(pki):
+    from tlslab.io.blocking import TLSServer
+    assert TLSServer.request_queue_size >= 128
+    logs: list[str] = []
+    srv = make_server("127.0.0.1", 0, server_config(pki), echo, log=logs.append,
+                      handshake_timeout=5.0, io_timeout=5.0, max_connections=1)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5):  # idle client
+            assert wait_for(lambda: srv._slots._value == 0)  # its thread waits for a ClientHello
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as extra:
+                assert extra.recv(10) == b""  # closed at once, not after the handshake timeout
+            assert wait_for(lambda: any("refused" in line for line in logs))
+        # the slot comes back when the first client is gone
+        assert wait_for(lambda: srv._slots._value == 1)
+        with tlslab.connect("127.0.0.1", srv.port, config=client_config(pki), timeout=5) as sock:
+            sock.send(b"ok")
+            assert sock.recv() == b"ok"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
+
+
+def test_recv_deadline_bounds_a_dripping_peer(pki, tls_server):
+    import time
+
+    def drip(sock):
+        sock._sock.sendall(b"\x17\x03\x03\x00\x40")  # a record header, then its body
+        for _ in range(40):  # one byte at a time: each socket read succeeds
+            sock._sock.sendall(b"\x00")
+            time.sleep(0.1)
+
+    srv = tls_server(drip)
+    with tlslab.connect("127.0.0.1", srv.port, config=client_config(pki), timeout=5) as sock:
+        t = time.monotonic()
+        with pytest.raises(TimeoutError):
+            sock.recv(deadline=time.monotonic() + 0.5)
+        assert time.monotonic() - t < 2
+
+
+def test_safe_text_escapes_control_characters():
+    assert render.safe_text("a\x1b]52;c;eA==\x07b\n\tc\r\u200b\x9bé") == \
+        "a\\x1b]52;c;eA==\\x07b\n\tc\\x0d\\u200b\\x9bé"
+
+
+def test_render_shows_peer_text_escaped_and_literal(pki):
+    """Certificate names, SNI and errors: no escape sequences, no rich markup."""
+    console = Console(record=True, width=200, force_terminal=False)
+    sock_trace = Trace()
+    render.render_sequence(sock_trace, {"version": "TLS 1.3", "cipher_suite": "X",
+                                        "server_name": "[/]\x1b]0;T\x07"},
+                           console=console, error="peer said [bold]\x1b[2J",
+                           extra={"HTTP": "[red]x"})
+    out = console.export_text()
+    assert "\x1b" not in out and "could not render" not in out
+    assert "[/]\\x1b]0;T\\x07" in out
+    assert "peer said [bold]\\x1b[2J" in out and "[red]x" in out

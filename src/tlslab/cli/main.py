@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import socket
 import sys
@@ -44,8 +45,14 @@ class Failure(Exception):
     """The operation failed (network, handshake): one line, exit code 1."""
 
 
+def _safe(value: Any) -> str:
+    """Text for the terminal: control characters and escape sequences made visible."""
+    from ..workbench.render import safe_text
+    return safe_text(value)
+
+
 def _fail_line(message: str) -> None:
-    text = " ".join(str(message).split())  # one line, always
+    text = _safe(" ".join(str(message).split()))  # one line, always; no escape sequences
     sys.stderr.write(f"error: {text}\n")
     sys.stderr.flush()
 
@@ -146,11 +153,48 @@ def _check_versions(tls: Optional[List[str]]) -> list[str] | None:
 
 
 def _check_file(path: Optional[Path], option: str) -> str | None:
+    """The path of an input file; pipes and /dev/fd/N (``<(...)``) are fine too: the
+    loader reports what it cannot read."""
     if path is None:
         return None
-    if not path.is_file():
+    if not path.exists():
         raise UsageProblem(f"{option} {path}: no such file")
+    if path.is_dir():
+        raise UsageProblem(f"{option} {path}: is a directory")
     return str(path)
+
+
+def _check_keylog(path: Optional[Path]) -> str | None:
+    """The --keylog path, once it is known to be writable (created, mode 0600, if new)."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise UsageProblem(f"--keylog {path}: is a directory")
+    try:
+        if path.exists() and not path.is_file():  # a FIFO, /dev/stderr...: do not open it twice
+            if not os.access(path, os.W_OK):
+                raise PermissionError(13, "Permission denied")
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    except OSError as e:
+        raise UsageProblem(f"--keylog {path}: cannot write: {e.strerror or e}") from None
+    return str(path)
+
+
+def _check_timeout(timeout: float) -> None:
+    if not (math.isfinite(timeout) and 0 < timeout <= 86400):
+        raise UsageProblem(f"--timeout {timeout}: expected seconds, more than 0 and at most 86400")
+
+
+def _check_host_name(name: str, option: str = "host") -> None:
+    """A name the resolver and SNI can take: IDNA-encodable, no control characters."""
+    bad = _safe(name) != name
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        bad = True
+    if bad:
+        raise UsageProblem(f"bad host name {name!r} ({option}): not a valid (IDNA) host name")
 
 
 def _format_handshake_error(e) -> str:
@@ -240,7 +284,8 @@ def connect(
     http: bool = typer.Option(False, "--http",
                               help="Send GET / HTTP/1.1 after the handshake and print the response."),
     timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS",
-                                  help="Time limit for the TCP connect and the handshake."),
+                                  help="Time limit for the TCP connect and the handshake, and "
+                                       "(with --http) for the whole HTTP exchange."),
     cert: Optional[Path] = typer.Option(None, "--cert", metavar="PEM",
                                         help="Client certificate chain (leaf first), for servers that ask for one."),
     key: Optional[Path] = typer.Option(None, "--key", metavar="PEM",
@@ -340,32 +385,63 @@ def _connect_once(host, port, config, timeout, target_text, *, http: bool, sni: 
 def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure, keylog,
              trace, json_out, http, timeout, cert=None, key=None, reconnect=0,
              early_data=None, html=None) -> None:
+    """``connect``; with --json, every failure with exit code 1 prints a document with
+    ``"ok": false`` (bad input, exit code 2, prints nothing on stdout)."""
+    emitted: list[dict] = []
+
+    def emit(doc: dict) -> None:
+        emitted.append(doc)
+        print(json.dumps(doc, indent=2))
+
+    try:
+        _connect_body(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure,
+                      keylog, trace, json_out, http, timeout, cert, key, reconnect, early_data,
+                      html, emit)
+    except (UsageProblem, typer.Exit, KeyboardInterrupt, BrokenPipeError):
+        raise
+    except Exception as e:
+        if json_out and not emitted:
+            line = str(e) if isinstance(e, Failure) else f"unexpected {type(e).__name__}: {e}"
+            emit({"ok": False, "target": target,
+                  "error": {"code": "failed" if isinstance(e, Failure) else "internal",
+                            "reason": line, "summary": line}})
+        raise
+
+
+def _connect_body(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure,
+                  keylog, trace, json_out, http, timeout, cert, key, reconnect, early_data,
+                  html, emit) -> None:
     from ..proto.config import ClientConfig
     from ..proto.tickets import TicketStore
     from ..workbench import render
 
     host, port = parse_target(target)
+    _check_host_name(host)
+    if servername is not None:
+        _check_host_name(servername, "--servername")
     if ca_file is not None and insecure:
         raise UsageProblem("--ca-file and --insecure exclude each other")
-    if timeout <= 0:
-        raise UsageProblem("--timeout must be positive")
+    _check_timeout(timeout)
     if not 0 <= reconnect <= 100:
         raise UsageProblem("--reconnect must be 0..100")
     if early_data is not None and not early_data and not http:
         raise UsageProblem("--early-data needs some text to send")
     _check_output(html, "--html")
+    keylog_path = _check_keylog(keylog)
     chain, private_key = _load_client_identity(cert, key)
     try:
         config = ClientConfig(
             server_name=servername or host, ca_file=_check_file(ca_file, "--ca-file"),
             insecure=insecure, versions=_check_versions(tls), cipher_suites=_split(cipher),
             groups=_split(group), signature_algorithms=_split(sigalg),
-            alpn_protocols=_split(alpn), keylog_file=str(keylog) if keylog else None,
+            alpn_protocols=_split(alpn), keylog_file=keylog_path,
             certificate_chain=chain, private_key=private_key,
             # tickets from one connection resume the next ones (this process only)
             session_store=TicketStore())
     except ValueError as e:
         raise UsageProblem(str(e)) from None
+    except OSError as e:
+        raise UsageProblem(f"cannot read {e.filename or ca_file}: {e.strerror or e}") from None
 
     target_text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     sni = servername or host
@@ -387,7 +463,7 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
                     doc["previous_connections"] = [
                         render.handshake_profile(r["sock"].trace, r["sock"].negotiated,
                                                  r["sock"].timings_ms) for r in results]
-                print(json.dumps(doc, indent=2))
+                emit(doc)
             elif f.handshake_error is not None and (trace or total > 1):
                 e = f.handshake_error
                 if trace:
@@ -405,9 +481,24 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
 
     first = results[0]
     sock = first["sock"]
+    failure: str | None = None  # exit code 1 after all (HTTP failed, --html not written)
+    failure_code = None
+    for i, r in enumerate(results):
+        h = r["http"]
+        if h is not None and h.get("error"):
+            where = f" (connection {i + 1} of {total})" if total > 1 else ""
+            failure, failure_code = f"HTTP request failed{where}: {h['error']}", "http"
+            break
     if html is not None:
-        _write_html_page(html, [_page_of_success(r, target_text, j, total)
-                                for j, r in enumerate(results)], json_out)
+        try:  # before the JSON, which then tells whether it failed
+            _write_html_page(html, [_page_of_success(r, target_text, j, total)
+                                    for j, r in enumerate(results)], json_out)
+        except Exception as e:
+            if not isinstance(e, Failure) and os.environ.get("TLSLAB_DEBUG"):
+                raise
+            failure = failure or (str(e) if isinstance(e, Failure)
+                                  else f"cannot write --html {html}: {type(e).__name__}: {e}")
+            failure_code = failure_code or "html"
     profiles = [render.handshake_profile(r["sock"].trace, r["sock"].negotiated, r["sock"].timings_ms)
                 for r in results]
     if json_out:
@@ -428,7 +519,11 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
                 reconnections.append(d)
             doc["reconnections"] = reconnections
             doc["comparison"] = profiles
-        print(json.dumps(doc, indent=2))
+        if failure is not None:
+            doc["ok"] = False
+            doc["error"] = {"code": failure_code, "reason": failure, "alert_sent": None,
+                            "alert_received": None, "summary": failure}
+        emit(doc)
     else:
         if early is not None and total == 1:
             console.print(Text("note: 0-RTT needs a ticket from an earlier connection: "
@@ -436,11 +531,8 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
         if total > 1:
             console.print()
             render.render_comparison(profiles, console=console)
-    for i, r in enumerate(results):
-        h = r["http"]
-        if h is not None and h.get("error"):
-            where = f" (connection {i + 1} of {total})" if total > 1 else ""
-            raise Failure(f"HTTP request failed{where}: {h['error']}")
+    if failure is not None:
+        raise Failure(failure)
 
 
 def _check_output(path: Optional[Path], option: str) -> None:
@@ -487,7 +579,7 @@ def _write_html_page(path: Path, pages: list[dict], json_out: bool = False) -> N
         write_html(path, trace, negotiated, more=more, **first)
     except OSError as e:
         raise Failure(f"cannot write --html {path}: {e.strerror or e}") from None
-    line = f"illustrated handshake written to {path}"
+    line = _safe(f"illustrated handshake written to {path}")
     if json_out:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
@@ -505,9 +597,10 @@ def _print_connection(console, res: dict, i: int, total: int, target_text: str, 
         console.print()
         ed = sock.early_data_accepted
         early = "" if ed is None else f" early_data={'accepted' if ed else 'rejected'}"
-        console.print(Text(f"reconnection {i} of {total - 1}: resumed={'true' if sock.resumed else 'false'}"
-                           f"{early}  {sock.negotiated.get('version')} "
-                           f"{sock.negotiated.get('cipher_suite')}  {timing}", style="bold"))
+        console.print(Text(_safe(f"reconnection {i} of {total - 1}: "
+                                 f"resumed={'true' if sock.resumed else 'false'}"
+                                 f"{early}  {sock.negotiated.get('version')} "
+                                 f"{sock.negotiated.get('cipher_suite')}  {timing}"), style="bold"))
     if trace:
         render.render_bytes(sock.trace, console=console)
         console.print()
@@ -521,32 +614,48 @@ def _print_connection(console, res: dict, i: int, total: int, target_text: str, 
     if h is not None:
         console.print()
         if h.get("error"):
-            console.print(Text(f"HTTP: {h['error']}", style="red"))
+            console.print(Text(_safe(f"HTTP: {h['error']}"), style="red"))
         if i == 0:
-            console.print(Text(h.get("response", "")))
+            console.print(Text(_terminal_response(h.get("response", ""))))
         else:
             status = (h.get("response") or "").split("\r\n", 1)[0]
             sent = " (request sent as 0-RTT data)" if sock.early_data_accepted else ""
-            console.print(Text(f"HTTP: {status or 'no response'}{sent}, "
-                               f"{len(h.get('response') or '')} characters"))
+            console.print(Text(_safe(f"HTTP: {status or 'no response'}{sent}, "
+                                     f"{len(h.get('response') or '')} characters")))
+
+
+def _terminal_response(response: str) -> str:
+    """An HTTP response (from the peer) for the terminal: CRLF as newlines, every other
+    control character (ESC, OSC 52 ...) shown as an escape."""
+    return _safe(response.replace("\r\n", "\n"))
+
+
+#: what connect --http reports when the server ends TCP without close_notify
+TRUNCATED = "connection closed without close_notify (the response may be truncated)"
 
 
 def _http_get(sock, host: str, port: int, timeout: float, *, already_sent: bool = False) -> dict:
-    """GET / (unless ``already_sent``: it went out as 0-RTT data) and read the answer."""
+    """GET / (unless ``already_sent``: it went out as 0-RTT data) and read the answer,
+    within ``timeout`` seconds in all."""
     request = _http_request(host, port)
     result: dict[str, Any] = {"request": request}
     if already_sent:
         result["sent_as_early_data"] = True
     data = bytearray()
+    deadline = time.monotonic() + timeout
     try:
         sock.settimeout(timeout)
         if not already_sent:
             sock.send(request.encode("ascii"))
         while len(data) < (4 << 20):
-            chunk = sock.recv()
+            chunk = sock.recv(deadline=deadline)
             if not chunk:
+                if getattr(sock, "truncated", False):
+                    result["error"] = TRUNCATED
                 break
             data += chunk
+    except (TimeoutError, socket.timeout):
+        result["error"] = f"timed out after {timeout:g} s waiting for the HTTP response"
     except (OSError, ConnectionError) as e:
         result["error"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
     result["response"] = data.decode("utf-8", "replace")
@@ -616,10 +725,19 @@ class _Logger:
 
     def __call__(self, line: str) -> None:
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        text = _safe(" ".join(line.split()))  # SNI, certificate names... come from clients
         with self._lock:
             stream = self._stream or sys.stdout
-            stream.write(f"{stamp} {' '.join(line.split())}\n")
-            stream.flush()
+            try:
+                stream.write(f"{stamp} {text}\n")
+                stream.flush()
+            except BrokenPipeError:  # `tlslab serve | head -1`: nobody reads the log any more
+                if stream is sys.stdout:
+                    try:
+                        devnull = os.open(os.devnull, os.O_WRONLY)
+                        os.dup2(devnull, sys.stdout.fileno())
+                    except OSError:
+                        pass
 
 
 def http_handler(tls_sock) -> None:
@@ -627,9 +745,13 @@ def http_handler(tls_sock) -> None:
     from ..io.blocking import format_peer
     from ..workbench.httppage import response_for_request
 
+    # the socket timeout (serve's io_timeout) bounds reading the whole request head, not
+    # each read: a client dripping a byte at a time cannot hold the thread for longer
+    budget = tls_sock.gettimeout()
+    deadline = None if budget is None else time.monotonic() + budget
     data = bytearray()
     while b"\r\n\r\n" not in data and b"\n\n" not in data and len(data) < 65536:
-        chunk = tls_sock.recv()
+        chunk = tls_sock.recv(deadline=deadline)
         if not chunk:
             break
         data += chunk
@@ -653,7 +775,7 @@ def _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, nam
         raise UsageProblem("--early-data needs tickets (0-RTT resumes a session): drop --tickets 0")
     options = dict(versions=_check_versions(tls), cipher_suites=_split(cipher),
                    groups=_split(group), signature_algorithms=_split(sigalg),
-                   alpn_protocols=_split(alpn), keylog_file=str(keylog) if keylog else None,
+                   alpn_protocols=_split(alpn), keylog_file=_check_keylog(keylog),
                    cookie_hrr=hrr, client_ca_file=_check_file(client_ca, "--client-ca"),
                    require_client_cert=require_client_cert, max_early_data_size=early_data,
                    prefer_server_order=not prefer_client_order, tickets=tickets)
@@ -705,6 +827,8 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
     from ..io.blocking import make_server
 
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host:
+        _check_host_name(host, "--host")
     if not 0 <= port < 65536:
         raise UsageProblem(f"--port {port} out of range 0..65535")
     names = ["localhost", "127.0.0.1", "::1"]
@@ -847,11 +971,11 @@ def _demo(html: Optional[Path] = None) -> None:
             console.print(Text("The HTTP answer (sent and received under the application keys)",
                                style="bold"))
             if http_result.get("error"):
-                console.print(Text(f"HTTP: {http_result['error']}", style="red"))
-            console.print(Text(http_result.get("response", "")))
+                console.print(Text(_safe(f"HTTP: {http_result['error']}"), style="red"))
+            console.print(Text(_terminal_response(http_result.get("response", ""))))
             time.sleep(0.05)  # let the server thread write its log line
             for line in server_log:
-                console.print(Text(f"server log: {line}", style="dim"))
+                console.print(Text(_safe(f"server log: {line}"), style="dim"))
             if html is not None:
                 status = (http_result.get("response") or "").split("\r\n", 1)[0]
                 _write_html_page(html, [{

@@ -23,7 +23,12 @@ _READ_SIZE = 65536
 
 
 class AsyncTLSStream:
-    """A TLS connection over an asyncio ``StreamReader``/``StreamWriter`` pair."""
+    """A TLS connection over an asyncio ``StreamReader``/``StreamWriter`` pair.
+
+    :attr:`truncated` is true when the peer closed the TCP connection after the handshake
+    without a close_notify alert: :meth:`read` then ends with ``b""`` as at a clean end,
+    but the data may have been cut short.
+    """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  connection) -> None:
@@ -62,6 +67,13 @@ class AsyncTLSStream:
         if value is None:
             value = getattr(self.connection, "early_data_accepted", None)
         return value
+
+    @property
+    def truncated(self) -> bool:
+        """True when the peer ended the TCP connection after the handshake without sending
+        close_notify (RFC 8446 §6.1): what :meth:`read` returned may be incomplete."""
+        return (self.tcp_eof and self.closed_event is None
+                and bool(self.connection.handshake_complete))
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._writer.get_extra_info(name, default)
@@ -131,8 +143,10 @@ class AsyncTLSStream:
         except asyncio.TimeoutError:
             raise self._error(f"timed out after {timeout:g} s waiting for the peer "
                               f"(in state {conn.state.name})", code="timeout") from None
-        except ConnectionResetError:
-            raise self._error("connection reset by peer during the handshake") from None
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as e:
+            what = {ConnectionResetError: "reset by peer",
+                    BrokenPipeError: "closed by peer (broken pipe)"}.get(type(e), "aborted")
+            raise self._error(f"connection {what} during the handshake") from None
         finally:
             try:
                 await self._writer.drain()  # the alert, if the handshake failed
@@ -150,7 +164,8 @@ class AsyncTLSStream:
         await self._writer.drain()
 
     async def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (``-1``: everything until the peer closes); ``b""`` at the end."""
+        """Up to ``n`` bytes (``-1``: everything until the peer closes); ``b""`` at the end
+        (check :attr:`truncated`: the end may have come without close_notify)."""
         if n < 0:
             while await self._fill():
                 pass
@@ -177,20 +192,34 @@ class AsyncTLSStream:
             await self._writer.drain()
         return True
 
-    async def close(self) -> None:
-        """Send close_notify and close the transport."""
+    async def close(self, timeout: float = 3.0) -> None:
+        """Send close_notify and close the transport.
+
+        Waits at most ``timeout`` seconds for the peer to take the pending data (a peer
+        that stops reading would otherwise block this forever), then aborts the transport.
+        """
+        deadline = time.monotonic() + timeout
+        graceful = True
         try:
             if not self.connection.closed:
                 self.connection.close()
             self._flush()
-            await self._writer.drain()
+            await asyncio.wait_for(self._writer.drain(), timeout)
+        except asyncio.TimeoutError:
+            graceful = False
         except (OSError, ConnectionError):
             pass
-        self._writer.close()
-        try:
-            await self._writer.wait_closed()
-        except (OSError, ConnectionError):
-            pass
+        if graceful:
+            self._writer.close()
+            try:
+                await asyncio.wait_for(self._writer.wait_closed(),
+                                       max(deadline - time.monotonic(), 0.01))
+            except asyncio.TimeoutError:
+                graceful = False
+            except (OSError, ConnectionError):
+                pass
+        if not graceful:
+            self._writer.transport.abort()
 
     async def __aenter__(self) -> "AsyncTLSStream":
         return self

@@ -129,6 +129,10 @@ class TLSSocket:
     :attr:`resumed` tells whether the handshake resumed a session (a TLS 1.3 PSK from a
     ticket, or a TLS 1.2 session ticket / session ID); :attr:`early_data_accepted` is
     ``None`` when no 0-RTT data was offered, else whether the server accepted it.
+
+    :attr:`truncated` is true when the peer closed the TCP connection after the handshake
+    without a close_notify alert: :meth:`recv` then returns ``b""`` as at a clean end,
+    but the data may have been cut short (a careless peer, or a truncation attack).
     """
 
     def __init__(self, sock: socket.socket, connection, *, peer: Any = None) -> None:
@@ -181,6 +185,13 @@ class TLSSocket:
         return value
 
     @property
+    def truncated(self) -> bool:
+        """True when the peer ended the TCP connection after the handshake without sending
+        close_notify (RFC 8446 §6.1): what :meth:`recv` returned may be incomplete."""
+        return (self.tcp_eof and self.closed_event is None
+                and bool(self.connection.handshake_complete))
+
+    @property
     def timings_ms(self) -> dict[str, float]:
         """Durations in milliseconds: tcp_connect, first_byte and handshake (from the
         TCP connect), total (from start to handshake complete)."""
@@ -200,6 +211,9 @@ class TLSSocket:
 
     def settimeout(self, timeout: float | None) -> None:
         self._sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._sock.gettimeout()
 
     def getpeername(self):
         return self._sock.getpeername()
@@ -284,9 +298,11 @@ class TLSSocket:
                 raise self._handshake_error(
                     f"timed out after {timeout:g} s waiting for the peer "
                     f"(in state {conn.state.name})", code="timeout") from None
-            except ConnectionResetError:
+            except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as e:
+                what = {ConnectionResetError: "reset by peer",
+                        BrokenPipeError: "closed by peer (broken pipe)"}.get(type(e), "aborted")
                 raise self._handshake_error(
-                    f"connection reset by peer during the handshake (in state {conn.state.name})") from None
+                    f"connection {what} during the handshake (in state {conn.state.name})") from None
             finally:
                 if deadline is not None:
                     self._sock.settimeout(timeout)
@@ -333,8 +349,11 @@ class TLSSocket:
         handshake (e.g. TLS 1.3 client certificate rejected), else None."""
         ce = self.closed_event
         if ce is not None and ce.error and (ce.alert_received or ce.alert_sent):
-            return self._handshake_error(
-                f"the server aborted the connection after the handshake: {ce.error}")
+            if ce.alert_sent:  # we found fault with what the peer sent (the alert says what)
+                who = "we"
+            else:
+                who = "the server" if getattr(self.connection, "is_client", True) else "the client"
+            return self._handshake_error(f"{who} aborted the connection after the handshake: {ce.error}")
         return None
 
     # -- application data -------------------------------------------------------------
@@ -347,18 +366,37 @@ class TLSSocket:
 
     sendall = send
 
-    def recv(self, max_bytes: int = _RECV_SIZE) -> bytes:
+    def recv(self, max_bytes: int = _RECV_SIZE, *, deadline: float | None = None) -> bytes:
         """Up to ``max_bytes`` of application data; ``b""`` once the peer closed
-        (close_notify or TCP EOF: see :attr:`tcp_eof` and :attr:`closed_event`)."""
+        (close_notify or TCP EOF: see :attr:`tcp_eof` and :attr:`closed_event`; after a
+        TCP EOF without close_notify :attr:`truncated` is true).
+
+        ``deadline`` (a ``time.monotonic()`` value) bounds the whole call, however slowly
+        the peer drips its bytes; past it, ``TimeoutError`` (``socket.timeout``).  Without
+        it, the socket timeout applies to each read from the socket.
+        """
         with self._lock:
-            while not self._inbox:
-                if self.closed_event is not None:
-                    if self.closed_event.error:
-                        raise ConnectionError(f"TLS connection failed: {self.closed_event.error}")
-                    return b""
-                if self.tcp_eof or self.connection.closed:
-                    return b""
-                self._read_once()
+            old = self._sock.gettimeout() if deadline is not None else None
+            try:
+                while not self._inbox:
+                    if self.closed_event is not None:
+                        if self.closed_event.error:
+                            raise ConnectionError(f"TLS connection failed: {self.closed_event.error}")
+                        return b""
+                    if self.tcp_eof or self.connection.closed:
+                        return b""
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise socket.timeout("timed out")
+                        self._sock.settimeout(left if old is None else min(left, old))
+                    self._read_once()
+            finally:
+                if deadline is not None:
+                    try:
+                        self._sock.settimeout(old)
+                    except OSError:
+                        pass
             out = bytes(self._inbox[:max_bytes])
             del self._inbox[:max_bytes]
             return out
@@ -487,16 +525,24 @@ def _one_line(e: BaseException) -> str:
 
 class TLSServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     """A TCP server running one thread per client; each gets a handshake, then
-    ``handler(tls_socket)``.  ``log(line)`` receives one line per handshake and per failure."""
+    ``handler(tls_socket)``.  ``log(line)`` receives one line per handshake and per failure.
+
+    At most ``max_connections`` clients are served at once; beyond that, new connections
+    are closed at once (one log line each).  ``handshake_timeout`` bounds the whole
+    handshake; ``io_timeout`` is the socket timeout the handler starts with (see
+    :meth:`TLSSocket.recv` ``deadline=`` for a total limit).
+    """
 
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    request_queue_size = 128  # listen() backlog (socketserver's default, 5, drops bursts)
 
     def __init__(self, host: str, port: int, config, handler: Callable[[TLSSocket], Any], *,
                  log: Callable[[str], Any] | None = None, handshake_timeout: float = 10.0,
                  io_timeout: float | None = 30.0,
-                 on_failure: Callable[[HandshakeError, Any], Any] | None = None) -> None:
+                 on_failure: Callable[[HandshakeError, Any], Any] | None = None,
+                 max_connections: int = 256) -> None:
         host = _strip_brackets(host)
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.config = config
@@ -505,11 +551,31 @@ class TLSServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.handshake_timeout = handshake_timeout
         self.io_timeout = io_timeout
         self.on_failure = on_failure
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__((host, port), _Handler)
 
     @property
     def port(self) -> int:
         return self.server_address[1]
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.log(f"{format_peer(client_address)} refused: already serving "
+                     f"{self.max_connections} connections")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)  # starts the client's thread
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request, client_address) -> None:
         import sys

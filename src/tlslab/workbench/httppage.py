@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from .render import client_offer, connection_rows
+from .render import client_offer, connection_rows, safe_text
 
 __all__ = ["page_text", "build_response", "parse_request_head", "response_for_request"]
 
@@ -56,7 +56,9 @@ def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
                 lines.append(f"  {label + ':':<23}{', '.join(map(str, values))}")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines += ["", f"served by tlslab at {now}", ""]
-    return "\n".join(lines)
+    # the request line, SNI, ALPN and certificate names come from the client: no escape
+    # sequences for the terminal that shows this page (curl, tlslab connect --http)
+    return safe_text("\n".join(lines))
 
 
 def build_response(negotiated: dict, trace: Any = None, *, peer: str | None = None,

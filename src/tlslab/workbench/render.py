@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime
 import enum
+import re
+import unicodedata
 from typing import Any, Iterable
 
 from rich.console import Console
@@ -24,7 +26,7 @@ from rich.text import Text
 
 __all__ = ["perspective", "message_details", "render_sequence", "render_bytes", "to_json",
            "client_offer", "EXPLANATIONS", "explain_lines", "connection_rows", "flights",
-           "handshake_profile", "render_comparison", "client_certificate_subject"]
+           "handshake_profile", "render_comparison", "client_certificate_subject", "safe_text"]
 
 #: what each step does, for newcomers (``tlslab demo``)
 EXPLANATIONS: dict[str, str] = {
@@ -59,6 +61,35 @@ _TLS_VERSIONS = {"TLSv1_3": "TLS 1.3", "TLSv1_2": "TLS 1.2", "TLSv1_1": "TLS 1.1
 
 
 # --------------------------------------------------------------------------- helpers
+
+#: characters worth a closer look: everything outside printable ASCII, newline and tab
+_SUSPECT = re.compile(r"[^\x20-\x7e\n\t]")
+
+
+def _escape_char(m: "re.Match[str]") -> str:
+    c = m.group()
+    if unicodedata.category(c)[0] != "C":
+        return c
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
+def safe_text(value: Any) -> str:
+    r"""``value`` as text that is safe to print on a terminal.
+
+    Peer- and user-supplied strings (an HTTP body, certificate names, SNI, ALPN, error
+    details) may hold escape sequences that would recolour, clear or retitle the terminal,
+    or write to the clipboard (OSC 52).  Every character of Unicode category C (controls,
+    format characters, surrogates, private use, unassigned) other than ``\n`` and ``\t``
+    becomes a visible ``\xNN`` (``\uNNNN``) escape.
+    """
+    return _SUSPECT.sub(_escape_char, str(value))
+
+
+def _t(value: Any, style: str = "") -> Text:
+    """A rich Text (never markup) of ``value``, made safe for the terminal."""
+    return Text(safe_text(value), style=style)
+
 
 def perspective(trace) -> str:
     """"client" or "server": whose trace this is (who *sent* the first ClientHello)."""
@@ -383,7 +414,8 @@ def render_sequence(trace, negotiated: dict | None = None, *, console: Console |
         _render_sequence(trace, negotiated or {}, console, error, title, explain, show_summary,
                          extra or {})
     except Exception as e:  # rendering must never hide the result
-        console.print(f"[red](could not render the trace: {type(e).__name__}: {escape(str(e))})[/]")
+        console.print(f"[red](could not render the trace: {type(e).__name__}: "
+                      f"{escape(safe_text(e))})[/]")
 
 
 def _row(console: Console, ms: str, arrow: Text, name: Text, details: Text,
@@ -409,7 +441,7 @@ def _render_sequence(trace, negotiated, console, error, title, explain, show_sum
     ccs_text = ("switch to the negotiated keys (RFC 5246 §7.1)" if tls12
                 else "compatibility record (RFC 8446 §D.4), ignored")
     if title:
-        console.print(Text(title, style="bold"))
+        console.print(_t(title, "bold"))
     console.print(Text(f"{'ms':>7} {'':5} {'message':20} details  [record protection]",
                        style="bold dim"))
     for i, e in enumerate(entries):
@@ -419,14 +451,14 @@ def _render_sequence(trace, negotiated, console, error, title, explain, show_sum
             details = _details_line(e.name, message_details(e))
             key = _key_for(e.name, e.direction, side, prot.get(i), tls12)
             style = "cyan" if arrow == "C → S" else "magenta"
-            cell = Text(details)
+            cell = _t(details)
             if key:
                 cell.append(f"  [{key}]", style="dim")
             explanation = None
             if explain and e.name not in explained:
                 explained.add(e.name)
                 explanation = EXPLANATIONS.get(e.name)
-            _row(console, ms, Text(arrow, style=style), Text(e.name, style="bold " + style), cell,
+            _row(console, ms, Text(arrow, style=style), _t(e.name, "bold " + style), cell,
                  explanation)
         elif e.kind == "record" and e.name == "change_cipher_spec":
             _row(console, ms, Text(arrow, style="dim"), Text("ChangeCipherSpec", style="dim"),
@@ -437,14 +469,14 @@ def _render_sequence(trace, negotiated, console, error, title, explain, show_sum
             protected = (e.summary.get("protected") if e.direction == "received"
                          else _last_sent_protected(entries, i))
             _row(console, ms, Text(arrow, style=style), Text("Alert", style=style),
-                 Text(f"{e.name} ({_level_name(e.summary.get('level'))})"
-                      f"  [{'protected' if protected else 'plaintext'}]", style=style))
+                 _t(f"{e.name} ({_level_name(e.summary.get('level'))})"
+                    f"  [{'protected' if protected else 'plaintext'}]", style))
         elif e.kind == "error":
             _row(console, ms, Text("  ✗", style="bold red"), Text("error", style="bold red"),
-                 Text(f"{e.detail}", style="red"))
+                 _t(e.detail, "red"))
         elif e.kind == "info" and e.name != "handshake complete":
-            _row(console, ms, Text("  ·", style="dim"), Text(e.name, style="dim"),
-                 Text(_info_line(e), style="dim"))
+            _row(console, ms, Text("  ·", style="dim"), _t(e.name, "dim"),
+                 _t(_info_line(e), "dim"))
     if show_summary:
         console.print(_summary_panel(trace, negotiated, error, side, _app_data_counts(entries), extra))
 
@@ -513,22 +545,22 @@ def _summary_panel(trace, n: dict, error, side, app, extra) -> Panel:
         Text("handshake failed" if reason else "handshake incomplete", style="bold red")
     grid.add_row("result", status)
     if reason:
-        grid.add_row("reason", Text(reason, style="red"))
+        grid.add_row("reason", _t(reason, "red"))
     if alert_sent:
-        grid.add_row("alert sent", alert_sent)
+        grid.add_row("alert sent", _t(alert_sent))
     if alert_received:
-        grid.add_row("alert received", alert_received)
+        grid.add_row("alert received", _t(alert_received))
     for label, key in (("version", "version"), ("cipher suite", "cipher_suite"),
                        ("key exchange", "group"), ("signature", "signature_scheme"),
                        ("ALPN", "alpn_protocol"), ("SNI", "server_name")):
         if n.get(key) or key in ("version", "cipher_suite"):
-            grid.add_row(label, str(n.get(key) or "—"))
+            grid.add_row(label, _t(n.get(key) or "—"))
     grid.add_row("HelloRetryRequest", "yes" if n.get("hello_retry") else "no")
     for label, value in connection_rows(n, trace, side):
-        grid.add_row(label, value)
+        grid.add_row(label, _t(value))
     offer = client_offer(trace)
     if offer.get("sni") and not n.get("server_name"):
-        grid.add_row("SNI sent", offer["sni"])
+        grid.add_row("SNI sent", _t(offer["sni"]))
     t0 = _t0(trace)
     done = next((e for e in entries if e.kind == "state" and e.name == "CONNECTED"), None)
     if done is not None:
@@ -538,7 +570,7 @@ def _summary_panel(trace, n: dict, error, side, app, extra) -> Panel:
         grid.add_row("application data", ", ".join(counts)
                      + " (protected with the application traffic keys)")
     for k, v in extra.items():
-        grid.add_row(str(k), str(v))
+        grid.add_row(_t(k, "bold"), _t(v))
     return Panel(grid, title=f"summary ({side} side)", border_style="green" if ok else "red",
                  expand=False)
 
@@ -674,10 +706,10 @@ def render_comparison(profiles: list[dict], *, console: Console | None = None,
     table = Table(title=title, title_style="bold", show_lines=True)
     table.add_column("", style="bold", no_wrap=True)
     for i, p in enumerate(profiles):
-        table.add_column(f"#{i + 1} {p['kind']}", overflow="fold")
+        table.add_column(_t(f"#{i + 1} {p['kind']}"), overflow="fold")
 
     def row(label, fn):
-        table.add_row(label, *[fn(p) for p in profiles])
+        table.add_row(label, *[_t(fn(p)) for p in profiles])
 
     def ms(key):
         return lambda p: (f"{p['timing_ms'][key]:.1f}" if key in p["timing_ms"] else "—")
@@ -708,7 +740,7 @@ def _value_text(v: Any, limit: int = 80) -> str:
         v = v.hex()
     if isinstance(v, enum.Enum):
         v = v.name
-    text = str(v)
+    text = safe_text(v)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
@@ -761,8 +793,8 @@ def render_bytes(trace, *, console: Console | None = None, max_leaf_bytes: int |
         try:
             _render_entry_bytes(e, side, t0, console, max_leaf_bytes)
         except Exception as exc:
-            console.print(f"[red](could not render {escape(e.name)}: {type(exc).__name__}: "
-                          f"{escape(str(exc))})[/]")
+            console.print(f"[red](could not render {escape(safe_text(e.name))}: "
+                          f"{type(exc).__name__}: {escape(safe_text(exc))})[/]")
             if e.raw:
                 console.print("\n".join(_hex_lines(e.raw)), highlight=False)
 
@@ -771,13 +803,13 @@ def _render_entry_bytes(e, side, t0, console, max_leaf):
     ms = f"{_ms(e, t0):8.1f} ms"
     arrow = _arrow(e.direction, side)
     if e.kind == "message":
-        console.print(Text.assemble((f"{ms}  {arrow}  ", "dim"), (e.name, "bold"),
+        console.print(Text.assemble((f"{ms}  {arrow}  ", "dim"), (safe_text(e.name), "bold"),
                                     (f"  ({len(e.raw)} bytes)", "dim")))
         try:
             spans = e.field_spans()
         except Exception as exc:
             spans = []
-            console.print(f"  [yellow](no field spans: {escape(str(exc))})[/]")
+            console.print(f"  [yellow](no field spans: {escape(safe_text(exc))})[/]")
         if not spans:
             console.print("\n".join("    " + l for l in _hex_lines(e.raw)), highlight=False)
             return
@@ -793,16 +825,16 @@ def _render_entry_bytes(e, side, t0, console, max_leaf):
         for row in rows:
             off, length, label, value, data = row[:5]
             if row[4] is True:  # container
-                table.add_row(f"{off:04x}", str(length), Text(label, style="bold"), "")
+                table.add_row(f"{off:04x}", str(length), _t(label, "bold"), "")
                 continue
             more = row[5] if len(row) > 5 else 0
             lines = _hex_lines(data, width)
             if more:
                 lines.append(f"… +{more} bytes")
-            cell = Text(label)
+            cell = _t(label)
             if value:
                 cell.append(" = ")
-                cell.append(value, style="cyan")
+                cell.append(safe_text(value), style="cyan")
             table.add_row(f"{off:04x}", str(length), cell, "\n".join(lines))
         console.print(table)
     elif e.kind == "record":
@@ -810,7 +842,7 @@ def _render_entry_bytes(e, side, t0, console, max_leaf):
         extra = ", protected" if s.get("protected") else ""
         length = f", {s['length']} bytes" if "length" in s else ""
         hdr = f"  header {e.raw[:5].hex(' ')}" if e.raw else ""
-        console.print(Text(f"{ms}  {arrow}  record {e.name}{length}{extra}{hdr}", style="dim"))
+        console.print(_t(f"{ms}  {arrow}  record {e.name}{length}{extra}{hdr}", "dim"))
     elif e.kind == "secret":
         length = (e.summary or {}).get("length")
         console.print(Text(f"{ms}    ·    secret {e.name}"
@@ -824,10 +856,10 @@ def _render_entry_bytes(e, side, t0, console, max_leaf):
                            f"{_level_name((e.summary or {}).get('level'))})  {e.raw.hex(' ')}",
                            style="bold red" if e.name != "close_notify" else "yellow"))
     elif e.kind == "error":
-        console.print(Text(f"{ms}    ✗    {e.name}: {e.detail}", style="bold red"))
+        console.print(_t(f"{ms}    ✗    {e.name}: {e.detail}", "bold red"))
     else:
-        console.print(Text(f"{ms}    ·    {e.kind} {e.name} {_value_text(e.summary or e.detail, 120)}",
-                           style="dim"))
+        console.print(_t(f"{ms}    ·    {e.kind} {e.name} {_value_text(e.summary or e.detail, 120)}",
+                         "dim"))
 
 
 # --------------------------------------------------------------------------- (c) JSON
