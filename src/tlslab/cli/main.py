@@ -436,6 +436,8 @@ def _connect_body(target, servername, tls, cipher, group, sigalg, alpn, ca_file,
             groups=_split(group), signature_algorithms=_split(sigalg),
             alpn_protocols=_split(alpn), keylog_file=keylog_path,
             certificate_chain=chain, private_key=private_key,
+            # with a certificate at hand, also answer post-handshake requests (RFC 8446 §4.6.2)
+            post_handshake_auth=chain is not None,
             # tickets from one connection resume the next ones (this process only)
             session_store=TicketStore())
     except ValueError as e:

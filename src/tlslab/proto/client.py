@@ -22,6 +22,7 @@ from .extensions import (ET, Cookie, Extension, KeyShareCH, KeyShareEntry, Named
 from . import extensions as X
 from .client12 import CLIENT12_TRANSITIONS, Client12, WaitCertificate12, WaitNewTicketOrCCS12
 from .groups import new_key_share
+from .pha import ClientPha, pha_extension
 from .keyschedule import SUITES, Transcript
 from .messages import (DOWNGRADE_TLS11, DOWNGRADE_TLS12, Certificate, CertificateRequest,
                        CertificateVerify, ClientHello, EncryptedExtensions, Finished,
@@ -133,12 +134,14 @@ class ClientConnected(State):
     """RFC 8446 §4.6: post-handshake messages."""
 
     name = "CONNECTED"
-    expects = frozenset({HT.new_session_ticket, HT.key_update})
+    expects = frozenset({HT.new_session_ticket, HT.key_update, HT.certificate_request})
 
     @classmethod
     def handle(cls, conn: "ClientConnection", msg) -> type[State]:
         if isinstance(msg, KeyUpdate):
             conn._handle_key_update(msg)
+        elif isinstance(msg, CertificateRequest):
+            conn._pha_on_certificate_request(msg)  # RFC 8446 §4.6.2
         else:
             conn._on_new_session_ticket(msg)
         return ClientConnected
@@ -157,7 +160,7 @@ CLIENT_TRANSITIONS = {
 }
 
 
-class ClientConnection(Client12, Connection):
+class ClientConnection(ClientPha, Client12, Connection):
     """The client side of one TLS 1.3 connection (sans-IO)."""
 
     is_client = True
@@ -347,6 +350,8 @@ class ClientConnection(Client12, Connection):
         if tls13:
             plan.append(Extension(ET.supported_versions, SupportedVersionsCH(
                 versions=[v for v in cfg.version_codes])))
+            if cfg.post_handshake_auth:
+                plan.append(pha_extension())  # RFC 8446 §4.2.6
             plan.append("key_share")
         if self.session_store is not None and tls13:
             # lets the server issue tickets we can use (RFC 8446 §4.2.9)
@@ -661,6 +666,7 @@ class ClientConnection(Client12, Connection):
             self._send_client_certificate()
         fin = Finished(verify_data=self.schedule.verify_data(self._c_hs, self.transcript.digest()))
         self.transcript.update(self._send_message(fin))
+        self._handshake_transcript = self.transcript.copy()  # the base of post-handshake auth
         self.schedule.resumption_master(self.transcript.digest())
         self._set_write_secret(c_ap)
         self._complete(resumed=self.resumed, early_data_accepted=self.early_data_accepted)

@@ -139,6 +139,8 @@ class ClientConfig(_Common):
     compatibility_mode: bool = True
     #: RFC 8449 record_size_limit to announce (None: don't send the extension)
     record_size_limit: int | None = None
+    #: offer post-handshake client authentication (RFC 8446 §4.2.6, §4.6.2)
+    post_handshake_auth: bool = False
     #: ask for a stapled OCSP response (status_request, RFC 6066 §8)
     ocsp_stapling: bool = True
     #: send TLS_FALLBACK_SCSV (RFC 7507): only when retrying with a lower version on purpose
@@ -207,6 +209,9 @@ class ServerConfig(_Common):
     client_ca_file: str | None = None
     #: abort with certificate_required when the client sends no certificate (§4.4.2.4)
     require_client_cert: bool = False
+    #: with client_ca_file: ask during the handshake (True), or only later with
+    #: ServerConnection.request_client_certificate() (post-handshake auth, TLS 1.3)
+    client_auth_in_handshake: bool = True
     #: NewSessionTicket messages sent after each handshake (RFC 8446 §4.6.1); 0 disables resumption
     tickets: int = 2
     ticket_lifetime: int = 7200

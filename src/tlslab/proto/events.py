@@ -61,3 +61,11 @@ class NewSessionTicket(Event):
     nonce: bytes
     ticket: bytes
     max_early_data_size: int | None = None
+
+
+@dataclass
+class PeerAuthenticated(Event):
+    """The client answered a post-handshake CertificateRequest (RFC 8446 §4.6.2);
+    ``certificates`` is its validated chain, empty if it sent none."""
+
+    certificates: list = field(default_factory=list)

@@ -24,6 +24,7 @@ from .messages import (Certificate, CertificateEntry, CertificateRequest, Certif
 from .names import (VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup,
                     ProtocolVersion as PV, SignatureScheme, name_of)
 from .provider import Provider
+from .pha import PhaWaitCertificate, PhaWaitCertificateVerify, PhaWaitFinished, ServerPha
 from .resumption import encode_chain, may_resume
 from .server12 import SERVER12_ENTRY, SERVER12_TRANSITIONS, Server12
 from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, schemes_for_key, sign, verify
@@ -106,7 +107,7 @@ class WaitClientFinished(State):
 
 class ServerConnected(State):
     name = "CONNECTED"
-    expects = frozenset({HT.key_update})
+    expects = frozenset({HT.key_update})  # a post-handshake CertificateRequest moves to PHA_WAIT_CERT
 
     @classmethod
     def handle(cls, conn: "ServerConnection", msg: KeyUpdate) -> type[State]:
@@ -123,16 +124,20 @@ SERVER_TRANSITIONS = {
     WaitClientCertificate: {WaitClientCertificateVerify, WaitClientFinished},
     WaitClientCertificateVerify: {WaitClientFinished},
     WaitClientFinished: {ServerConnected},
-    ServerConnected: {ServerConnected},
+    ServerConnected: {ServerConnected, PhaWaitCertificate},
+    PhaWaitCertificate: {PhaWaitCertificate, PhaWaitCertificateVerify, PhaWaitFinished},
+    PhaWaitCertificateVerify: {PhaWaitFinished},
+    PhaWaitFinished: {ServerConnected},
 }
 
 
-class ServerConnection(Server12, Connection):
+class ServerConnection(ServerPha, Server12, Connection):
     """The server side of one TLS 1.3 connection (sans-IO)."""
 
     is_client = False
     TRANSITIONS = SERVER_TRANSITIONS
     INITIAL = ServerStart
+    CONNECTED_STATE = ServerConnected
 
     def __init__(self, config: ServerConfig, provider: Provider | None = None) -> None:
         super().__init__(config, provider)
@@ -488,7 +493,7 @@ class ServerConnection(Server12, Connection):
                                      X.ProtocolNameList(protocol_name_list=[alpn.encode("latin-1")])))
         self.transcript.update(self._send_message(EncryptedExtensions(extensions=self._ordered(ee_exts))))
         if psk is None:
-            if cfg.client_trust:
+            if cfg.client_trust and cfg.client_auth_in_handshake:
                 self._cert_request = self._certificate_request()
                 self.transcript.update(self._send_message(self._cert_request))
             self._send_certificate(scheme)
@@ -620,6 +625,7 @@ class ServerConnection(Server12, Connection):
             raise DecryptError("client Finished verify_data is wrong")
         self.transcript.update(msg.raw)
         self.schedule.resumption_master(self.transcript.digest())
+        self._handshake_transcript = self.transcript.copy()  # the base of post-handshake auth
         self._set_read_secret(self._app_read_secret, "client Finished")
         self._complete(resumed=self.resumed,
                        early_data_accepted=self._early_accepted if self.client_hello.ext(ET.early_data) else None)

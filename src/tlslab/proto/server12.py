@@ -327,7 +327,7 @@ class Server12(Common12):
                                                                                      version)))
             self.negotiated["signature_scheme"] = name_of(SignatureScheme, scheme)
         self._cr12 = None
-        if cfg.client_trust:
+        if cfg.client_trust and cfg.client_auth_in_handshake:
             schemes = [s for s in cfg.signature_scheme_codes if s < 0x0900]
             cas = []
             for ca in cfg.client_trust:
