@@ -670,7 +670,7 @@ SERVE_EPILOG = """\
 [bold]Examples[/bold]
 
   tlslab serve                      # throwaway certificate, 127.0.0.1:4433
-  curl --cacert /tmp/tlslab-ca-XXXX.pem https://localhost:4433/
+  curl --cacert /tmp/tlslab-ca-<random>.pem https://localhost:4433/
   tlslab serve --cert chain.pem --key key.pem --port 8443
   tlslab serve --hrr                # force a HelloRetryRequest
   tlslab serve --client-ca ca.pem --require-client-cert   # mutual TLS

@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable
 
 from ..proto.events import (ApplicationData, ConnectionClosed, HandshakeComplete,
                             NewSessionTicket)
+from .view import ConnectionView
 from .blocking import (HandshakeError, failure_log_line, format_peer, handshake_log_line,
                        _one_line)
 
@@ -22,7 +23,7 @@ __all__ = ["AsyncTLSStream", "connect", "start_server", "HandshakeError"]
 _READ_SIZE = 65536
 
 
-class AsyncTLSStream:
+class AsyncTLSStream(ConnectionView):
     """A TLS connection over an asyncio ``StreamReader``/``StreamWriter`` pair.
 
     :attr:`truncated` is true when the peer closed the TCP connection after the handshake
@@ -41,39 +42,6 @@ class AsyncTLSStream:
         self.tickets: list[NewSessionTicket] = []
         now = time.monotonic()
         self.timing: dict[str, float] = {"start": now, "tcp_connected": now}
-
-    @property
-    def negotiated(self) -> dict:
-        return self.connection.negotiated
-
-    @property
-    def trace(self):
-        return self.connection.trace
-
-    @property
-    def peer_certificates(self) -> list:
-        return self.connection.peer_certificates
-
-    @property
-    def resumed(self) -> bool:
-        """True when this handshake resumed an earlier session."""
-        return bool(self.connection.negotiated.get("resumed"))
-
-    @property
-    def early_data_accepted(self) -> bool | None:
-        """0-RTT: ``None`` when none was sent, else whether the server accepted it
-        (if not, the data was not delivered: write it again)."""
-        value = self.connection.negotiated.get("early_data_accepted")
-        if value is None:
-            value = getattr(self.connection, "early_data_accepted", None)
-        return value
-
-    @property
-    def truncated(self) -> bool:
-        """True when the peer ended the TCP connection after the handshake without sending
-        close_notify (RFC 8446 §6.1): what :meth:`read` returned may be incomplete."""
-        return (self.tcp_eof and self.closed_event is None
-                and bool(self.connection.handshake_complete))
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._writer.get_extra_info(name, default)

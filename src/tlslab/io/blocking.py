@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from ..proto.events import (ApplicationData, ConnectionClosed, HandshakeComplete,
                             NewSessionTicket)
+from .view import ConnectionView
 
 __all__ = ["HandshakeError", "TLSSocket", "TLSServer", "connect", "make_server", "serve",
            "negotiated_summary", "format_peer", "handshake_log_line", "failure_log_line"]
@@ -118,7 +119,7 @@ def failure_log_line(e: "HandshakeError", peer: str, config=None) -> str:
     return f"{peer} handshake failed: {e}"
 
 
-class TLSSocket:
+class TLSSocket(ConnectionView):
     """A TLS connection over a connected TCP socket (client or server side).
 
     ``timing`` holds ``time.monotonic()`` stamps: ``start`` (before the TCP connect),
@@ -154,43 +155,6 @@ class TLSSocket:
         self.timing: dict[str, float] = {"start": now, "tcp_connected": now}
 
     # -- engine state ----------------------------------------------------------------
-    @property
-    def negotiated(self) -> dict:
-        return self.connection.negotiated
-
-    @property
-    def trace(self):
-        return self.connection.trace
-
-    @property
-    def peer_certificates(self) -> list:
-        return self.connection.peer_certificates
-
-    @property
-    def handshake_complete(self) -> bool:
-        return self.connection.handshake_complete
-
-    @property
-    def resumed(self) -> bool:
-        """True when this handshake resumed an earlier session (no certificate exchanged)."""
-        return bool(self.connection.negotiated.get("resumed"))
-
-    @property
-    def early_data_accepted(self) -> bool | None:
-        """0-RTT: ``None`` when none was sent, ``True`` accepted, ``False`` rejected (the
-        data was then *not* delivered: send it again as ordinary data)."""
-        value = self.connection.negotiated.get("early_data_accepted")
-        if value is None:
-            value = getattr(self.connection, "early_data_accepted", None)
-        return value
-
-    @property
-    def truncated(self) -> bool:
-        """True when the peer ended the TCP connection after the handshake without sending
-        close_notify (RFC 8446 §6.1): what :meth:`recv` returned may be incomplete."""
-        return (self.tcp_eof and self.closed_event is None
-                and bool(self.connection.handshake_complete))
-
     @property
     def timings_ms(self) -> dict[str, float]:
         """Durations in milliseconds: tcp_connect, first_byte and handshake (from the
