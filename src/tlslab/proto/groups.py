@@ -11,7 +11,11 @@ Private keys come from ``provider.private_key(group_name)`` when it returns one
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 from cryptography.hazmat.primitives.asymmetric import dh, ec, x448, x25519
+from cryptography.utils import CryptographyDeprecationWarning
 
 from .errors import IllegalParameter, InternalError
 
@@ -96,9 +100,19 @@ def _ffdhe_parameters(group: int) -> dh.DHParameters:
     # Built lazily and cached: loading DH parameters is not free and most runs never use them.
     params = _FFDHE_PARAMS.get(group)
     if params is None:
-        params = dh.DHParameterNumbers(_FFDHE_P[group], FFDHE_GENERATOR).parameters()
+        with _quiet_ffdh():
+            params = dh.DHParameterNumbers(_FFDHE_P[group], FFDHE_GENERATOR).parameters()
         _FFDHE_PARAMS[group] = params
     return params
+
+
+@contextlib.contextmanager
+def _quiet_ffdh():
+    """cryptography 50 deprecates finite-field DH; the RFC 7919 groups are offered on
+    purpose (real peers use them), so the warning would only be noise for users."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
 
 
 def _group_name(group: int) -> str:
@@ -126,7 +140,8 @@ def _generate(group: int, provider):
     if group in _CURVES:
         return ec.generate_private_key(_CURVES[group])
     if group in _FFDHE_P:
-        return _ffdhe_parameters(group).generate_private_key()
+        with _quiet_ffdh():
+            return _ffdhe_parameters(group).generate_private_key()
     if group in _HYBRIDS:
         return (_mlkem.MLKEM768PrivateKey.generate(), _generate_classic(_HYBRIDS[group][0]))
     raise InternalError(f"group 0x{group:04x} is not supported")
@@ -222,8 +237,9 @@ def _ffdh(group: int, key, peer_public: bytes) -> bytes:
     if not 1 < y < p - 1:
         raise IllegalParameter(f"{SUPPORTED_GROUPS[group]} public value out of range")
     try:
-        peer = dh.DHPublicNumbers(y, dh.DHParameterNumbers(p, FFDHE_GENERATOR)).public_key()
-        shared = key.exchange(peer)
+        with _quiet_ffdh():
+            peer = dh.DHPublicNumbers(y, dh.DHParameterNumbers(p, FFDHE_GENERATOR)).public_key()
+            shared = key.exchange(peer)
     except ValueError:
         raise IllegalParameter(f"{SUPPORTED_GROUPS[group]} public value rejected") from None
     # §7.4.1: Z is left-padded with zeros to the size of p.
