@@ -497,13 +497,27 @@ def peer_reports(peer: str, output: str, case: Case) -> None:
 # =========================================================================== the matrix
 
 @pytest.mark.parametrize("peer,case", matrix("client"))
+def _jdk_ffdhe_zero_byte(peer, case, result) -> bool:
+    """JSSE (seen with JDK 17.0.15) drops leading zero bytes of the TLS 1.3 FFDHE shared
+    secret, which RFC 8446 §7.4.1 says must be padded to the size of p: about 1 handshake
+    in 256 then fails with bad_record_mac on our side (600 straight handshakes with
+    openssl's ffdhe2048 all succeed).  Such a run is retried once, so the matrix still
+    checks that JSSE and tlslab agree, without a 1-in-128 flake."""
+    return (peer == "java" and "ffdhe" in case.name and result.conn is not None
+            and result.conn.error is not None and result.conn.error.alert.name == "bad_record_mac")
+
+
 def test_tlslab_client_to_peer_server(peer_env, certs_dir, peer, case):
     """tlslab client → peer server, one row of the matrix."""
     env = peer_env(peer)
-    s = env.server(case)
-    result = run_client(client13(certs_dir, case, peer), s.port, host=s.host)
-    if s.proc is not None and peer in ("java", "node", "go"):
-        s.proc.wait_exit(10)
+    for attempt in range(2):
+        s = env.server(case)
+        result = run_client(client13(certs_dir, case, peer), s.port, host=s.host)
+        if s.proc is not None and peer in ("java", "node", "go"):
+            s.proc.wait_exit(10)
+        if attempt == 0 and _jdk_ffdhe_zero_byte(peer, case, result):
+            continue
+        break
     check_case_client(result, case, s.marker, s.output())
     if peer in ("java", "node", "go"):
         peer_reports(peer, s.output(), case)
@@ -513,8 +527,14 @@ def test_tlslab_client_to_peer_server(peer_env, certs_dir, peer, case):
 def test_peer_client_to_tlslab_server(peer_env, certs_dir, peer, case):
     """Peer client → tlslab server, one row of the matrix."""
     env = peer_env(peer)
-    with TlslabServer(server13(certs_dir, case, peer)) as server:
-        rc, out = env.client(case, server.port)
+    for attempt in range(2):
+        with TlslabServer(server13(certs_dir, case, peer)) as server:
+            rc, out = env.client(case, server.port)
+        # see _jdk_ffdhe_zero_byte: JSSE's unpadded FFDHE secret fails ~1 handshake in 256
+        if attempt == 0 and peer == "java" and "ffdhe" in case.name and rc != 0 \
+                and "bad_record_mac" in out:
+            continue
+        break
     check_case_served(server, case, out)
     peer_reports(peer, out, case)
     if peer in ("java", "node", "go"):  # our own programs exit 0 only after a clean run
