@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime
 import functools
-import hmac
 
 
 from .config import ClientConfig
 from .connection import Connection, State
-from .errors import (DecodeError, DecryptError, IllegalParameter, MissingExtension,
+from .errors import (DecodeError, IllegalParameter, MissingExtension,
                      ProtocolVersion, UnexpectedMessage, UnsupportedExtension)
 from .extensions import (ET, Cookie, Extension, KeyShareCH, KeyShareEntry, NamedGroupList,
                          ProtocolNameList, RecordSizeLimit,
@@ -24,7 +23,7 @@ from .client12 import CLIENT12_TRANSITIONS, Client12, WaitCertificate12, WaitNew
 from .groups import new_key_share
 from .pha import ClientPha, pha_extension
 from .keyschedule import SUITES, Transcript
-from .messages import (DOWNGRADE_TLS11, DOWNGRADE_TLS12, Certificate, CertificateRequest,
+from .messages import (DOWNGRADE_TLS11, DOWNGRADE_TLS12, truncated_for_binders, Certificate, CertificateRequest,
                        CertificateVerify, ClientHello, EncryptedExtensions, Finished,
                        KeyUpdate, NewSessionTicket, ServerHello)
 from .names import CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, name_of
@@ -245,13 +244,8 @@ class ClientConnection(ClientPha, Client12, Connection):
                                  obfuscated_ticket_age=sess.obfuscated_age(self.provider.time()))
         offered = X.OfferedPsks(identities=[identity], binders=[bytes(suite.hash_len)])
         ch.extensions.append(Extension(ET.pre_shared_key, offered))
-        raw = ch.build()
-        truncated = raw[:len(raw) - (2 + 1 + suite.hash_len)]
-        t = Transcript(suite.hash_name) if prefix is None else prefix.copy()
-        t.update(truncated)
-        ks = self._new_schedule(suite)
-        ks.extract_early(sess.psk)
-        binder = ks.verify_data(ks.binder_key(resumption=True), t.digest())
+        binder, ks = self._psk_binder(suite, sess.psk, prefix,
+                                      truncated_for_binders(ch.build(), offered.binders))
         offered.binders = [binder]
         ch.extensions[-1] = Extension(ET.pre_shared_key, offered)
         self._early_schedule = ks
@@ -644,12 +638,8 @@ class ClientConnection(ClientPha, Client12, Connection):
 
     def _on_server_finished(self, msg: Finished) -> None:
         """RFC 8446 §4.4.4: check the server's Finished, then send ours and switch keys."""
-        expected = self.schedule.verify_data(self._s_hs, self.transcript.digest())
-        if len(msg.verify_data) != len(expected):
-            raise DecodeError(f"server Finished has {len(msg.verify_data)} bytes of verify_data, "
-                              f"expected {len(expected)}")
-        if not hmac.compare_digest(expected, msg.verify_data):
-            raise DecryptError("server Finished verify_data is wrong")
+        self._check_finished(self.schedule.verify_data(self._s_hs, self.transcript.digest()),
+                             msg.verify_data, "server Finished")
         self.transcript.update(msg.raw)
         self.schedule.extract_master()
         c_ap, s_ap = self.schedule.application_traffic(self.transcript.digest())
@@ -663,47 +653,13 @@ class ClientConnection(ClientPha, Client12, Connection):
             self.transcript.update(self._send_message(EndOfEarlyData()))  # §4.5, under the early key
         self._set_write_secret(self._c_hs)
         if self._cert_request is not None:
-            self._send_client_certificate()
+            self._answer_certificate_request(self._cert_request, self.transcript)
         fin = Finished(verify_data=self.schedule.verify_data(self._c_hs, self.transcript.digest()))
         self.transcript.update(self._send_message(fin))
         self._handshake_transcript = self.transcript.copy()  # the base of post-handshake auth
         self.schedule.resumption_master(self.transcript.digest())
         self._set_write_secret(c_ap)
         self._complete(resumed=self.resumed, early_data_accepted=self.early_data_accepted)
-
-    def _send_client_certificate(self) -> None:
-        """RFC 8446 §4.4.2: our chain and CertificateVerify, or an empty Certificate."""
-        cr = self._cert_request
-        allowed = cr.ext_value(ET.signature_algorithms).supported_signature_algorithms
-        chosen = None
-        cfg = self.config
-        if cfg.certificate_chain and cfg.private_key is not None:
-            from .signatures import schemes_for_key
-            scheme = next((s for s in schemes_for_key(cfg.certificate_chain[0])
-                           if s in allowed and s in TLS13_CERTVERIFY_SCHEMES), None)
-            if scheme is None:
-                self.trace.add("info", "local", "client certificate not sent",
-                               detail="no signature scheme allowed by the CertificateRequest fits our key")
-            else:
-                chosen = (cfg.certificate_chain, cfg.private_key, scheme)
-                cas = cr.ext_value(ET.certificate_authorities)
-                if cas is not None and not _chain_matches(cfg.certificate_chain, cas.authorities):
-                    self.trace.add("info", "local", "client certificate does not match certificate_authorities",
-                                   detail="sent anyway: the server may still accept it")
-        else:
-            self.trace.add("info", "local", "server asked for a client certificate; none configured")
-        from cryptography.hazmat.primitives.serialization import Encoding
-        from .messages import CertificateEntry
-        entries = [] if chosen is None else [
-            CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[]) for c in chosen[0]]
-        self.transcript.update(self._send_message(
-            Certificate(certificate_request_context=b"", certificate_list=entries)))
-        if chosen is not None:
-            from .signatures import sign
-            data = certificate_verify_input(self.transcript.digest(), server=False)
-            cv = CertificateVerify(algorithm=chosen[2], signature=sign(chosen[1], chosen[2], data))
-            self.transcript.update(self._send_message(cv))
-            self.negotiated["client_certificate"] = chosen[0][0].subject.rfc4514_string()
 
     def _on_new_session_ticket(self, msg: NewSessionTicket) -> None:
         """RFC 8446 §4.6.1: keep the ticket (with its PSK) in the store, and report it."""
@@ -743,14 +699,6 @@ class ClientConnection(ClientPha, Client12, Connection):
 def _suite_min_version(code: int) -> int:
     from .tls12.suites import SUITES12
     return SUITES12[code].min_version
-
-
-def _chain_matches(chain, authorities: list[bytes]) -> bool:
-    """RFC 8446 §4.2.4: does any certificate of our chain come from one of the named CAs?"""
-    for cert in chain:
-        if cert.issuer.public_bytes() in authorities or cert.subject.public_bytes() in authorities:
-            return True
-    return False
 
 
 @functools.lru_cache(maxsize=256)

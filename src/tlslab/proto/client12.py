@@ -13,7 +13,7 @@ import hmac
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from .connection import State
-from .errors import (DecodeError, DecryptError, HandshakeFailure, IllegalParameter,
+from .errors import (DecodeError, HandshakeFailure, IllegalParameter,
                      ProtocolVersion, UnexpectedMessage, UnsupportedCertificate, UnsupportedExtension)
 from .extensions import ET
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished
@@ -123,8 +123,8 @@ class Common12:
         if self.keylog is not None:
             self.keylog.write("CLIENT_RANDOM", self.client_random, self._master)
 
-    def _finished12(self, client: bool) -> bytes:
-        h = handshake_hash(bytes(self._hs_log), self.suite12.prf_hash, self.version)
+    def _finished12(self, client: bool, log: bytes | None = None) -> bytes:
+        h = handshake_hash(bytes(self._hs_log) if log is None else log, self.suite12.prf_hash, self.version)
         return verify_data(self._master, h, client, hash_name=self.suite12.prf_hash, version=self.version)
 
     def _send_finished12(self) -> None:
@@ -135,11 +135,10 @@ class Common12:
         self._hs_log += raw
 
     def _check_finished12(self, msg: Finished, client: bool) -> None:
-        expected = self._finished12(client)
-        if len(msg.verify_data) != len(expected):
-            raise DecodeError(f"Finished has {len(msg.verify_data)} bytes of verify_data, expected 12")
-        if not hmac.compare_digest(expected, msg.verify_data):
-            raise DecryptError(f"{'client' if client else 'server'} Finished verify_data is wrong")
+        """The peer's Finished, already appended to the log, covers the messages before it."""
+        before = bytes(self._hs_log[:len(self._hs_log) - len(msg.raw)])
+        self._check_finished(self._finished12(client, before), msg.verify_data,
+                             "client Finished" if client else "server Finished")
 
     def _refuse_renegotiation(self) -> None:
         """RFC 5746 §4.2 / RFC 5246 §7.2.2: answer a HelloRequest with a no_renegotiation warning."""
@@ -368,10 +367,7 @@ class Client12(Common12):
 
     def _on_server_finished12(self, msg: Finished) -> None:
         # the Finished itself is already in _hs_log: check against the log before it
-        log = self._hs_log
-        self._hs_log = log[:-len(msg.raw)]
         self._check_finished12(msg, client=False)
-        self._hs_log = log
         if self.resumed:
             self._send_ccs12(self._pending_write)
             self._send_finished12()

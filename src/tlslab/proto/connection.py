@@ -12,12 +12,14 @@ a :class:`~tlslab.proto.events.ConnectionClosed` event and fails closed.
 """
 from __future__ import annotations
 
+import hmac
+
 from typing import ClassVar
 
 from . import events as ev
 from .alerts import AlertDescription, AlertLevel, alert_name
-from .errors import (BadRecordMac, DecodeError, InternalError, RecordOverflow, TLSError,
-                     UnexpectedMessage)
+from .errors import (BadRecordMac, DecodeError, DecryptError, InternalError, RecordOverflow,
+                     TLSError, UnexpectedMessage)
 from .keylog import LABELS
 from .keyschedule import KeySchedule, SuiteInfo, Transcript
 from .messages import HandshakeBuffer, KeyUpdate, Message, parse_message
@@ -543,6 +545,80 @@ class Connection:
             self._send_message(KeyUpdate(request_update=0))
             self._update_write_key()
 
+    # -- shared checks and derivations -------------------------------------------------
+    def _now_utc(self):
+        """The validation time: the provider's clock (or the test's fixed ``_now``), in UTC."""
+        import datetime
+        return getattr(self, "_now", None) or datetime.datetime.fromtimestamp(
+            self.provider.time(), datetime.timezone.utc)
+
+    @staticmethod
+    def _check_finished(expected: bytes, received: bytes, what: str) -> None:
+        """RFC 8446 §4.4.4 / RFC 5246 §7.4.9: a wrong length is decode_error (§6.2), a wrong
+        value decrypt_error; compared in constant time."""
+        if len(received) != len(expected):
+            raise DecodeError(f"{what} has {len(received)} bytes of verify_data, expected {len(expected)}")
+        if not hmac.compare_digest(expected, received):
+            raise DecryptError(f"{what} verify_data is wrong")
+
+    def _psk_binder(self, suite, psk: bytes, prefix, truncated_hello: bytes):
+        """RFC 8446 §4.2.11.2: the binder over the transcript up to the ClientHello truncated
+        before its binders (after ``prefix``, the HelloRetryRequest part, if any).  Returns
+        (binder, the key schedule with the PSK's early secret)."""
+        t = Transcript(suite.hash_name) if prefix is None else prefix.copy()
+        t.update(truncated_hello)
+        ks = self._new_schedule(suite)
+        ks.extract_early(psk)
+        return ks.verify_data(ks.binder_key(resumption=True), t.digest()), ks
+
+    def _answer_certificate_request(self, cr, transcript) -> None:
+        """TLS 1.3 client, in the handshake or after it (RFC 8446 §4.4.2, §4.6.2): our chain and
+        CertificateVerify if a scheme the request allows fits our key, else an empty Certificate.
+        ``transcript`` is the one the CertificateVerify signs; it is updated."""
+        from .extensions import ET
+        from .messages import Certificate, CertificateVerify, certificate_entries
+        from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, schemes_for_key, sign
+        allowed = cr.ext_value(ET.signature_algorithms).supported_signature_algorithms
+        cfg = self.config
+        scheme = None
+        if cfg.certificate_chain and cfg.private_key is not None:
+            scheme = next((s for s in schemes_for_key(cfg.certificate_chain[0])
+                           if s in allowed and s in TLS13_CERTVERIFY_SCHEMES), None)
+            if scheme is None:
+                self.trace.add("info", "local", "client certificate not sent",
+                               detail="no signature scheme allowed by the CertificateRequest fits our key")
+            else:
+                cas = cr.ext_value(ET.certificate_authorities)
+                if cas is not None and not _chain_matches(cfg.certificate_chain, cas.authorities):
+                    self.trace.add("info", "local", "client certificate does not match certificate_authorities",
+                                   detail="sent anyway: the server may still accept it")
+        else:
+            self.trace.add("info", "local", "server asked for a client certificate; none configured")
+        entries = certificate_entries(cfg.certificate_chain) if scheme is not None else []
+        transcript.update(self._send_message(Certificate(
+            certificate_request_context=cr.certificate_request_context, certificate_list=entries)))
+        if scheme is not None:
+            data = certificate_verify_input(transcript.digest(), server=False)
+            transcript.update(self._send_message(CertificateVerify(
+                algorithm=scheme, signature=sign(cfg.private_key, scheme, data))))
+            self.negotiated["client_certificate"] = cfg.certificate_chain[0].subject.rfc4514_string()
+
+    def _check_client_certificate_verify(self, cr, transcript, msg) -> None:
+        """TLS 1.3 server (RFC 8446 §4.4.3): the client's signature, with a scheme the
+        CertificateRequest allowed, over ``transcript`` (which is then updated)."""
+        from .errors import IllegalParameter
+        from .extensions import ET
+        from .names import SignatureScheme
+        from .signatures import certificate_verify_input, verify
+        offered = cr.ext_value(ET.signature_algorithms).supported_signature_algorithms
+        if msg.algorithm not in offered:
+            raise IllegalParameter(f"client signed with {name_of(SignatureScheme, msg.algorithm)}, "
+                                   "which the CertificateRequest did not allow")
+        data = certificate_verify_input(transcript.digest(), server=False)
+        verify(self.peer_certificates[0], msg.algorithm, data, msg.signature)
+        self.negotiated["client_signature_scheme"] = name_of(SignatureScheme, msg.algorithm)
+        transcript.update(msg.raw)
+
     # -- certificates (both versions, both sides) ------------------------------------
     def _load_peer_chain(self, ders: list[bytes]) -> list:
         """Parse the peer's chain (RFC 8446 §4.4.2, RFC 5246 §7.4.2): DER X.509, leaf first."""
@@ -562,11 +638,9 @@ class Connection:
 
     def _validate_peer_chain(self, certs: list) -> None:
         """Path validation and name check (or the client's chain against the client CAs)."""
-        import datetime
         from .certificates import verify_client_chain, verify_server_chain
         cfg = self.config
-        now = getattr(self, "_now", None) or datetime.datetime.fromtimestamp(
-            self.provider.time(), datetime.timezone.utc)
+        now = self._now_utc()
         if self.is_client:
             if cfg.insecure:
                 self.trace.add("info", "local", "certificate not verified (--insecure)")
@@ -593,12 +667,10 @@ class Connection:
     def _check_ocsp(self, der: bytes, certs: list) -> None:
         """A stapled OCSP response (RFC 6066 §8): checked, summarised; fatal when it says
         revoked or is unusable, unless verification is switched off (--insecure)."""
-        import datetime
         from .errors import TLSError as _TLSError
         from .ocsp import check_stapled_response
         self.negotiated["ocsp_response"] = der
-        now = getattr(self, "_now", None) or datetime.datetime.fromtimestamp(
-            self.provider.time(), datetime.timezone.utc)
+        now = self._now_utc()
         try:
             summary = check_stapled_response(der, getattr(self, "verified_path", None) or certs, now)
         except _TLSError as err:
@@ -646,3 +718,11 @@ def _key_update_limit(suite, config) -> int:
     if configured:
         return configured
     return _AEAD_RECORD_LIMITS.get(getattr(suite.aead, "__name__", ""), 1 << 23)
+
+
+def _chain_matches(chain, authorities: list[bytes]) -> bool:
+    """RFC 8446 §4.2.4: does any certificate of our chain come from one of the named CAs?"""
+    for cert in chain:
+        if cert.issuer.public_bytes() in authorities or cert.subject.public_bytes() in authorities:
+            return True
+    return False

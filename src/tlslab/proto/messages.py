@@ -160,6 +160,17 @@ class CertificateEntry(Struct):
     FIELDS = (("cert_data", Opaque(3, min=1)), ("extensions", ExtensionsKind()))
 
 
+def certificate_entries(chain: list) -> list["CertificateEntry"]:
+    """CertificateEntry list for a chain of x509 certificates, leaf first, no extensions."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return [CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[]) for c in chain]
+
+
+def truncated_for_binders(raw: bytes, binders: list[bytes]) -> bytes:
+    """RFC 8446 §4.2.11.2: a ClientHello up to, not including, its binders list (which is last)."""
+    return raw[:len(raw) - (2 + sum(1 + len(b) for b in binders))]
+
+
 class Certificate(Message):
     """RFC 8446 §4.4.2."""
 

@@ -10,15 +10,13 @@ application traffic secret (§4.4, "post-handshake").
 """
 from __future__ import annotations
 
-import hmac
 
 from .connection import State
-from .errors import CertificateRequired, DecodeError, DecryptError, IllegalParameter, UnexpectedMessage
+from .errors import CertificateRequired, IllegalParameter, UnexpectedMessage
 from .extensions import ET, Extension
 from . import extensions as X
-from .messages import Certificate, CertificateEntry, CertificateRequest, CertificateVerify, Finished
-from .names import HandshakeType as HT, SignatureScheme, name_of
-from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, schemes_for_key, sign, verify
+from .messages import Certificate, CertificateRequest, CertificateVerify, Finished
+from .names import HandshakeType as HT
 from . import events as ev
 
 
@@ -99,20 +97,11 @@ class ServerPha:
         return PhaWaitCertificateVerify
 
     def _pha_on_certificate_verify(self, msg: CertificateVerify) -> None:
-        offered = self._pha_request.ext_value(ET.signature_algorithms).supported_signature_algorithms
-        if msg.algorithm not in offered:
-            raise IllegalParameter(f"client signed with {name_of(SignatureScheme, msg.algorithm)}, "
-                                   "which the CertificateRequest did not allow")
-        data = certificate_verify_input(self._pha_transcript.digest(), server=False)
-        verify(self._pha_certs[0], msg.algorithm, data, msg.signature)
-        self._pha_transcript.update(msg.raw)
+        self._check_client_certificate_verify(self._pha_request, self._pha_transcript, msg)
 
     def _pha_on_finished(self, msg: Finished) -> None:
-        expected = self.schedule.verify_data(self._app_read_secret, self._pha_transcript.digest())
-        if len(msg.verify_data) != len(expected):
-            raise DecodeError("post-handshake Finished has the wrong length")
-        if not hmac.compare_digest(expected, msg.verify_data):
-            raise DecryptError("post-handshake Finished verify_data is wrong")
+        self._check_finished(self.schedule.verify_data(self._app_read_secret, self._pha_transcript.digest()),
+                             msg.verify_data, "post-handshake Finished")
         self.trace.add("info", "local", "post-handshake authentication",
                        summary={"certificates": len(self._pha_certs)})
         self._events.append(ev.PeerAuthenticated(certificates=list(self._pha_certs)))
@@ -134,24 +123,10 @@ class ClientPha:
             raise MissingExtension("CertificateRequest without signature_algorithms")
         t = self._handshake_transcript.copy()
         t.update(cr.raw)
-        cfg = self.config
-        scheme = None
-        if cfg.certificate_chain and cfg.private_key is not None:
-            scheme = next((s for s in schemes_for_key(cfg.certificate_chain[0])
-                           if s in sa.supported_signature_algorithms and s in TLS13_CERTVERIFY_SCHEMES), None)
-        from cryptography.hazmat.primitives.serialization import Encoding
-        entries = [] if scheme is None else [
-            CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[]) for c in cfg.certificate_chain]
-        t.update(self._send_message(Certificate(certificate_request_context=cr.certificate_request_context,
-                                                certificate_list=entries)))
-        if scheme is not None:
-            data = certificate_verify_input(t.digest(), server=False)
-            t.update(self._send_message(CertificateVerify(algorithm=scheme,
-                                                          signature=sign(cfg.private_key, scheme, data))))
+        self._answer_certificate_request(cr, t)
         fin = Finished(verify_data=self.schedule.verify_data(self._app_write_secret, t.digest()))
         self._send_message(fin)
-        self.trace.add("info", "local", "post-handshake authentication answered",
-                       summary={"certificate": scheme is not None})
+        self.trace.add("info", "local", "post-handshake authentication answered")
 
 
 def pha_extension() -> Extension:

@@ -7,7 +7,6 @@ ticket keys or a session cache must not accept each other's clients blindly.
 """
 from __future__ import annotations
 
-import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -66,9 +65,8 @@ def may_resume(conn, ch, session_sni: str, chain_blob: bytes) -> bool:
     except ValueError:
         return False
     from .certificates import verify_client_chain
-    now = datetime.datetime.fromtimestamp(conn.provider.time(), datetime.timezone.utc)
     try:
-        verify_client_chain(chain, cfg.client_trust, now)
+        verify_client_chain(chain, cfg.client_trust, conn._now_utc())
     except (TLSError, ValueError) as err:
         conn.trace.add("info", "local", "session not resumed",
                        detail=f"its client certificate is not accepted here: {err}")

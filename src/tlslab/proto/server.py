@@ -13,13 +13,13 @@ import hmac
 
 from .config import ServerConfig
 from .connection import Connection, State
-from .errors import (DecodeError, CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
+from .errors import (CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
                      NoApplicationProtocol, ProtocolVersion, UnexpectedMessage)
 from . import extensions as X
 from .extensions import ET, Extension
 from .groups import SUPPORTED_GROUPS, server_key_share
 from .keyschedule import SUITES, Transcript
-from .messages import (Certificate, CertificateEntry, CertificateRequest, CertificateVerify, ClientHello,
+from .messages import (Certificate, certificate_entries, truncated_for_binders, CertificateRequest, CertificateVerify, ClientHello,
                        EncryptedExtensions, Finished, HRR_RANDOM, KeyUpdate, ServerHello)
 from .names import (VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup,
                     ProtocolVersion as PV, SignatureScheme, name_of)
@@ -304,13 +304,8 @@ class ServerConnection(ServerPha, Server12, Connection):
                                detail=f"identity {index}: its hash differs from the chosen suite's")
                 continue
             # binder over the ClientHello truncated before the binders list
-            binders_len = 2 + sum(1 + len(b) for b in offered.binders)
-            truncated = ch.raw[:len(ch.raw) - binders_len]
-            t = Transcript(self.suite.hash_name) if not second else self.transcript.copy()
-            t.update(truncated)
-            sched = self._new_schedule(self.suite)
-            sched.extract_early(state.psk)
-            expected = sched.verify_data(sched.binder_key(resumption=True), t.digest())
+            expected, sched = self._psk_binder(self.suite, state.psk, self.transcript if second else None,
+                                               truncated_for_binders(ch.raw, offered.binders))
             if not hmac.compare_digest(expected, offered.binders[index]):
                 raise DecryptError(f"PSK binder {index} does not verify")
             if not may_resume(self, ch, state.server_name, state.peer_cert):
@@ -516,10 +511,8 @@ class ServerConnection(ServerPha, Server12, Connection):
         msg = cfg.__dict__.get("_certificate_message")
         if msg is None:
             # the same bytes for every handshake with this config: encode them once
-            from cryptography.hazmat.primitives.serialization import Encoding
-            entries = [CertificateEntry(cert_data=c.public_bytes(Encoding.DER), extensions=[])
-                       for c in cfg.certificate_chain]
-            msg = Certificate(certificate_request_context=b"", certificate_list=entries)
+            msg = Certificate(certificate_request_context=b"",
+                              certificate_list=certificate_entries(cfg.certificate_chain))
             msg.encode()
             cfg.__dict__["_certificate_message"] = msg
         self.transcript.update(self._send_message(msg))
@@ -607,22 +600,11 @@ class ServerConnection(ServerPha, Server12, Connection):
         return WaitClientCertificateVerify
 
     def _on_client_certificate_verify(self, msg: CertificateVerify) -> None:
-        offered = self._cert_request.ext_value(ET.signature_algorithms).supported_signature_algorithms
-        if msg.algorithm not in offered:
-            raise IllegalParameter(f"client signed with {name_of(SignatureScheme, msg.algorithm)}, "
-                                   "which the CertificateRequest did not allow")
-        data = certificate_verify_input(self.transcript.digest(), server=False)
-        verify(self.peer_certificates[0], msg.algorithm, data, msg.signature)
-        self.negotiated["client_signature_scheme"] = name_of(SignatureScheme, msg.algorithm)
-        self.transcript.update(msg.raw)
+        self._check_client_certificate_verify(self._cert_request, self.transcript, msg)
 
     def _on_client_finished(self, msg: Finished) -> None:
-        expected = self.schedule.verify_data(self._c_hs, self.transcript.digest())
-        if len(msg.verify_data) != len(expected):
-            raise DecodeError(f"client Finished has {len(msg.verify_data)} bytes of verify_data, "
-                              f"expected {len(expected)}")
-        if not hmac.compare_digest(expected, msg.verify_data):
-            raise DecryptError("client Finished verify_data is wrong")
+        self._check_finished(self.schedule.verify_data(self._c_hs, self.transcript.digest()),
+                             msg.verify_data, "client Finished")
         self.transcript.update(msg.raw)
         self.schedule.resumption_master(self.transcript.digest())
         self._handshake_transcript = self.transcript.copy()  # the base of post-handshake auth

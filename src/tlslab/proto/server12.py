@@ -383,10 +383,7 @@ class Server12(Common12):
         self.negotiated["client_signature_scheme"] = name_of(SignatureScheme, msg.algorithm)
 
     def _on_client_finished12(self, msg: Finished) -> None:
-        log = self._hs_log
-        self._hs_log = log[:-len(msg.raw)]
         self._check_finished12(msg, client=True)
-        self._hs_log = log
         if not self.resumed:
             if self._issue_ticket:
                 self._send_ticket12()
