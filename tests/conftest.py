@@ -49,6 +49,22 @@ TOOL_PACKAGES = {
 
 # --------------------------------------------------------------------------- helpers
 
+def split_records(data: bytes) -> list[tuple[bytes, bytes]]:
+    """``(header, fragment)`` for every record in ``data``, which must hold whole records."""
+    out, i = [], 0
+    while i + 5 <= len(data):
+        n = int.from_bytes(data[i + 3:i + 5], "big")
+        out.append((data[i:i + 5], data[i + 5:i + 5 + n]))
+        i += 5 + n
+    assert i == len(data), "output ends with a partial record"
+    return out
+
+
+def whole_records(data: bytes) -> list[bytes]:
+    """Every record in ``data`` (header included), which must hold whole records."""
+    return [header + fragment for header, fragment in split_records(data)]
+
+
 def require_tool(name: str) -> str:
     """Return the absolute path of binary ``name``; skip the calling test if absent."""
     path = shutil.which(name)

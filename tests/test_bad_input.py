@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import pytest
+from conftest import split_records
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlslab.proto import events as ev
@@ -52,16 +53,6 @@ def pki(tmp_path_factory):
 
 
 # --------------------------------------------------------------------------- helpers
-
-def split_records(data: bytes) -> list[tuple[bytes, bytes]]:
-    """``(header, fragment)`` for every complete record in ``data``."""
-    out, i = [], 0
-    while i + 5 <= len(data):
-        n = int.from_bytes(data[i + 3:i + 5], "big")
-        out.append((data[i:i + 5], data[i + 5:i + 5 + n]))
-        i += 5 + n
-    assert i == len(data), "output ends with a partial record"
-    return out
 
 
 def split_messages(data: bytes) -> list[bytes]:

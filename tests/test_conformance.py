@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import pytest
+from conftest import split_records
 
 from tlslab.proto import events as ev
 from tlslab.proto import extensions as X
@@ -147,15 +148,6 @@ def check_ok(pair: Pair, version: str | None = None) -> None:
     assert b"pong" in b"".join(e.data for e in pair.of("client", ev.ApplicationData))
     assert pair.client.error is None and pair.server.error is None, pair.describe()
 
-
-def split_records(data: bytes) -> list[tuple[bytes, bytes]]:
-    out, i = [], 0
-    while i + 5 <= len(data):
-        n = int.from_bytes(data[i + 3:i + 5], "big")
-        out.append((data[i:i + 5], data[i + 5:i + 5 + n]))
-        i += 5 + n
-    assert i == len(data), "output ends with a partial record"
-    return out
 
 
 def split_messages(data: bytes) -> list[bytes]:

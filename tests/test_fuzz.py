@@ -66,7 +66,7 @@ def _feed(conn, chunks: list[bytes]) -> None:
     start = time.monotonic()
     out = bytearray()
     for chunk in chunks:
-        events = conn.receive_data(chunk)  # an exception here fails the example
+        conn.receive_data(chunk)  # an exception here fails the example
         out += conn.data_to_send()
         if conn.closed:
             assert conn.receive_data(chunk or b"\x00") == []

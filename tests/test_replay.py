@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import whole_records as split_records
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
 from cryptography.hazmat.primitives.serialization import load_der_private_key
@@ -62,14 +63,6 @@ def cert_chain_from(message_hex):
     assert isinstance(msg, Certificate)
     return [x509.load_der_x509_certificate(e.cert_data) for e in msg.certificate_list]
 
-
-def split_records(data: bytes) -> list[bytes]:
-    out, i = [], 0
-    while i < len(data):
-        n = int.from_bytes(data[i + 3:i + 5], "big")
-        out.append(data[i:i + 5 + n])
-        i += 5 + n
-    return out
 
 
 def records(vec, sender):

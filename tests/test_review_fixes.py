@@ -20,6 +20,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from conftest import whole_records as records
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlslab.proto import events as ev
@@ -80,14 +81,6 @@ def connect(client_cfg: ClientConfig, server_cfg: ServerConfig, early_data: byte
     client.start_handshake(early_data=early_data)
     return Pair(client, server).pump()
 
-
-def records(data: bytes) -> list[bytes]:
-    out = []
-    while data:
-        n = 5 + int.from_bytes(data[3:5], "big")
-        out.append(data[:n])
-        data = data[n:]
-    return out
 
 
 def closed_event(events: list) -> ev.ConnectionClosed:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import pytest
+from conftest import split_records
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dh, ec, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -74,15 +75,6 @@ def dh512():
 
 
 # --------------------------------------------------------------------------- helpers
-
-def split_records(data: bytes) -> list[tuple[bytes, bytes]]:
-    out, i = [], 0
-    while i + 5 <= len(data):
-        n = int.from_bytes(data[i + 3:i + 5], "big")
-        out.append((data[i:i + 5], data[i + 5:i + 5 + n]))
-        i += 5 + n
-    assert i == len(data), "output ends with a partial record"
-    return out
 
 
 def split_messages(data: bytes) -> list[bytes]:

@@ -16,6 +16,7 @@ import io
 import json
 
 import pytest
+from conftest import whole_records as split_records
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
 from cryptography.hazmat.primitives.serialization import load_der_private_key
@@ -36,15 +37,6 @@ from tlslab.workbench.certgen import make_throwaway_chain
 def ill(vectors_dir):
     return json.loads((vectors_dir / "illustrated_tls12.json").read_text())
 
-
-def split_records(data: bytes) -> list[bytes]:
-    out, i = [], 0
-    while i < len(data):
-        n = int.from_bytes(data[i + 3:i + 5], "big")
-        out.append(data[i:i + 5 + n])
-        i += 5 + n
-    assert i == len(data), "partial record at the end"
-    return out
 
 
 def recs(vec, direction: str) -> list[bytes]:

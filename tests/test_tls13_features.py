@@ -16,6 +16,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from conftest import whole_records as split_records
 
 from tlslab.proto import events as ev
 from tlslab.proto import extensions as X
@@ -129,14 +130,6 @@ def first_connection(ccfg: ClientConfig, scfg: ServerConfig) -> Pair:
     assert ccfg.session_store.count(SERVER_NAME) == scfg.tickets
     return pair
 
-
-def split_records(data: bytes) -> list[bytes]:
-    out = []
-    while data:
-        n = 5 + int.from_bytes(data[3:5], "big")
-        out.append(data[:n])
-        data = data[n:]
-    return out
 
 
 def record(content_type: int, version: int, body: bytes) -> bytes:
