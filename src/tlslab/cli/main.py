@@ -994,6 +994,10 @@ def _demo(html: Optional[Path] = None) -> None:
         raise Failure(f"HTTP request failed: {http_result.get('error') or 'empty response'}")
 
 
+# commands with a module of their own register on ``app`` when imported
+from . import diagnose as _diagnose_command  # noqa: E402,F401
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``tlslab`` and ``python -m tlslab``."""
     app(args=argv, prog_name="tlslab")

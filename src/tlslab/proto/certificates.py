@@ -962,6 +962,9 @@ def _raise(findings: list[_Finding]) -> None:
     exc.code = first.code  # type: ignore[attr-defined]
     exc.evidence = first.evidence  # type: ignore[attr-defined]
     exc.findings = [(f.code, f.message) for f in findings]  # type: ignore[attr-defined]
+    # every finding with its own evidence (a dict, or a callable that builds it), for a
+    # diagnosis that reports each problem of the chain, not only the first
+    exc.finding_details = [(f.code, f.message, f.evidence) for f in findings]  # type: ignore[attr-defined]
     raise exc
 
 
