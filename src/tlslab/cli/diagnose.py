@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
+import socket
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -115,6 +117,42 @@ def _profiles(names: Optional[List[str]]):
     return out
 
 
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
+def _check_syntax(name: str, option: str) -> None:
+    """A DNS name (RFC 1123 §2.1 labels, IDNA for Unicode; '_' tolerated as resolvers do)
+    or an IP literal."""
+    from ..probe import is_ip
+    if is_ip(name):
+        return
+    try:
+        ascii_name = name.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        ascii_name = ""
+    if not ascii_name or len(ascii_name) > 253 or not all(
+            _LABEL.match(label) for label in ascii_name.split(".")):
+        raise UsageProblem(f"bad host name {name!r} ({option}): expected a DNS name or an IP address")
+
+
+def _resolve(host: str, port: int, timeout: float) -> None:
+    """A name that does not resolve is bad input (exit 2), said in one line."""
+    from ..probe import is_ip
+    if is_ip(host):
+        return
+
+    async def lookup() -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+
+    try:
+        asyncio.run(lookup())
+    except socket.gaierror as e:
+        raise UsageProblem(f"cannot resolve host {host!r}: {e.strerror or e}") from None
+    except asyncio.TimeoutError:
+        raise UsageProblem(f"cannot resolve host {host!r}: no answer within {timeout:g} s") from None
+
+
 def _list_profiles(json_out: bool) -> int:
     from ..profiles import builtin_profile_names, load_profile
     profiles = [load_profile(n) for n in builtin_profile_names()]
@@ -148,6 +186,9 @@ def _diagnose(target, servername, ca_file, profile_names, cert, key, timeout, wr
         _check_host_name(servername, "--servername")
     if not (math.isfinite(timeout) and 0.2 <= timeout <= 600):
         raise UsageProblem(f"--timeout {timeout}: expected seconds, between 0.2 and 600")
+    _check_syntax(host.strip("[]"), "host")
+    if servername is not None:
+        _check_syntax(servername, "--servername")
     profiles = _profiles(profile_names)
     stacks = tuple(s.strip().lower() for item in (stack or []) for s in item.split(",") if s.strip())
     for s in stacks:
@@ -173,6 +214,7 @@ def _diagnose(target, servername, ca_file, profile_names, cert, key, timeout, wr
     t = Target(host=host.strip("[]"), port=port, server_name=name, trust=trust, ca_file=ca_path,
                certificate_chain=chain, private_key=private_key, timeout=timeout,
                write_chain=str(write_chain) if write_chain else None, fetch_aia=not no_aia)
+    _resolve(t.host, port, timeout)
     report = asyncio.run(run_diagnosis(t, profiles))
     if stacks:
         for c in report.causes:
