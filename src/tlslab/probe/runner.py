@@ -19,8 +19,9 @@ _READ = 65536
 #: bytes of a non-TLS answer kept to say what it looks like
 _FIRST_BYTES = 512
 #: how long to wait after a completed handshake for the server's verdict on our (empty)
-#: client certificate: TLS 1.3 servers send it after the client's Finished (RFC 8446 §4.4.2.4)
-_VERDICT_WAIT = 0.6
+#: client certificate: TLS 1.3 servers send it after the client's Finished (RFC 8446
+#: §4.4.2.4), nginx answers the HTTP request with 400
+_VERDICT_WAIT = 1.0
 _HTTP_LIMIT = 16384
 
 
@@ -166,9 +167,9 @@ def _certificate_requested(trace) -> bool:
 
 async def _server_verdict(conn, reader, writer, state: dict, server_name: str | None,
                           deadline: float) -> None:
-    """After a handshake in which the server asked for a certificate: wait for its
-    verdict (an alert, RFC 8446 §4.4.2.4), then ask for a page, since some servers
-    (nginx) complete the handshake and refuse at the HTTP level."""
+    """After a handshake in which the server asked for a certificate: its verdict, an
+    alert (RFC 8446 §4.4.2.4) or a close, or, from servers that complete the handshake
+    and refuse at the HTTP level (nginx), the answer to a GET request."""
     from ..proto.events import ApplicationData
 
     async def read_some(limit: float) -> bytes | None:
@@ -188,29 +189,26 @@ async def _server_verdict(conn, reader, writer, state: dict, server_name: str | 
             writer.write(out)
         return bytes(body)
 
-    wait = min(_VERDICT_WAIT, deadline - time.monotonic())
-    end = time.monotonic() + wait
-    while time.monotonic() < end and not conn.closed and not state["eof"]:
-        data = await read_some(end - time.monotonic())
-        if data is None:
-            break
-    if conn.closed or state["eof"]:
-        return
+    # ask at once: a server that refuses sends its alert before it reads the request
+    # (TLS 1.3 checks the client's Certificate with its Finished), one that refuses at the
+    # HTTP level answers the request, and one that accepts answers it too
     host = server_name or "localhost"
     try:
         conn.send_application_data(f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tlslab-diagnose"
                                    f"\r\nConnection: close\r\n\r\n".encode("ascii", "replace"))
         writer.write(conn.data_to_send())
         await writer.drain()
-    except (OSError, Exception):  # noqa: BLE001 - the server may be gone already
+    except Exception:  # noqa: BLE001 - the server may be gone already; the trace says why
         return
     response = bytearray()
-    end = time.monotonic() + min(1.0, max(deadline - time.monotonic(), 0))
+    end = time.monotonic() + max(min(_VERDICT_WAIT, deadline - time.monotonic()), 0)
     while time.monotonic() < end and not conn.closed and len(response) < _HTTP_LIMIT:
         data = await read_some(end - time.monotonic())
         if data is None:
             break
         response += data
+        if b"\r\n\r\n" in response:
+            break  # the status line and headers say enough
     if response:
         state["http"] = bytes(response[:_HTTP_LIMIT])
 
@@ -262,8 +260,7 @@ def read_outcome(spec: ProbeSpec, conn, state: dict, budget: float) -> ProbeOutc
     out.version = neg.get("version")
     out.hello_retry = bool(neg.get("hello_retry"))
     last_server = None
-    handshake_done_at = None
-    for i, e in enumerate(trace.entries):
+    for e in trace.entries:
         if e.kind == "message" and e.direction == "received":
             out.server_messages.append(e.name)
             last_server = e.name
@@ -278,8 +275,6 @@ def read_outcome(spec: ProbeSpec, conn, state: dict, budget: float) -> ProbeOutc
             out.alert_received = e.name if e.name != "close_notify" else out.alert_received
         elif e.kind == "alert" and e.direction == "sent" and e.name != "close_notify":
             out.alert_sent = e.name
-        elif e.kind == "state" and e.name == "CONNECTED" and handshake_done_at is None:
-            handshake_done_at = i
     if state.get("not_tls"):
         out.status = "not-tls"
         out.detail = describe_non_tls(out.first_bytes)
