@@ -1,9 +1,9 @@
 """How long ``tlslab diagnose`` takes, over a set of healthy and broken servers on loopback.
 
 Targets (the diagnose issue): a broken server diagnosed in under 3 s, a healthy one in
-under 1.5 s, no more than ~40 handshakes.  Each server is a real ``openssl s_server``
-process (another process, so that its CPU does not count against tlslab's), plus
-non-TLS listeners.  For scale, the same run times one ``openssl s_client`` handshake
+under 1.5 s, no more than ~40 handshakes.  The servers are the real ones the tests use
+(tests/realservers.py): openssl s_server, gnutls-serv, nginx and a Java SSLServerSocket in
+processes of their own (their CPU does not count against tlslab's), plus non-TLS listeners.  For scale, the same run times one ``openssl s_client`` handshake
 with each server, the tool a user would otherwise reach for (it says far less).
 
     .venv/bin/python benchmarks/diagnose.py [--rounds 3] [--json]
@@ -19,88 +19,20 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from contextlib import contextmanager
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+import realservers as rs  # noqa: E402  (the real servers the tests use)
 from tlslab.diagnose import Target, diagnose  # noqa: E402
 from tlslab.lab.pki import make_pki  # noqa: E402
 from tlslab.profiles import load_profile  # noqa: E402
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port: int, timeout: float = 10) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-@contextmanager
-def s_server(files: dict, *extra: str):
-    port = free_port()
-    cmd = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", files["leaf"],
-           "-key", files["key"], "-www", "-quiet", *extra]
-    if "intermediate" in files:
-        cmd += ["-cert_chain", files["intermediate"]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_port(port)
-        yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-@contextmanager
-def http_listener():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    stop = threading.Event()
-
-    def loop():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                continue
-            try:
-                c.recv(4096)
-                c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-            except OSError:
-                pass
-            c.close()
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    try:
-        yield srv.getsockname()[1]
-    finally:
-        stop.set()
-        t.join(1)
-        srv.close()
 
 
 def s_client_seconds(port: int, ca: str) -> float:
@@ -111,38 +43,57 @@ def s_client_seconds(port: int, ca: str) -> float:
     return time.monotonic() - start
 
 
-def cases(pki, tmp: str):
-    """(label, kind, profile, expected codes, server context manager factory, CA file)."""
-    def files(kind):
-        return pki.server(kind).write(os.path.join(tmp, kind))
-    ok = files("ok")
+def cases(pki, rsa_pki, tmp: str):
+    """(label, kind, profile, name, expected codes, server factory, CA file)."""
+    def files(p, kind, sub):
+        return p.server(kind).write(os.path.join(tmp, sub))
+    ok, rsa = files(pki, "ok", "ok"), files(rsa_pki, "ok", "rsa")
+    chain = lambda f: (f["chain"], f["key"])  # noqa: E731
     out = [
-        ("openssl default", "healthy", "default", ["ok"], lambda: s_server(ok), ok["ca"]),
-        ("openssl TLS 1.3 only", "healthy", "default", ["ok"], lambda: s_server(ok, "-tls1_3"), ok["ca"]),
-        ("openssl TLS 1.2 only", "healthy", "browser", ["ok"], lambda: s_server(ok, "-tls1_2"), ok["ca"]),
+        ("openssl s_server", "healthy", "default", "localhost", ["ok"], lambda: rs.openssl_server(*chain(ok)), ok),
+        ("openssl s_server TLS 1.2 only", "healthy", "browser", "localhost", ["ok"],
+         lambda: rs.openssl_server(*chain(ok), tls=("1.2",)), ok),
+        ("gnutls-serv", "healthy", "default", "localhost", ["ok"], lambda: rs.gnutls_server(*chain(rsa)), rsa),
+        ("nginx", "healthy", "browser", "localhost", ["ok"], lambda: rs.nginx_server(*chain(ok)), ok),
+        ("Java SSLServerSocket", "healthy", "default", "localhost", ["ok"],
+         lambda: rs.java_server(*chain(rsa)), rsa),
     ]
     for kind, code in (("expired", "expired"), ("wrong-host", "hostname-mismatch"),
                        ("untrusted-root", "untrusted-root"), ("self-signed", "self-signed"),
                        ("missing-intermediate", "missing-intermediate")):
-        f = files(kind)
-        out.append((f"openssl {kind}", "broken", "default", [code], (lambda f=f: s_server(f)), f["ca"]))
+        f = files(pki, kind, kind)
+        out.append((f"openssl {kind}", "broken", "default", "localhost", [code],
+                    (lambda f=f: rs.openssl_server(*chain(f))), f))
     out += [
-        ("openssl TLS 1.3 only vs tls12-only", "broken", "tls12-only", ["protocol-version-mismatch"],
-         lambda: s_server(ok, "-tls1_3"), ok["ca"]),
-        ("openssl P-521 only", "broken", "browser", ["no-common-group"],
-         lambda: s_server(ok, "-groups", "P-521"), ok["ca"]),
-        ("openssl client cert required (TLS 1.3)", "broken", "default", ["client-certificate-required"],
-         lambda: s_server(ok, "-Verify", "1", "-CAfile", ok["client_ca"]), ok["ca"]),
-        ("openssl client cert required (TLS 1.2)", "broken", "default", ["client-certificate-required"],
-         lambda: s_server(ok, "-Verify", "1", "-CAfile", ok["client_ca"], "-tls1_2"), ok["ca"]),
-        ("plain HTTP", "broken", "default", ["not-tls"], http_listener, ok["ca"]),
+        ("openssl TLS 1.3 only", "broken", "tls12-only", "localhost", ["protocol-version-mismatch"],
+         lambda: rs.openssl_server(*chain(rsa), tls=("1.3",)), rsa),
+        ("openssl P-521 only", "broken", "browser", "localhost", ["no-common-group"],
+         lambda: rs.openssl_server(*chain(rsa), groups="P-521"), rsa),
+        ("openssl client cert (TLS 1.3)", "broken", "default", "localhost", ["client-certificate-required"],
+         lambda: rs.openssl_server(*chain(rsa), tls=("1.3",), verify_client="require",
+                                   client_ca=rsa["client_ca"]), rsa),
+        ("gnutls-serv DHE only", "broken", "browser", "localhost", ["no-common-cipher"],
+         lambda: rs.gnutls_server(*chain(rsa), priority="NORMAL:-KX-ALL:+DHE-RSA", tls=("1.2",)), rsa),
+        ("gnutls-serv client cert (TLS 1.2)", "broken", "default", "localhost", ["client-certificate-required"],
+         lambda: rs.gnutls_server(*chain(rsa), tls=("1.2",), verify_client="require",
+                                  client_ca=rsa["client_ca"]), rsa),
+        ("nginx client cert (HTTP 400)", "broken", "default", "localhost", ["client-certificate-required"],
+         lambda: rs.nginx_server(*chain(ok), verify_client="require", client_ca=ok["client_ca"]), ok),
+        ("nginx SNI required", "broken", "no-sni", "localhost", ["sni-required"],
+         lambda: rs.nginx_server(*chain(ok), sni_required_name="localhost"), ok),
+        ("Java P-521 only", "broken", "browser", "localhost", ["no-common-group"],
+         lambda: rs.java_server(*chain(rsa), groups=["secp521r1"]), rsa),
+        ("Java need client auth", "broken", "default", "localhost", ["client-certificate-required"],
+         lambda: rs.java_server(*chain(rsa), client_auth="need", client_ca=rsa["client_ca"]), rsa),
+        ("plain HTTP", "broken", "default", "localhost", ["not-tls"], rs.plain_http_server, ok),
+        ("reset after ClientHello", "broken", "default", "localhost", ["not-tls"], rs.reset_server, ok),
     ]
     return out
 
 
-async def one(port: int, ca: list, profile: str) -> tuple[float, list[str], int]:
+async def one(port: int, ca: list, profile: str, name: str) -> tuple[float, list[str], int]:
     start = time.monotonic()
-    report = await diagnose(Target("127.0.0.1", port, "localhost", ca, timeout=5.0),
+    report = await diagnose(Target("127.0.0.1", port, name, ca, timeout=5.0),
                             [load_profile(profile)])
     took = time.monotonic() - start
     doc = report.to_json()
@@ -159,22 +110,26 @@ def main() -> int:
         return 1
     from tlslab.proto.certificates import load_trust_store
     pki = make_pki(names=("localhost", "127.0.0.1", "::1"))
-    rows, wrong = [], []
+    rsa_pki = make_pki(names=("localhost", "127.0.0.1", "::1"), key_type="rsa2048")
+    rows, wrong, missing = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, kind, profile, expected, server, ca_path in cases(pki, tmp):
-            ca = load_trust_store(ca_path)
-            with server() as port:
-                times, shakes, got = [], [], None
-                for _ in range(args.rounds):
-                    took, got, n = asyncio.run(one(port, ca, profile))
-                    times.append(took)
-                    shakes.append(n)
-                    if got != expected:
-                        wrong.append(f"{label}: expected {expected}, got {got}")
-                try:
-                    ref = s_client_seconds(port, ca_path) if kind != "broken" or "HTTP" not in label else None
-                except Exception:
+        for label, kind, profile, name, expected, server, f in cases(pki, rsa_pki, tmp):
+            ca = load_trust_store(f["ca"])
+            try:
+                with server() as srv:
+                    times, shakes, got = [], [], None
+                    for _ in range(args.rounds):
+                        took, got, n = asyncio.run(one(srv.port, ca, profile, name))
+                        times.append(took)
+                        shakes.append(n)
+                        if got != expected:
+                            wrong.append(f"{label}: expected {expected}, got {got}")
                     ref = None
+                    if label.startswith("openssl"):
+                        ref = s_client_seconds(srv.port, f["ca"])
+            except rs.PeerMissing as e:
+                missing.append(f"{label}: {e}")
+                continue
             rows.append({"server": label, "kind": kind, "profile": profile, "causes": got,
                          "median_s": statistics.median(times), "max_s": max(times),
                          "handshakes": max(shakes), "s_client_s": ref})
@@ -199,6 +154,8 @@ def main() -> int:
                   f"at most {s['max_handshakes']} handshakes")
         for w in wrong:
             print("WRONG:", w)
+        for m in missing:
+            print("skipped (peer missing):", m)
     return 1 if wrong else 0
 
 

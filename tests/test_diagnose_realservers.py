@@ -133,13 +133,13 @@ def test_openssl_p521_certificate_and_browser_schemes(certs):
 
 @pytest.mark.parametrize("options,profile,expected", [
     (dict(), "default", ["ok"]),
-    (dict(priority="NORMAL:-VERS-ALL:+VERS-TLS1.3"), "tls12-only", ["protocol-version-mismatch"]),
-    (dict(priority="NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+DHE-RSA"), "browser", ["no-common-cipher"]),
+    (dict(tls=("1.3",)), "tls12-only", ["protocol-version-mismatch"]),
+    (dict(priority="NORMAL:-KX-ALL:+DHE-RSA", tls=("1.2",)), "browser", ["no-common-cipher"]),
     (dict(verify_client="require", tls=("1.3",)), "default", ["client-certificate-required"]),
     (dict(verify_client="require", tls=("1.2",)), "default", ["client-certificate-required"]),
     (dict(alpn="imap", extra=("--alpn-fatal",)), "alpn-http", ["alpn-mismatch"]),
     # gnutls-serv never says protocol_version itself: handshake_failure to a modern client
-    (dict(priority="NORMAL:-VERS-ALL:+VERS-TLS1.0:%VERIFY_ALLOW_SIGN_WITH_SHA1"), "default",
+    (dict(priority="NORMAL:%VERIFY_ALLOW_SIGN_WITH_SHA1", tls=("1.0",)), "default",
      ["protocol-version-mismatch"]),
 ])
 def test_gnutls(certs, options, profile, expected):
