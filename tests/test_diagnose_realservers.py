@@ -263,3 +263,21 @@ def _any_ca():
     with open(path, "wb") as fh:
         fh.write(b"".join(c.public_bytes(Encoding.PEM) for c in _mk(names=("localhost",)).trust))
     return path
+
+
+def test_openssl_servername_fatal_for_another_name(certs):
+    """s_server -servername other.test -servername_fatal: the name sent is not served."""
+    f = certs["rsa"]
+    with _server(lambda: rs.openssl_server(*_chain(f), sni_required_name="other.test")) as server:
+        doc = _diagnose(server, f["ca"])
+    _check(doc, ["sni-required"], server)
+    assert "does not serve the name 'localhost'" in doc["causes"][0]["summary"]
+
+
+def test_client_certificate_and_cipher_mismatch_together(certs):
+    """Both are reported: the suites first, and the certificate demand that comes after."""
+    f = certs["rsa"]
+    with _server(lambda: rs.openssl_server(*_chain(f), tls=("1.2",), ciphers="DHE-RSA-AES128-GCM-SHA256",
+                                           verify_client="require", client_ca=f["client_ca"])) as server:
+        doc = _diagnose(server, f["ca"], "browser")
+    _check(doc, ["no-common-cipher", "client-certificate-required"], server)

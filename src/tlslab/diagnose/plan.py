@@ -199,6 +199,9 @@ class Diagnosis:
                 self._client_cert_cause(profile, p_out)
         else:
             chain_source = await self._refused(profile, p, p_out, b_out)
+            if chain_source is not None and client_cert_refusal(chain_source):
+                # once its ClientHello is fixed, this client meets the certificate demand too
+                self._client_cert_cause(profile, chain_source)
         chain = chain_source.peer_certificates if chain_source is not None else []
         if chain:
             await self._certificate_causes(profile, chain)
@@ -290,12 +293,17 @@ class Diagnosis:
                            "fits that key.")
             self.context["sigalgs"] = ref.signature_scheme or key
         elif code == "sni-required":
-            why = (f" ({self.target.server_name} is an IP address, and SNI cannot carry one: "
-                   "RFC 6066 §3)" if self.ip_name else f" ({label} sends none)")
-            summary = (f"The server requires the server_name (SNI) extension and refuses a "
-                       f"ClientHello without it{why}"
-                       + (f": alert {p_out.alert_received}." if p_out.alert_received else "."))
-            ev["sni_sent"] = p.sni and not self.ip_name
+            sent = p.sni and not self.ip_name
+            ev["sni_sent"] = sent
+            alert = f": alert {p_out.alert_received}." if p_out.alert_received else "."
+            if sent:
+                summary = (f"The server does not serve the name {self.target.server_name!r} that "
+                           f"{label} sends in server_name (SNI){alert} It serves other names only.")
+            else:
+                why = (f" ({self.target.server_name} is an IP address, and SNI cannot carry one: "
+                       "RFC 6066 §3)" if self.ip_name else f" ({label} sends none)")
+                summary = (f"The server requires the server_name (SNI) extension and refuses a "
+                           f"ClientHello without it{why}{alert}")
         elif code == "alpn-mismatch":
             alpn_out = await accepted_alpn(r, self.broad)
             speaks = alpn_out.alpn if negotiated(alpn_out) else None
