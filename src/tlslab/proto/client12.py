@@ -13,14 +13,15 @@ import hmac
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from .connection import State
-from .errors import (DecodeError, HandshakeFailure, IllegalParameter,
-                     ProtocolVersion, UnexpectedMessage, UnsupportedCertificate, UnsupportedExtension)
+from .errors import (DecodeError, HandshakeFailure, IllegalParameter, ProtocolVersion, TLSError,
+                     UnexpectedMessage, UnsupportedCertificate, UnsupportedExtension)
 from .extensions import ET
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished
-from .messages12 import (Certificate12, CertificateVerify12, ClientKeyExchange,
-                         NewSessionTicket12)
+from .messages12 import (Certificate12, CertificateVerify11,
+                         CertificateVerify12, ClientKeyExchange, NewSessionTicket12)
 from .names import VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, name_of
 from .tls12 import keyexchange as kx
+from .tls12 import legacy
 from .tls12.prf import handshake_hash, key_material, master_secret, verify_data
 from .tls12.protection import RecordProtector12
 from .tls12.suites import KX_RSA, SUITES12
@@ -336,8 +337,8 @@ class Client12(Common12):
             if self.version >= 0x0303:
                 sig = sign(key, scheme, bytes(self._hs_log), tls13=False)
                 self._send_message12(CertificateVerify12(algorithm=scheme, signature=sig))
-            else:
-                raise HandshakeFailure("client certificates before TLS 1.2 are not supported")
+            else:  # RFC 2246 §7.4.8: no algorithm field, the key type fixes the signature
+                self._send_message12(CertificateVerify11(signature=legacy.sign(key, bytes(self._hs_log))))
         self._install_keys12()
         writer = self._pending_write
         self._send_ccs12(writer)
@@ -349,6 +350,8 @@ class Client12(Common12):
         if not (cfg.certificate_chain and cfg.private_key is not None):
             self.trace.add("info", "local", "server asked for a client certificate; none configured")
             return None
+        if self.version < 0x0303:
+            return self._client_identity11()
         from .signatures import schemes_for_key
         allowed = getattr(self._cr12, "supported_signature_algorithms", None) or []
         scheme = next((s for s in schemes_for_key(cfg.certificate_chain[0]) if s in allowed), None)
@@ -364,6 +367,22 @@ class Client12(Common12):
             return None
         self.negotiated["client_certificate"] = cfg.certificate_chain[0].subject.rfc4514_string()
         return cfg.certificate_chain, cfg.private_key, scheme
+
+    def _client_identity11(self):
+        """TLS 1.0/1.1 (RFC 2246 §7.4.4, RFC 4492 §5.5): our chain if its key type is among the
+        request's certificate_types (rsa_sign, ecdsa_sign); the signature is then fixed."""
+        cfg = self.config
+        try:
+            kind = legacy.signature_name(cfg.certificate_chain[0])
+        except TLSError:
+            kind = None
+        wanted = {"rsa_md5_sha1": legacy.RSA_SIGN, "ecdsa_sha1": legacy.ECDSA_SIGN}.get(kind)
+        if wanted not in self._cr12.certificate_types:
+            self.trace.add("info", "local", "client certificate not sent",
+                           detail="the CertificateRequest's certificate_types do not include our key type")
+            return None
+        self.negotiated["client_certificate"] = cfg.certificate_chain[0].subject.rfc4514_string()
+        return cfg.certificate_chain, cfg.private_key, None
 
     def _on_server_finished12(self, msg: Finished) -> None:
         # the Finished itself is already in _hs_log: check against the log before it

@@ -15,6 +15,10 @@ DEFAULT_VERSIONS = ["TLS 1.3", "TLS 1.2"]
 DEFAULT_CIPHER_SUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
                          "TLS_CHACHA20_POLY1305_SHA256"]
 DEFAULT_GROUPS = ["x25519", "secp256r1", "secp384r1", "x448", "ffdhe2048"]
+#: groups a server accepts by default beyond DEFAULT_GROUPS (last in its preference): a
+#: client that offers only P-521 is answered rather than refused (RFC 8446 §4.2.7 lists it;
+#: tlsfuzzer expects it).  Clients do not offer it by default (profiles/data/default.toml).
+SERVER_EXTRA_GROUPS = ["secp521r1"]
 # groups the client sends a key share for when none is configured
 DEFAULT_KEY_SHARE_GROUPS = ["x25519"]
 DEFAULT_SIGNATURE_ALGORITHMS = [
@@ -223,6 +227,13 @@ class ServerConfig(_Common):
     session_cache: Any = "default"
     #: PSK key exchange modes we accept (RFC 8446 §4.2.9)
     psk_modes: list[str] = field(default_factory=lambda: ["psk_dhe_ke", "psk_ke"])
+    #: RFC 6066 §3: refuse a ClientHello without server_name with a fatal unrecognized_name
+    require_sni: bool = False
+    #: LAB ONLY, a deliberate violation of RFC 8446 §4.4.3 ("RSA signatures MUST use an
+    #: RSASSA-PSS algorithm"): with an RSA certificate, sign the TLS 1.3 CertificateVerify
+    #: with PKCS#1 v1.5 (the first rsa_pkcs1_* scheme the client offered, else
+    #: rsa_pkcs1_sha256), as some broken servers do.  Conforming clients abort.
+    tls13_pkcs1_signatures: bool = False
 
     def __post_init__(self) -> None:
         self._validate()
@@ -232,9 +243,16 @@ class ServerConfig(_Common):
         if isinstance(self.session_cache, str) and self.session_cache == "default":
             from .tickets import SessionCache
             self.session_cache = SessionCache()
-        if self.min_version < 0x0303:
-            raise ValueError("tlslab's server speaks TLS 1.2 and 1.3 (TLS 1.0/1.1 are client-only, "
-                             "for probing old servers)")
+        if self.groups is None:
+            self.group_codes += [c for c in _codes(NamedGroup, SERVER_EXTRA_GROUPS, [])
+                                 if c not in self.group_codes]
+        if self.max_version < 0x0303:
+            # TLS 1.0/1.1 only (listed explicitly: never a default): RFC 5246 Appendix A.5
+            from .tls12.suites import SUITES12
+            if not any(SUITES12[c].min_version <= self.max_version for c in self.suites12):
+                raise ValueError(f"{' and '.join(self.version_names)} need a CBC suite (e.g. "
+                                 "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA): AEAD and SHA-256/384 suites "
+                                 "exist only from TLS 1.2 (RFC 5246 Appendix A.5)")
         if self.ticket_keys is None:
             from .tickets import TicketKeys
             self.ticket_keys = TicketKeys()

@@ -14,7 +14,7 @@ import hmac
 from .config import ServerConfig
 from .connection import Connection, State
 from .errors import (CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
-                     NoApplicationProtocol, ProtocolVersion, UnexpectedMessage)
+                     NoApplicationProtocol, ProtocolVersion, UnexpectedMessage, UnrecognizedName)
 from . import extensions as X
 from .extensions import ET, Extension
 from .groups import SUPPORTED_GROUPS, server_key_share
@@ -165,6 +165,8 @@ class ServerConnection(ServerPha, Server12, Connection):
         self.client_hello = ch
         if not second:
             self.client_random = ch.random
+            if cfg.require_sni:
+                _require_server_name(ch)
         sv = ch.ext_value(ET.supported_versions)
         if sv is None or TLS13 not in sv.versions or TLS13 not in cfg.version_codes:
             if second:
@@ -215,6 +217,8 @@ class ServerConnection(ServerPha, Server12, Connection):
                     s for s in schemes_for_key(cfg.certificate_chain[0]) if s in cfg.signature_scheme_codes]
             scheme = next((s for s in ours if s in sa.supported_signature_algorithms
                            and s in TLS13_CERTVERIFY_SCHEMES), None)
+        if cfg.tls13_pkcs1_signatures and sa is not None:
+            scheme = _pkcs1_scheme(cfg.certificate_chain[0], sa) or scheme
         # key exchange group
         sg = ch.ext_value(ET.supported_groups)
         ks = ch.ext_value(ET.key_share)
@@ -518,10 +522,12 @@ class ServerConnection(ServerPha, Server12, Connection):
         self.transcript.update(self._send_message(msg))
         signed = certificate_verify_input(self.transcript.digest(), server=True)
         sig = self.provider.recorded_signature(scheme)
+        # tls13=False only for the lab's deliberate PKCS#1 v1.5 (ServerConfig.tls13_pkcs1_signatures)
+        tls13 = scheme in TLS13_CERTVERIFY_SCHEMES
         if sig is not None:
-            verify(cfg.certificate_chain[0], scheme, signed, sig)  # a replayed signature must be valid
+            verify(cfg.certificate_chain[0], scheme, signed, sig, tls13=tls13)  # a replayed signature must be valid
         else:
-            sig = sign(cfg.private_key, scheme, signed)
+            sig = sign(cfg.private_key, scheme, signed, tls13=tls13)
         self.transcript.update(self._send_message(CertificateVerify(algorithm=scheme, signature=sig)))
 
     def _on_end_of_early_data(self, msg) -> None:
@@ -613,6 +619,35 @@ class ServerConnection(ServerPha, Server12, Connection):
                        early_data_accepted=self._early_accepted if self.client_hello.ext(ET.early_data) else None)
         self._send_tickets()
 
+
+
+def _require_server_name(ch: ClientHello) -> None:
+    """RFC 6066 §3: a server that cannot serve a client without a name "SHOULD ... abort the
+    handshake by sending a fatal-level unrecognized_name(112) alert" (ServerConfig.require_sni).
+    An extension without a host_name entry names nothing either."""
+    sni = ch.ext_value(ET.server_name)
+    names = [s for s in sni.server_name_list if s.name_type == 0] if sni is not None else []
+    if not names:
+        raise UnrecognizedName("ClientHello has no server_name (SNI), and this server requires one "
+                               "(RFC 6066 §3)")
+
+
+#: PKCS#1 v1.5 schemes, best first (SHA-1 is never signed: signatures.py refuses it)
+_PKCS1_SCHEMES = (SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384,
+                  SignatureScheme.rsa_pkcs1_sha512)
+
+
+def _pkcs1_scheme(cert, sa) -> int | None:
+    """ServerConfig.tls13_pkcs1_signatures (lab only): the scheme a broken server signs its
+    TLS 1.3 CertificateVerify with, against RFC 8446 §4.4.3, which requires RSASSA-PSS: the
+    first rsa_pkcs1_* scheme the client offered, else rsa_pkcs1_sha256 all the same (such
+    servers do not look).  None unless the certificate has an rsaEncryption key (an
+    RSASSA-PSS key cannot make PKCS#1 v1.5 signatures at all)."""
+    from cryptography.x509.oid import PublicKeyAlgorithmOID
+    if cert.public_key_algorithm_oid != PublicKeyAlgorithmOID.RSAES_PKCS1_v1_5:
+        return None
+    return next((s for s in sa.supported_signature_algorithms if s in _PKCS1_SCHEMES),
+                SignatureScheme.rsa_pkcs1_sha256)
 
 
 def _order(ours: list[int], theirs: list[int], server_first: bool) -> list[int]:

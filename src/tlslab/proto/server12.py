@@ -1,4 +1,5 @@
-"""TLS 1.2 server state machine (RFC 5246 §7.3, RFC 8422, RFC 7627, RFC 5746, RFC 5077, RFC 7507).
+"""TLS 1.2 (and 1.0/1.1) server state machine (RFC 5246 §7.3, RFC 8422, RFC 7627, RFC 5746,
+RFC 5077, RFC 7507; RFC 2246 and RFC 4346 for TLS 1.0/1.1).
 
 Chosen when the client does not offer TLS 1.3 (or the server has it disabled):
 
@@ -6,8 +7,9 @@ full:        START → (SH, Certificate, [SKE], [CR], SHD) → [WAIT_CERT → WA
              → WAIT_CCS → WAIT_FINISHED → ([NST], CCS, Finished) → CONNECTED
 abbreviated: START → (SH, [NST], CCS, Finished) → WAIT_CCS → WAIT_FINISHED → CONNECTED
 
-TLS 1.0/1.1 are client-only in tlslab (for probing old servers); this server
-negotiates TLS 1.2 at the lowest.
+TLS 1.0/1.1 are negotiated only when ``ServerConfig.versions`` lists them (never by
+default); what differs in them is in :mod:`.tls12.legacy`.  Likewise 3DES and RC4
+suites are chosen only when ``ServerConfig.cipher_suites`` names them.
 """
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ from .errors import (HandshakeFailure,
                      IllegalParameter, InappropriateFallback, ProtocolVersion, TLSError)
 from .extensions import ET, Extension
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished, ServerHello
-from .messages12 import (Certificate12, CertificateRequest12, CertificateVerify12, ClientKeyExchange,
-                         NewSessionTicket12, ServerHelloDone, ServerKeyExchange)
+from .messages12 import (Certificate12, CertificateRequest11, CertificateRequest12, CertificateVerify12,
+                         ClientKeyExchange, NewSessionTicket12, ServerHelloDone, ServerKeyExchange)
 from .names import VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, name_of
 from .tls12 import keyexchange as kx
+from .tls12 import legacy
 from .tls12.prf import handshake_hash, master_secret
 from .tls12.suites import KX_DHE_RSA, KX_RSA, SUITES12
 
@@ -113,12 +116,20 @@ class Server12(Common12):
     """TLS 1.2 methods of :class:`~tlslab.proto.server.ServerConnection`."""
 
     def _on_client_hello12(self, ch, offered_versions: list[int]) -> type[State]:
-        """RFC 5246 §7.4.1.2-§7.4.1.3: negotiate version, suite, extensions; send our flight."""
+        """RFC 5246 §7.4.1.2-§7.4.1.3: negotiate version, suite, extensions; send our flight.
+
+        The version is the highest one both sides support (RFC 5246 Appendix E.1; without
+        supported_versions the client supports everything up to its legacy_version); none
+        in common is protocol_version."""
         cfg = self.config
-        ours = [v for v in cfg.version_codes if 0x0303 <= v <= 0x0303]
+        ours = [v for v in cfg.version_codes if v <= 0x0303]
         version = next((v for v in sorted(offered_versions, reverse=True) if v in ours), None)
         if version is None:
-            theirs = ", ".join(VERSION_NAMES.get(v, f"0x{v:04x}") for v in offered_versions)
+            sv = ch.ext_value(ET.supported_versions)
+            if sv is not None:
+                theirs = ", ".join(VERSION_NAMES.get(v, f"0x{v:04x}") for v in sv.versions)
+            else:  # RFC 5246 Appendix E.1: legacy_version is the highest the client supports
+                theirs = "up to " + VERSION_NAMES.get(ch.legacy_version, f"0x{ch.legacy_version:04x}")
             mine = ", ".join(VERSION_NAMES[v] for v in cfg.version_codes)
             raise ProtocolVersion(f"no protocol version in common: client offers {theirs}; "
                                   f"server supports {mine}")
@@ -165,10 +176,14 @@ class Server12(Common12):
         reasons = []
         for code in order:
             suite = SUITES12[code]
-            if suite.min_version > version or not suite.available or suite.legacy:
+            # 3DES / RC4 (suite.legacy) are in cfg.suites12 only when named explicitly:
+            # no default list has them, so reaching one here is the configuration's choice
+            if not legacy.suite_usable(suite, version) or not suite.available:
                 continue
             try:
                 kx.check_key_for_kx(suite.kx, cert)
+                if version < 0x0303 and suite.ephemeral:
+                    legacy.check_signing_key(cert)
             except TLSError:
                 reasons.append(f"{suite.name}: needs another certificate type")
                 continue
@@ -193,7 +208,7 @@ class Server12(Common12):
                 else:
                     group = 0x0100
             scheme = None
-            if suite.ephemeral:
+            if suite.ephemeral and version >= 0x0303:  # TLS 1.0/1.1 have fixed signatures
                 try:
                     scheme = kx.select_signature_scheme(cfg.private_key if cert is None else cert,
                                                         client_schemes, allow_sha1=False)
@@ -206,8 +221,8 @@ class Server12(Common12):
             return suite, group, scheme
         offered = ", ".join(name_of(CipherSuite, c) for c in ch.cipher_suites[:8])
         detail = "; ".join(reasons[:4])
-        raise HandshakeFailure(f"no cipher suite in common for TLS 1.2: client offers {offered}"
-                               + (f" ({detail})" if detail else ""))
+        raise HandshakeFailure(f"no cipher suite in common for {VERSION_NAMES[version]}: client offers "
+                               f"{offered}" + (f" ({detail})" if detail else ""))
 
     # -- resumption (RFC 5246 §7.3, RFC 5077) ---------------------------------------------------
     def _check_ems_on_resumption(self, session_ems: bool) -> bool:
@@ -247,6 +262,9 @@ class Server12(Common12):
         if self.config.max_version >= 0x0304:
             # RFC 8446 §4.1.3: tell a TLS 1.3 client that we could have done better
             random = random[:24] + (DOWNGRADE_TLS12 if self.version == 0x0303 else DOWNGRADE_TLS11)
+        elif self.config.max_version == 0x0303 and self.version < 0x0303:
+            # RFC 8446 §4.1.3: a TLS 1.2 server negotiating TLS 1.1 or below SHOULD say so too
+            random = random[:24] + DOWNGRADE_TLS11
         self.server_random = random
         exts = []
         if self.negotiated["secure_renegotiation"]:
@@ -316,30 +334,53 @@ class Server12(Common12):
             else:
                 self._kx_key, params = kx.dhe_server_key(self.provider, _FFDHE_NAMES[group])
                 self.negotiated["group"] = _FFDHE_NAMES[group]
-            sig = self.provider.recorded_signature(scheme)
-            if sig is not None:  # replaying a recorded trace: the signature must still verify
-                from .signatures import verify
-                verify(cfg.certificate_chain[0], scheme,
-                       kx.signed_content(ch.random, self.server_random, params), sig, tls13=False)
-            else:
-                sig = kx.sign_server_params(cfg.private_key, scheme, ch.random, self.server_random, params)
+            sig = self._sign_server_params12(ch, scheme, params)
             self._send_message12(ServerKeyExchange(body=kx.build_server_key_exchange(params, scheme, sig,
                                                                                      version)))
-            self.negotiated["signature_scheme"] = name_of(SignatureScheme, scheme)
+            if scheme is not None:
+                self.negotiated["signature_scheme"] = name_of(SignatureScheme, scheme)
         self._cr12 = None
         if cfg.client_trust and cfg.client_auth_in_handshake:
-            schemes = [s for s in cfg.signature_scheme_codes if s < 0x0900]
-            cas = []
-            for ca in cfg.client_trust:
-                der = ca.subject.public_bytes()
-                if der not in cas:
-                    cas.append(der)
-            self._cr12 = CertificateRequest12(certificate_types=[1, 64],  # rsa_sign, ecdsa_sign
-                                              supported_signature_algorithms=schemes,
-                                              certificate_authorities=cas)
+            self._cr12 = self._certificate_request12()
             self._send_message12(self._cr12)
         self._send_message12(ServerHelloDone())
         return WaitClientCertificate12 if self._cr12 is not None else WaitClientKeyExchange12
+
+    def _sign_server_params12(self, ch, scheme: int | None, params: bytes) -> bytes:
+        """The ServerKeyExchange signature (RFC 5246 §7.4.3); ``scheme`` None means TLS 1.0/1.1,
+        whose signature algorithm is fixed by the key type (RFC 2246 §7.4.3, RFC 4492 §5.4)."""
+        cfg = self.config
+        signed = kx.signed_content(ch.random, self.server_random, params)
+        sig = self.provider.recorded_signature(scheme)
+        if scheme is None:
+            if sig is not None:  # replaying a recorded trace: the signature must still verify
+                legacy.verify(cfg.certificate_chain[0], signed, sig, "recorded ServerKeyExchange")
+                return sig
+            self.trace.add("info", "local", "TLS 1.0/1.1 ServerKeyExchange signature",
+                           detail=f"{legacy.signature_name(cfg.private_key)}: fixed by the key type, "
+                                  "no signature_algorithms before TLS 1.2 (RFC 2246 §7.4.3)")
+            return legacy.sign(cfg.private_key, signed)
+        if sig is not None:
+            from .signatures import verify
+            verify(cfg.certificate_chain[0], scheme, signed, sig, tls13=False)
+            return sig
+        return kx.sign_server_params(cfg.private_key, scheme, ch.random, self.server_random, params)
+
+    def _certificate_request12(self):
+        """RFC 5246 §7.4.4: the certificate types and CAs we accept, and in TLS 1.2 the
+        signature algorithms; TLS 1.0/1.1 have no such list (RFC 4346 §7.4.4)."""
+        cfg = self.config
+        cas = []
+        for ca in cfg.client_trust:
+            der = ca.subject.public_bytes()
+            if der not in cas:
+                cas.append(der)
+        types = [legacy.RSA_SIGN, legacy.ECDSA_SIGN]  # RFC 4492 §5.5 adds ecdsa_sign
+        if self.version < 0x0303:
+            return CertificateRequest11(certificate_types=types, certificate_authorities=cas)
+        schemes = [s for s in cfg.signature_scheme_codes if s < 0x0900]
+        return CertificateRequest12(certificate_types=types, supported_signature_algorithms=schemes,
+                                    certificate_authorities=cas)
 
     def _on_client_certificate12(self, msg: Certificate12) -> None:
         if not msg.certificate_list:
@@ -374,6 +415,14 @@ class Server12(Common12):
         self._install_keys12()
 
     def _on_client_certificate_verify12(self, msg: CertificateVerify12) -> None:
+        """RFC 5246 §7.4.8: the client's signature over the handshake messages before it;
+        in TLS 1.0/1.1 without an algorithm field, MD5+SHA-1 RSA or SHA-1 ECDSA (RFC 2246 §7.4.8)."""
+        if self.version < 0x0303:
+            signed = bytes(self._hs_log[:-len(msg.raw)])
+            legacy.verify(self.peer_certificates[0], signed, msg.signature, "client CertificateVerify")
+            self.trace.add("info", "local", "client CertificateVerify verified",
+                           detail=legacy.signature_name(self.peer_certificates[0]))
+            return
         if msg.algorithm not in self._cr12.supported_signature_algorithms:
             raise IllegalParameter(f"client signed with {name_of(SignatureScheme, msg.algorithm)}, "
                                    "which the CertificateRequest did not allow")

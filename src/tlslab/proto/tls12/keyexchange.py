@@ -16,14 +16,11 @@ gets the byte span of every field from the same description used to parse.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import warnings
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dh, ec, ed448, ed25519, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
@@ -33,6 +30,7 @@ from ..codec import Opaque, Reader, Struct, StructKind, UInt
 from ..errors import (DecryptError, HandshakeFailure, IllegalParameter, InsufficientSecurity,
                       InternalError, UnsupportedCertificate)
 from ..names import NamedGroup, SignatureScheme, name_of
+from . import legacy
 from .suites import KX_DHE_RSA, KX_ECDHE_ECDSA, KX_ECDHE_RSA, KX_RSA
 
 TLS1_2 = 0x0303
@@ -366,18 +364,9 @@ def verify_server_key_exchange(public_key, ske: ServerKeyExchange12, client_rand
 
 
 def _verify_legacy(pub, data: bytes, signature: bytes) -> None:
-    try:
-        if isinstance(pub, rsa.RSAPublicKey):
-            recovered = pub.recover_data_from_signature(signature, padding.PKCS1v15(), None)
-            expected = hashlib.md5(data).digest() + hashlib.sha1(data).digest()
-            if not hmac.compare_digest(recovered, expected):
-                raise InvalidSignature
-        elif isinstance(pub, ec.EllipticCurvePublicKey):
-            pub.verify(signature, data, ec.ECDSA(hashes.SHA1()))
-        else:
-            raise IllegalParameter("TLS 1.0/1.1 ServerKeyExchange needs an RSA or ECDSA key")
-    except (InvalidSignature, ValueError):
-        raise DecryptError("ServerKeyExchange signature does not verify") from None
+    if not isinstance(pub, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        raise IllegalParameter("TLS 1.0/1.1 ServerKeyExchange needs an RSA or ECDSA key")
+    legacy.verify(pub, data, signature, "ServerKeyExchange")
 
 
 # --------------------------------------------------------------------------- DHE

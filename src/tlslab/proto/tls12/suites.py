@@ -7,7 +7,8 @@ SHA-256/384 and GCM), RFC 7905 §2 (ChaCha20-Poly1305).  Code points are the IAN
 "TLS Cipher Suites" registry values.
 
 ``legacy`` suites (3DES, RC4) exist so the workbench can talk to, and diagnose,
-old servers: they are client-side only and never in a default list.  Whether
+old servers, and so the lab can play one: they are never in a default list, on
+either side, and are used only when a configuration names them.  Whether
 ``cryptography`` can still run their cipher (it moved them to
 ``cryptography.hazmat.decrepit`` and may drop them) is in ``available``; an
 unavailable suite is kept in the table, so it is still named in traces.
@@ -80,7 +81,7 @@ class Suite12:
     mac_key_len: int          # MAC key length from the key block (0 for AEAD)
     block_size: int           # cipher block size for CBC, 0 for stream / AEAD
     aead: bool
-    legacy: bool              # 3DES / RC4: client-side only, never offered by default
+    legacy: bool              # 3DES / RC4: only when named, never in a default list
     min_version: int          # AEAD and SHA-256/384 suites exist only from TLS 1.2
     available: bool = True    # False when cryptography cannot run the cipher any more
 
