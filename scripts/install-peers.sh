@@ -2,15 +2,15 @@
 # Install the real TLS peers that tlslab's interop tests run against (Debian packages).
 #
 #   scripts/install-peers.sh                 all peers: openssl, curl, tshark, GnuTLS,
-#                                            NSS tools, Go, a headless JDK
+#                                            NSS tools, Go, a headless JDK, Node, nginx
 #   TLSLAB_ALL_PEERS=1 scripts/install-peers.sh   also the optional tier (none at present)
 #   scripts/install-peers.sh --python-venv   only python3-venv (used by the Makefile)
 #   TLSLAB_SKIP_PEERS=1                      install nothing, just print the table
 #
 # Idempotent and fast when everything is there: a peer is looked up with `command -v`
-# and apt is touched only when something is missing (`apt-get update` at most once).
-# Never fails the caller: a peer that cannot be installed is reported as missing, and
-# the tests that need it skip with that reason.
+# or in /usr/sbin, and apt is touched only when something is missing (`apt-get update`
+# at most once).  Never fails the caller: a peer that cannot be installed is reported as
+# missing, and the tests that need it skip with that reason.
 set -u
 
 # One line per peer: TIER  COMMAND  DEBIAN-PACKAGE  WHAT
@@ -31,9 +31,26 @@ core  certutil    libnss3-tools         NSS tools (certutil, pk12util)
 core  go          golang-go             Go crypto/tls
 core  javac       default-jdk-headless  Java JSSE (javac, java, keytool)
 core  node        nodejs                Node.js tls
+core  nginx       nginx-light           nginx (server-configuration cases of diagnose)
 "
 
+# nginx: the tests start their own nginx (own config, 127.0.0.1, a free port).  The Debian
+# package would start a system nginx on port 80 (postinst -> invoke-rc.d): while it is
+# installed a policy-rc.d that forbids starts (exit 101) is put in place unless one exists,
+# and afterwards a system nginx that runs anyway is stopped and disabled.  nginx-light is
+# the smallest flavour (Debian bookworm has it); where apt has no candidate for that name,
+# plain "nginx" is installed instead.
+
 say() { printf 'install-peers: %s\n' "$*"; }
+
+# command -v, plus the sbin directories a non-root PATH often lacks (nginx is /usr/sbin/nginx)
+find_cmd() {
+  command -v "$1" 2>/dev/null && return 0
+  for d in /usr/sbin /sbin /usr/local/sbin; do
+    [ -x "$d/$1" ] && { echo "$d/$1"; return 0; }
+  done
+  return 1
+}
 
 want_all=${TLSLAB_ALL_PEERS:-0}
 mode=peers
@@ -106,7 +123,7 @@ missing_pkgs=""
 while read -r tier cmd pkg what; do
   [ -z "${tier:-}" ] && continue
   [ "$tier" = all ] && [ "$want_all" != 1 ] && continue
-  command -v "$cmd" >/dev/null 2>&1 || missing_pkgs="$missing_pkgs $pkg"
+  find_cmd "$cmd" >/dev/null 2>&1 || missing_pkgs="$missing_pkgs $pkg"
 done <<EOF
 $PEERS
 EOF
@@ -123,6 +140,20 @@ if [ -n "$missing_pkgs" ]; then
         echo "wireshark-common wireshark-common/install-setuid boolean false" \
           | $SUDO debconf-set-selections 2>/dev/null || true ;;
     esac
+    policy_rc=""
+    case " $missing_pkgs " in
+      *" nginx-light "*)
+        if ! apt-cache policy nginx-light 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+          say "no package nginx-light here; installing nginx instead"
+          missing_pkgs=$(echo " $missing_pkgs " | sed 's/ nginx-light / nginx /')
+        fi
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+          policy_rc=/usr/sbin/policy-rc.d
+          printf '#!/bin/sh\n# tlslab install-peers.sh: no service starts during this install\nexit 101\n' \
+            | $SUDO tee "$policy_rc" >/dev/null && $SUDO chmod 755 "$policy_rc"
+          trap '$SUDO rm -f "$policy_rc"' EXIT
+        fi ;;
+    esac
     say "apt-get install$missing_pkgs"
     # all at once (fast); if that fails, one by one so one bad package spares the others
     if ! apt_install $missing_pkgs && [ "$(echo $missing_pkgs | wc -w)" -gt 1 ]; then
@@ -130,6 +161,24 @@ if [ -n "$missing_pkgs" ]; then
         dpkg -s "$p" >/dev/null 2>&1 || apt_install "$p" || true
       done
     fi
+    if [ -n "$policy_rc" ]; then
+      $SUDO rm -f "$policy_rc"; trap - EXIT
+    fi
+    case " $missing_pkgs " in
+      *" nginx-light "*|*" nginx "*)
+        # Only the nginx this run installed: stop it if the package started one anyway
+        # (a policy-rc.d we did not write may allow starts) and keep it from starting at
+        # boot; `nginx -s quit` covers a policy that forbids the stop as well.
+        if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+          $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+        else
+          $SUDO invoke-rc.d nginx stop >/dev/null 2>&1 || true
+          $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
+        fi
+        if [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+          $SUDO "$(find_cmd nginx)" -s quit >/dev/null 2>&1 || true
+        fi ;;
+    esac
     say "apt took $((SECONDS - t0)) s"
   fi
 fi
@@ -140,7 +189,7 @@ n_missing=0
 missing_lines=""
 while read -r tier cmd pkg what; do
   [ -z "${tier:-}" ] && continue
-  if path=$(command -v "$cmd" 2>/dev/null); then
+  if path=$(find_cmd "$cmd"); then
     status="present  $path"
   elif [ "$tier" = all ] && [ "$want_all" != 1 ]; then
     status="not installed (optional: TLSLAB_ALL_PEERS=1) - its tests will skip"

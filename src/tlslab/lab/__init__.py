@@ -1,0 +1,1 @@
+"""Lab: scenario servers and the throwaway PKI they use (see ``tlslab.lab.pki``)."""
