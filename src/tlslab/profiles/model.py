@@ -20,9 +20,9 @@ from typing import Any
 _TOP = {"name", "client", "version", "released", "summary", "offer", "behaviour", "verifier",
         "sources"}
 _OFFER = {"versions", "cipher_suites", "groups", "key_shares", "signature_algorithms", "alpn",
-          "sni", "extensions", "grease"}
-_BEHAVIOUR = {"follows_hrr", "falls_back", "alpn_required"}
-_VERIFIER = {"cn_fallback", "sha1_accepted", "min_rsa_bits", "aia_fetching", "trust",
+          "sni", "extensions", "grease", "client_hello"}
+_BEHAVIOUR = {"follows_hrr", "falls_back", "fallback_versions", "alpn_required", "notes"}
+_VERIFIER = {"cn_fallback", "sha1_accepted", "min_rsa_bits", "min_dh_bits", "aia_fetching", "trust",
              "eku_required"}
 
 
@@ -41,6 +41,10 @@ class Offer:
     signature_algorithms: tuple[str, ...]
     alpn: tuple[str, ...] = ()
     sni: bool = True
+    #: the recorded ClientHello handshake message (type, length, body), when there is one:
+    #: sent byte for byte with a fresh random, session id and key shares, and the target's
+    #: name in server_name (RFC 8446 §4.1.2)
+    client_hello: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class Verifier:
     cn_fallback: bool = False
     sha1_accepted: bool = False
     min_rsa_bits: int = 2048
+    #: smallest finite-field DH group accepted in TLS 1.2 DHE (RFC 7919 §3 context)
+    min_dh_bits: int = 1024
     aia_fetching: bool = False
     eku_required: bool = True
     trust: str = "system"
@@ -66,7 +72,10 @@ class Profile:
     verifier: Verifier
     follows_hrr: bool = True
     falls_back: bool = False
+    #: versions it retries with after a failed handshake (old browsers' "fallback dance")
+    fallback_versions: tuple[str, ...] = ()
     alpn_required: bool = False
+    notes: str = ""
     sources: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     path: str = ""
 
@@ -116,6 +125,28 @@ def _strings(table: dict, key: str, where: str, required: bool = True) -> tuple[
     return tuple(value)
 
 
+def _hello_bytes(value: Any, where: str) -> bytes | None:
+    """``client_hello``: hex of the handshake message (whitespace ignored); checked to parse
+    with the engine's codec (RFC 8446 §4.1.2)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProfileError(f"{where}: [offer] client_hello must be a hex string")
+    try:
+        data = bytes.fromhex("".join(value.split()))
+    except ValueError:
+        raise ProfileError(f"{where}: [offer] client_hello is not valid hex") from None
+    if len(data) < 4 or data[0] != 1 or int.from_bytes(data[1:4], "big") != len(data) - 4:
+        raise ProfileError(f"{where}: [offer] client_hello must be one ClientHello handshake "
+                           "message (type 1, 3-byte length, body)")
+    from ..proto.messages import ClientHello
+    try:
+        ClientHello.parse(data)
+    except Exception as e:  # the codec's typed errors: say which, in one line
+        raise ProfileError(f"{where}: [offer] client_hello does not parse: {e}") from None
+    return data
+
+
 def _check_keys(table: Any, allowed: set[str], section: str, where: str) -> dict:
     if not isinstance(table, dict):
         raise ProfileError(f"{where}: {section} must be a table")
@@ -148,6 +179,7 @@ def parse_profile(data: dict, where: str) -> Profile:
         signature_algorithms=_strings(offer_t, "signature_algorithms", where),
         alpn=_strings(offer_t, "alpn", where, required=False),
         sni=bool(offer_t.get("sni", True)),
+        client_hello=_hello_bytes(offer_t.get("client_hello"), where),
     )
     try:
         verifier = Verifier(**verifier_t)
@@ -159,6 +191,8 @@ def parse_profile(data: dict, where: str) -> Profile:
         offer=offer, verifier=verifier,
         follows_hrr=bool(behaviour_t.get("follows_hrr", True)),
         falls_back=bool(behaviour_t.get("falls_back", False)),
+        fallback_versions=_strings(behaviour_t, "fallback_versions", where, required=False),
+        notes=str(behaviour_t.get("notes", "")),
         alpn_required=bool(behaviour_t.get("alpn_required", False)),
         sources=dict(sources), path=where)
     _check_buildable(profile, where)
