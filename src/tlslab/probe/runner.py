@@ -23,6 +23,9 @@ _FIRST_BYTES = 512
 #: §4.4.2.4), nginx answers the HTTP request with 400
 _VERDICT_WAIT = 1.0
 _HTTP_LIMIT = 16384
+#: closure alerts (RFC 8446 §6.1): the end of a connection, not a failure (JSSE sends
+#: user_canceled before close_notify when it closes a healthy TLS 1.3 connection)
+_CLOSURE_ALERTS = ("close_notify", "user_canceled")
 
 
 def looks_like_tls(data: bytes) -> bool:
@@ -271,8 +274,8 @@ def read_outcome(spec: ProbeSpec, conn, state: dict, budget: float) -> ProbeOutc
             msg = e.message
             certs = getattr(msg, "certificate_list", None)
             out.client_certificate_sent = bool(certs)
-        elif e.kind == "alert" and e.direction == "received":
-            out.alert_received = e.name if e.name != "close_notify" else out.alert_received
+        elif e.kind == "alert" and e.direction == "received" and e.name not in _CLOSURE_ALERTS:
+            out.alert_received = e.name
         elif e.kind == "alert" and e.direction == "sent" and e.name != "close_notify":
             out.alert_sent = e.name
     if state.get("not_tls"):
