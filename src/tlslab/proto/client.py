@@ -26,7 +26,7 @@ from .keyschedule import SUITES, Transcript
 from .messages import (DOWNGRADE_TLS11, DOWNGRADE_TLS12, truncated_for_binders, Certificate, CertificateRequest,
                        CertificateVerify, ClientHello, EncryptedExtensions, Finished,
                        KeyUpdate, NewSessionTicket, ServerHello)
-from .names import CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, name_of
+from .names import CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, is_grease, name_of
 from .provider import Provider
 from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, verify
 from . import events as ev
@@ -382,20 +382,48 @@ class ClientConnection(ClientPha, Client12, Connection):
         sid = template.legacy_session_id
         session_id = self.provider.random(len(sid)) if sid else b""
         exts = []
-        for e in template.extensions or []:
-            if e.type == ET.key_share and e.value is not None:
+        name = self.config.server_name
+        sni = (Extension(ET.server_name, ServerNameList(server_name_list=[
+            ServerName(name_type=0, host_name=name.encode("idna"))]))
+            if name and not _is_ip(name) else None)
+        recorded = template.extensions or []
+        if sni is not None and not any(e.type == ET.server_name for e in recorded):
+            # RFC 6066 §3: the recorded client sent no name (e.g. Java for a dotless host)
+            # but this connection has one: clients put server_name first
+            exts.append(sni)
+        for e in recorded:
+            if e.type == ET.server_name:
+                if sni is not None:
+                    exts.append(sni)  # the name of this connection, not the recorded one
+            elif e.type == ET.key_share and e.value is not None:
                 exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
-                    self._make_share(s.group) for s in e.value.client_shares])))
+                    # RFC 8701 §3.1: a GREASE share is sent as recorded (one byte, no key)
+                    s if is_grease(s.group) else self._make_share(s.group)
+                    for s in e.value.client_shares])))
             elif e.type == ET.pre_shared_key:
                 continue  # a recorded PSK offer cannot be reused
             elif e.type == ET.early_data and self._early_data is None:
                 continue  # only offered with a ticket and 0-RTT data to send (RFC 8446 §4.2.10)
             else:
                 exts.append(e)
-        return ClientHello(legacy_version=template.legacy_version, random=self.client_random,
-                           legacy_session_id=session_id, cipher_suites=list(template.cipher_suites),
-                           legacy_compression_methods=template.legacy_compression_methods,
-                           extensions=exts)
+        ch = ClientHello(legacy_version=template.legacy_version, random=self.client_random,
+                         legacy_session_id=session_id, cipher_suites=list(template.cipher_suites),
+                         legacy_compression_methods=template.legacy_compression_methods,
+                         extensions=exts)
+        self._keep_recorded_length(ch, template)
+        return ch
+
+    @staticmethod
+    def _keep_recorded_length(ch: ClientHello, template: ClientHello) -> None:
+        """RFC 7685: a recorded padding extension grew the hello to a chosen length; a
+        different server name changes the length, so the padding absorbs the difference."""
+        pad = next((e for e in ch.extensions if e.type == ET.padding), None)
+        if pad is None or template.raw is None:
+            return
+        delta = len(template.raw) - len(ch.encode())
+        body = bytes(getattr(pad.value, "data", b"") or b"")
+        if delta and len(body) + delta >= 0:
+            pad.value = X.RawBody(data=bytes(len(body) + delta))
 
     def _make_share(self, group: int) -> KeyShareEntry:
         share = new_key_share(group, self.provider)

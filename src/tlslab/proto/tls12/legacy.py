@@ -66,9 +66,14 @@ def signature_name(key) -> str:
 
 
 def check_signing_key(key) -> None:
-    """TLS 1.0/1.1 sign only with RSA or ECDSA keys; EdDSA came with TLS 1.2
-    (RFC 8422 §5.1.3).  UnsupportedCertificate otherwise."""
+    """TLS 1.0/1.1 sign only with RSA or ECDSA keys; EdDSA came with TLS 1.2 (RFC 8422
+    §5.1.3), and an RSASSA-PSS certificate key (RFC 4055) cannot make the PKCS#1 v1.5
+    signature these versions use.  UnsupportedCertificate otherwise."""
     signature_name(key)
+    from cryptography import x509
+    from cryptography.x509.oid import PublicKeyAlgorithmOID
+    if isinstance(key, x509.Certificate) and key.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSASSA_PSS:
+        raise UnsupportedCertificate("an RSASSA-PSS certificate key cannot sign in TLS 1.0/1.1")
 
 
 def sign(private_key, data: bytes) -> bytes:
