@@ -418,9 +418,13 @@ class ClientConnection(ClientPha, Client12, Connection):
         """RFC 7685: a recorded padding extension grew the hello to a chosen length; a
         different server name changes the length, so the padding absorbs the difference."""
         pad = next((e for e in ch.extensions if e.type == ET.padding), None)
-        if pad is None or template.raw is None:
+        if pad is None:
             return
-        delta = len(template.raw) - len(ch.encode())
+
+        def sni_size(exts) -> int:
+            return sum(4 + len(e.data) for e in exts if e.type == ET.server_name)
+
+        delta = sni_size(template.extensions or []) - sni_size(ch.extensions)
         body = bytes(getattr(pad.value, "data", b"") or b"")
         if delta and len(body) + delta >= 0:
             pad.value = X.RawBody(data=bytes(len(body) + delta))
