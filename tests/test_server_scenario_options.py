@@ -16,9 +16,10 @@ behaviour, in memory against tlslab's own client and on loopback against real pe
 What real OpenSSL 3.0 ``s_client`` prints against these servers (pinned below):
 
 * TLS 1.0 / 1.1 with ``-cipher 'DEFAULT:@SECLEVEL=0'``: a normal session,
-  ``Protocol  : TLSv1`` / ``TLSv1.1``.  Without ``@SECLEVEL=0`` it negotiates TLS 1.0 and
-  then gives up on the MD5+SHA-1 ServerKeyExchange signature: ``tls_process_key_exchange:
-  legacy sigalg disallowed or unsupported`` (alert internal_error).
+  ``Protocol  : TLSv1`` / ``TLSv1.1``.  Without ``@SECLEVEL=0`` it negotiates the version
+  and then gives up on the MD5+SHA-1 ServerKeyExchange signature: ``tls_process_key_exchange:
+  legacy sigalg disallowed or unsupported`` (alert internal_error); static RSA suites,
+  which sign nothing, still complete.
 * ``-tls1_2`` against a TLS 1.0-only server: ``ssl_choose_client_version:unsupported
   protocol`` (it sends protocol_version); ``-tls1`` against a TLS 1.2/1.3 server:
   ``tlsv1 alert protocol version ... SSL alert number 70``.
@@ -521,6 +522,24 @@ def test_openssl_legacy_suites(certs_dir, version, suite, kt, etm):
     _served_ok(server, version, suite, out + err)
     assert server.served[0].conn.negotiated["encrypt_then_mac"] is etm
     assert re.search(rf"Protocol\s*: {re.escape(label)}\n", out), out
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("version", LEGACY)
+def test_openssl_legacy_without_seclevel0(certs_dir, version):
+    """At its default security level OpenSSL 3 still negotiates TLS 1.0 / 1.1 but refuses the
+    MD5+SHA-1 ServerKeyExchange signature those versions use (``tls_process_key_exchange:
+    legacy sigalg disallowed or unsupported``, alert internal_error); static RSA, which signs
+    nothing, completes."""
+    flag, label = OPENSSL_LEGACY[version]
+    with _serve(server_config(certs_dir, versions=[version])) as server:
+        rc, out, err = _s_client(certs_dir, server.port, flag)
+    assert rc != 0 and "legacy sigalg disallowed or unsupported" in err, err
+    _refused(server, alert_received="internal_error")
+    with _serve(server_config(certs_dir, versions=[version])) as server:
+        rc, out, err = _s_client(certs_dir, server.port, flag, "-cipher", "AES256-SHA")
+    _served_ok(server, version, "TLS_RSA_WITH_AES_256_CBC_SHA", out + err)
 
 
 @pytest.mark.interop
