@@ -77,14 +77,19 @@ def _families(suites) -> list[str]:
 class Diagnosis:
     """One run of the plan (holds the runner, the shared probes and the report)."""
 
-    def __init__(self, target: Target, profiles: list[Profile], now: datetime.datetime | None = None):
+    def __init__(self, target: Target, profiles: list[Profile], now: datetime.datetime | None = None,
+                 *, other_profiles: bool = True, max_handshakes: int = MAX_HANDSHAKES):
         self.target = target
         self.profiles = profiles
+        self.other_profiles = other_profiles
+        #: each profile's own causes (the report merges them by code) and own handshake
+        self.per_profile: dict[str, list[Cause]] = {p.name: [] for p in profiles}
+        self.profile_outcomes: dict[str, ProbeOutcome] = {}
         self.now = now or datetime.datetime.now(datetime.timezone.utc)
         self.start = time.monotonic()
         self.runner = ProbeRunner(target.host, target.port, target.server_name,
                                   deadline=self.start + target.timeout,
-                                  max_handshakes=MAX_HANDSHAKES,
+                                  max_handshakes=max_handshakes,
                                   certificate_chain=target.certificate_chain,
                                   private_key=target.private_key)
         self.ip_name = is_ip(target.server_name)
@@ -101,7 +106,8 @@ class Diagnosis:
     async def run(self) -> Report:
         r = self.runner
         mains = {p.name: spec_from_profile(p) for p in self.profiles}
-        others = [load_profile(n) for n in builtin_profile_names() if n not in mains]
+        others = [load_profile(n) for n in builtin_profile_names()
+                  if n not in mains] if self.other_profiles else []
         weak = self._weak_specs()
         main_tasks = {n: asyncio.ensure_future(r.run(s)) for n, s in mains.items()}
         broad_task = asyncio.ensure_future(r.run(self.broad))
@@ -109,6 +115,7 @@ class Diagnosis:
         weak_tasks = {k: asyncio.ensure_future(r.run(s)) for k, s in weak.items()}
         other_tasks = {q.name: asyncio.ensure_future(r.run(spec_from_profile(q))) for q in others}
         first = await main_tasks[self.profiles[0].name]
+        self.profile_outcomes[self.profiles[0].name] = first
         if first.status in _TRANSPORT or (first.status == "closed" and not first.received_bytes):
             b_out = await broad_task
             if self._transport_cause(first, b_out):
@@ -116,8 +123,10 @@ class Diagnosis:
                 return self._finish()
         b_out = await broad_task
         self._versions = await versions_task
-        for profile in self.profiles:
-            await self._judge(profile, mains[profile.name], await main_tasks[profile.name], b_out)
+        outs = {p.name: await main_tasks[p.name] for p in self.profiles}
+        self.profile_outcomes.update(outs)
+        await asyncio.gather(*(self._judge(p, mains[p.name], outs[p.name], b_out)
+                               for p in self.profiles))
         weak_outs = {k: await t for k, t in weak_tasks.items()}
         self._warnings(weak_outs)
         for q in others:
@@ -465,6 +474,10 @@ class Diagnosis:
     # ------------------------------------------------------------------ helpers
     def _cause(self, code: str, summary: str, evidence: dict, profile: str | None = None) -> None:
         profiles = [profile] if profile else [p.name for p in self.profiles]
+        for name in profiles:
+            own = self.per_profile.setdefault(name, [])
+            if not any(c.code == code for c in own):
+                own.append(Cause(code, summary, evidence, [], [name]))
         self.report.add_cause(Cause(code, summary, evidence, [], profiles))
 
     def _warn(self, code: str, summary: str, evidence: dict) -> None:

@@ -32,15 +32,20 @@ class ProbeSpec:
     alpn: tuple[str, ...] = ()
     sni: bool = True
     purpose: str = ""
+    #: a recorded ClientHello (handshake message) sent byte for byte instead of one built
+    #: from the lists above (which then only describe it); see ClientConfig.client_hello_template
+    client_hello: bytes | None = None
 
     def key(self) -> tuple:
         """Identity of the ClientHello (two probes with the same key are one probe)."""
         return (self.versions, self.cipher_suites, self.groups, self.key_shares,
-                self.signature_algorithms, self.alpn, self.sni)
+                self.signature_algorithms, self.alpn, self.sni, self.client_hello)
 
     def with_dimension(self, dim: str, other: "ProbeSpec", name: str, purpose: str) -> "ProbeSpec":
         """This spec with dimension ``dim`` taken from ``other``."""
-        changes: dict[str, Any] = {dim: getattr(other, dim), "name": name, "purpose": purpose}
+        # a changed hello is built from the lists: the recording no longer describes it
+        changes: dict[str, Any] = {dim: getattr(other, dim), "name": name, "purpose": purpose,
+                                   "client_hello": None}
         if dim == "groups":
             changes["key_shares"] = other.key_shares
         spec = replace(self, **changes)
@@ -61,13 +66,14 @@ class ProbeSpec:
                     key_share_groups=list(self.key_shares),
                     signature_algorithms=list(self.signature_algorithms),
                     alpn_protocols=list(self.alpn) or None, session_store=None,
-                    # no TLS 1.2 session ticket / OCSP noise in a probe's answer
-                    ocsp_stapling=False)
+                    # no TLS 1.2 session ticket / OCSP noise in a probe's answer (a
+                    # recorded hello keeps what the client really asked for)
+                    ocsp_stapling=False, client_hello_template=self.client_hello)
 
     def offer_json(self) -> dict[str, Any]:
         return {"versions": list(self.versions), "cipher_suites": len(self.cipher_suites),
                 "groups": list(self.groups), "signature_algorithms": len(self.signature_algorithms),
-                "alpn": list(self.alpn), "sni": self.sni}
+                "alpn": list(self.alpn), "sni": self.sni, "recorded": self.client_hello is not None}
 
 
 def is_ip(name: str) -> bool:
@@ -85,7 +91,8 @@ def spec_from_profile(profile, name: str | None = None, purpose: str = "") -> Pr
                      cipher_suites=tuple(o.cipher_suites), groups=tuple(o.groups),
                      key_shares=tuple(o.key_shares),
                      signature_algorithms=tuple(o.signature_algorithms), alpn=tuple(o.alpn),
-                     sni=o.sni, purpose=purpose or f"what {profile.name} offers").fixed()
+                     sni=o.sni, purpose=purpose or f"what {profile.name} offers",
+                     client_hello=o.client_hello).fixed()
 
 
 def broad_spec() -> ProbeSpec:
