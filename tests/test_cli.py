@@ -383,7 +383,7 @@ def test_serve_bad_options():
                          (["--early-data", "-1"], "--early-data"),
                          (["--tickets", "-1"], "--tickets"),
                          (["--client-ca", "/nonexistent.pem"], "no such file"),
-                         (["--tls", "1.0"], "TLS 1.0/1.1 are client-only")):
+                         (["--scenario", "tls1.3-only", "--tls", "1.2"], "drop --tls")):
         result = runner.invoke(app, ["serve", "--port", "0", *args])
         assert result.exit_code == 2, (args, result.output)
         assert needle in one_error_line(result.stderr)

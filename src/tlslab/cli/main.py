@@ -664,220 +664,6 @@ def _http_get(sock, host: str, port: int, timeout: float, *, already_sent: bool 
     return result
 
 
-# --------------------------------------------------------------------------- serve
-
-SERVE_EPILOG = """\
-[bold]Examples[/bold]
-
-  tlslab serve                      # throwaway certificate, 127.0.0.1:4433
-  curl --cacert /tmp/tlslab-ca-<random>.pem https://localhost:4433/
-  tlslab serve --cert chain.pem --key key.pem --port 8443
-  tlslab serve --hrr                # force a HelloRetryRequest
-  tlslab serve --client-ca ca.pem --require-client-cert   # mutual TLS
-  tlslab serve --early-data 16384   # accept 0-RTT data from resuming clients
-  tlslab serve --tls 1.2 --prefer-client-order
-
-Each client gets a page describing its handshake (like openssl s_server -www). One log line per handshake and per failure. Ctrl-C stops the server (exit 0). Exit codes: 0 stopped cleanly; 1 cannot listen; 2 bad input.
-"""
-
-
-@app.command(epilog=SERVE_EPILOG)
-def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(4433, "--port", help="Port to listen on (0: any free port)."),
-    cert: Optional[Path] = typer.Option(None, "--cert", metavar="PEM",
-                                        help="Certificate chain, leaf first (default: a throwaway one)."),
-    key: Optional[Path] = typer.Option(None, "--key", metavar="PEM", help="Private key for --cert."),
-    tls: Optional[List[str]] = typer.Option(None, "--tls", metavar="VERSION",
-                                            help="TLS version to accept (1.3, 1.2, ...), repeatable; default: the engine's."),
-    cipher: Optional[List[str]] = typer.Option(None, "--cipher", metavar="SUITE",
-                                               help="Cipher suite to accept, repeatable."),
-    group: Optional[List[str]] = typer.Option(None, "--group", metavar="GROUP",
-                                              help="Key exchange group to accept, repeatable."),
-    sigalg: Optional[List[str]] = typer.Option(None, "--sigalg", metavar="SCHEME",
-                                               help="Signature scheme to use, repeatable."),
-    alpn: Optional[List[str]] = typer.Option(None, "--alpn", metavar="PROTO",
-                                             help="ALPN protocol to accept, repeatable."),
-    keylog: Optional[Path] = typer.Option(None, "--keylog", metavar="FILE",
-                                          help="Append secrets in NSS key log format."),
-    hrr: bool = typer.Option(False, "--hrr",
-                             help="Always answer with a HelloRetryRequest carrying a cookie."),
-    client_ca: Optional[Path] = typer.Option(None, "--client-ca", metavar="PEM",
-                                             help="Ask clients for a certificate issued by these CAs."),
-    require_client_cert: bool = typer.Option(False, "--require-client-cert",
-                                             help="With --client-ca: reject clients without a certificate."),
-    early_data: int = typer.Option(0, "--early-data", metavar="BYTES",
-                                   help="Accept up to BYTES of 0-RTT data from resuming clients (0: off)."),
-    prefer_client_order: bool = typer.Option(False, "--prefer-client-order",
-                                             help="Pick suites and groups in the client's order, not ours."),
-    tickets: int = typer.Option(2, "--tickets", metavar="N",
-                                help="Session tickets sent after each handshake (0: no resumption)."),
-) -> None:
-    """Run a TLS 1.3 / 1.2 server that answers HTTP GET with a page about the handshake."""
-    _run(_serve, host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
-         client_ca, require_client_cert, early_data, prefer_client_order, tickets)
-
-
-class _Logger:
-    """Thread-safe one-line log to stdout, each line stamped with the time."""
-
-    def __init__(self, stream=None) -> None:
-        self._lock = threading.Lock()
-        self._stream = stream
-
-    def __call__(self, line: str) -> None:
-        stamp = datetime.datetime.now().strftime("%H:%M:%S")
-        text = _safe(" ".join(line.split()))  # SNI, certificate names... come from clients
-        with self._lock:
-            stream = self._stream or sys.stdout
-            try:
-                stream.write(f"{stamp} {text}\n")
-                stream.flush()
-            except BrokenPipeError:  # `tlslab serve | head -1`: nobody reads the log any more
-                if stream is sys.stdout:
-                    try:
-                        devnull = os.open(os.devnull, os.O_WRONLY)
-                        os.dup2(devnull, sys.stdout.fileno())
-                    except OSError:
-                        pass
-
-
-def http_handler(tls_sock) -> None:
-    """Read one HTTP request head and answer it with the handshake page."""
-    from ..io.blocking import format_peer
-    from ..workbench.httppage import response_for_request
-
-    # the socket timeout (serve's io_timeout) bounds reading the whole request head, not
-    # each read: a client dripping a byte at a time cannot hold the thread for longer
-    budget = tls_sock.gettimeout()
-    deadline = None if budget is None else time.monotonic() + budget
-    data = bytearray()
-    while b"\r\n\r\n" not in data and b"\n\n" not in data and len(data) < 65536:
-        chunk = tls_sock.recv(deadline=deadline)
-        if not chunk:
-            break
-        data += chunk
-    if not data:
-        return
-    tls_sock.send(response_for_request(bytes(data), tls_sock.negotiated, tls_sock.trace,
-                                       peer=format_peer(tls_sock.peer)))
-
-
-def _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, names,
-                   client_ca=None, require_client_cert=False, early_data=0,
-                   prefer_client_order=False, tickets=2):
-    from ..proto.config import ServerConfig
-    if require_client_cert and client_ca is None:
-        raise UsageProblem("--require-client-cert needs --client-ca PEM (the CAs to trust)")
-    if not 0 <= early_data <= 0xFFFFFFFF:
-        raise UsageProblem("--early-data must be 0..4294967295 bytes")
-    if not 0 <= tickets <= 16:
-        raise UsageProblem("--tickets must be 0..16")
-    if early_data and not tickets:
-        raise UsageProblem("--early-data needs tickets (0-RTT resumes a session): drop --tickets 0")
-    options = dict(versions=_check_versions(tls), cipher_suites=_split(cipher),
-                   groups=_split(group), signature_algorithms=_split(sigalg),
-                   alpn_protocols=_split(alpn), keylog_file=_check_keylog(keylog),
-                   cookie_hrr=hrr, client_ca_file=_check_file(client_ca, "--client-ca"),
-                   require_client_cert=require_client_cert, max_early_data_size=early_data,
-                   prefer_server_order=not prefer_client_order, tickets=tickets)
-    ca = None
-    try:
-        if cert is not None or key is not None:
-            if cert is None or key is None:
-                raise UsageProblem("--cert and --key go together")
-            try:
-                config = ServerConfig.from_files(_check_file(cert, "--cert"),
-                                                 _check_file(key, "--key"), **options)
-            except (OSError, TypeError) as e:
-                raise UsageProblem(f"cannot load --cert/--key: {e}") from None
-        else:
-            from ..workbench.certgen import make_throwaway_chain
-            chain, private_key, ca = make_throwaway_chain(names=names)
-            config = ServerConfig(certificate_chain=chain, private_key=private_key, **options)
-    except ValueError as e:
-        raise UsageProblem(str(e)) from None
-    except OSError as e:
-        raise UsageProblem(f"cannot read {e.filename or 'a file'}: {e.strerror or e}") from None
-    return config, ca
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM stops the server like Ctrl-C (so the temporary CA file is removed)."""
-    import signal
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (e.g. tests running the CLI in a thread)
-        pass
-
-
-def _write_ca(ca) -> str:
-    from cryptography.hazmat.primitives import serialization
-    fd, path = tempfile.mkstemp(prefix="tlslab-ca-", suffix=".pem")
-    with os.fdopen(fd, "wb") as f:
-        f.write(ca.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
-def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
-           client_ca=None, require_client_cert=False, early_data=0, prefer_client_order=False,
-           tickets=2) -> None:
-    from ..io.blocking import make_server
-
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if host:
-        _check_host_name(host, "--host")
-    if not 0 <= port < 65536:
-        raise UsageProblem(f"--port {port} out of range 0..65535")
-    names = ["localhost", "127.0.0.1", "::1"]
-    if host not in names and host not in ("0.0.0.0", "::", ""):
-        names.append(host)
-    config, ca = _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, names,
-                                client_ca, require_client_cert, early_data, prefer_client_order,
-                                tickets)
-    log = _Logger()
-    try:
-        srv = make_server(host, port, config, http_handler, log=log)
-    except OSError as e:
-        raise Failure(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    ca_path = _write_ca(ca) if ca is not None else None
-    shown = f"[{host}]" if ":" in host else host
-    url_host = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::") else shown
-    versions = ", ".join(getattr(config, "version_names", None) or ["TLS 1.3"])
-    features = [versions]
-    if hrr:
-        features.append("HelloRetryRequest forced")
-    if client_ca is not None:
-        features.append("client certificate " + ("required" if require_client_cert else "requested"))
-    features.append(f"{tickets} ticket(s) per handshake" if tickets else "no tickets")
-    if early_data:
-        features.append(f"0-RTT up to {early_data} bytes")
-    if prefer_client_order:
-        features.append("client's order preferred")
-    print(f"tlslab serve: listening on {shown}:{srv.port} ({', '.join(features)})")
-    if ca_path:
-        print(f"throwaway certificate for {', '.join(names)}; its CA certificate: {ca_path}")
-        print(f"try:  curl --cacert {ca_path} https://{url_host}:{srv.port}/")
-        print(f"      tlslab connect {url_host}:{srv.port} --ca-file {ca_path} --http")
-    print("Ctrl-C to stop", flush=True)
-    _stop_on_sigterm()
-    try:
-        srv.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        print("\nstopped", flush=True)
-    finally:
-        srv.server_close()
-        if ca_path:
-            try:
-                os.unlink(ca_path)
-            except OSError:
-                pass
-
-
 # --------------------------------------------------------------------------- demo
 
 DEMO_EPILOG = """\
@@ -996,7 +782,17 @@ def _demo(html: Optional[Path] = None) -> None:
 
 # commands with a module of their own register on ``app`` when imported
 from . import diagnose as _diagnose_command  # noqa: E402,F401
+from . import serve as _serve_command  # noqa: E402,F401
 from . import simulate as _simulate_command  # noqa: E402,F401
+from ..workbench.httppage import http_handler  # noqa: E402,F401  (the page serve and demo answer with)
+
+
+def __getattr__(name: str) -> Any:
+    """Names that moved to :mod:`tlslab.cli.serve`, still importable from here."""
+    if name in ("_server_config", "_Logger"):
+        from . import serve
+        return getattr(serve, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:

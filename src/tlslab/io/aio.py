@@ -15,8 +15,7 @@ from typing import Any, Awaitable, Callable
 from ..proto.events import (ApplicationData, ConnectionClosed, HandshakeComplete,
                             NewSessionTicket)
 from .view import ConnectionView
-from .blocking import (HandshakeError, failure_log_line, format_peer, handshake_log_line,
-                       _one_line)
+from .blocking import HandshakeError, LogLine, default_log_line, format_peer, _one_line
 
 __all__ = ["AsyncTLSStream", "connect", "start_server", "HandshakeError"]
 
@@ -233,14 +232,17 @@ async def connect(host: str, port: int = 443, config=None, *, timeout: float = 1
 async def start_server(config, handler: Callable[[AsyncTLSStream], Awaitable[Any]],
                        host: str = "127.0.0.1", port: int = 4433, *,
                        log: Callable[[str], Any] | None = None,
-                       handshake_timeout: float = 10.0) -> asyncio.AbstractServer:
+                       handshake_timeout: float = 10.0,
+                       log_line: LogLine | None = None) -> asyncio.AbstractServer:
     """Start an asyncio TLS server; ``await handler(stream)`` runs for each client after
     its handshake.  Returns the ``asyncio.Server`` (``server.sockets[0].getsockname()``
-    gives the port when ``port=0``).  Failures are logged, one line each."""
+    gives the port when ``port=0``).  Each handshake and each failure is logged, one line
+    made by ``log_line(peer, stream, error)`` (default: ``default_log_line``)."""
     from ..proto.server import ServerConnection
     from .blocking import _logger
 
     say = log or _logger.info
+    line_of = log_line or default_log_line(config)
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = format_peer(writer.get_extra_info("peername"))
@@ -249,9 +251,13 @@ async def start_server(config, handler: Callable[[AsyncTLSStream], Awaitable[Any
             try:
                 await stream.do_handshake(handshake_timeout)
             except HandshakeError as e:
-                say(failure_log_line(e, peer, config))
+                line = line_of(peer, stream, e)
+                if line:
+                    say(line)
                 return
-            say(handshake_log_line(stream, peer))
+            line = line_of(peer, stream, None)
+            if line:  # None: the hook logs later itself
+                say(line)
             await handler(stream)
         except Exception as e:
             say(f"{peer} error: {_one_line(e)}")

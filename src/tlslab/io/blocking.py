@@ -19,7 +19,8 @@ from ..proto.events import (ApplicationData, ConnectionClosed, HandshakeComplete
 from .view import ConnectionView
 
 __all__ = ["HandshakeError", "TLSSocket", "TLSServer", "connect", "make_server", "serve",
-           "negotiated_summary", "format_peer", "handshake_log_line", "failure_log_line"]
+           "negotiated_summary", "format_peer", "handshake_log_line", "failure_log_line",
+           "default_log_line"]
 
 _logger = logging.getLogger("tlslab.serve")
 
@@ -117,6 +118,22 @@ def failure_log_line(e: "HandshakeError", peer: str, config=None) -> str:
             and e.alert_sent in _CLIENT_CERT_ALERTS):
         return f"{peer} handshake failed: client certificate rejected: {e}"
     return f"{peer} handshake failed: {e}"
+
+
+#: ``log_line(peer, tls, error) -> str``: the one line a server logs per connection;
+#: ``tls`` is the connection (its trace and negotiated parameters), ``error`` the
+#: :class:`HandshakeError` when the handshake failed; ``None``: nothing now (the hook
+#: logs later itself)
+LogLine = Callable[[str, Any, "HandshakeError | None"], "str | None"]
+
+
+def default_log_line(config=None) -> LogLine:
+    """The plain ``log_line``: :func:`handshake_log_line` or :func:`failure_log_line`."""
+    def line(peer: str, tls, error: "HandshakeError | None") -> str:
+        if error is not None:
+            return failure_log_line(error, peer, config)
+        return handshake_log_line(tls, peer)
+    return line
 
 
 class TLSSocket(ConnectionView):
@@ -468,11 +485,15 @@ class _Handler(socketserver.BaseRequestHandler):
             try:
                 tls.do_handshake(srv.handshake_timeout)
             except HandshakeError as e:
-                srv.log(failure_log_line(e, peer, srv.config))
+                line = srv.log_line(peer, tls, e)
+                if line:
+                    srv.log(line)
                 if srv.on_failure is not None:
                     srv.on_failure(e, self.client_address)
                 return
-            srv.log(handshake_log_line(tls, peer))
+            line = srv.log_line(peer, tls, None)
+            if line:  # None: the hook logs later itself (e.g. after the HTTP exchange)
+                srv.log(line)
             sock.settimeout(srv.io_timeout)
             srv.handler(tls)
         except Exception as e:  # a misbehaving client must never take the server down
@@ -494,7 +515,8 @@ class TLSServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     At most ``max_connections`` clients are served at once; beyond that, new connections
     are closed at once (one log line each).  ``handshake_timeout`` bounds the whole
     handshake; ``io_timeout`` is the socket timeout the handler starts with (see
-    :meth:`TLSSocket.recv` ``deadline=`` for a total limit).
+    :meth:`TLSSocket.recv` ``deadline=`` for a total limit).  ``log_line(peer, tls,
+    error)`` makes the line logged after each handshake (default: :func:`default_log_line`).
     """
 
     daemon_threads = True
@@ -506,7 +528,7 @@ class TLSServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                  log: Callable[[str], Any] | None = None, handshake_timeout: float = 10.0,
                  io_timeout: float | None = 30.0,
                  on_failure: Callable[[HandshakeError, Any], Any] | None = None,
-                 max_connections: int = 256) -> None:
+                 max_connections: int = 256, log_line: LogLine | None = None) -> None:
         host = _strip_brackets(host)
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.config = config
@@ -515,6 +537,7 @@ class TLSServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.handshake_timeout = handshake_timeout
         self.io_timeout = io_timeout
         self.on_failure = on_failure
+        self.log_line = log_line or default_log_line(config)
         self.max_connections = max_connections
         self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__((host, port), _Handler)

@@ -6,19 +6,24 @@ server's own trace of the handshake.
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 from .render import client_offer, connection_rows, safe_text
 
-__all__ = ["page_text", "build_response", "parse_request_head", "response_for_request"]
+__all__ = ["page_text", "build_response", "parse_request_head", "response_for_request",
+           "http_handler"]
 
 
 def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
-              request_line: str | None = None) -> str:
-    """The plain-text body describing the connection."""
+              request_line: str | None = None, scenario: str | None = None) -> str:
+    """The plain-text body describing the connection; ``scenario`` (one line: the lab
+    scenario this server plays, and what is wrong with it) comes first when given."""
     n = negotiated or {}
     offer = client_offer(trace) if trace is not None else {}
     lines = ["tlslab: your TLS connection", "=" * 27, ""]
+    if scenario:
+        lines += [f"lab scenario:        {scenario}", ""]
     if peer:
         lines.append(f"client:              {peer}")
     if request_line:
@@ -63,9 +68,10 @@ def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
 
 def build_response(negotiated: dict, trace: Any = None, *, peer: str | None = None,
                    request_line: str | None = None, head_only: bool = False,
-                   status: str = "200 OK") -> bytes:
+                   status: str = "200 OK", scenario: str | None = None) -> bytes:
     """A complete HTTP/1.1 response (``Connection: close``) carrying :func:`page_text`."""
-    body = page_text(negotiated, trace, peer=peer, request_line=request_line).encode("utf-8")
+    body = page_text(negotiated, trace, peer=peer, request_line=request_line,
+                     scenario=scenario).encode("utf-8")
     head = (f"HTTP/1.1 {status}\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\n"
@@ -92,7 +98,7 @@ def parse_request_head(data: bytes) -> tuple[str, str, str] | None:
 
 
 def response_for_request(request: bytes, negotiated: dict, trace: Any = None, *,
-                         peer: str | None = None) -> bytes:
+                         peer: str | None = None, scenario: str | None = None) -> bytes:
     """The answer to ``request`` (the bytes read so far): the page for GET/HEAD,
     405 for other methods, 400 for something that is not HTTP."""
     head = parse_request_head(request)
@@ -104,4 +110,25 @@ def response_for_request(request: bytes, negotiated: dict, trace: Any = None, *,
         return _error_response("405 Method Not Allowed", f"{method} is not supported; use GET")
     return build_response(negotiated, trace, peer=peer,
                           request_line=f"{method} {target} {version}",
-                          head_only=method == "HEAD")
+                          head_only=method == "HEAD", scenario=scenario)
+
+
+def http_handler(tls_sock, scenario: str | None = None) -> None:
+    """Read one HTTP request head from a server-side TLS socket and answer it with the
+    handshake page (what ``tlslab serve`` does after each handshake)."""
+    from ..io.blocking import format_peer
+
+    # the socket timeout (serve's io_timeout) bounds reading the whole request head, not
+    # each read: a client dripping a byte at a time cannot hold the thread for longer
+    budget = tls_sock.gettimeout()
+    deadline = None if budget is None else time.monotonic() + budget
+    data = bytearray()
+    while b"\r\n\r\n" not in data and b"\n\n" not in data and len(data) < 65536:
+        chunk = tls_sock.recv(deadline=deadline)
+        if not chunk:
+            break
+        data += chunk
+    if not data:
+        return
+    tls_sock.send(response_for_request(bytes(data), tls_sock.negotiated, tls_sock.trace,
+                                       peer=format_peer(tls_sock.peer), scenario=scenario))

@@ -1,0 +1,642 @@
+"""Broken servers on purpose: one scenario per classic handshake failure.
+
+Each :class:`Scenario` says what is wrong, which clients fail and what they print, the
+diagnosis code (DESIGN.md vocabulary) a diagnosis should name, and the server it builds:
+a certificate kind from the throwaway PKI (:mod:`tlslab.lab.pki`) and
+:class:`~tlslab.proto.config.ServerConfig` options.  Every failure is the engine's real
+behaviour under that configuration, not a canned reply.
+
+::
+
+    from tlslab.lab.scenarios import SCENARIOS, start_scenario_server
+    srv = start_scenario_server("expired", "127.0.0.1", 0, log=print)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    ...                                   # srv.port, srv.lab.ca_file, srv.reports
+    srv.shutdown(); srv.close_lab()
+
+``tlslab serve --scenario NAME`` runs the same function.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import http.server
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .clientview import ServerExplainer, ServerProfile
+from .pki import make_pki
+
+__all__ = ["CATEGORIES", "ClientResult", "Lab", "SCENARIOS", "Scenario", "UnknownScenario",
+           "build_lab", "close_names", "conflicts", "get_scenario", "start_scenario_server"]
+
+CATEGORIES = ("certificates", "protocol", "algorithms", "others")
+
+#: options of ``tlslab serve`` a scenario can set itself (a user giving one too is a
+#: conflict): the flag, and what the scenario does instead
+OPTION_FLAGS = {"cert": ("--cert/--key", "makes its own certificate"),
+                "tls": ("--tls", "sets the TLS versions itself"),
+                "cipher": ("--cipher", "sets the cipher suites itself"),
+                "group": ("--group", "sets the key exchange groups itself"),
+                "sigalg": ("--sigalg", "sets the signature schemes itself"),
+                "alpn": ("--alpn", "sets the ALPN protocols itself"),
+                "client-ca": ("--client-ca/--require-client-cert", "sets the client CA itself")}
+
+
+@dataclass(frozen=True)
+class ClientResult:
+    """What one client does against a scenario: ``error`` is what it prints (or
+    ``works``); ``how`` the command line that shows it, when it is not the default."""
+
+    client: str
+    error: str
+    how: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        out = {"client": self.client, "error": self.error}
+        if self.how:
+            out["how"] = self.how
+        return out
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One broken (or, for ``ok``, healthy) server."""
+
+    name: str
+    category: str
+    #: what is wrong, one line
+    summary: str
+    #: the diagnosis code a diagnosis of this server should name (DESIGN.md)
+    code: str
+    #: the cause as a clause for the server's explanations ("because <problem>")
+    problem: str
+    #: which clients fail, with what they print
+    fails: tuple[ClientResult, ...]
+    #: which clients still work
+    works: str
+    #: the certificate kind (:data:`tlslab.lab.pki.CERT_KINDS`) and the leaf key type
+    cert_kind: str = "ok"
+    key_type: str = "ecdsa-p256"
+    #: ServerConfig options (IANA names); ``client_auth="required"`` adds the lab CA as
+    #: client CA
+    server: dict = field(default_factory=dict)
+    #: serve options this scenario sets itself (a user giving them too is a conflict)
+    fixes: tuple[str, ...] = ("cert",)
+    #: the client decides the failure, after the server's flight (certificate problems)
+    client_decides: bool = False
+    #: which clients accept the problem anyway, and why (for the server's explanations)
+    lenient: str = ""
+    #: commands that show the failure ({ca}, {host}, {ip}, {port}, {dir} are filled in)
+    try_commands: tuple[str, ...] = ()
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        server = {k: v for k, v in self.server.items()}
+        server["certificate"] = self.cert_kind
+        server["key_type"] = self.key_type
+        return {"name": self.name, "category": self.category, "summary": self.summary,
+                "code": self.code, "fails": [f.to_json() for f in self.fails],
+                "works": self.works, "server": server, "note": self.note or None}
+
+
+# --------------------------------------------------------------------------- the scenarios
+
+_VERIFY = ("curl --cacert {ca} https://{host}:{port}/",
+           "openssl s_client -connect {ip}:{port} -servername {host} -CAfile {ca} "
+           "-verify_return_error </dev/null",
+           "tlslab connect {host}:{port} --ca-file {ca}",
+           "tlslab diagnose {host}:{port} --ca-file {ca}")
+
+_TLS10_SUITES = ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+                 "TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA"]
+
+
+def _cert(name: str, summary: str, code: str, problem: str, fails, works: str, **kw) -> Scenario:
+    return Scenario(name=name, category="certificates", summary=summary, code=code,
+                    problem=problem, fails=tuple(ClientResult(*f) for f in fails), works=works,
+                    cert_kind=kw.pop("cert_kind", name), client_decides=True,
+                    try_commands=kw.pop("try_commands", _VERIFY), **kw)
+
+
+def _other(name: str, category: str, summary: str, code: str, problem: str, fails, works: str,
+           **kw) -> Scenario:
+    return Scenario(name=name, category=category, summary=summary, code=code, problem=problem,
+                    fails=tuple(ClientResult(*f) for f in fails), works=works, **kw)
+
+
+_LIST: list[Scenario] = [
+    # ------------------------------------------------------------------ certificates
+    _cert("ok", "nothing: a healthy chain (leaf + intermediate) from the lab CA", "ok",
+          "", [("any client not given the lab CA", "unknown_ca / unable to get local issuer "
+                "certificate", "curl https://{host}:{port}/")],
+          "every client given the lab CA (--cacert, -CAfile, --ca-file)"),
+    _cert("expired", "the leaf certificate expired 10 days ago", "expired",
+          "the leaf certificate expired 10 days ago",
+          [("curl", "curl: (60) SSL certificate problem: certificate has expired"),
+           ("openssl s_client", "verify error:num=10:certificate has expired"),
+           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "certificate has expired"),
+           ("tlslab connect", "certificate verify failed: expired")],
+          "only clients that skip verification (curl -k)"),
+    _cert("not-yet-valid", "the leaf certificate becomes valid only in 10 days", "not-yet-valid",
+          "the leaf certificate is not valid yet (notBefore is 10 days ahead)",
+          [("curl", "curl: (60) SSL certificate problem: certificate is not yet valid"),
+           ("openssl s_client", "verify error:num=9:certificate is not yet valid"),
+           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "certificate is not yet valid"),
+           ("tlslab connect", "certificate verify failed: not yet valid")],
+          "only clients that skip verification; a client whose clock is 10 days ahead"),
+    _cert("wrong-host", "the certificate names www.example.net and other.test, not this host",
+          "hostname-mismatch",
+          "the certificate names only www.example.net and other.test, not the name the client "
+          "asked for",
+          [("curl", "curl: (60) SSL: no alternative certificate subject name matches target "
+                    "host name 'localhost'"),
+           ("openssl s_client", "verify error:num=62:hostname mismatch (with -verify_hostname)"),
+           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "Hostname mismatch, certificate is not valid for 'localhost'"),
+           ("tlslab connect", "certificate verify failed: hostname mismatch")],
+          "clients that do not check the name (openssl s_client without -verify_hostname)"),
+    _cert("no-san", "no subjectAltName: the host name is only in the subject CN", "no-san",
+          "the certificate has no subjectAltName; the name is only in the subject CN, which "
+          "RFC 6125 clients ignore",
+          [("tlslab connect", "certificate verify failed: no SAN"),
+           ("Chrome", "NET::ERR_CERT_COMMON_NAME_INVALID"),
+           ("Go", "x509: certificate relies on legacy Common Name field, use SANs instead")],
+          "OpenSSL-based clients (curl, Python ssl, openssl s_client) still fall back to the "
+          "CN and accept it",
+          lenient="OpenSSL-based clients such as curl and Python ssl fall back to the CN"),
+    _cert("self-signed", "the server sends a self-signed leaf that nobody trusts", "self-signed",
+          "the server sends a self-signed certificate that no trust store holds",
+          [("curl", "curl: (60) SSL certificate problem: self-signed certificate"),
+           ("openssl s_client", "verify error:num=18:self-signed certificate"),
+           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "self-signed certificate"),
+           ("tlslab connect", "certificate verify failed: self-signed")],
+          "clients told to trust that very certificate, or not to verify"),
+    _cert("untrusted-root", "a complete chain from a second root CA the client is not given",
+          "untrusted-root",
+          "the chain leads to a root CA the client does not trust (a second lab root, not "
+          "the one in the CA file)",
+          [("curl", "curl: (60) SSL certificate problem: unable to get local issuer certificate"),
+           ("openssl s_client", "verify error:num=20:unable to get local issuer certificate"),
+           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "unable to get local issuer certificate"),
+           ("tlslab connect", "certificate verify failed: untrusted root")],
+          "clients that trust the second root (it is not written anywhere)"),
+    _cert("missing-intermediate", "the server sends its leaf without the intermediate CA",
+          "missing-intermediate",
+          "the server sends the leaf without its intermediate CA, so the client cannot build "
+          "a chain to the root it trusts",
+          [("curl", "curl: (60) SSL certificate problem: unable to get local issuer certificate"),
+           ("openssl s_client", "verify error:num=20:unable to get local issuer certificate"),
+           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "unable to get local issuer certificate"),
+           ("tlslab connect", "certificate verify failed: missing intermediate")],
+          "clients that fetch the intermediate from the leaf's AIA URL (Chrome and Edge on "
+          "Windows/macOS/Android, Java with -Dcom.sun.security.enableAIAcaIssuers=true, "
+          "tlslab diagnose --profile browser)",
+          note="the intermediate is served over plain HTTP on 127.0.0.1 by this process, at "
+               "the leaf's AIA caIssuers URL, so AIA-fetching clients can complete the chain"),
+    _cert("sha1", "the intermediate signed the leaf with SHA-1", "sha1-signature",
+          "the leaf certificate is signed with SHA-1 (sha1WithRSAEncryption), which verifiers "
+          "refuse since 2017",
+          [("curl", "curl: (60) SSL certificate problem: ca md too weak"),
+           ("openssl s_client", "verify error:num=68:CA signature digest algorithm too weak"),
+           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "CA signature digest algorithm too weak"),
+           ("tlslab connect", "certificate verify failed: sha1 signature")],
+          "clients at OpenSSL security level 0, old clients"),
+    _cert("rsa1024", "the leaf has a 1024-bit RSA key", "weak-key",
+          "the leaf certificate has a 1024-bit RSA key, below every current minimum (2048)",
+          [("curl", "curl: (60) SSL certificate problem: EE certificate key too weak"),
+           ("openssl s_client", "verify error:num=66:EE certificate key too weak"),
+           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "EE certificate key too weak"),
+           ("tlslab connect", "certificate verify failed: weak key")],
+          "clients at OpenSSL security level 0 or 1"),
+    _cert("wrong-eku", "the leaf's extendedKeyUsage is clientAuth only (no serverAuth)",
+          "wrong-key-usage",
+          "the leaf certificate is for clients only: its extendedKeyUsage lacks serverAuth",
+          [("curl", "curl: (60) SSL certificate problem: unsupported certificate purpose"),
+           ("openssl s_client", "verify error:num=26:unsupported certificate purpose"),
+           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                          "unsupported certificate purpose"),
+           ("tlslab connect", "certificate verify failed: wrong key usage")],
+          "clients that do not check extendedKeyUsage"),
+    # ------------------------------------------------------------------ protocol
+    _other("tls1.0-only", "protocol", "the server speaks only TLS 1.0 (CBC suites, RSA certificate)",
+           "protocol-version-mismatch", "this server speaks only TLS 1.0, which clients "
+           "disabled around 2020 (RFC 8996)",
+           [("curl", "curl: (35) error:0A000102:SSL routines::unsupported protocol"),
+            ("openssl s_client", "alert protocol version / no protocols available"),
+            ("Python ssl", "[SSL: UNSUPPORTED_PROTOCOL] unsupported protocol"),
+            ("tlslab connect", "no protocol version in common (received alert protocol_version)")],
+           "clients that still enable TLS 1.0 (openssl s_client -tls1 -cipher "
+           "'DEFAULT:@SECLEVEL=0', tlslab connect --tls 1.0)",
+           key_type="rsa2048", server={"versions": ["TLS 1.0"], "cipher_suites": _TLS10_SUITES},
+           fixes=("cert", "tls", "cipher"),
+           try_commands=("curl --cacert {ca} https://{host}:{port}/",
+                         "openssl s_client -connect {ip}:{port} -tls1 -cipher 'DEFAULT:@SECLEVEL=0' "
+                         "-CAfile {ca} </dev/null",
+                         "tlslab connect {host}:{port} --ca-file {ca} --tls 1.0")),
+    _other("tls1.1-only", "protocol", "the server speaks only TLS 1.1 (CBC suites, RSA certificate)",
+           "protocol-version-mismatch", "this server speaks only TLS 1.1, which clients "
+           "disabled around 2020 (RFC 8996)",
+           [("curl", "curl: (35) error:0A000102:SSL routines::unsupported protocol"),
+            ("openssl s_client", "alert protocol version / no protocols available"),
+            ("Python ssl", "[SSL: UNSUPPORTED_PROTOCOL] unsupported protocol"),
+            ("tlslab connect", "no protocol version in common (received alert protocol_version)")],
+           "clients that still enable TLS 1.1 (openssl s_client -tls1_1 -cipher "
+           "'DEFAULT:@SECLEVEL=0', tlslab connect --tls 1.1)",
+           key_type="rsa2048", server={"versions": ["TLS 1.1"], "cipher_suites": _TLS10_SUITES},
+           fixes=("cert", "tls", "cipher"),
+           try_commands=("curl --cacert {ca} https://{host}:{port}/",
+                         "openssl s_client -connect {ip}:{port} -tls1_1 -cipher "
+                         "'DEFAULT:@SECLEVEL=0' -CAfile {ca} </dev/null",
+                         "tlslab connect {host}:{port} --ca-file {ca} --tls 1.1")),
+    _other("tls1.2-only", "protocol", "the server speaks only TLS 1.2",
+           "protocol-version-mismatch", "this server speaks only TLS 1.2",
+           [("curl --tlsv1.3", "curl: (35) error:0A00042E:SSL routines::tlsv1 alert protocol version",
+             "curl --tlsv1.3 --cacert {ca} https://{host}:{port}/"),
+            ("openssl s_client -tls1_3", "tlsv1 alert protocol version", ""),
+            ("tlslab connect --tls 1.3", "no protocol version in common (received alert "
+             "protocol_version)")],
+           "every client that still offers TLS 1.2 (nearly all)",
+           server={"versions": ["TLS 1.2"]}, fixes=("cert", "tls"),
+           try_commands=("curl --tlsv1.3 --cacert {ca} https://{host}:{port}/",
+                         "tlslab connect {host}:{port} --ca-file {ca} --tls 1.3")),
+    _other("tls1.3-only", "protocol", "the server speaks only TLS 1.3",
+           "protocol-version-mismatch", "this server speaks only TLS 1.3",
+           [("curl --tls-max 1.2", "curl: (35) error:0A00042E:SSL routines::tlsv1 alert "
+             "protocol version", "curl --tls-max 1.2 --cacert {ca} https://{host}:{port}/"),
+            ("openssl s_client -tls1_2", "tlsv1 alert protocol version"),
+            ("Python ssl, maximum_version=TLSv1_2", "[SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 "
+             "alert protocol version"),
+            ("Java 7 / 8 before 8u261, old Android, .NET on old Windows",
+             "Received fatal alert: protocol_version")],
+           "every client that offers TLS 1.3",
+           server={"versions": ["TLS 1.3"]}, fixes=("cert", "tls"),
+           try_commands=("curl --tls-max 1.2 --cacert {ca} https://{host}:{port}/",
+                         "tlslab connect {host}:{port} --ca-file {ca} --tls 1.2",
+                         "tlslab diagnose {host}:{port} --ca-file {ca} --profile tls12-only")),
+    # ------------------------------------------------------------------ algorithms
+    _other("rsa-kx-only", "algorithms", "TLS 1.2 with static RSA key exchange and CBC only "
+           "(no forward secrecy)", "no-common-cipher",
+           "this server accepts only static-RSA key exchange with CBC (TLS_RSA_WITH_AES_*_CBC_SHA)",
+           [("Python ssl", "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
+            ("Go 1.22+", "remote error: tls: handshake failure"),
+            ("openssl s_client -cipher ECDHE", "sslv3 alert handshake failure")],
+           "clients that still offer TLS_RSA_* suites (curl, openssl, tlslab connect)",
+           key_type="rsa2048",
+           server={"versions": ["TLS 1.2"],
+                   "cipher_suites": ["TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA",
+                                     "TLS_RSA_WITH_AES_128_CBC_SHA256"]},
+           fixes=("cert", "tls", "cipher"),
+           try_commands=("python3 -c \"import ssl,socket; ssl.create_default_context(cafile='{ca}')"
+                         ".wrap_socket(socket.create_connection(('{ip}', {port})), "
+                         "server_hostname='{host}')\"",
+                         "tlslab diagnose {host}:{port} --ca-file {ca}")),
+    _other("dhe-only", "algorithms", "TLS 1.2 with finite-field DHE suites only", "no-common-cipher",
+           "this server accepts only DHE-RSA suites (finite-field Diffie-Hellman), which "
+           "browsers and Go dropped",
+           [("Chrome, Firefox, Safari", "ERR_SSL_VERSION_OR_CIPHER_MISMATCH / "
+             "SSL_ERROR_NO_CYPHER_OVERLAP"),
+            ("Go", "remote error: tls: handshake failure"),
+            ("openssl s_client -cipher ECDHE", "sslv3 alert handshake failure")],
+           "clients that offer DHE suites (curl, openssl, Python ssl, Node, Java, tlslab)",
+           key_type="rsa2048",
+           server={"versions": ["TLS 1.2"],
+                   "cipher_suites": ["TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+                                     "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"]},
+           fixes=("cert", "tls", "cipher"),
+           try_commands=("openssl s_client -connect {ip}:{port} -cipher ECDHE -CAfile {ca} </dev/null",
+                         "tlslab connect {host}:{port} --ca-file {ca} --cipher "
+                         "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")),
+    _other("3des-only", "algorithms", "TLS 1.2 with 3DES suites only (64-bit blocks, Sweet32)",
+           "no-common-cipher",
+           "this server accepts only 3DES suites (TLS_*_WITH_3DES_EDE_CBC_SHA), which current "
+           "clients no longer offer",
+           [("curl", "curl: (35) error:0A000410:SSL routines::sslv3 alert handshake failure"),
+            ("openssl s_client", "sslv3 alert handshake failure"),
+            ("Python ssl", "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
+            ("tlslab connect", "no cipher suite in common (received alert handshake_failure)")],
+           "clients that enable 3DES on purpose (openssl s_client -cipher DES-CBC3-SHA)",
+           key_type="rsa2048",
+           server={"versions": ["TLS 1.2"],
+                   "cipher_suites": ["TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+                                     "TLS_RSA_WITH_3DES_EDE_CBC_SHA"]},
+           fixes=("cert", "tls", "cipher"),
+           try_commands=("curl --cacert {ca} https://{host}:{port}/",
+                         "openssl s_client -connect {ip}:{port} -cipher 'DES-CBC3-SHA:@SECLEVEL=0' "
+                         "-CAfile {ca} </dev/null")),
+    _other("no-common-group", "algorithms", "the server accepts only the P-521 curve "
+           "(secp521r1) for key exchange", "no-common-group",
+           "this server accepts only secp521r1 for key exchange, which browsers do not offer",
+           [("Chrome, Edge", "ERR_SSL_VERSION_OR_CIPHER_MISMATCH"),
+            ("tlslab connect", "handshake failed ... (received alert handshake_failure)"),
+            ("openssl s_client -groups X25519:P-256:P-384", "sslv3 alert handshake failure"),
+            ("curl --curves X25519:P-256", "curl: (35) error:0A000410:SSL routines::sslv3 "
+             "alert handshake failure")],
+           "clients that offer P-521 (curl, openssl, Python ssl, Go, Java, Firefox)",
+           server={"groups": ["secp521r1"]}, fixes=("cert", "group"),
+           try_commands=("tlslab connect {host}:{port} --ca-file {ca}",
+                         "curl --curves X25519:P-256 --cacert {ca} https://{host}:{port}/")),
+    _other("pkcs1-only-tls13", "algorithms", "TLS 1.3 with an RSA certificate, signing the "
+           "CertificateVerify with PKCS#1 v1.5 (forbidden in TLS 1.3)",
+           "no-common-signature-algorithm",
+           "the server signs its TLS 1.3 CertificateVerify with rsa_pkcs1_sha256, which RFC 8446 "
+           "§4.4.3 forbids (TLS 1.3 requires RSA-PSS)",
+           [("curl", "curl: (35) error:0A00016A:SSL routines::wrong signature type"),
+            ("openssl s_client", "wrong signature type"),
+            ("Python ssl", "[SSL: WRONG_SIGNATURE_TYPE] wrong signature type"),
+            ("Go", "tls: peer used rsa_pkcs1_sha256, which is not allowed in TLS 1.3")],
+           "no compliant TLS 1.3 client",
+           key_type="rsa2048",
+           server={"versions": ["TLS 1.3"], "tls13_pkcs1_signatures": True},
+           fixes=("cert", "tls", "sigalg"), client_decides=True,
+           try_commands=("curl --cacert {ca} https://{host}:{port}/",
+                         "tlslab connect {host}:{port} --ca-file {ca} --trace")),
+    _other("ecdsa-cert-rsa-suites", "algorithms", "an ECDSA certificate, but only ECDHE-RSA "
+           "suites (which need an RSA certificate)", "no-common-cipher",
+           "this server has an ECDSA certificate but accepts only ECDHE-RSA suites, which need "
+           "an RSA certificate: no suite fits",
+           [("curl", "curl: (35) error:0A000410:SSL routines::sslv3 alert handshake failure"),
+            ("openssl s_client", "sslv3 alert handshake failure"),
+            ("Python ssl", "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
+            ("tlslab connect", "(received alert handshake_failure)")],
+           "no client: the server cannot complete any handshake",
+           server={"versions": ["TLS 1.2"],
+                   "cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                                     "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]},
+           fixes=("cert", "tls", "cipher"),
+           try_commands=("curl --cacert {ca} https://{host}:{port}/",
+                         "tlslab diagnose {host}:{port} --ca-file {ca}")),
+    # ------------------------------------------------------------------ others
+    _other("client-cert-required", "others", "the server requires a client certificate "
+           "(mutual TLS) from the lab CA", "client-certificate-required",
+           "this server requires a client certificate issued by the lab CA",
+           [("curl", "curl: (56) OpenSSL SSL_read: error:0A00045C:SSL routines::tlsv13 alert "
+                     "certificate required"),
+            ("openssl s_client", "tlsv13 alert certificate required"),
+            ("Python ssl", "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate "
+                           "required"),
+            ("tlslab connect", "(received alert certificate_required)")],
+           "clients that present the lab's client certificate ({dir}/client.pem, "
+           "{dir}/client.key)",
+           server={"client_auth": "required"}, fixes=("cert", "client-ca"),
+           try_commands=("curl --cacert {ca} https://{host}:{port}/",
+                         "curl --cacert {ca} --cert {dir}/client.pem --key {dir}/client.key "
+                         "https://{host}:{port}/",
+                         "tlslab connect {host}:{port} --ca-file {ca} --cert {dir}/client.pem "
+                         "--key {dir}/client.key --http")),
+    _other("sni-required", "others", "the server refuses a ClientHello without SNI "
+           "(unrecognized_name)", "sni-required",
+           "this server requires SNI (server_name) and refuses clients that send none",
+           [("curl https://127.0.0.1:PORT/", "curl: (35) error:0A000458:SSL routines::tlsv1 "
+             "unrecognized name"),
+            ("openssl s_client -noservername", "tlsv1 unrecognized name"),
+            ("Python ssl, server_hostname=None", "[SSL: TLSV1_UNRECOGNIZED_NAME] tlsv1 "
+             "unrecognized name"),
+            ("old clients (Java 6, Android 2.x, IE on Windows XP)", "no SNI at all")],
+           "clients that connect by name (they send SNI)",
+           server={"require_sni": True}, fixes=("cert",),
+           try_commands=("curl --cacert {ca} https://{ip}:{port}/",
+                         "curl --cacert {ca} https://{host}:{port}/",
+                         "openssl s_client -connect {ip}:{port} -noservername </dev/null")),
+    _other("alpn-strict", "others", "the server speaks only ALPN http/1.1 and refuses clients "
+           "that offer only other protocols", "alpn-mismatch",
+           "this server speaks only the ALPN protocol http/1.1 and refuses clients that offer "
+           "only others",
+           [("openssl s_client -alpn h2", "tlsv1 alert no application protocol"),
+            ("gRPC and other h2-only clients", "no_application_protocol"),
+            ("Python ssl, set_alpn_protocols(['h2'])", "[SSL: TLSV1_ALERT_NO_APPLICATION_PROTOCOL] "
+             "tlsv1 alert no application protocol"),
+            ("tlslab connect --alpn h2", "(received alert no_application_protocol)")],
+           "clients that offer http/1.1 (curl, browsers) or no ALPN at all",
+           server={"alpn_protocols": ["http/1.1"]}, fixes=("cert", "alpn"),
+           try_commands=("openssl s_client -connect {ip}:{port} -alpn h2 -CAfile {ca} </dev/null",
+                         "tlslab connect {host}:{port} --ca-file {ca} --alpn h2")),
+]
+
+#: every scenario by name, in listing order
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in _LIST}
+
+
+class UnknownScenario(ValueError):
+    """A scenario name that does not exist; ``close`` holds the similar names."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.close = close_names(name)
+        hint = (f"did you mean {', '.join(self.close)}?" if self.close
+                else "`tlslab serve --list-scenarios` lists them")
+        super().__init__(f"unknown scenario {name!r}: {hint}")
+
+
+def close_names(name: str) -> list[str]:
+    """Scenario names close to ``name`` (difflib), best first."""
+    key = name.strip().lower()
+    close = difflib.get_close_matches(key, list(SCENARIOS), n=4, cutoff=0.5)
+    close += [n for n in SCENARIOS if key and key in n and n not in close]
+    return close[:5]
+
+
+def get_scenario(name: str) -> Scenario:
+    scenario = SCENARIOS.get(name.strip().lower())
+    if scenario is None:
+        raise UnknownScenario(name)
+    return scenario
+
+
+def conflicts(scenario: Scenario, given: Iterable[str]) -> list[tuple[str, str]]:
+    """``(flag, what the scenario does instead)`` for each serve option in ``given`` (keys
+    of :data:`OPTION_FLAGS`) that the scenario sets itself."""
+    return [OPTION_FLAGS[g] for g in given if g in scenario.fixes]
+
+
+# --------------------------------------------------------------------------- building it
+
+class _AiaHandler(http.server.BaseHTTPRequestHandler):
+    server_version = "tlslab-aia"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        srv: "_AiaServer" = self.server  # type: ignore[assignment]
+        if self.path.split("?", 1)[0] != srv.path:
+            self.send_error(404, "only the intermediate CA is served here")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/pkix-cert")  # RFC 2585 §4.1
+        self.send_header("Content-Length", str(len(srv.body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(srv.body)
+        if srv.log is not None:
+            host, port = self.client_address[:2]
+            srv.log(f"{host}:{port} AIA: fetched the intermediate CA ({srv.url}): "
+                    "this client completes the chain itself")
+
+    def log_message(self, format: str, *args: Any) -> None:  # our own one-line log instead
+        pass
+
+
+class _AiaServer(http.server.ThreadingHTTPServer):
+    """Plain HTTP on 127.0.0.1 answering the AIA caIssuers URL with the intermediate (DER)."""
+
+    daemon_threads = True
+    path = "/intermediate.der"
+    body = b""
+    url = ""
+    log: Callable[[str], Any] | None = None
+
+
+@dataclass
+class Lab:
+    """A scenario's certificates, files and :class:`~tlslab.proto.config.ServerConfig`.
+
+    ``directory`` (removed by :meth:`close`) holds ``ca.pem`` (what clients should trust),
+    and for ``client-cert-required`` ``client.pem`` / ``client.key``.  ``aia_url`` is set
+    for ``missing-intermediate``, whose intermediate this process serves over HTTP.
+    """
+
+    scenario: Scenario
+    config: Any
+    ca: x509.Certificate
+    leaf: x509.Certificate
+    directory: str
+    ca_file: str
+    profile: ServerProfile
+    aia_url: str | None = None
+    files: dict = field(default_factory=dict)
+    _aia: _AiaServer | None = None
+
+    def close(self) -> None:
+        if self._aia is not None:
+            self._aia.shutdown()
+            self._aia.server_close()
+            self._aia = None
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def fill(self, template: str, host: str, port: int) -> str:
+        """A try-command or client note with the paths and address filled in."""
+        bare = host.strip("[]")
+        ip = {"localhost": "127.0.0.1", "0.0.0.0": "127.0.0.1", "": "127.0.0.1",
+              "::": "::1"}.get(bare, bare)
+        if ":" in ip:
+            ip = f"[{ip}]"  # both -connect and URLs want IPv6 in brackets
+        return template.format(ca=self.ca_file, host=host, ip=ip, port=port, dir=self.directory)
+
+
+def _pem(certs: Iterable[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def build_lab(name: str | Scenario, names: Iterable[str] = ("localhost", "127.0.0.1", "::1"), *,
+              log: Callable[[str], Any] | None = None, **options: Any) -> Lab:
+    """Make the scenario's certificates and server configuration.
+
+    ``options`` are more ServerConfig options (``keylog_file``, ``tickets``, ...); the
+    scenario's own settings win (callers check :func:`conflicts` first).  ``log`` receives
+    one line per AIA fetch (``missing-intermediate``).  Raises :class:`UnknownScenario` or
+    ``ValueError`` (a ServerConfig the engine refuses).
+    """
+    from ..proto.config import ServerConfig
+
+    scenario = name if isinstance(name, Scenario) else get_scenario(name)
+    names = tuple(names)
+    directory = tempfile.mkdtemp(prefix=f"tlslab-lab-{scenario.name}-")
+    aia = None
+    try:
+        aia_url = None
+        if scenario.cert_kind == "missing-intermediate":
+            aia = _AiaServer(("127.0.0.1", 0), _AiaHandler)
+            aia_url = f"http://127.0.0.1:{aia.server_address[1]}{aia.path}"
+        pki = make_pki(names=names, key_type=scenario.key_type)
+        bundle = pki.server(scenario.cert_kind, aia_url=aia_url)
+        ca_file = os.path.join(directory, "ca.pem")
+        with open(ca_file, "wb") as f:
+            f.write(_pem(bundle.trust))
+        files = {"ca": ca_file}
+        server = dict(scenario.server)
+        client_auth = server.pop("client_auth", None)
+        if client_auth:
+            client = pki.server("client")
+            files["client_ca"] = os.path.join(directory, "client-ca.pem")
+            with open(files["client_ca"], "wb") as f:
+                f.write(_pem(bundle.client_ca))
+            files["client_cert"] = os.path.join(directory, "client.pem")
+            files["client_key"] = os.path.join(directory, "client.key")
+            from ..workbench.certgen import write_pem
+            write_pem(client.chain, client.key, files["client_cert"], files["client_key"])
+            os.chmod(files["client_key"], 0o600)
+            server.update(client_ca_file=files["client_ca"],
+                          require_client_cert=client_auth == "required")
+        merged = {**options, **server}
+        config = ServerConfig(certificate_chain=bundle.chain, private_key=bundle.key, **merged)
+        if aia is not None:
+            aia.body = pki.intermediate_der
+            aia.url = aia_url
+            aia.log = log
+            threading.Thread(target=aia.serve_forever, kwargs={"poll_interval": 0.2},
+                             name="tlslab-aia", daemon=True).start()
+        profile = ServerProfile.from_config(
+            config, scenario=scenario.name, problem=scenario.problem or None,
+            problem_code=scenario.code if scenario.code != "ok" else None,
+            client_decides=scenario.client_decides, lenient=scenario.lenient or None,
+            ca_file=ca_file)
+        return Lab(scenario=scenario, config=config, ca=pki.root, leaf=bundle.leaf,
+                   directory=directory, ca_file=ca_file, profile=profile, aia_url=aia_url,
+                   files=files, _aia=aia)
+    except BaseException:
+        if aia is not None:
+            aia.server_close()
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def start_scenario_server(name: str | Scenario | Lab, host: str = "127.0.0.1", port: int = 0, *,
+                          log: Callable[[str], Any] | None = None, json_log: Any = None,
+                          handshake_timeout: float = 10.0, io_timeout: float | None = 30.0,
+                          names: Iterable[str] | None = None, **options: Any):
+    """A listening :class:`~tlslab.io.blocking.TLSServer` playing scenario ``name`` (what
+    ``tlslab serve --scenario`` runs): each connection is explained in one ``log`` line
+    (and one JSON object per line to ``json_log``, a writable text file).
+
+    The server has ``.lab`` (:class:`Lab`), ``.explainer`` (its ``.reports``) and
+    ``.close_lab()``; call ``serve_forever()``, then ``shutdown()``, ``server_close()``
+    and ``close_lab()``.  ``OSError`` if it cannot listen (the lab is cleaned up).
+    """
+    from ..io.blocking import make_server
+    from ..workbench.httppage import http_handler
+
+    if isinstance(name, Lab):
+        lab = name
+    else:
+        if names is None:
+            names = ["localhost", "127.0.0.1", "::1"]
+            bare = host.strip("[]")
+            if bare and bare not in names and bare not in ("0.0.0.0", "::"):
+                names.append(bare)
+        lab = build_lab(name, names, log=log, **options)
+    explainer = ServerExplainer(lab.config, lab.profile, json_log=json_log)
+    page_note = f"{lab.scenario.name}: {lab.scenario.summary}"
+    say = log or (lambda line: None)
+    handler = explainer.page_handler(functools.partial(http_handler, scenario=page_note), say)
+    try:
+        srv = make_server(host, port, lab.config, handler, log=say, log_line=explainer,
+                          handshake_timeout=handshake_timeout, io_timeout=io_timeout)
+    except BaseException:
+        lab.close()
+        raise
+    srv.lab = lab
+    srv.explainer = explainer
+    srv.close_lab = lab.close
+    return srv
