@@ -139,19 +139,30 @@ _UPGRADES = (
 )
 
 
+#: the first bytes of a handshake record holding the start of a ClientHello (RFC 8446
+#: §5.1: type 22, version 03 0x, 2-byte length, then handshake type 1)
+_HELLO_RECORD = re.compile(rb"\x16\x03[\x00-\x04]..\x01", re.S)
+
+
 def tls_start(client_bytes: bytes) -> tuple[int, str]:
-    """Where the TLS bytes of a client's stream begin: (0, "") for TLS from the first
-    byte; after a STARTTLS / STLS command or an HTTP CONNECT request, the first thing
-    that looks like a handshake record after it (the codec then checks it)."""
+    """Where the TLS bytes of a client's stream begin, and after what: (0, "") for TLS
+    from the first byte; after a STARTTLS / STLS command, an HTTP CONNECT request, a
+    SOCKS handshake or any other preamble, the first thing in the first 64 KiB that looks
+    like a ClientHello record (the codec then has to parse it, so a look-alike inside
+    other data is not taken for one)."""
     if client_bytes[:1] == b"\x16":
         return 0, ""
     head = client_bytes[:1 << 16]
     for how, pattern in _UPGRADES:
         m = pattern.search(head)
         if m:
-            at = head.find(b"\x16\x03", m.end())
-            if at >= 0:
-                return at, how
+            found = _HELLO_RECORD.search(head, m.end())
+            if found:
+                return found.start(), how
+    found = _HELLO_RECORD.search(head)
+    if found:
+        how = {4: "SOCKS4", 5: "SOCKS5"}.get(head[0], f"{found.start()} bytes of another protocol")
+        return found.start(), how
     return 0, ""
 
 
