@@ -239,9 +239,10 @@ def _given_options(cert, key, tls, cipher, group, sigalg, alpn, client_ca,
 # --------------------------------------------------------------------------- the lab listing
 
 def _list_scenarios(json_out: bool) -> None:
-    from ..lab.scenarios import CATEGORIES, SCENARIOS
+    from ..lab.scenarios import CAPTURED_WITH, CATEGORIES, SCENARIOS
     if json_out:
-        doc = {"scenarios": [s.to_json() for s in SCENARIOS.values()]}
+        doc = {"scenarios": [s.to_json() for s in SCENARIOS.values()],
+               "messages_from": CAPTURED_WITH}
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         return
     console = _out()
@@ -263,6 +264,7 @@ def _list_scenarios(json_out: bool) -> None:
                 indented(Text.assemble(("fails  ", "red"), (f.client, "bold"), ": ", f.error))
             indented(Text.assemble(("works  ", "green"), s.works))
         console.print()
+    console.print(Text(f"Client messages: {CAPTURED_WITH}.", style="dim"))
     console.print(Text("Run one: tlslab serve --scenario NAME  (--ca-out FILE writes the CA to "
                        "trust; --json-log FILE logs each client as JSON)", style="dim"))
 
@@ -417,14 +419,14 @@ def _serve_scenario(host, port, names, name, ca_out_path, json_log, given, plain
     _legacy_warning(lab.config)
     print(f"scenario {scenario.name} ({scenario.category}): {scenario.summary}")
     for f in scenario.fails[:3]:
-        print(f"  fails: {f.client}: {lab.fill(f.error, url_host, srv.port)}")
+        print(f"  {f.client} fails: {lab.fill(f.error, url_host, srv.port)}")
     print(f"  works: {lab.fill(scenario.works, url_host, srv.port)}")
     print(f"  diagnosis: {scenario.code}")
     if lab.aia_url:
         print(f"  the intermediate CA is served for AIA fetching at {lab.aia_url}")
-    print(f"certificate: {_describe_leaf(lab.leaf)}; its CA certificate (trust this): "
-          f"{lab.ca_file}" + (f" (also written to {ca_out_path})" if ca_out_path else ""))
-    commands = [lab.fill(c, url_host, srv.port) for c in scenario.try_commands]
+    print(f"certificate: {_describe_leaf(lab.leaf)}; its CA certificate: {lab.ca_file}"
+          + (f" (also written to {ca_out_path})" if ca_out_path else ""))
+    commands = [lab.fill(c, url_host, srv.port) for c in scenario.commands]
     for i, command in enumerate(commands):
         print(("try:  " if i == 0 else "      ") + command)
     print("Ctrl-C to stop", flush=True)

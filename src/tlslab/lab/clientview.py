@@ -154,6 +154,9 @@ class Offer:
     alpn: list[str] | None = None
     #: "not requested", "none yet" (handshake ended before), "empty" or the subject
     client_certificate: str = "not requested"
+    #: the versions come from supported_versions (RFC 8446 §4.2.1); without it, the one
+    #: version is legacy_version, the highest the client speaks (RFC 5246 §7.4.1.2)
+    versions_listed: bool = True
 
     @property
     def max_version(self) -> str | None:
@@ -269,6 +272,7 @@ def offer_of(trace: Any) -> Offer | None:
         signature_algorithms=[s for s in d.get("signature_algorithms", []) if _known(s)],
         sni=d.get("sni") or None,
         alpn=d.get("alpn"),
+        versions_listed="supported_versions" in d.get("extensions", []),
     )
     offer.client_certificate = _client_certificate(entries)
     return offer
@@ -389,8 +393,9 @@ def _explain_success(r: ClientReport, p: ServerProfile, after: str | None) -> No
         return
     r.code = p.problem_code
     if r.outcome != "ok":
-        r.explanation += (": it checked the certificate after the handshake (as curl does with "
-                          "the host name) and refused it" if r.outcome == "client-closed" else "")
+        r.explanation += (": it may have refused the certificate after the handshake (curl "
+                          "checks the host name then), or only been probing"
+                          if r.outcome == "client-closed" else "")
         r.explanation += f"; with this scenario, because {p.problem}"
     elif p.problem_code == "missing-intermediate":
         r.explanation = (f"handshake ok although {p.problem}: this client completed the chain "
@@ -410,6 +415,8 @@ def _versions_phrase(offer: Offer, server: ServerProfile) -> str:
     theirs = offer.versions
     if not theirs:
         return "client offered no protocol version we know"
+    if not offer.versions_listed:
+        return f"client offered {theirs[0]} at most"
     if len(theirs) == 1:
         return f"client offered only {theirs[0]}"
     if mine and VERSION_ORDER.index(theirs[0]) > max(mine):  # client's newest is older than ours

@@ -34,10 +34,16 @@ from cryptography.hazmat.primitives import serialization
 from .clientview import ServerExplainer, ServerProfile
 from .pki import make_pki
 
-__all__ = ["CATEGORIES", "ClientResult", "Lab", "SCENARIOS", "Scenario", "UnknownScenario",
+__all__ = ["CAPTURED_WITH", "CATEGORIES", "ClientResult", "Lab", "SCENARIOS", "Scenario", "UnknownScenario",
            "build_lab", "close_names", "conflicts", "get_scenario", "start_scenario_server"]
 
 CATEGORIES = ("certificates", "protocol", "algorithms", "others")
+
+#: where the client messages in :attr:`Scenario.fails` come from (tests/test_scenarios.py
+#: runs these clients against every scenario and fails when a message changes)
+CAPTURED_WITH = ("curl 7.88.1 and openssl s_client (OpenSSL 3.0.19), Python 3.11 ssl and "
+                 "tlslab connect on Debian 12; browser, Go and Java lines are their documented "
+                 "messages")
 
 #: options of ``tlslab serve`` a scenario can set itself (a user giving one too is a
 #: conflict): the flag, and what the scenario does instead
@@ -94,9 +100,24 @@ class Scenario:
     client_decides: bool = False
     #: which clients accept the problem anyway, and why (for the server's explanations)
     lenient: str = ""
+    #: the ``tlslab diagnose`` profile that fails here (None: no built-in profile does)
+    profile: str | None = "default"
     #: commands that show the failure ({ca}, {host}, {ip}, {port}, {dir} are filled in)
     try_commands: tuple[str, ...] = ()
     note: str = ""
+
+    @property
+    def diagnose_command(self) -> str | None:
+        """The ``tlslab diagnose`` command (a template) that names this scenario's cause."""
+        if self.profile is None:
+            return None
+        more = f" --profile {self.profile}" if self.profile != "default" else ""
+        return "tlslab diagnose {host}:{port} --ca-file {ca}" + more
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        """Commands (templates) that show the failure, then the diagnosis."""
+        return self.try_commands + ((self.diagnose_command,) if self.diagnose_command else ())
 
     def to_json(self) -> dict[str, Any]:
         server = {k: v for k, v in self.server.items()}
@@ -104,7 +125,9 @@ class Scenario:
         server["key_type"] = self.key_type
         return {"name": self.name, "category": self.category, "summary": self.summary,
                 "code": self.code, "fails": [f.to_json() for f in self.fails],
-                "works": self.works, "server": server, "note": self.note or None}
+                "works": self.works, "server": server, "note": self.note or None,
+                "try": list(self.try_commands), "diagnose": self.diagnose_command,
+                "diagnose_profile": self.profile}
 
 
 # --------------------------------------------------------------------------- the scenarios
@@ -112,11 +135,11 @@ class Scenario:
 _VERIFY = ("curl --cacert {ca} https://{host}:{port}/",
            "openssl s_client -connect {ip}:{port} -servername {host} -CAfile {ca} "
            "-verify_return_error </dev/null",
-           "tlslab connect {host}:{port} --ca-file {ca}",
-           "tlslab diagnose {host}:{port} --ca-file {ca}")
+           "tlslab connect {host}:{port} --ca-file {ca}")
 
-_TLS10_SUITES = ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-                 "TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA"]
+#: TLS 1.0 / 1.1 suites: ECDHE-RSA with AES-CBC.  No static RSA on purpose: OpenSSL 3
+#: still completes that one (it signs nothing), and the scenario would not fail
+_LEGACY_SUITES = ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"]
 
 
 def _cert(name: str, summary: str, code: str, problem: str, fails, works: str, **kw) -> Scenario:
@@ -132,297 +155,330 @@ def _other(name: str, category: str, summary: str, code: str, problem: str, fail
                     fails=tuple(ClientResult(*f) for f in fails), works=works, **kw)
 
 
+_CURL_HS = "curl: (35) OpenSSL/3.0.19: error:0A000410:SSL routines::sslv3 alert handshake failure"
+_OSSL_HS = "error:0A000410:SSL routines:ssl3_read_bytes:sslv3 alert handshake failure ... SSL alert number 40"
+_PY_HS = "ssl.SSLError: [SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"
+_TLSLAB_HS = "error: handshake failed: peer sent fatal alert handshake_failure"
+
+
+def _verify_fails(curl: str, openssl: str, python: str, tlslab: str) -> list[tuple[str, str]]:
+    """What the four verifying clients print against a certificate scenario."""
+    return [("curl", f"curl: (60) {curl}"),
+            ("openssl s_client", f"verify error:{openssl}"),
+            ("Python ssl", "ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] "
+                           f"certificate verify failed: {python}"),
+            ("tlslab connect", f"error: handshake failed: certificate verify failed: {tlslab}")]
+
+
 _LIST: list[Scenario] = [
     # ------------------------------------------------------------------ certificates
-    _cert("ok", "nothing: a healthy chain (leaf + intermediate) from the lab CA", "ok",
-          "", [("any client not given the lab CA", "unknown_ca / unable to get local issuer "
-                "certificate", "curl https://{host}:{port}/")],
-          "every client given the lab CA (--cacert, -CAfile, --ca-file)"),
+    _cert("ok", "nothing: a healthy chain (leaf + intermediate) from the lab CA", "ok", "",
+          [("a client not given the lab CA",
+            "curl: (60) SSL certificate problem: unable to get local issuer certificate",
+            "curl https://{host}:{port}/")],
+          "every client given the lab CA (curl --cacert, openssl -CAfile, tlslab --ca-file)"),
     _cert("expired", "the leaf certificate expired 10 days ago", "expired",
           "the leaf certificate expired 10 days ago",
-          [("curl", "curl: (60) SSL certificate problem: certificate has expired"),
-           ("openssl s_client", "verify error:num=10:certificate has expired"),
-           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                          "certificate has expired"),
-           ("tlslab connect", "certificate verify failed: expired")],
+          _verify_fails("SSL certificate problem: certificate has expired",
+                        "num=10:certificate has expired", "certificate has expired",
+                        "expired: certificate for CN=localhost,O=tlslab lab expired on ..."),
           "only clients that skip verification (curl -k)"),
     _cert("not-yet-valid", "the leaf certificate becomes valid only in 10 days", "not-yet-valid",
           "the leaf certificate is not valid yet (notBefore is 10 days ahead)",
-          [("curl", "curl: (60) SSL certificate problem: certificate is not yet valid"),
-           ("openssl s_client", "verify error:num=9:certificate is not yet valid"),
-           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                          "certificate is not yet valid"),
-           ("tlslab connect", "certificate verify failed: not yet valid")],
-          "only clients that skip verification; a client whose clock is 10 days ahead"),
+          _verify_fails("SSL certificate problem: certificate is not yet valid",
+                        "num=9:certificate is not yet valid", "certificate is not yet valid",
+                        "not yet valid: certificate for CN=localhost,O=tlslab lab is not valid "
+                        "before ..."),
+          "only clients that skip verification, or whose clock is 10 days ahead"),
     _cert("wrong-host", "the certificate names www.example.net and other.test, not this host",
           "hostname-mismatch",
           "the certificate names only www.example.net and other.test, not the name the client "
           "asked for",
-          [("curl", "curl: (60) SSL: no alternative certificate subject name matches target "
-                    "host name 'localhost'"),
-           ("openssl s_client", "verify error:num=62:hostname mismatch (with -verify_hostname)"),
-           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                          "Hostname mismatch, certificate is not valid for 'localhost'"),
-           ("tlslab connect", "certificate verify failed: hostname mismatch")],
-          "clients that do not check the name (openssl s_client without -verify_hostname)"),
+          _verify_fails("SSL: no alternative certificate subject name matches target host name "
+                        "'localhost'", "num=62:hostname mismatch (with -verify_hostname)",
+                        "Hostname mismatch, certificate is not valid for 'localhost'.",
+                        "hostname mismatch: certificate for CN=www.example.net,O=tlslab lab does "
+                        "not match name 'localhost'"),
+          "clients that do not check the name (openssl s_client without -verify_hostname)",
+          note="curl checks the name after the handshake: the server sees a completed handshake "
+               "and a client that hangs up"),
     _cert("no-san", "no subjectAltName: the host name is only in the subject CN", "no-san",
           "the certificate has no subjectAltName; the name is only in the subject CN, which "
           "RFC 6125 clients ignore",
-          [("tlslab connect", "certificate verify failed: no SAN"),
+          [("tlslab connect", "error: handshake failed: certificate verify failed: no san: "
+                              "certificate for CN=localhost,O=tlslab lab has no subjectAltName "
+                              "extension"),
            ("Chrome", "NET::ERR_CERT_COMMON_NAME_INVALID"),
-           ("Go", "x509: certificate relies on legacy Common Name field, use SANs instead")],
-          "OpenSSL-based clients (curl, Python ssl, openssl s_client) still fall back to the "
-          "CN and accept it",
+           ("Go (1.15+)", "x509: certificate relies on legacy Common Name field, use SANs "
+                          "instead")],
+          "OpenSSL-based clients (curl, Python ssl, openssl s_client) fall back to the CN and "
+          "accept it",
           lenient="OpenSSL-based clients such as curl and Python ssl fall back to the CN"),
     _cert("self-signed", "the server sends a self-signed leaf that nobody trusts", "self-signed",
           "the server sends a self-signed certificate that no trust store holds",
-          [("curl", "curl: (60) SSL certificate problem: self-signed certificate"),
-           ("openssl s_client", "verify error:num=18:self-signed certificate"),
-           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                          "self-signed certificate"),
-           ("tlslab connect", "certificate verify failed: self-signed")],
+          _verify_fails("SSL certificate problem: self-signed certificate",
+                        "num=18:self-signed certificate", "self-signed certificate",
+                        "self signed: certificate for CN=localhost,O=tlslab lab is self-signed "
+                        "and is not in the trust store"),
           "clients told to trust that very certificate, or not to verify"),
-    _cert("untrusted-root", "a complete chain from a second root CA the client is not given",
+    _cert("untrusted-root", "a complete chain, but from a second root CA the client is not given",
           "untrusted-root",
-          "the chain leads to a root CA the client does not trust (a second lab root, not "
-          "the one in the CA file)",
-          [("curl", "curl: (60) SSL certificate problem: unable to get local issuer certificate"),
-           ("openssl s_client", "verify error:num=20:unable to get local issuer certificate"),
-           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                          "unable to get local issuer certificate"),
-           ("tlslab connect", "certificate verify failed: untrusted root")],
+          "the chain leads to a root CA the client does not trust (a second lab root, not the "
+          "one in the CA file)",
+          _verify_fails("SSL certificate problem: unable to get local issuer certificate",
+                        "num=20:unable to get local issuer certificate",
+                        "unable to get local issuer certificate",
+                        "untrusted root: chain ends at CN=tlslab lab untrusted intermediate CA ..."),
           "clients that trust the second root (it is not written anywhere)"),
     _cert("missing-intermediate", "the server sends its leaf without the intermediate CA",
           "missing-intermediate",
-          "the server sends the leaf without its intermediate CA, so the client cannot build "
-          "a chain to the root it trusts",
-          [("curl", "curl: (60) SSL certificate problem: unable to get local issuer certificate"),
-           ("openssl s_client", "verify error:num=20:unable to get local issuer certificate"),
-           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                          "unable to get local issuer certificate"),
-           ("tlslab connect", "certificate verify failed: missing intermediate")],
+          "the server sends the leaf without its intermediate CA, so the client cannot build a "
+          "chain to the root it trusts",
+          _verify_fails("SSL certificate problem: unable to get local issuer certificate",
+                        "num=20:unable to get local issuer certificate",
+                        "unable to get local issuer certificate",
+                        "missing intermediate: issuer CN=tlslab lab intermediate CA ... was not "
+                        "sent by the server and is not in the trust store"),
           "clients that fetch the intermediate from the leaf's AIA URL (Chrome and Edge on "
-          "Windows/macOS/Android, Java with -Dcom.sun.security.enableAIAcaIssuers=true, "
+          "Windows, macOS and Android; Java with -Dcom.sun.security.enableAIAcaIssuers=true; "
           "tlslab diagnose --profile browser)",
-          note="the intermediate is served over plain HTTP on 127.0.0.1 by this process, at "
-               "the leaf's AIA caIssuers URL, so AIA-fetching clients can complete the chain"),
+          note="the intermediate is served over plain HTTP on 127.0.0.1 by this process, at the "
+               "leaf's AIA caIssuers URL, so that AIA-fetching clients can complete the chain",
+          profile="default"),
     _cert("sha1", "the intermediate signed the leaf with SHA-1", "sha1-signature",
           "the leaf certificate is signed with SHA-1 (sha1WithRSAEncryption), which verifiers "
-          "refuse since 2017",
-          [("curl", "curl: (60) SSL certificate problem: ca md too weak"),
-           ("openssl s_client", "verify error:num=68:CA signature digest algorithm too weak"),
-           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                          "CA signature digest algorithm too weak"),
-           ("tlslab connect", "certificate verify failed: sha1 signature")],
-          "clients at OpenSSL security level 0, old clients"),
+          "refuse",
+          _verify_fails("SSL certificate problem: CA signature digest algorithm too weak",
+                        "num=68:CA signature digest algorithm too weak",
+                        "CA signature digest algorithm too weak",
+                        "sha1 signature: certificate for CN=localhost,O=tlslab lab is signed with "
+                        "sha1WithRSAEncryption"),
+          "clients at OpenSSL security level 0, and old clients"),
     _cert("rsa1024", "the leaf has a 1024-bit RSA key", "weak-key",
-          "the leaf certificate has a 1024-bit RSA key, below every current minimum (2048)",
-          [("curl", "curl: (60) SSL certificate problem: EE certificate key too weak"),
-           ("openssl s_client", "verify error:num=66:EE certificate key too weak"),
-           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                          "EE certificate key too weak"),
-           ("tlslab connect", "certificate verify failed: weak key")],
+          "the leaf certificate has a 1024-bit RSA key, below the 2048 bits clients require",
+          _verify_fails("SSL certificate problem: EE certificate key too weak",
+                        "num=66:EE certificate key too weak", "EE certificate key too weak",
+                        "weak key: certificate for CN=localhost,O=tlslab lab has a weak RSA "
+                        "1024 key"),
           "clients at OpenSSL security level 0 or 1"),
-    _cert("wrong-eku", "the leaf's extendedKeyUsage is clientAuth only (no serverAuth)",
+    _cert("wrong-eku", "the leaf's extendedKeyUsage is clientAuth only, without serverAuth",
           "wrong-key-usage",
           "the leaf certificate is for clients only: its extendedKeyUsage lacks serverAuth",
-          [("curl", "curl: (60) SSL certificate problem: unsupported certificate purpose"),
-           ("openssl s_client", "verify error:num=26:unsupported certificate purpose"),
-           ("Python ssl", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                          "unsupported certificate purpose"),
-           ("tlslab connect", "certificate verify failed: wrong key usage")],
+          _verify_fails("SSL certificate problem: unsuitable certificate purpose",
+                        "num=26:unsuitable certificate purpose", "unsuitable certificate purpose",
+                        "wrong key usage: certificate for CN=localhost,O=tlslab lab is not for "
+                        "TLS server authentication"),
           "clients that do not check extendedKeyUsage"),
     # ------------------------------------------------------------------ protocol
-    _other("tls1.0-only", "protocol", "the server speaks only TLS 1.0 (CBC suites, RSA certificate)",
-           "protocol-version-mismatch", "this server speaks only TLS 1.0, which clients "
-           "disabled around 2020 (RFC 8996)",
-           [("curl", "curl: (35) error:0A000102:SSL routines::unsupported protocol"),
-            ("openssl s_client", "alert protocol version / no protocols available"),
-            ("Python ssl", "[SSL: UNSUPPORTED_PROTOCOL] unsupported protocol"),
-            ("tlslab connect", "no protocol version in common (received alert protocol_version)")],
+    _other("tls1.0-only", "protocol", "the server speaks only TLS 1.0 (ECDHE-RSA, AES-CBC)",
+           "protocol-version-mismatch",
+           "this server speaks only TLS 1.0, which clients disabled around 2020 (RFC 8996)",
+           [("curl", "curl: (35) OpenSSL/3.0.19: error:0A00014D:SSL routines::legacy sigalg "
+                     "disallowed or unsupported"),
+            ("openssl s_client", "tls_process_key_exchange:legacy sigalg disallowed or "
+                                 "unsupported"),
+            ("Python ssl", "ssl.SSLError: [SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert "
+                           "protocol version"),
+            ("tlslab connect", "error: handshake failed: peer sent fatal alert protocol_version")],
            "clients that still enable TLS 1.0 (openssl s_client -tls1 -cipher "
            "'DEFAULT:@SECLEVEL=0', tlslab connect --tls 1.0)",
-           key_type="rsa2048", server={"versions": ["TLS 1.0"], "cipher_suites": _TLS10_SUITES},
+           key_type="rsa2048", server={"versions": ["TLS 1.0"], "cipher_suites": _LEGACY_SUITES},
            fixes=("cert", "tls", "cipher"),
+           note="OpenSSL 3 still negotiates TLS 1.0, then refuses the MD5+SHA-1 signature of "
+                "the ServerKeyExchange below security level 0",
            try_commands=("curl --cacert {ca} https://{host}:{port}/",
                          "openssl s_client -connect {ip}:{port} -tls1 -cipher 'DEFAULT:@SECLEVEL=0' "
                          "-CAfile {ca} </dev/null",
                          "tlslab connect {host}:{port} --ca-file {ca} --tls 1.0")),
-    _other("tls1.1-only", "protocol", "the server speaks only TLS 1.1 (CBC suites, RSA certificate)",
-           "protocol-version-mismatch", "this server speaks only TLS 1.1, which clients "
-           "disabled around 2020 (RFC 8996)",
-           [("curl", "curl: (35) error:0A000102:SSL routines::unsupported protocol"),
-            ("openssl s_client", "alert protocol version / no protocols available"),
-            ("Python ssl", "[SSL: UNSUPPORTED_PROTOCOL] unsupported protocol"),
-            ("tlslab connect", "no protocol version in common (received alert protocol_version)")],
+    _other("tls1.1-only", "protocol", "the server speaks only TLS 1.1 (ECDHE-RSA, AES-CBC)",
+           "protocol-version-mismatch",
+           "this server speaks only TLS 1.1, which clients disabled around 2020 (RFC 8996)",
+           [("curl", "curl: (35) OpenSSL/3.0.19: error:0A00014D:SSL routines::legacy sigalg "
+                     "disallowed or unsupported"),
+            ("openssl s_client", "tls_process_key_exchange:legacy sigalg disallowed or "
+                                 "unsupported"),
+            ("Python ssl", "ssl.SSLError: [SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert "
+                           "protocol version"),
+            ("tlslab connect", "error: handshake failed: peer sent fatal alert protocol_version")],
            "clients that still enable TLS 1.1 (openssl s_client -tls1_1 -cipher "
            "'DEFAULT:@SECLEVEL=0', tlslab connect --tls 1.1)",
-           key_type="rsa2048", server={"versions": ["TLS 1.1"], "cipher_suites": _TLS10_SUITES},
+           key_type="rsa2048", server={"versions": ["TLS 1.1"], "cipher_suites": _LEGACY_SUITES},
            fixes=("cert", "tls", "cipher"),
+           note="OpenSSL 3 still negotiates TLS 1.1, then refuses the MD5+SHA-1 signature of "
+                "the ServerKeyExchange below security level 0",
            try_commands=("curl --cacert {ca} https://{host}:{port}/",
                          "openssl s_client -connect {ip}:{port} -tls1_1 -cipher "
                          "'DEFAULT:@SECLEVEL=0' -CAfile {ca} </dev/null",
                          "tlslab connect {host}:{port} --ca-file {ca} --tls 1.1")),
     _other("tls1.2-only", "protocol", "the server speaks only TLS 1.2",
            "protocol-version-mismatch", "this server speaks only TLS 1.2",
-           [("curl --tlsv1.3", "curl: (35) error:0A00042E:SSL routines::tlsv1 alert protocol version",
-             "curl --tlsv1.3 --cacert {ca} https://{host}:{port}/"),
-            ("openssl s_client -tls1_3", "tlsv1 alert protocol version", ""),
-            ("tlslab connect --tls 1.3", "no protocol version in common (received alert "
-             "protocol_version)")],
+           [("curl --tlsv1.3", "curl: (35) OpenSSL/3.0.19: error:0A00042E:SSL routines::tlsv1 "
+             "alert protocol version"),
+            ("openssl s_client -tls1_3", "ssl3_read_bytes:tlsv1 alert protocol version ... SSL "
+                                         "alert number 70"),
+            ("Python ssl, minimum_version TLSv1_3", "ssl.SSLError: [SSL: "
+             "TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert protocol version"),
+            ("tlslab connect --tls 1.3", "error: handshake failed: peer sent fatal alert "
+                                         "protocol_version")],
            "every client that still offers TLS 1.2 (nearly all)",
-           server={"versions": ["TLS 1.2"]}, fixes=("cert", "tls"),
+           server={"versions": ["TLS 1.2"]}, fixes=("cert", "tls"), profile=None,
            try_commands=("curl --tlsv1.3 --cacert {ca} https://{host}:{port}/",
                          "tlslab connect {host}:{port} --ca-file {ca} --tls 1.3")),
     _other("tls1.3-only", "protocol", "the server speaks only TLS 1.3",
            "protocol-version-mismatch", "this server speaks only TLS 1.3",
-           [("curl --tls-max 1.2", "curl: (35) error:0A00042E:SSL routines::tlsv1 alert "
-             "protocol version", "curl --tls-max 1.2 --cacert {ca} https://{host}:{port}/"),
-            ("openssl s_client -tls1_2", "tlsv1 alert protocol version"),
-            ("Python ssl, maximum_version=TLSv1_2", "[SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 "
-             "alert protocol version"),
-            ("Java 7 / 8 before 8u261, old Android, .NET on old Windows",
-             "Received fatal alert: protocol_version")],
+           [("curl --tls-max 1.2", "curl: (35) OpenSSL/3.0.19: error:0A00042E:SSL "
+             "routines::tlsv1 alert protocol version"),
+            ("openssl s_client -tls1_2", "ssl3_read_bytes:tlsv1 alert protocol version ... SSL "
+                                         "alert number 70"),
+            ("Python ssl, maximum_version TLSv1_2", "ssl.SSLError: [SSL: "
+             "TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert protocol version"),
+            ("tlslab connect --tls 1.2", "error: handshake failed: peer sent fatal alert "
+                                         "protocol_version"),
+            ("Java 8 before 8u261, Android 9 and older", "Received fatal alert: protocol_version")],
            "every client that offers TLS 1.3",
-           server={"versions": ["TLS 1.3"]}, fixes=("cert", "tls"),
+           server={"versions": ["TLS 1.3"]}, fixes=("cert", "tls"), profile="tls12-only",
            try_commands=("curl --tls-max 1.2 --cacert {ca} https://{host}:{port}/",
-                         "tlslab connect {host}:{port} --ca-file {ca} --tls 1.2",
-                         "tlslab diagnose {host}:{port} --ca-file {ca} --profile tls12-only")),
+                         "tlslab connect {host}:{port} --ca-file {ca} --tls 1.2")),
     # ------------------------------------------------------------------ algorithms
-    _other("rsa-kx-only", "algorithms", "TLS 1.2 with static RSA key exchange and CBC only "
+    _other("rsa-kx-only", "algorithms", "TLS 1.2 with static RSA key exchange and AES-CBC only "
            "(no forward secrecy)", "no-common-cipher",
-           "this server accepts only static-RSA key exchange with CBC (TLS_RSA_WITH_AES_*_CBC_SHA)",
-           [("Python ssl", "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
-            ("Go 1.22+", "remote error: tls: handshake failure"),
-            ("openssl s_client -cipher ECDHE", "sslv3 alert handshake failure")],
-           "clients that still offer TLS_RSA_* suites (curl, openssl, tlslab connect)",
+           "this server accepts only static-RSA key exchange with AES-CBC "
+           "(TLS_RSA_WITH_AES_*_CBC_SHA*)",
+           [("Python ssl", _PY_HS),
+            ("openssl s_client -cipher ECDHE", _OSSL_HS),
+            ("Chrome and other clients without TLS_RSA_* suites",
+             "ERR_SSL_VERSION_OR_CIPHER_MISMATCH")],
+           "clients that still offer TLS_RSA_* suites (curl, openssl s_client, tlslab connect)",
            key_type="rsa2048",
            server={"versions": ["TLS 1.2"],
                    "cipher_suites": ["TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA",
                                      "TLS_RSA_WITH_AES_128_CBC_SHA256"]},
-           fixes=("cert", "tls", "cipher"),
+           fixes=("cert", "tls", "cipher"), profile="browser",
            try_commands=("python3 -c \"import ssl,socket; ssl.create_default_context(cafile='{ca}')"
                          ".wrap_socket(socket.create_connection(('{ip}', {port})), "
                          "server_hostname='{host}')\"",
-                         "tlslab diagnose {host}:{port} --ca-file {ca}")),
-    _other("dhe-only", "algorithms", "TLS 1.2 with finite-field DHE suites only", "no-common-cipher",
+                         "openssl s_client -connect {ip}:{port} -cipher ECDHE -CAfile {ca} "
+                         "</dev/null")),
+    _other("dhe-only", "algorithms", "TLS 1.2 with finite-field DHE suites only",
+           "no-common-cipher",
            "this server accepts only DHE-RSA suites (finite-field Diffie-Hellman), which "
-           "browsers and Go dropped",
-           [("Chrome, Firefox, Safari", "ERR_SSL_VERSION_OR_CIPHER_MISMATCH / "
-             "SSL_ERROR_NO_CYPHER_OVERLAP"),
-            ("Go", "remote error: tls: handshake failure"),
-            ("openssl s_client -cipher ECDHE", "sslv3 alert handshake failure")],
-           "clients that offer DHE suites (curl, openssl, Python ssl, Node, Java, tlslab)",
+           "browsers and Go do not offer",
+           [("curl --ciphers 'ECDHE:!DHE'", _CURL_HS),
+            ("openssl s_client -cipher ECDHE", _OSSL_HS),
+            ("tlslab connect --cipher TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", _TLSLAB_HS),
+            ("Chrome, Firefox, Go", "ERR_SSL_VERSION_OR_CIPHER_MISMATCH / "
+             "SSL_ERROR_NO_CYPHER_OVERLAP / remote error: tls: handshake failure")],
+           "clients that offer DHE suites (curl, openssl, Python ssl, tlslab by default)",
            key_type="rsa2048",
            server={"versions": ["TLS 1.2"],
                    "cipher_suites": ["TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
                                      "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"]},
-           fixes=("cert", "tls", "cipher"),
-           try_commands=("openssl s_client -connect {ip}:{port} -cipher ECDHE -CAfile {ca} </dev/null",
-                         "tlslab connect {host}:{port} --ca-file {ca} --cipher "
-                         "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")),
+           fixes=("cert", "tls", "cipher"), profile="browser",
+           try_commands=("openssl s_client -connect {ip}:{port} -cipher ECDHE -CAfile {ca} "
+                         "</dev/null",
+                         "curl --ciphers 'ECDHE:!DHE' --cacert {ca} https://{host}:{port}/")),
     _other("3des-only", "algorithms", "TLS 1.2 with 3DES suites only (64-bit blocks, Sweet32)",
            "no-common-cipher",
            "this server accepts only 3DES suites (TLS_*_WITH_3DES_EDE_CBC_SHA), which current "
            "clients no longer offer",
-           [("curl", "curl: (35) error:0A000410:SSL routines::sslv3 alert handshake failure"),
-            ("openssl s_client", "sslv3 alert handshake failure"),
-            ("Python ssl", "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
-            ("tlslab connect", "no cipher suite in common (received alert handshake_failure)")],
-           "clients that enable 3DES on purpose (openssl s_client -cipher DES-CBC3-SHA)",
+           [("curl", _CURL_HS), ("openssl s_client", _OSSL_HS), ("Python ssl", _PY_HS),
+            ("tlslab connect", _TLSLAB_HS)],
+           "clients that enable 3DES on purpose (gnutls-cli --priority NORMAL:+3DES-CBC; "
+           "Debian's OpenSSL 3 has no 3DES at all)",
            key_type="rsa2048",
            server={"versions": ["TLS 1.2"],
                    "cipher_suites": ["TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
                                      "TLS_RSA_WITH_3DES_EDE_CBC_SHA"]},
            fixes=("cert", "tls", "cipher"),
            try_commands=("curl --cacert {ca} https://{host}:{port}/",
-                         "openssl s_client -connect {ip}:{port} -cipher 'DES-CBC3-SHA:@SECLEVEL=0' "
-                         "-CAfile {ca} </dev/null")),
+                         "gnutls-cli --x509cafile {ca} --priority NORMAL:+3DES-CBC -p {port} "
+                         "{host} </dev/null")),
     _other("no-common-group", "algorithms", "the server accepts only the P-521 curve "
            "(secp521r1) for key exchange", "no-common-group",
            "this server accepts only secp521r1 for key exchange, which browsers do not offer",
-           [("Chrome, Edge", "ERR_SSL_VERSION_OR_CIPHER_MISMATCH"),
-            ("tlslab connect", "handshake failed ... (received alert handshake_failure)"),
-            ("openssl s_client -groups X25519:P-256:P-384", "sslv3 alert handshake failure"),
-            ("curl --curves X25519:P-256", "curl: (35) error:0A000410:SSL routines::sslv3 "
-             "alert handshake failure")],
+           [("tlslab connect", _TLSLAB_HS),
+            ("curl --curves X25519:P-256:P-384", _CURL_HS),
+            ("openssl s_client -groups X25519:P-256:P-384", _OSSL_HS),
+            ("Chrome, Edge", "ERR_SSL_VERSION_OR_CIPHER_MISMATCH")],
            "clients that offer P-521 (curl, openssl, Python ssl, Go, Java, Firefox)",
            server={"groups": ["secp521r1"]}, fixes=("cert", "group"),
            try_commands=("tlslab connect {host}:{port} --ca-file {ca}",
-                         "curl --curves X25519:P-256 --cacert {ca} https://{host}:{port}/")),
+                         "curl --curves X25519:P-256:P-384 --cacert {ca} https://{host}:{port}/")),
     _other("pkcs1-only-tls13", "algorithms", "TLS 1.3 with an RSA certificate, signing the "
            "CertificateVerify with PKCS#1 v1.5 (forbidden in TLS 1.3)",
            "no-common-signature-algorithm",
            "the server signs its TLS 1.3 CertificateVerify with rsa_pkcs1_sha256, which RFC 8446 "
            "§4.4.3 forbids (TLS 1.3 requires RSA-PSS)",
-           [("curl", "curl: (35) error:0A00016A:SSL routines::wrong signature type"),
-            ("openssl s_client", "wrong signature type"),
-            ("Python ssl", "[SSL: WRONG_SIGNATURE_TYPE] wrong signature type"),
-            ("Go", "tls: peer used rsa_pkcs1_sha256, which is not allowed in TLS 1.3")],
-           "no compliant TLS 1.3 client",
+           [("curl", "curl: (35) OpenSSL/3.0.19: error:0A000172:SSL routines::wrong signature "
+                     "type"),
+            ("openssl s_client", "tls12_check_peer_sigalg:wrong signature type"),
+            ("Python ssl", "ssl.SSLError: [SSL: WRONG_SIGNATURE_TYPE] wrong signature type"),
+            ("tlslab connect", "error: handshake failed: server signed with rsa_pkcs1_sha256, "
+                               "which was not offered for TLS 1.3 (sent alert illegal_parameter)")],
+           "no conforming TLS 1.3 client",
            key_type="rsa2048",
            server={"versions": ["TLS 1.3"], "tls13_pkcs1_signatures": True},
            fixes=("cert", "tls", "sigalg"), client_decides=True,
            try_commands=("curl --cacert {ca} https://{host}:{port}/",
                          "tlslab connect {host}:{port} --ca-file {ca} --trace")),
     _other("ecdsa-cert-rsa-suites", "algorithms", "an ECDSA certificate, but only ECDHE-RSA "
-           "suites (which need an RSA certificate)", "no-common-cipher",
+           "suites, which need an RSA certificate", "no-common-cipher",
            "this server has an ECDSA certificate but accepts only ECDHE-RSA suites, which need "
            "an RSA certificate: no suite fits",
-           [("curl", "curl: (35) error:0A000410:SSL routines::sslv3 alert handshake failure"),
-            ("openssl s_client", "sslv3 alert handshake failure"),
-            ("Python ssl", "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
-            ("tlslab connect", "(received alert handshake_failure)")],
+           [("curl", _CURL_HS), ("openssl s_client", _OSSL_HS), ("Python ssl", _PY_HS),
+            ("tlslab connect", _TLSLAB_HS)],
            "no client: the server cannot complete any handshake",
            server={"versions": ["TLS 1.2"],
                    "cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
                                      "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]},
            fixes=("cert", "tls", "cipher"),
-           try_commands=("curl --cacert {ca} https://{host}:{port}/",
-                         "tlslab diagnose {host}:{port} --ca-file {ca}")),
+           try_commands=("curl --cacert {ca} https://{host}:{port}/",)),
     # ------------------------------------------------------------------ others
     _other("client-cert-required", "others", "the server requires a client certificate "
-           "(mutual TLS) from the lab CA", "client-certificate-required",
+           "(mutual TLS) issued by the lab CA", "client-certificate-required",
            "this server requires a client certificate issued by the lab CA",
-           [("curl", "curl: (56) OpenSSL SSL_read: error:0A00045C:SSL routines::tlsv13 alert "
-                     "certificate required"),
-            ("openssl s_client", "tlsv13 alert certificate required"),
-            ("Python ssl", "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate "
-                           "required"),
-            ("tlslab connect", "(received alert certificate_required)")],
-           "clients that present the lab's client certificate ({dir}/client.pem, "
+           [("curl", "curl: (56) OpenSSL SSL_read: OpenSSL/3.0.19: error:0A00045C:SSL "
+                     "routines::tlsv13 alert certificate required, errno 0"),
+            ("Python ssl", "ssl.SSLError: [SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert "
+                           "certificate required"),
+            ("tlslab connect", "error: handshake failed: the server aborted the connection after "
+                               "the handshake: peer sent fatal alert certificate_required")],
+           "clients that present the lab's client certificate ({dir}/client.pem and "
            "{dir}/client.key)",
            server={"client_auth": "required"}, fixes=("cert", "client-ca"),
+           note="in TLS 1.3 the client sees the refusal only after its handshake is done, on "
+                "its first read",
            try_commands=("curl --cacert {ca} https://{host}:{port}/",
                          "curl --cacert {ca} --cert {dir}/client.pem --key {dir}/client.key "
-                         "https://{host}:{port}/",
-                         "tlslab connect {host}:{port} --ca-file {ca} --cert {dir}/client.pem "
-                         "--key {dir}/client.key --http")),
+                         "https://{host}:{port}/")),
     _other("sni-required", "others", "the server refuses a ClientHello without SNI "
            "(unrecognized_name)", "sni-required",
            "this server requires SNI (server_name) and refuses clients that send none",
-           [("curl https://127.0.0.1:PORT/", "curl: (35) error:0A000458:SSL routines::tlsv1 "
-             "unrecognized name"),
-            ("openssl s_client -noservername", "tlsv1 unrecognized name"),
-            ("Python ssl, server_hostname=None", "[SSL: TLSV1_UNRECOGNIZED_NAME] tlsv1 "
-             "unrecognized name"),
-            ("old clients (Java 6, Android 2.x, IE on Windows XP)", "no SNI at all")],
-           "clients that connect by name (they send SNI)",
-           server={"require_sni": True}, fixes=("cert",),
+           [("curl https://127.0.0.1:PORT/", "curl: (35) OpenSSL/3.0.19: error:0A000458:SSL "
+             "routines::tlsv1 unrecognized name"),
+            ("openssl s_client -noservername", "ssl3_read_bytes:tlsv1 unrecognized name ... SSL "
+                                               "alert number 112"),
+            ("Python ssl, server_hostname=None", "ssl.SSLError: [SSL: TLSV1_UNRECOGNIZED_NAME] "
+                                                 "tlsv1 unrecognized name"),
+            ("tlslab connect 127.0.0.1:PORT", "error: handshake failed: peer sent fatal alert "
+                                              "unrecognized_name")],
+           "clients that connect by name: they send SNI",
+           server={"require_sni": True}, fixes=("cert",), profile="no-sni",
            try_commands=("curl --cacert {ca} https://{ip}:{port}/",
-                         "curl --cacert {ca} https://{host}:{port}/",
-                         "openssl s_client -connect {ip}:{port} -noservername </dev/null")),
+                         "curl --cacert {ca} https://{host}:{port}/")),
     _other("alpn-strict", "others", "the server speaks only ALPN http/1.1 and refuses clients "
-           "that offer only other protocols", "alpn-mismatch",
+           "that offer only other protocols (no_application_protocol)", "alpn-mismatch",
            "this server speaks only the ALPN protocol http/1.1 and refuses clients that offer "
            "only others",
-           [("openssl s_client -alpn h2", "tlsv1 alert no application protocol"),
-            ("gRPC and other h2-only clients", "no_application_protocol"),
-            ("Python ssl, set_alpn_protocols(['h2'])", "[SSL: TLSV1_ALERT_NO_APPLICATION_PROTOCOL] "
-             "tlsv1 alert no application protocol"),
-            ("tlslab connect --alpn h2", "(received alert no_application_protocol)")],
+           [("openssl s_client -alpn h2", "ssl3_read_bytes:tlsv1 alert no application protocol "
+                                          "... SSL alert number 120"),
+            ("Python ssl, set_alpn_protocols(['h2'])", "ssl.SSLError: [SSL] tlsv1 alert no "
+                                                       "application protocol"),
+            ("tlslab connect --alpn h2", "error: handshake failed: peer sent fatal alert "
+                                         "no_application_protocol"),
+            ("gRPC and other h2-only clients", "no_application_protocol")],
            "clients that offer http/1.1 (curl, browsers) or no ALPN at all",
-           server={"alpn_protocols": ["http/1.1"]}, fixes=("cert", "alpn"),
+           server={"alpn_protocols": ["http/1.1"]}, fixes=("cert", "alpn"), profile=None,
            try_commands=("openssl s_client -connect {ip}:{port} -alpn h2 -CAfile {ca} </dev/null",
                          "tlslab connect {host}:{port} --ca-file {ca} --alpn h2")),
 ]
