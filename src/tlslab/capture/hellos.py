@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..proto.errors import TLSError
 from ..proto.messages import ClientHello, HandshakeBuffer
-from ..proto.names import ContentType, HandshakeType
+from ..proto.names import ContentType, HandshakeType, name_of
 from ..proto.record import HEADER_LEN, RecordReader
 from .files import CaptureError, sniff_format
 from .tcp import CLIENT, SERVER, Connection, open_capture
@@ -276,6 +276,9 @@ def _hello_in_bytes_file(name: str) -> HelloFile:
         raise NotAClientHello(f"{name}: neither a capture (no pcap or pcapng header) nor a "
                               "ClientHello (larger than 1 MiB)")
     hex_form = ""
+    if data[0] in (0x14, 0x15, 0x17) and data[1:2] == b"\x03":
+        raise NotAClientHello(f"{name}: a TLS {name_of(ContentType, data[0])} record, not a "
+                              "handshake record: no ClientHello in it")
     if data[0] not in (0x16, 0x01):
         decoded = _from_hex_text(data)
         if decoded is None:
