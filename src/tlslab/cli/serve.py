@@ -242,10 +242,20 @@ def _list_scenarios(json_out: bool) -> None:
     from ..lab.scenarios import CAPTURED_WITH, CATEGORIES, SCENARIOS
     if json_out:
         doc = {"scenarios": [s.to_json() for s in SCENARIOS.values()],
-               "messages_from": CAPTURED_WITH}
+               "messages_from": CAPTURED_WITH,
+               "placeholders": {"{host}": "the server's name", "{ip}": "its address",
+                                "{port}": "its port", "{ca}": "the CA file it prints",
+                                "{dir}": "the lab directory it prints"}}
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         return
     console = _out()
+    shown = {"host": "localhost", "ip": "127.0.0.1", "port": "4433", "ca": "CA.pem",
+             "dir": "LABDIR"}
+
+    def fill(text: str) -> str:
+        for key, value in shown.items():
+            text = text.replace("{" + key + "}", value)
+        return text
 
     def indented(text: Text, by: int = 6) -> None:
         console.print(Padding(text, (0, 0, 0, by), expand=False))  # wrapped lines keep the indent
@@ -261,8 +271,9 @@ def _list_scenarios(json_out: bool) -> None:
             if s.note:
                 indented(Text(s.note, style="dim"))
             for f in s.fails:
-                indented(Text.assemble(("fails  ", "red"), (f.client, "bold"), ": ", f.error))
-            indented(Text.assemble(("works  ", "green"), s.works))
+                indented(Text.assemble(("fails  ", "red"), (fill(f.client), "bold"), ": ",
+                                       fill(f.error)))
+            indented(Text.assemble(("works  ", "green"), fill(s.works)))
         console.print()
     console.print(Text(f"Client messages: {CAPTURED_WITH}.", style="dim"))
     console.print(Text("Run one: tlslab serve --scenario NAME  (--ca-out FILE writes the CA to "

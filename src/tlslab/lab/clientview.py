@@ -630,10 +630,9 @@ def _explain_abort(r: ClientReport, p: ServerProfile, trace: Any) -> None:
             r.explanation = (f"{head}: it does not trust the CA that issued this certificate "
                              f"({trust})")
         return
-    r.code = _GENERIC_CODES.get(alert or "") or p.problem_code
+    # an alert this scenario does not explain: say what it means, guess no cause
+    r.code = _GENERIC_CODES.get(alert or "")
     r.explanation = head
-    if p.problem:
-        r.explanation += f"; with this scenario, {p.problem}"
 
 
 def _explain_close(r: ClientReport, p: ServerProfile, trace: Any) -> None:
