@@ -399,3 +399,22 @@ def test_cli_directory_and_no_argument(tmp_path):
 def test_cli_help_has_examples():
     rc, out, err = tlslab("--help")
     assert rc == 0 and "Examples" in out and "tlslab fingerprint trace.pcapng" in out
+
+
+def test_cli_names_the_profile_recorded_from_the_same_client(peers_dir):
+    """The profile library's ClientHellos were recorded from the clients installed here:
+    the recordings in ../shared/peers match them by JA4."""
+    from tlslab.profiles import builtin_profile_names
+    names = set(builtin_profile_names())
+    cases = [("curl_default", "curl-7.88"), ("gnutls_cli_default", "gnutls-3.7"),
+             ("node20_https_get", "node-20"), ("go_tls_dial", "go-1.19")]
+    cases = [(hello, profile) for hello, profile in cases if profile in names]
+    if not cases:
+        pytest.skip("none of curl-7.88, gnutls-3.7, node-20, go-1.19 is in the profile library")
+    for hello, profile in cases:
+        rc, out, err = tlslab(str(peers_dir / "clienthellos" / f"{hello}.bin"), "--json")
+        assert rc == 0, err
+        best = json.loads(out)["client_hellos"][0]["closest_profile"]
+        assert best["profile"] == profile and best["exact_ja4"], (hello, best)
+        rc, out, err = tlslab(str(peers_dir / "clienthellos" / f"{hello}.bin"))
+        assert f"{profile} (" in out and "same JA4" in out

@@ -7,6 +7,7 @@ and profile matching :mod:`tlslab.profiles.fingerprint`'s.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -225,12 +226,20 @@ def _closest_text(h: dict[str, Any], threshold: float):
     if best is not None:
         label = f"{best['profile']} ({best['client']} {best['version']})"
         if best["exact_ja4"]:
-            return Text(safe_text(f"{label}: same JA4"), style="green")
+            also = best.get("same_ja4") or []
+            more = (f" (so do {', '.join(also[:4])}" + (" …" if len(also) > 4 else "") + ")"
+                    if also else "")
+            return Text(safe_text(f"{label}: same JA4{more}"), style="green")
         diffs = "; ".join(best["differences"][:3])
-        return Text(safe_text(f"{label}: score {best['score']:.2f}"
+        return Text(safe_text(f"{label}: score {_floor2(best['score'])}"
                               + (f" — differs in {diffs}" if diffs else "")), style="green")
     if not cands:
         return Text("no profile to compare with", style="dim")
     top = cands[0]
-    return Text(safe_text(f"no close profile (best: {top['profile']} at {top['score']:.2f}, "
+    return Text(safe_text(f"no close profile (best: {top['profile']} at {_floor2(top['score'])}, "
                           f"below {threshold:.2f})"), style="yellow")
+
+
+def _floor2(score: float) -> str:
+    """0.999 is not shown as 1.00, which only an exact match earns."""
+    return f"{math.floor(score * 100) / 100:.2f}"

@@ -267,11 +267,15 @@ class Match:
     exact: bool
     #: per part, what differs (names of what this ClientHello has more / less)
     differences: list[str] = field(default_factory=list)
+    #: the similarity itself (equal to ``score`` unless the JA4 matched exactly)
+    similarity: float = 0.0
+    #: other profiles with this very JA4 (several versions of a client often share one)
+    same_ja4: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"profile": self.name, "client": self.client, "version": self.version,
                 "score": round(self.score, 3), "exact_ja4": self.exact,
-                "differences": list(self.differences)}
+                "differences": list(self.differences), "same_ja4": list(self.same_ja4)}
 
 
 def _features(hello: ClientHello) -> dict[str, list]:
@@ -313,6 +317,12 @@ def similarity(a: ClientHello, b: ClientHello) -> tuple[float, list[str]]:
         d = _difference(part, fa[part], fb[part])
         if d:
             diffs.append(d)
+    # not scored, but said: they explain a JA4 that differs while the offer is the same
+    ca = [e for e in extension_types(a) if e in _CIRCUMSTANTIAL]
+    cb = [e for e in extension_types(b) if e in _CIRCUMSTANTIAL]
+    if set(ca) != set(cb):
+        diffs.append(_difference("extensions", ca, cb,
+                                 label="extensions that depend on the target or on resumption"))
     return score, diffs
 
 
@@ -324,13 +334,13 @@ _NAMERS = {"cipher_suites": lambda v: name_of(CipherSuite, v),
            "alpn": lambda v: v.decode("ascii", "replace")}
 
 
-def _difference(part: str, mine: list, theirs: list, shown: int = 3) -> str:
+def _difference(part: str, mine: list, theirs: list, shown: int = 3, label: str = "") -> str:
     if mine == theirs:
         return ""
     name = _NAMERS[part]
     extra = [v for v in mine if v not in theirs]
     missing = [v for v in theirs if v not in mine]
-    label = part.replace("_", " ")
+    label = label or part.replace("_", " ")
     bits = []
     for sign, values in (("+", extra), ("-", missing)):
         if values:
@@ -360,8 +370,9 @@ def known_hellos(names: Iterable[str] | None = None) -> list[KnownHello]:
 
 def closest_profiles(hello: ClientHello, known: list[KnownHello] | None = None,
                      limit: int = 3) -> list[Match]:
-    """The known ClientHellos most like ``hello``, best first: exact JA4 matches (score 1),
-    then by :func:`similarity`."""
+    """The known ClientHellos most like ``hello``, best first: exact JA4 matches (score 1;
+    among several, the most similar first, and the others named in ``same_ja4``), then by
+    :func:`similarity`."""
     if known is None:
         known = known_hellos()
     mine = ja4(hello).fingerprint
@@ -370,6 +381,8 @@ def closest_profiles(hello: ClientHello, known: list[KnownHello] | None = None,
         exact = (k.ja4 or ja4(k.hello).fingerprint) == mine
         score, diffs = similarity(hello, k.hello)
         matches.append(Match(k.name, k.client, k.version, 1.0 if exact else min(score, 0.999),
-                             exact, diffs))
-    matches.sort(key=lambda m: (-m.exact, -m.score, m.name))
+                             exact, diffs, score))
+    matches.sort(key=lambda m: (-m.exact, -m.similarity, m.name))
+    if matches and matches[0].exact:
+        matches[0].same_ja4 = [m.name for m in matches[1:] if m.exact]
     return matches[:limit]
