@@ -8,8 +8,7 @@ and (later) ``tlslab decode`` read captures through it.
     for conn in read_connections("trace.pcapng"):
         print(conn.index, conn.client, conn.server, len(conn.client_bytes), conn.gaps)
 
-    cap = open_capture("trace.pcap")          # to read cap.problems / cap.stats afterwards
-    with cap.file:
+    with open_capture("trace.pcap") as cap:   # to read cap.problems / cap.stats afterwards
         conns = list(cap.connections())
     cap.problems                              # e.g. the file is truncated
 

@@ -301,7 +301,8 @@ class Connection:
     Attributes: ``index`` (order of its first packet, from 0), ``client`` / ``server``
     (:class:`Endpoint`), ``client_bytes`` / ``server_bytes``, ``gaps`` (:class:`Gap`, both
     directions), ``roles`` ("syn": from the SYN, "syn-ack": from the SYN+ACK, "guessed":
-    lower port = server), ``started_mid_stream`` (a direction had no SYN in the capture),
+    lower port = server, "swapped": a guess turned round by :meth:`swapped`),
+    ``started_mid_stream`` (a direction had no SYN in the capture),
     ``end`` ("fin", "reset", "open": still open at the end of the capture, "evicted"),
     ``first_time`` / ``last_time``, ``packets``, ``timeline`` (:class:`Delivery`),
     ``retransmitted`` bytes and ``conflicts`` (overlaps whose bytes differed).
@@ -442,6 +443,12 @@ class Capture:
     limits: Limits = field(default_factory=Limits)
     stats: Counter = field(default_factory=Counter)
 
+    def __enter__(self) -> "Capture":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
     @property
     def problems(self) -> list[str]:
         out = list(self.file.problems)
@@ -529,7 +536,13 @@ class Capture:
 def open_capture(path: str | os.PathLike, *, max_out_of_order: int = 1 << 20,
                  max_stream_bytes: int = 64 << 20, max_connections: int = 10_000) -> Capture:
     """Open a pcap or pcapng file for reading connections (:class:`CaptureError` if it is
-    missing or not a capture).  Close it with ``capture.file.close()`` or a ``with``."""
+    missing or not a capture)::
+
+        with open_capture(path) as cap:
+            for conn in cap.connections():
+                ...
+        cap.problems, cap.stats
+    """
     return Capture(CaptureFile.open(path), Limits(max_out_of_order, max_stream_bytes,
                                                   max_connections))
 
