@@ -545,12 +545,7 @@ def test_missing_intermediate_is_served_over_aia(lab):
 
 #: where ``tlslab diagnose`` (not the lab) names another cause today; strict, so that the
 #: marker goes once diagnose agrees
-DIAGNOSE_XFAIL = {
-    "pkcs1-only-tls13": "diagnose reports no-common-cipher ('refuses every ClientHello tlslab "
-                        "can build') for a PKCS#1 v1.5 CertificateVerify in TLS 1.3",
-    "no-common-group": "diagnose reports no-common-cipher with empty evidence since the "
-                       "profile library landed (it said no-common-group before)",
-}
+DIAGNOSE_XFAIL: dict[str, str] = {}  # scenario -> reason, while diagnose disagrees with one
 
 
 @pytest.mark.timeout(90)

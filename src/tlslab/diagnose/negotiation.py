@@ -40,6 +40,7 @@ ALERT_CAUSE = {
 #: words in tlslab's own refusal of a server answer, and the cause they point to
 LOCAL_ERROR_CAUSE = (
     ("signature", "no-common-signature-algorithm"),
+    ("signed with", "no-common-signature-algorithm"),
     ("scheme", "no-common-signature-algorithm"),
     ("group", "no-common-group"),
     ("key share", "no-common-group"),

@@ -24,7 +24,7 @@ from typing import Any
 from cryptography import x509
 
 from ..probe import ProbeOutcome, ProbeRunner, ProbeSpec, broad_spec, is_ip, spec_from_profile, suite_family
-from ..profiles import Profile, builtin_profile_names, load_profile
+from ..profiles import Profile, load_profile
 from . import aia
 from .chain import analyse_chain, expiry_warning, sha1_in_chain
 from .fixes import fixes_for
@@ -34,6 +34,9 @@ from .negotiation import (ALERT_CAUSE, DIMENSION_CAUSE, accepted_alpn, accepted_
 from .report import Cause, Report, Warning_
 
 MAX_HANDSHAKES = 40
+#: the clients a report compares with ("fine for curl; fails for browsers"); the whole
+#: library is `tlslab simulate`'s
+REFERENCE_PROFILES = ("default", "browser", "tls12-only", "no-sni", "alpn-http")
 _TRANSPORT = ("refused", "unreachable", "timeout", "not-tls")
 
 
@@ -106,20 +109,19 @@ class Diagnosis:
     async def run(self) -> Report:
         r = self.runner
         mains = {p.name: spec_from_profile(p) for p in self.profiles}
-        others = [load_profile(n) for n in builtin_profile_names()
+        others = [load_profile(n) for n in REFERENCE_PROFILES
                   if n not in mains] if self.other_profiles else []
         weak = self._weak_specs()
         main_tasks = {n: asyncio.ensure_future(r.run(s)) for n, s in mains.items()}
         broad_task = asyncio.ensure_future(r.run(self.broad))
         versions_task = asyncio.ensure_future(accepted_versions(r, self.broad))
         weak_tasks = {k: asyncio.ensure_future(r.run(s)) for k, s in weak.items()}
-        other_tasks = {q.name: asyncio.ensure_future(r.run(spec_from_profile(q))) for q in others}
         first = await main_tasks[self.profiles[0].name]
         self.profile_outcomes[self.profiles[0].name] = first
         if first.status in _TRANSPORT or (first.status == "closed" and not first.received_bytes):
             b_out = await broad_task
             if self._transport_cause(first, b_out):
-                await self._settle(broad_task, versions_task, *weak_tasks.values(), *other_tasks.values())
+                await self._settle(broad_task, versions_task, *weak_tasks.values())
                 return self._finish()
         b_out = await broad_task
         self._versions = await versions_task
@@ -129,8 +131,11 @@ class Diagnosis:
                                for p in self.profiles))
         weak_outs = {k: await t for k, t in weak_tasks.items()}
         self._warnings(weak_outs)
-        for q in others:
-            self.report.other_profiles.append(await self._other(q, await other_tasks[q.name], b_out))
+        # the other reference clients come last: they must not take the budget the
+        # analysis of the user's own client needs
+        other_outs = await r.run_all(spec_from_profile(q) for q in others)
+        for q, q_out in zip(others, other_outs):
+            self.report.other_profiles.append(await self._other(q, q_out, b_out))
         return self._finish()
 
     async def _settle(self, *tasks) -> None:
