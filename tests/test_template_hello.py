@@ -72,3 +72,25 @@ def test_padding_absorbs_a_longer_name(peers_dir):
         assert len(sent.raw) == len(raw), name
         return
     pytest.skip("no padded recording among the captured ClientHellos")
+
+
+def test_renegotiation_scsv_counts_as_offering_renegotiation_info():
+    """RFC 5746 §3.6: a client that sends TLS_EMPTY_RENEGOTIATION_INFO_SCSV instead of the
+    extension (OpenSSL 1.0.2 does) gets the extension back in a TLS 1.2 ServerHello."""
+    import tlslab
+    from test_diagnose import tlslab_server
+    from tlslab.lab.pki import make_pki
+    from tlslab.profiles import load_profile
+    hello = load_profile("openssl-1.0.2").offer.client_hello
+    rec = ClientHello.parse(hello)
+    assert 0x00FF in rec.cipher_suites and rec.ext_value(ET.renegotiation_info) is None
+    cert = make_pki(names=("localhost",), key_type="rsa2048").server("ok")
+    with tlslab_server(cert, versions=["TLS 1.2"]) as port:
+        config = ClientConfig(server_name="localhost", insecure=True, session_store=None,
+                              client_hello_template=hello)
+        sock = tlslab.connect("127.0.0.1", port, config=config, timeout=5)
+        try:
+            assert sock.negotiated["version"] == "TLS 1.2"
+            assert sock.negotiated["secure_renegotiation"] is True
+        finally:
+            sock.close()

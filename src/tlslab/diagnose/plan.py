@@ -234,7 +234,20 @@ class Diagnosis:
             fams = await accepted_families(r, self.broad)
             reference = next((o for o in fams.values() if negotiated(o)), None)
         codes: dict[str, list[ProbeOutcome]] = {}
-        if reference is not None:
+        recorded_only = False
+        if p.client_hello is not None:
+            # the swaps below build hellos from the profile's lists: first see whether the
+            # same lists, built by tlslab, fail too; if not, what fails is in the recorded
+            # bytes themselves (an extension, an order, a value tlslab does not model)
+            built = replace(p, client_hello=None, name=f"{label} built from its lists",
+                            purpose="does the same offer fail when tlslab builds the hello?")
+            built_out = await r.run(built)
+            if negotiated(built_out):
+                recorded_only = True
+                reference = built_out
+            else:
+                p = built
+        if reference is not None and not recorded_only:
             dims = differing_dimensions(p, reference.spec, self.ip_name)
             found, evidence = await failing_dimensions(r, p, reference.spec, reference, dims, label)
             for d in found:
@@ -247,6 +260,11 @@ class Diagnosis:
         if not codes:
             # refused, and no single parameter explains it: the suites are the usual reason
             codes["no-common-cipher"] = []
+        if recorded_only:
+            self.report.notes.append(
+                f"{label}: its recorded ClientHello fails ({p_out.outcome_text()}) while the same "
+                "offer built by tlslab works; the cause is in the recorded bytes, and tlslab's "
+                "replay of them may differ from the real client there")
         for code, outs in codes.items():
             await self._negotiation_cause(code, profile, p, p_out, reference, outs)
         good = [o for outs in codes.values() for o in outs if negotiated(o) and o.peer_certificates]

@@ -101,7 +101,12 @@ async def probe_once(host: str, port: int, server_name: str | None, spec: ProbeS
     chain, key = identity
     if chain:
         kwargs.update(certificate_chain=chain, private_key=key)
-    config = ClientConfig(**kwargs)
+    try:
+        config = ClientConfig(**kwargs)
+    except ValueError as e:
+        # a swapped dimension can make a hello the engine refuses to build (TLS 1.3 with
+        # no TLS 1.3 suite): nothing to send, nothing learnt
+        return ProbeOutcome(spec, "skipped", f"this ClientHello cannot be built: {e}")
 
     def done(outcome: ProbeOutcome) -> ProbeOutcome:
         outcome.elapsed_ms = (time.monotonic() - start) * 1000

@@ -182,6 +182,10 @@ class Client12(Common12):
         if sh.legacy_compression_method != 0:
             raise IllegalParameter("ServerHello selected a compression method we did not offer")
         offered = {e.type for e in self._client_hello.extensions or []}
+        if 0x00FF in (self._client_hello.cipher_suites or []):
+            # RFC 5746 §3.3: TLS_EMPTY_RENEGOTIATION_INFO_SCSV offers secure renegotiation as
+            # the extension does, and the server answers with the extension (§3.6)
+            offered.add(ET.renegotiation_info)
         for e in sh.extensions or []:
             if e.type not in offered:
                 raise UnsupportedExtension(f"server sent extension {e.name} that was not offered")
