@@ -84,9 +84,12 @@ def local_error_cause(o: ProbeOutcome) -> str | None:
 
 def differing_dimensions(p: ProbeSpec, b: ProbeSpec, check_name_is_ip: bool) -> list[str]:
     dims = []
+    below_12 = not ({"TLS 1.3", "TLS 1.2"} & set(p.versions))
     for d in DIMENSION_CAUSE:
         if d == "sni" and check_name_is_ip:
             continue  # no SNI can be sent for an IP literal (RFC 6066 §3) either way
+        if d == "signature_algorithms" and below_12:
+            continue  # TLS 1.0/1.1 have no signature_algorithms (RFC 5246 §7.4.1.4.1)
         if d == "groups":
             if (p.groups, p.key_shares) != (b.groups, b.key_shares):
                 dims.append(d)
