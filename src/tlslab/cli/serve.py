@@ -109,6 +109,15 @@ class _Logger:
         self._lock = threading.Lock()
         self._stream = stream
 
+    def close(self) -> None:
+        """No more lines: client threads still running (daemon threads) must not touch
+        stdout while the interpreter shuts down, so the lock is kept for good."""
+        self._lock.acquire()
+        try:
+            (self._stream or sys.stdout).flush()
+        except (OSError, ValueError):
+            pass
+
     def __call__(self, line: str) -> None:
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
         text = _safe(" ".join(line.split()))  # SNI, certificate names... come from clients
@@ -325,30 +334,33 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
     except OSError as e:
         _remove(ca_path)
         raise Failure(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    if ca_path and ca_out_path:
-        _write_file(ca_out_path, _pem(ca))
-    shown = f"[{host}]" if ":" in host else host
-    url_host = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::") else shown
-    versions = ", ".join(getattr(config, "version_names", None) or ["TLS 1.3"])
-    features = [versions]
-    if hrr:
-        features.append("HelloRetryRequest forced")
-    if client_ca is not None:
-        features.append("client certificate " + ("required" if require_client_cert else "requested"))
-    features.append(f"{tickets} ticket(s) per handshake" if tickets else "no tickets")
-    if early_data:
-        features.append(f"0-RTT up to {early_data} bytes")
-    if prefer_client_order:
-        features.append("client's order preferred")
-    print(f"tlslab serve: listening on {shown}:{srv.port} ({', '.join(features)})")
-    _legacy_warning(config)
-    if ca_path:
-        print(f"throwaway certificate for {', '.join(names)}; its CA certificate: {ca_path}"
-              + (f" (also written to {ca_out_path})" if ca_out_path else ""))
-        print(f"try:  curl --cacert {ca_path} https://{url_host}:{srv.port}/")
-        print(f"      tlslab connect {url_host}:{srv.port} --ca-file {ca_path} --http")
-    print("Ctrl-C to stop", flush=True)
-    _run_until_stopped(srv, lambda: _remove(ca_path), json_file)
+
+    def banner() -> None:
+        if ca_path and ca_out_path:
+            _write_file(ca_out_path, _pem(ca))
+        shown = f"[{host}]" if ":" in host else host
+        url_host = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::") else shown
+        versions = ", ".join(getattr(config, "version_names", None) or ["TLS 1.3"])
+        features = [versions]
+        if hrr:
+            features.append("HelloRetryRequest forced")
+        if client_ca is not None:
+            features.append("client certificate " + ("required" if require_client_cert else "requested"))
+        features.append(f"{tickets} ticket(s) per handshake" if tickets else "no tickets")
+        if early_data:
+            features.append(f"0-RTT up to {early_data} bytes")
+        if prefer_client_order:
+            features.append("client's order preferred")
+        print(f"tlslab serve: listening on {shown}:{srv.port} ({', '.join(features)})")
+        _legacy_warning(config)
+        if ca_path:
+            print(f"throwaway certificate for {', '.join(names)}; its CA certificate: {ca_path}"
+                  + (f" (also written to {ca_out_path})" if ca_out_path else ""))
+            print(f"try:  curl --cacert {ca_path} https://{url_host}:{srv.port}/")
+            print(f"      tlslab connect {url_host}:{srv.port} --ca-file {ca_path} --http")
+        print("Ctrl-C to stop", flush=True)
+
+    _run_until_stopped(srv, lambda: _remove(ca_path), json_file, banner, log)
 
 
 def _legacy_warning(config) -> None:
@@ -374,15 +386,19 @@ def _write_file(path: str, data: bytes) -> None:
         raise UsageProblem(f"--ca-out {path}: cannot write: {e.strerror or e}") from None
 
 
-def _run_until_stopped(srv, cleanup, json_file) -> None:
-    _stop_on_sigterm()
+def _run_until_stopped(srv, cleanup, json_file, banner, log) -> None:
+    """Print the banner and serve until Ctrl-C / SIGTERM; clean up whatever happens (a
+    signal may come as soon as the banner says how to stop)."""
     try:
+        _stop_on_sigterm()
+        banner()
         srv.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         print("\nstopped", flush=True)
     finally:
         srv.server_close()
         cleanup()
+        log.close()
         if json_file is not None:
             try:
                 json_file.close()
@@ -416,32 +432,33 @@ def _serve_scenario(host, port, names, name, ca_out_path, json_log, given, plain
         srv = start_scenario_server(lab, host, port, log=log, json_log=json_file)
     except OSError as e:
         raise Failure(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    if ca_out_path:
-        try:
-            shutil.copyfile(lab.ca_file, ca_out_path)
-        except OSError as e:
-            srv.server_close()
-            lab.close()
-            raise UsageProblem(f"--ca-out {ca_out_path}: cannot write: {e.strerror or e}") from None
-    shown = f"[{host}]" if ":" in host else host
-    url_host = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::") else shown
-    versions = ", ".join(lab.config.version_names)
-    print(f"tlslab serve: listening on {shown}:{srv.port} (scenario {scenario.name}: {versions})")
-    _legacy_warning(lab.config)
-    print(f"scenario {scenario.name} ({scenario.category}): {scenario.summary}")
-    for f in scenario.fails[:3]:
-        print(f"  {f.client} fails: {lab.fill(f.error, url_host, srv.port)}")
-    print(f"  works: {lab.fill(scenario.works, url_host, srv.port)}")
-    print(f"  diagnosis: {scenario.code}")
-    if lab.aia_url:
-        print(f"  the intermediate CA is served for AIA fetching at {lab.aia_url}")
-    print(f"certificate: {_describe_leaf(lab.leaf)}; its CA certificate: {lab.ca_file}"
-          + (f" (also written to {ca_out_path})" if ca_out_path else ""))
-    commands = [lab.fill(c, url_host, srv.port) for c in scenario.commands]
-    for i, command in enumerate(commands):
-        print(("try:  " if i == 0 else "      ") + command)
-    print("Ctrl-C to stop", flush=True)
-    _run_until_stopped(srv, lab.close, json_file)
+
+    def banner() -> None:
+        if ca_out_path:
+            try:
+                shutil.copyfile(lab.ca_file, ca_out_path)
+            except OSError as e:
+                raise UsageProblem(f"--ca-out {ca_out_path}: cannot write: {e.strerror or e}") from None
+        shown = f"[{host}]" if ":" in host else host
+        url_host = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::") else shown
+        versions = ", ".join(lab.config.version_names)
+        print(f"tlslab serve: listening on {shown}:{srv.port} (scenario {scenario.name}: {versions})")
+        _legacy_warning(lab.config)
+        print(f"scenario {scenario.name} ({scenario.category}): {scenario.summary}")
+        for f in scenario.fails[:3]:
+            print(f"  {f.client} fails: {lab.fill(f.error, url_host, srv.port)}")
+        print(f"  works: {lab.fill(scenario.works, url_host, srv.port)}")
+        print(f"  diagnosis: {scenario.code}")
+        if lab.aia_url:
+            print(f"  the intermediate CA is served for AIA fetching at {lab.aia_url}")
+        print(f"certificate: {_describe_leaf(lab.leaf)}; its CA certificate: {lab.ca_file}"
+              + (f" (also written to {ca_out_path})" if ca_out_path else ""))
+        commands = [lab.fill(c, url_host, srv.port) for c in scenario.commands]
+        for i, command in enumerate(commands):
+            print(("try:  " if i == 0 else "      ") + command)
+        print("Ctrl-C to stop", flush=True)
+
+    _run_until_stopped(srv, lab.close, json_file, banner, log)
 
 
 def _describe_leaf(leaf) -> str:
