@@ -782,6 +782,7 @@ def _demo(html: Optional[Path] = None) -> None:
 
 # commands with a module of their own register on ``app`` when imported
 from . import diagnose as _diagnose_command  # noqa: E402,F401
+from . import explain as _explain_command  # noqa: E402,F401
 from . import fingerprint as _fingerprint_command  # noqa: E402,F401
 from . import serve as _serve_command  # noqa: E402,F401
 from . import simulate as _simulate_command  # noqa: E402,F401

@@ -59,8 +59,8 @@ VOCABULARY = (
     "weak-key", "sha1-signature", "wrong-key-usage", "sni-required", "alpn-mismatch",
     "not-tls", "connection-refused", "timeout",
 )
-#: Profiles a pattern may name (the built-in ones of ``tlslab diagnose``).
-PROFILES = ("default", "browser", "tls12-only", "no-sni", "alpn-http")
+#: What a profile name in a pattern file may look like (tests check it is a built-in one).
+_PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,40}")
 #: At most this many bytes of input are read and matched (a pasted log is far smaller).
 MAX_INPUT = 64 * 1024
 #: Largest upper bound a pattern's regex may give a repetition.
@@ -126,7 +126,7 @@ class Pattern:
                 if len(out) >= MAX_SPANS:
                     break
             return out
-        needle = _normalise(self.match or "").lower()
+        needle = normalise(self.match or "").lower()
         if not needle:
             return out
         start = lowered.find(needle)
@@ -201,8 +201,8 @@ def parse_pattern_file(family: str, data: dict[str, Any], where: str) -> list[Pa
         for key in _REQUIRED - {"causes"} | ({"match"} if "match" in entry else {"regex"}):
             if not isinstance(entry[key], str) or not entry[key].strip():
                 raise PatternDataError(f"{w}: {key} must be a non-empty string")
-        if entry["profile"] not in PROFILES:
-            raise PatternDataError(f"{w}: profile {entry['profile']!r} is not one of {PROFILES}")
+        if not _PROFILE_NAME.fullmatch(entry["profile"]):
+            raise PatternDataError(f"{w}: profile {entry['profile']!r} is not a profile name")
         causes = entry["causes"]
         if not isinstance(causes, list) or not causes:
             raise PatternDataError(f"{w}: causes must be a non-empty list")
@@ -221,7 +221,7 @@ def parse_pattern_file(family: str, data: dict[str, Any], where: str) -> list[Pa
             seen.add(code)
             parsed.append((code, weight))
         compiled = _check_regex(entry["regex"], w) if "regex" in entry else None
-        if "match" in entry and len(_normalise(entry["match"])) < 4:
+        if "match" in entry and len(normalise(entry["match"])) < 4:
             raise PatternDataError(f"{w}: match {entry['match']!r} is too short to mean anything")
         p = Pattern(family=family, index=i, client=entry["client"].strip(),
                     match=entry.get("match"), regex=entry.get("regex"),
@@ -229,7 +229,7 @@ def parse_pattern_file(family: str, data: dict[str, Any], where: str) -> list[Pa
                     source=entry["source"].strip(), profile=entry["profile"],
                     causes=tuple(sorted(parsed, key=lambda cw: -cw[1])),
                     note=entry.get("note", ""), compiled=compiled)
-        norm = _normalise(p.example)
+        norm = normalise(p.example)
         if not p.spans(norm, norm.lower()):
             raise PatternDataError(f"{w}: its example does not match it")
         out.append(p)
@@ -278,8 +278,8 @@ _ANSI = re.compile(r"\x1b(?:\[[0-9;?]{0,32}[ -/]{0,4}[@-~]|\][^\x07\x1b]{0,512}(
 _WS = re.compile(r"\s+")
 
 
-def _normalise(text: str) -> str:
-    """Escape sequences removed and every whitespace run one space: what patterns see."""
+def normalise(text: str) -> str:
+    """Terminal escape sequences removed and every whitespace run one space: what patterns see."""
     return _WS.sub(" ", _ANSI.sub("", text)).strip()
 
 
@@ -310,7 +310,7 @@ def read_input(data: bytes | str, limit: int = MAX_INPUT) -> tuple[str, bool]:
     if controls > max(8, len(text) // 20):
         raise BadInput("binary-input", f"the input holds {controls} control characters: it looks "
                                        "binary, not like an error message")
-    if not _normalise(text):
+    if not normalise(text):
         raise BadInput("empty-input", "the input is empty: paste the error message (as an "
                                       "argument, or on stdin)")
     return text, truncated
@@ -385,7 +385,7 @@ def find_target(text: str) -> str | None:
     """``host:port`` of the server the error is about, when the text says it (a URL, a
     ``host:port``, curl's "port N", ...); ``host:PORT`` when only the name is known; None.
     Only syntactically valid names and IPs come out, so the command is safe to paste."""
-    norm = _normalise(text)
+    norm = normalise(text)
     for rx, kind in _TARGET_RULES:
         for m in rx.finditer(norm):
             host, port = m.group(1), m.group(2)
@@ -453,6 +453,12 @@ class Explanation:
     profile: str
     diagnose: str
 
+    def excerpt(self, match: Match, width: int = 110) -> str:
+        """What ``match`` matched in the input (its first occurrence), on one line."""
+        start, end = match.spans[0]
+        piece = normalise(self.input)[start:end]
+        return piece if len(piece) <= width else piece[: width - 1] + "…"
+
     def to_json(self) -> dict[str, Any]:
         """The stable ``--json`` shape: input, matched, causes (rank order), diagnose."""
         return {"input": self.input, "matched": [m.to_json() for m in self.matched],
@@ -486,7 +492,7 @@ def _summary(code: str) -> str:
 
 def explain(text: str, patterns: Iterable[Pattern] | None = None) -> Explanation:
     """Match ``text`` (already read with :func:`read_input`) and rank the causes."""
-    norm = _normalise(text)
+    norm = normalise(text)
     lowered = norm.lower()
     found = []
     for p in (load_patterns() if patterns is None else patterns):
