@@ -36,6 +36,8 @@ REQUIRED = {
     "python-3.12", "python-3.13",
     "go-1.19", "node-20", "gnutls-3.7",
     "android-4.4", "android-7", "android-14", "ie-11-win7", "chrome-131",
+    # the current ones when this was written (curl, Go, Node, browsers)
+    "curl-8.23", "go-1.27", "node-24", "chrome-152", "firefox-155", "safari-27-macos", "safari-27-ios",
 }
 #: clients of this machine's Debian packages: their recordings are re-checked live
 INSTALLABLE = ["java-17", "python-3.11", "curl-7.88", "openssl-3.0", "gnutls-3.7", "node-20", "go-1.19"]
