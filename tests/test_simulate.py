@@ -134,3 +134,15 @@ def test_cli_list():
     assert rc == 0
     names = [p["name"] for p in json.loads(out)["profiles"]]
     assert set(BASIC) <= set(names)
+
+
+def test_dh_group_larger_than_java7_can_use(pki):
+    """Java 7 cannot use DHE groups above 1024 bits; a 2048-bit group fails it, not Java 8."""
+    cert = pki.server("ok")
+    with tlslab_server(cert, versions=["TLS 1.2", "TLS 1.1", "TLS 1.0"],
+                       cipher_suites=["TLS_DHE_RSA_WITH_AES_128_CBC_SHA"]) as port:
+        doc = run(port, cert.trust, ["java-7u80", "java-8u292", "default"])
+    rows = by_profile(doc)
+    assert [c["code"] for c in rows["java-7u80"]["causes"]] == ["no-common-group"], rows["java-7u80"]
+    assert rows["java-7u80"]["causes"][0]["evidence"]["dh_bits"] == 2048
+    assert rows["default"]["connects"] and rows["java-8u292"]["connects"]

@@ -211,6 +211,7 @@ class Diagnosis:
         if negotiated(p_out):
             if client_cert_refusal(p_out):
                 self._client_cert_cause(profile, p_out)
+            self._dh_size(profile, p_out)
         else:
             chain_source = await self._refused(profile, p, p_out, b_out)
             if chain_source is not None and client_cert_refusal(chain_source):
@@ -366,6 +367,22 @@ class Diagnosis:
             summary = (f"The server requires a client certificate{cas} ({cr.version if cr else ''} "
                        f"CertificateRequest); {profile.name} sent none and the server refused: {how}.")
         self._cause("client-certificate-required", summary, ev, profile.name)
+
+    def _dh_size(self, profile: Profile, o: ProbeOutcome) -> None:
+        """The server's DHE group against the client's limits (RFC 7919 §1: clients cap
+        or floor the size; Java 7 and older cannot go past 1024 bits)."""
+        bits, v = o.dh_bits, profile.verifier
+        if bits is None:
+            return
+        ev = {"probe": o.spec.name, "cipher_suite": o.cipher_suite, "dh_bits": bits,
+              "client_min_dh_bits": v.min_dh_bits, "client_max_dh_bits": v.max_dh_bits or None}
+        if v.max_dh_bits and bits > v.max_dh_bits:
+            self._cause("no-common-group", f"The server's DHE group has {bits} bits; {profile.name} "
+                        f"can use at most {v.max_dh_bits} (it fails generating its DH key pair).",
+                        ev, profile.name)
+        elif bits < v.min_dh_bits:
+            self._cause("weak-key", f"The server's DHE group has only {bits} bits; {profile.name} "
+                        f"refuses fewer than {v.min_dh_bits}.", ev, profile.name)
 
     # ------------------------------------------------------------------ certificates
     async def _certificate_causes(self, profile: Profile, chain: list) -> None:

@@ -67,6 +67,15 @@ class ProbeOutcome:
         return self.status == "ok"
 
     @property
+    def dh_bits(self) -> int | None:
+        """Size of the finite-field DH group of a DHE key exchange (RFC 7919 names or the
+        server-chosen prime), else None."""
+        if not self.cipher_suite or "_DHE_" not in self.cipher_suite or not self.group:
+            return None
+        digits = "".join(ch if ch.isdigit() else " " for ch in self.group).split()
+        return int(digits[0]) if digits else None
+
+    @property
     def negotiated_text(self) -> str:
         parts = [p for p in (self.version, self.cipher_suite, self.group, self.signature_scheme) if p]
         if self.alpn:

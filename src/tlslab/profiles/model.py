@@ -22,8 +22,8 @@ _TOP = {"name", "client", "version", "released", "summary", "offer", "behaviour"
 _OFFER = {"versions", "cipher_suites", "groups", "key_shares", "signature_algorithms", "alpn",
           "sni", "extensions", "grease", "client_hello"}
 _BEHAVIOUR = {"follows_hrr", "falls_back", "fallback_versions", "alpn_required", "notes"}
-_VERIFIER = {"cn_fallback", "sha1_accepted", "min_rsa_bits", "min_dh_bits", "aia_fetching", "trust",
-             "eku_required"}
+_VERIFIER = {"cn_fallback", "sha1_accepted", "min_rsa_bits", "min_dh_bits", "max_dh_bits",
+             "aia_fetching", "trust", "eku_required"}
 
 
 class ProfileError(ValueError):
@@ -56,6 +56,9 @@ class Verifier:
     min_rsa_bits: int = 2048
     #: smallest finite-field DH group accepted in TLS 1.2 DHE (RFC 7919 §3 context)
     min_dh_bits: int = 1024
+    #: largest finite-field DH group the client can use (0: no limit; Java 7 and older
+    #: stop at 1024 bits)
+    max_dh_bits: int = 0
     aia_fetching: bool = False
     eku_required: bool = True
     trust: str = "system"
@@ -87,12 +90,15 @@ class Profile:
             "offer": {"versions": list(o.versions), "cipher_suites": list(o.cipher_suites),
                       "groups": list(o.groups), "key_shares": list(o.key_shares),
                       "signature_algorithms": list(o.signature_algorithms),
-                      "alpn": list(o.alpn), "sni": o.sni},
+                      "alpn": list(o.alpn), "sni": o.sni,
+                      "recorded_client_hello": o.client_hello is not None},
             "verifier": {"cn_fallback": v.cn_fallback, "sha1_accepted": v.sha1_accepted,
-                         "min_rsa_bits": v.min_rsa_bits, "aia_fetching": v.aia_fetching,
+                         "min_rsa_bits": v.min_rsa_bits, "min_dh_bits": v.min_dh_bits,
+                         "max_dh_bits": v.max_dh_bits, "aia_fetching": v.aia_fetching,
                          "eku_required": v.eku_required, "trust": v.trust},
             "behaviour": {"follows_hrr": self.follows_hrr, "falls_back": self.falls_back,
-                          "alpn_required": self.alpn_required},
+                          "fallback_versions": list(self.fallback_versions),
+                          "alpn_required": self.alpn_required, "notes": self.notes},
             "sources": dict(self.sources),
         }
 
