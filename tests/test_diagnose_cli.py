@@ -126,3 +126,14 @@ def test_help_has_examples():
     r = tlslab("--help")
     assert r.returncode == 0
     assert "Examples" in r.stdout and "--profile" in r.stdout and "Exit codes" in r.stdout
+
+
+@pytest.mark.parametrize("argv", [["diagnose", "localhost", "--bogus", "--json"],
+                                  ["simulate", "localhost", "--json", "--timeout"],
+                                  ["connect", "--no-such-option", "--json"]])
+def test_parser_errors_are_bad_input_with_json(argv):
+    rc, out, err = run_bounded([sys.executable, "-m", "tlslab", *argv], timeout=30)
+    assert rc == 2, (out, err)
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["error"]["code"] == "bad-input" and doc["error"]["message"]
+    assert "Traceback" not in err

@@ -798,8 +798,25 @@ def __getattr__(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``tlslab`` and ``python -m tlslab``."""
-    app(args=argv, prog_name="tlslab")
+    """Entry point of ``tlslab`` and ``python -m tlslab``.
+
+    Usage errors found by the option parser (an unknown option, a missing value) exit 2
+    like the commands' own bad-input errors, and with ``--json`` they print a JSON error
+    too, so that scripts get JSON on every path."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="tlslab", standalone_mode=False)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    except typer.TyperException as e:  # the parser's usage errors (exit code 2)
+        code = getattr(e, "exit_code", 2)
+        if "--json" in args and hasattr(e, "format_message"):
+            print(json.dumps({"ok": False, "error": {"code": "bad-input",
+                                                     "message": _safe(e.format_message())}}, indent=2))
+        e.show()
+        sys.exit(code)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
