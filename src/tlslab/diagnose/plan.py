@@ -506,6 +506,9 @@ class Diagnosis:
                 codes += [p.code for p in analyse_chain(b_out.peer_certificates, self.target.server_name,
                                                         self.target.trust, self.now, q.verifier)
                           if p.code not in codes]
+        if "missing-intermediate" in codes and q.verifier.aia_fetching and any(
+                f.get("completes_chain") for f in self._aia_cache.values()):
+            codes.remove("missing-intermediate")  # this client fetches it, as the AIA URL allows
         entry["works"] = not codes
         entry["causes"] = codes
         entry["outcome"] = q_out.outcome_text()
