@@ -21,12 +21,12 @@ from .main import _fail_line, _out, app
 EPILOG = """\
 [bold]Examples[/bold]
 
-  tlslab explain "PKIX path building failed: unable to find valid certification path to requested target"
-  tlslab explain "curl: (35) OpenSSL/3.0.13: error:0A000410:SSL routines::sslv3 alert handshake failure"
+  tlslab explain "PKIX path building failed"
+  tlslab explain "curl: (35) ... sslv3 alert handshake failure"
   tlslab explain "NET::ERR_CERT_AUTHORITY_INVALID" --json
-  java -jar app.jar 2>&1 | tlslab explain          [dim]# a whole stack trace, from stdin[/dim]
+  java -jar app.jar 2>&1 | tlslab explain    [dim]# a whole stack trace, from stdin[/dim]
   tlslab explain - < /var/log/nginx/error.log
-  tlslab explain -- "-----error text that starts with a dash"
+  tlslab explain -- "--- text that starts with a dash"
 
 The text is matched against messages of Java, curl, OpenSSL, Python (ssl, requests), Go, Node, GnuTLS, Chrome, Firefox, .NET, Android, Apple platforms, nginx and Apache (data files in src/tlslab/diagnose/patterns/, each with its source: a capture from the real client, or its documentation). The possible causes, in the vocabulary of tlslab diagnose, are ranked by how often that message means each, with what a trace shows for each one; the last line is the tlslab diagnose command that decides between them, with the server's host:port when the text names it and the --profile closest to the client that failed.
 

@@ -348,7 +348,7 @@ _TARGET_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         # nginx error log: "server: 0.0.0.0:443"; Apache "(server www.example.com:443)"
         (rf"\bserver:? ({_HOST}|\*):{_PORT}\b", "pair"),
         # any other host:port, not a client address ("client 1.2.3.4:5555", "error from 1.2.3.4:5555")
-        (rf"(?<![\w.:/\[-])(?<!client )(?<!client: )(?<!\[client )(?<!from )({_HOST}):{_PORT}(?![\w:.-]*\w)", "pair"),
+        (rf"(?<![^\s\"'(<=,;@])(?<!client )(?<!client: )(?<!\[client )(?<!from )({_HOST}):{_PORT}(?![\w:.-]*\w)", "pair"),
     )
 )
 # the name a client asked for, in hostname-mismatch messages: a target without a port
