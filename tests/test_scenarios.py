@@ -790,3 +790,27 @@ def test_asyncio_server_takes_the_same_log_line_hook():
     assert "client offered TLS 1.2 at most; this server speaks only TLS 1.3 → " \
            "protocol-version-mismatch" in refused
     assert any("handshake ok" in l and "client: TLS 1.3 max" in l for l in lines), lines
+
+
+def test_log_line_names_the_client_fingerprint_and_closest_profile(peers_dir):
+    """Issue 12: the server logs each client's JA4 and the closest known profile."""
+    from tlslab.lab.clientview import ClientReport, fingerprint_of
+    from tlslab.proto.messages import ClientHello
+    from tlslab.profiles import load_profile
+    from tlslab.profiles.fingerprint import ja4
+
+    hello = ClientHello.parse(load_profile("java-17").offer.client_hello)
+
+    class Entry:
+        kind, name, direction, message = "message", "ClientHello", "received", hello
+
+    class Trace:
+        entries = [Entry()]
+
+    fp, looks = fingerprint_of(Trace())
+    assert fp == ja4(hello).fingerprint
+    assert looks and looks.startswith("java-") and "same JA4" in looks
+    report = ClientReport(peer="p", offer=None, outcome="ok", code="ok", explanation="",
+                          ja4=fp, looks_like=looks)
+    assert f"ja4 {fp}, looks like java-" in report.line()
+    assert report.to_json()["ja4"] == fp

@@ -309,6 +309,9 @@ class ClientReport:
     negotiated: dict = field(default_factory=dict)
     error: str | None = None
     scenario: str | None = None
+    #: the client's JA4 fingerprint and the closest profile of the library (or None)
+    ja4: str | None = None
+    looks_like: str | None = None
     time: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
                       .isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 
@@ -321,6 +324,9 @@ class ClientReport:
     def line(self) -> str:
         """The part of the log line after the engine's own words: ``client: ... | why: ...``."""
         parts = [f"client: {self.offer.text()}" if self.offer else "client: no ClientHello"]
+        if self.ja4:
+            parts.append(f"ja4 {self.ja4}" + (f", looks like {self.looks_like}" if self.looks_like
+                                              else ", no close profile"))
         why = self.why()
         if why:
             label = "why" if self.outcome != "ok" else "note"
@@ -336,7 +342,49 @@ class ClientReport:
                                                      "signature_scheme", "alpn_protocol")
                                if n.get(k)} or None,
                 "alert_sent": self.alert_sent, "alert_received": self.alert_received,
-                "code": self.code, "explanation": self.explanation, "error": self.error}
+                "code": self.code, "explanation": self.explanation, "error": self.error,
+                "ja4": self.ja4, "looks_like": self.looks_like}
+
+
+#: below this similarity a client is said to look like no known profile
+LOOKS_LIKE_THRESHOLD = 0.9
+
+
+def fingerprint_of(trace: Any) -> tuple[str | None, str | None]:
+    """(JA4, the closest profile) of the ClientHello the server received, from the trace's
+    parsed message; (None, None) without one."""
+    from ..profiles.fingerprint import closest_profiles, ja4
+    hello = None
+    for e in getattr(trace, "entries", []):
+        if e.kind == "message" and e.name == "ClientHello" and e.direction == "received":
+            hello = e.message
+    if hello is None:
+        return None, None
+    try:
+        fp = ja4(hello).fingerprint
+        best = closest_profiles(hello, _known_hellos(), limit=1)
+    except Exception:  # a fingerprint is a courtesy: an odd hello must not break the log
+        return None, None
+    if not best or best[0].similarity < LOOKS_LIKE_THRESHOLD:
+        return fp, None
+    m = best[0]
+    if not m.exact:
+        return fp, f"{m.name} ({m.similarity:.2f} similar)"
+    others = list(getattr(m, "same_ja4", None) or [])
+    more = f"; also {', '.join(others[:3])}{' …' if len(others) > 3 else ''}" if others else ""
+    return fp, f"{m.name} (same JA4{more})"
+
+
+_KNOWN: list | None = None
+
+
+def _known_hellos() -> list:
+    """The library's recorded ClientHellos, parsed once per process."""
+    global _KNOWN
+    if _KNOWN is None:
+        from ..profiles.fingerprint import known_hellos
+        _KNOWN = known_hellos()
+    return _KNOWN
 
 
 def explain_connection(peer: str, trace: Any, *, error: Any = None,
@@ -354,6 +402,7 @@ def explain_connection(peer: str, trace: Any, *, error: Any = None,
     n = dict(negotiated or (getattr(error, "negotiated", None) or {}))
     report = ClientReport(peer=peer, offer=offer, outcome="ok", code="ok", explanation="",
                           negotiated=n, scenario=profile.scenario)
+    report.ja4, report.looks_like = fingerprint_of(trace)
     if error is None:
         _explain_success(report, profile, after)
         return report
