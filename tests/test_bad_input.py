@@ -189,10 +189,10 @@ def _zero_x25519_share(ch: ClientHello) -> None:
 
 
 def _no_common_group(ch: ClientHello) -> None:
-    # secp521r1 is a real group the server does not enable by default
-    _replace(ch, Extension(ET.supported_groups, NamedGroupList(named_group_list=[0x0019])))
+    # ffdhe3072 is a real group the server does not enable by default (secp521r1 now is)
+    _replace(ch, Extension(ET.supported_groups, NamedGroupList(named_group_list=[0x0101])))
     _replace(ch, Extension(ET.key_share, KeyShareCH(client_shares=[
-        KeyShareEntry(group=0x0019, key_exchange=b"\x04" + bytes(132))])))
+        KeyShareEntry(group=0x0101, key_exchange=bytes(383) + b"\x02")])))
 
 
 def _duplicate_ext(ch: ClientHello) -> None:
