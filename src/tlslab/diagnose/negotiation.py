@@ -172,6 +172,14 @@ async def accepted_groups(runner: ProbeRunner, b: ProbeSpec) -> dict[str, ProbeO
     return dict(zip(specs, outs))
 
 
+async def accepted_schemes(runner: ProbeRunner, b: ProbeSpec) -> dict[str, ProbeOutcome]:
+    """One probe per signature scheme (RFC 8446 §4.2.3): which ones the server can sign with."""
+    specs = {s: _only(b, f"only scheme {s}", f"can the server sign with {s}?",
+                      signature_algorithms=(s,)) for s in b.signature_algorithms}
+    outs = await runner.run_all(specs.values())
+    return dict(zip(specs, outs))
+
+
 async def accepted_alpn(runner: ProbeRunner, b: ProbeSpec) -> ProbeOutcome:
     return await runner.run(_only(b, "ALPN: many protocols", "which ALPN protocol does the server speak?",
                                   alpn=ALPN_CANDIDATES))

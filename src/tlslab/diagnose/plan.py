@@ -29,7 +29,7 @@ from . import aia
 from .chain import analyse_chain, expiry_warning, sha1_in_chain
 from .fixes import fixes_for
 from .negotiation import (ALERT_CAUSE, DIMENSION_CAUSE, accepted_alpn, accepted_families,
-                          accepted_groups, accepted_versions, client_cert_refusal,
+                          accepted_groups, accepted_schemes, accepted_versions, client_cert_refusal,
                           differing_dimensions, failing_dimensions, local_error_cause, negotiated)
 from .report import Cause, Report, Warning_
 
@@ -314,15 +314,19 @@ class Diagnosis:
             ref = reference or p_out
             leaf = ref.peer_certificates[0] if ref.peer_certificates else None
             key = _key_text(leaf)
+            schemes = await accepted_schemes(r, self.broad)
             ev.update(client_offers=list(p.signature_algorithms), server_key=key,
-                      server_signed_with=ref.signature_scheme if reference else None)
+                      server_signed_with=ref.signature_scheme if reference else None,
+                      server_can_sign_with=[s for s, o in schemes.items() if negotiated(o)])
             if p_out.status == "local-error":
                 ev["tlslab_refused"] = p_out.detail
                 summary = (f"The server signs with a scheme {label} cannot accept: {p_out.detail}.")
             else:
                 used = f", which signs with {ref.signature_scheme}" if reference and ref.signature_scheme else ""
+                can = ev["server_can_sign_with"]
                 summary = (f"No signature scheme in common: the server's certificate has a {key} key"
-                           f"{used}; {label} offers {_short(p.signature_algorithms, 4)} and none "
+                           f"{used}" + (f" (it can sign with {_short(can, 4)})" if can else "")
+                           + f"; {label} offers {_short(p.signature_algorithms, 4)} and none "
                            "fits that key.")
             self.context["sigalgs"] = ref.signature_scheme or key
         elif code == "sni-required":
