@@ -324,8 +324,10 @@ class Diagnosis:
             else:
                 used = f", which signs with {ref.signature_scheme}" if reference and ref.signature_scheme else ""
                 can = ev["server_can_sign_with"]
-                summary = (f"No signature scheme in common: the server's certificate has a {key} key"
-                           f"{used}" + (f" (it can sign with {_short(can, 4)})" if can else "")
+                article = "an" if key[:1].upper() in "AEIOU" else "a"
+                more = can and can != [ref.signature_scheme]
+                summary = (f"No signature scheme in common: the server's certificate has {article} "
+                           f"{key} key{used}" + (f" (it can sign with {_short(can, 4)})" if more else "")
                            + f"; {label} offers {_short(p.signature_algorithms, 4)} and none "
                            "fits that key.")
             self.context["sigalgs"] = ref.signature_scheme or key
