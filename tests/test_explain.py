@@ -493,3 +493,14 @@ def test_an_endless_stdin_does_not_hang():
     doc = json.loads(proc.stdout)
     assert doc["causes"][0]["code"] == "not-tls" and len(doc["input"].encode()) <= MAX_INPUT
     assert b"64 KiB" in proc.stderr
+
+
+def test_the_profile_follows_the_evidence_for_the_first_cause():
+    """s_client's long summary line says little about the client; the short alert line is
+    what makes this an SNI problem, so its profile wins."""
+    text = ("SSL handshake has read 7 bytes and written 315 bytes\n"
+            "801BD36A827F0000:error:0A000458:SSL routines:ssl3_read_bytes:tlsv1 unrecognized name:"
+            "../ssl/record/rec_layer_s3.c:1601:SSL alert number 112")
+    r = explain(text)
+    assert r.causes[0].code == "sni-required" and r.profile == "no-sni"
+    assert r.diagnose == "tlslab diagnose HOST:PORT --profile no-sni"

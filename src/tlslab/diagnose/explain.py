@@ -9,7 +9,8 @@ The causes of all matched patterns are ranked by their summed weights; each come
 plain-words summary (the ``title`` of ``fixes/<code>.toml``) and how a trace or
 ``tlslab diagnose`` tells it apart from the others (``patterns/_how_to_tell.toml``).  The
 answer ends with the ``tlslab diagnose`` command that decides: the host and port found in
-the text (else ``HOST:PORT``) and the ``--profile`` of the most specific matched pattern.
+the text (else ``HOST:PORT``) and the ``--profile`` of the pattern that gives the first
+cause the most weight (the client that most likely printed it).
 
 ::
 
@@ -45,9 +46,13 @@ __all__ = [
     "Pattern",
     "PatternDataError",
     "VOCABULARY",
+    "diagnose_command",
     "explain",
     "find_target",
+    "how_to_tell",
     "load_patterns",
+    "normalise",
+    "parse_pattern_file",
     "read_input",
 ]
 
@@ -446,7 +451,6 @@ class Cause:
 @dataclass(frozen=True)
 class Explanation:
     input: str
-    truncated: bool
     matched: tuple[Match, ...]
     causes: tuple[Cause, ...]
     target: str | None
@@ -513,11 +517,17 @@ def explain(text: str, patterns: Iterable[Pattern] | None = None) -> Explanation
                          summary=_summary(c), how_to_tell=tell.get(c, ""))
                    for i, c in enumerate(order))
     profile = "default"
-    if matched:
-        # the most specific (longest) match says which client this is
-        first = min(enumerate(matched), key=lambda im: (-im[1].length, -im[1].pattern.causes[0][1], im[0]))[1]
-        profile = first.pattern.profile
+    if causes:
+        # the client to model is the one behind the strongest evidence for the first cause
+        # (then the most specific, longest, match)
+        top = causes[0].code
+
+        def evidence(im: tuple[int, Match]) -> tuple[int, int, int]:
+            i, m = im
+            return dict(m.pattern.causes).get(top, 0), m.length, -i
+
+        profile = max(enumerate(matched), key=evidence)[1].pattern.profile
     target = find_target(text)
-    return Explanation(input=text, truncated=False, matched=tuple(matched), causes=causes,
+    return Explanation(input=text, matched=tuple(matched), causes=causes,
                        target=target, profile=profile,
                        diagnose=diagnose_command(target, profile if matched else "default"))
