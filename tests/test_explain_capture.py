@@ -629,10 +629,13 @@ AMBIGUOUS: dict[tuple[str, str], str] = {
        for c in ("curl", "java", "go", "node", "gnutls")},
 }
 
-#: Races between the client's first write and the server's refusal (TLS 1.3 client
-#: certificates): the capture is retried when the output has this text instead.
+#: Races between the client's writes and the server's refusal of a missing client
+#: certificate: a JSSE client reports the alert, or "Broken pipe" when the server has
+#: already closed, depending on timing.  Both messages are recorded from these captures;
+#: any one of them must match.
 RACES: dict[tuple[str, str], str] = {
-    ("java", "client-cert-tls13"): "Broken pipe",
+    ("java", "client-cert-jsse"): "alert, or Broken pipe while sending the second flight (TLS 1.2)",
+    ("java", "client-cert-tls13"): "alert, or Broken pipe on the first write after the handshake",
 }
 
 
@@ -708,11 +711,6 @@ def capture(client: str, failure: Failure, servers: Servers, pki_files, request)
     elif client == "go":
         extra = [request.getfixturevalue("go_client")]
     run = fn(ctx, *extra)
-    race = RACES.get((client, failure.name))
-    for _ in range(2):
-        if run is None or race is None or race not in run.text:
-            break
-        run = fn(ctx, *extra)
     if run is None:
         pytest.skip(f"{client} cannot be set up for {failure.name} (see client_{client})")
     dump = os.environ.get("TLSLAB_EXPLAIN_CAPTURE_DIR")
@@ -743,18 +741,22 @@ def _node_id(client: str, failure: str) -> str:
 
 
 def _check_explained(text: str, node: str, cause: str, run: Run | None,
-                     family: str | None = None) -> list[str]:
-    """explain(text) matches every pattern recorded from this capture (and, with
-    ``family``, at least one pattern of that client family) and ranks ``cause`` 1st or
-    2nd; returns the ranked codes."""
+                     family: str | None = None, any_recorded: bool = False) -> list[str]:
+    """explain(text) matches every pattern recorded from this capture (``any_recorded``:
+    one of them) and, with ``family``, at least one pattern of that client family, and
+    ranks ``cause`` 1st or 2nd; returns the ranked codes."""
     result = explain(text)
     recorded = [p for p in load_patterns() if p.source == node]
     matched = {m.pattern.key for m in result.matched}
     detail = (f"\n{run.describe() if run else text[-3000:]}\n--- explain ---\n"
               + json.dumps(result.to_json(), indent=2)[-4000:])
-    for p in recorded:
-        assert p.key in matched, f"pattern {p.text!r} ({p.family}.toml), recorded from this " \
-                                 f"capture, no longer matches{detail}"
+    if any_recorded:
+        assert any(p.key in matched for p in recorded), \
+            f"none of {[p.text for p in recorded]}, recorded from this capture, matches{detail}"
+    else:
+        for p in recorded:
+            assert p.key in matched, f"pattern {p.text!r} ({p.family}.toml), recorded from this " \
+                                     f"capture, no longer matches{detail}"
     assert result.matched, f"no pattern matches{detail}"
     if family is not None:
         assert recorded or any(m.pattern.family == family for m in result.matched), \
@@ -787,7 +789,8 @@ def test_capture(client, failure_name, servers, pki_files, request):
             f"{client}-{failure_name} is listed as ambiguous but now ranks {codes}: remove it from AMBIGUOUS"
         _check_explained(run.text, node, codes[0], run, family)
         return
-    _check_explained(run.text, node, failure.cause, run, family)
+    _check_explained(run.text, node, failure.cause, run, family,
+                     any_recorded=(client, failure_name) in RACES)
 
 
 @pytest.mark.parametrize("client,failure_name", list(ACCEPTS), ids=[_node_id(*c) for c in ACCEPTS])
