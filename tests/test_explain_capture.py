@@ -19,12 +19,12 @@ skipped.  The accuracy over all cases is printed by ``test_ranking_accuracy``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +79,6 @@ class Failure:
     ecdhe_only: bool = False         # the client offers only ECDHE suites
     groups: tuple[str, ...] = ()     # the client offers only these groups
     alpn: tuple[str, ...] = ()       # the client offers these ALPN protocols
-    tls_note: str = ""
 
 
 CERT_FAILURES = {
@@ -221,7 +220,6 @@ class Ctx:
     port: int
     ca: str
     failure: Failure
-    tmp: Path
 
     @property
     def name(self) -> str:
@@ -324,12 +322,20 @@ print(r.status_code, r.text[:200])
 '''
 
 
-def _requests_python() -> str:
-    """A Python with ``requests``: the venv's, else the system's python3."""
+@functools.lru_cache(maxsize=None)
+def _find_requests_python() -> str | None:
     for py in (sys.executable, shutil.which("python3")):
         if py and subprocess.run([py, "-c", "import requests"], capture_output=True,
                                  timeout=60).returncode == 0:
             return py
+    return None
+
+
+def _requests_python() -> str:
+    """A Python with ``requests``: the venv's, else the system's python3."""
+    py = _find_requests_python()
+    if py:
+        return py
     pytest.skip("client missing: no Python with `requests` (pip install requests, or Debian python3-requests)")
 
 
@@ -703,7 +709,7 @@ CAPTURES: dict[str, tuple[Run, Failure]] = {}
 def capture(client: str, failure: Failure, servers: Servers, pki_files, request) -> Run:
     port, _ = servers.get(failure)
     ca = pki_files[failure.pki]["ok"]["ca"]
-    ctx = Ctx(port, ca, failure, Path(tempfile.gettempdir()))
+    ctx = Ctx(port, ca, failure)
     fn = CLIENTS[client]
     extra = []
     if client == "java":
