@@ -26,7 +26,7 @@ sys.modules["profile_capture"] = capture_mod
 _spec.loader.exec_module(capture_mod)
 
 #: tlslab's own reference clients, not real ones (the diagnose issue's five)
-REFERENCE = {"default", "browser", "tls12-only", "no-sni", "alpn-http"}
+REFERENCE = {"default", "browser", "tls12-only", "no-sni", "alpn-http", "tls13-only", "alpn-h2"}
 #: what the profile-library issue asks to cover, at least
 REQUIRED = {
     "java-6u45", "java-7u80", "java-8u151", "java-8u161", "java-8u292", "java-11", "java-17", "java-21",

@@ -321,7 +321,7 @@ _LIST: list[Scenario] = [
             ("tlslab connect --tls 1.3", "error: handshake failed: peer sent fatal alert "
                                          "protocol_version")],
            "every client that still offers TLS 1.2 (nearly all)",
-           server={"versions": ["TLS 1.2"]}, fixes=("cert", "tls"), profile=None,
+           server={"versions": ["TLS 1.2"]}, fixes=("cert", "tls"), profile="tls13-only",
            try_commands=("curl --tlsv1.3 --cacert {ca} https://{host}:{port}/",
                          "tlslab connect {host}:{port} --ca-file {ca} --tls 1.3")),
     _other("tls1.3-only", "protocol", "the server speaks only TLS 1.3",
@@ -478,7 +478,7 @@ _LIST: list[Scenario] = [
                                          "no_application_protocol"),
             ("gRPC and other h2-only clients", "no_application_protocol")],
            "clients that offer http/1.1 (curl, browsers) or no ALPN at all",
-           server={"alpn_protocols": ["http/1.1"]}, fixes=("cert", "alpn"), profile=None,
+           server={"alpn_protocols": ["http/1.1"]}, fixes=("cert", "alpn"), profile="alpn-h2",
            try_commands=("openssl s_client -connect {ip}:{port} -alpn h2 -CAfile {ca} </dev/null",
                          "tlslab connect {host}:{port} --ca-file {ca} --alpn h2")),
 ]
