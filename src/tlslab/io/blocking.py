@@ -496,6 +496,15 @@ class _Handler(socketserver.BaseRequestHandler):
                 srv.log(line)
             sock.settimeout(srv.io_timeout)
             srv.handler(tls)
+        except ConnectionError as e:
+            # A client that sent close_notify (or ended TCP) before our answer went out closed
+            # normally: say so, rather than "error: ConnectionError: connection is closed".
+            ce = getattr(tls, "closed_event", None) if tls is not None else None
+            if tls is not None and (tls.tcp_eof or (ce is not None and not ce.error)):
+                how = "close_notify" if ce is not None else "TCP FIN, no close_notify"
+                srv.log(f"{peer} closed by the client ({how}) before the answer was sent")
+            else:
+                srv.log(f"{peer} error: {_one_line(e)}")
         except Exception as e:  # a misbehaving client must never take the server down
             srv.log(f"{peer} error: {_one_line(e)}")
         finally:
