@@ -8,8 +8,9 @@ models), trusting only the scenario's CA and asking for the name "localhost"; ``
 runs that client's profile against the same server with the same CA; the verdicts
 (connects or not) must agree.  When both say "fails", simulate's cause must be the
 scenario's diagnosis code, or the code that the real client's own message points to
-(``tlslab explain`` on what it printed).  When both connect and the real client tells its
-TLS version, simulate's version must be the same.
+(``tlslab explain`` on what it printed).  When both connect, simulate's TLS version (and
+cipher suite, where the client names it the IANA way: Java, Node, Go) must be what the real
+client negotiated.
 
 "Connects" means what a user means: the handshake completes, the client's own
 verification (chain, name) accepts the server, and the first HTTP answer arrives (a TLS 1.3
@@ -27,7 +28,6 @@ profiles together, the seven clients concurrently; every client run is bounded (
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import os
 import re
@@ -82,8 +82,8 @@ NOTES: dict[str, str] = {
                "dotted host name. In sni-required Java connects by a dotted name mapped to "
                "127.0.0.1 (-Djdk.net.hosts.file); test_java_sends_no_sni_for_localhost pins "
                "that with 'localhost' it fails there",
-    "no-san": "OpenSSL-based clients, GnuTLS and Java fall back to the CN; Go does not "
-              "(cn_fallback in each profile)",
+    "no-san": "OpenSSL-based clients (curl, Python, s_client, Node), GnuTLS and Java fall "
+              "back to the subject CN; Go 1.15+ does not (cn_fallback in each profile)",
     "alpn": "only curl offers ALPN by default (h2, http/1.1); alpn-strict speaks http/1.1, "
             "so every default client connects",
     "tls1.0/1.1": "OpenSSL 3 at security level >= 1 offers TLS 1.0/1.1 in supported_versions "
