@@ -152,7 +152,15 @@ def tls_start(client_bytes: bytes) -> tuple[int, str]:
     other data is not taken for one)."""
     if client_bytes[:1] == b"\x16":
         return 0, ""
+    return find_tls_start(client_bytes) or (0, "")
+
+
+def find_tls_start(client_bytes: bytes) -> tuple[int, str] | None:
+    """Like :func:`tls_start`, but None when nothing in the first 64 KiB looks like the
+    start of a ClientHello record (so that "TLS at byte 0" and "no TLS" differ)."""
     head = client_bytes[:1 << 16]
+    if _HELLO_RECORD.match(head):
+        return 0, ""
     for how, pattern in _UPGRADES:
         m = pattern.search(head)
         if m:
@@ -163,7 +171,7 @@ def tls_start(client_bytes: bytes) -> tuple[int, str]:
     if found:
         how = {4: "SOCKS4", 5: "SOCKS5"}.get(head[0], f"{found.start()} bytes of another protocol")
         return found.start(), how
-    return 0, ""
+    return None
 
 
 def hellos_in_connection(conn: Connection) -> HelloScan:

@@ -56,6 +56,10 @@ from .files import CaptureFile
 
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
+#: streaming (:meth:`Capture.stream`): stream bytes kept per direction to compare
+#: retransmissions with (first data wins either way; only conflicts older than this are
+#: not counted)
+STREAM_WINDOW = 4096
 
 CLIENT, SERVER = "client", "server"
 
@@ -111,7 +115,8 @@ class _Half:
 
     __slots__ = ("base", "isn", "next", "data", "kept_limit", "skipped", "high",
                  "run_start", "pending", "starts", "pending_bytes", "fin", "gaps",
-                 "retransmitted", "conflicts", "mid_stream", "conn", "limit_gap")
+                 "retransmitted", "conflicts", "mid_stream", "conn", "limit_gap", "trimmed",
+                 "direction")
 
     def __init__(self, conn: "Connection", kept_limit: int) -> None:
         self.conn = conn
@@ -133,6 +138,9 @@ class _Half:
         self.conflicts = 0
         self.mid_stream = False
         self.limit_gap = False
+        #: bytes dropped from the front of ``data`` (streaming: only a window is kept)
+        self.trimmed = 0
+        self.direction = ""
 
     # -- sequence space ------------------------------------------------------------
     def syn(self, seq: int) -> None:
@@ -196,7 +204,10 @@ class _Half:
         """First data wins; count a retransmission that disagrees with what we kept."""
         if start < self.run_start:
             return
-        pos = start - self.skipped
+        pos = start - self.skipped - self.trimmed
+        if pos < 0:  # streaming: bytes before the kept window are not compared
+            payload = payload[-pos:]
+            pos = 0
         kept = self.data[pos:pos + len(payload)]
         if kept and kept != payload[:len(kept)]:
             self.conflicts += 1
@@ -210,7 +221,7 @@ class _Half:
             lost = len(payload) - len(kept)
             if kept:
                 self._record(kept, time, packet)
-            at = len(self.data)
+            at = len(self.data) + self.trimmed
             if self.limit_gap and self.gaps and self.gaps[-1][2] == SIZE_LIMIT:
                 self.gaps[-1] = (at, self.gaps[-1][1] + lost, SIZE_LIMIT)
             else:
@@ -223,10 +234,19 @@ class _Half:
         self._record(payload, time, packet)
 
     def _record(self, payload: bytes, time: float, packet: int) -> None:
-        at = len(self.data)
+        at = len(self.data) + self.trimmed
         self.data += payload
         self.next += len(payload)
-        self.conn._delivered(self, at, len(self.data), time, packet)
+        conn = self.conn
+        if conn._sink is not None:
+            # streaming: the bytes go to the consumer; only a window stays, for _compare
+            conn._sink.append(("data", conn, self.direction, bytes(payload), time))
+            extra = len(self.data) - STREAM_WINDOW
+            if extra > STREAM_WINDOW:
+                del self.data[:extra]
+                self.trimmed += extra
+            return
+        conn._delivered(self, at, at + len(payload), time, packet)
 
     def _buffer(self, start: int, payload: bytes, time: float, packet: int) -> None:
         """Keep the parts of ``payload`` not already waiting (first data wins)."""
@@ -272,7 +292,9 @@ class _Half:
         if offset <= self.next:
             return
         n = offset - self.next
-        self.gaps.append((len(self.data), n, reason))
+        self.gaps.append((len(self.data) + self.trimmed, n, reason))
+        if self.conn._sink is not None:
+            self.conn._sink.append(("gap", self.conn, self.direction, n, reason))
         self.skipped += n
         self.next = offset
         self.run_start = offset
@@ -319,6 +341,10 @@ class Connection:
         self.limits = limits
         self._halves = {CLIENT: _Half(self, limits.max_stream_bytes),
                         SERVER: _Half(self, limits.max_stream_bytes)}
+        for direction, half in self._halves.items():
+            half.direction = direction
+        #: streaming: where deliveries and gaps go as events (see Capture.stream)
+        self._sink: list | None = None
         self.end = "open"
         self.first_time = self.last_time = time
         self.packets = 0
@@ -464,11 +490,43 @@ class Capture:
         return out
 
     def connections(self) -> Iterator[Connection]:
+        """Every connection, each yielded when it is over (or at the end of the file) with
+        both directions' bytes held (see the module documentation)."""
+        for event in self._run(streaming=False):
+            if event[0] == "close":
+                yield event[1]
+
+    def stream(self) -> Iterator[tuple]:
+        """The capture as events, in capture order, without holding the streams' bytes:
+
+        - ``("open", conn)``: a new connection (its ``client``/``server`` as guessed so far);
+        - ``("data", conn, direction, data, time)``: bytes of ``direction`` ("client" /
+          "server") that just became contiguous, in stream order;
+        - ``("gap", conn, direction, length, reason)``: bytes of ``direction`` that will
+          never come (see :data:`GAP_REASONS`);
+        - ``("close", conn)``: the connection is over (``conn.end``, gaps, counters are
+          final); its ``client_bytes`` / ``server_bytes`` are *not* kept in this mode.
+
+        Memory per open connection: the out-of-order buffer and a small window of recent
+        bytes (to notice retransmissions that disagree), not the stream."""
+        return self._run(streaming=True)
+
+    def _run(self, streaming: bool) -> Iterator[tuple]:
         limits = self.limits
         open_: OrderedDict[tuple, Connection] = OrderedDict()
         closed: OrderedDict[tuple, None] = OrderedDict()  # keys of connections yielded
         count = 0
         stats = self.stats
+        sink: list = []
+        kept = (1 << 62) if streaming else limits.max_stream_bytes
+
+        def finish(conn: Connection, end: str | None = None) -> Iterator[tuple]:
+            conn._finish(end)
+            if sink:
+                yield from sink
+                sink.clear()
+            yield ("close", conn)
+
         for packet in self.file.packets():
             stats["packets"] += 1
             seg = pk.decode(packet.linktype, packet.data)
@@ -485,11 +543,11 @@ class Capture:
             syn_only = flags & pk.SYN and not flags & pk.ACK
             if conn is not None and syn_only:
                 half = conn._halves[conn._direction(a)]
-                if (half.isn is not None and half.isn != seg.seq) or (half.isn is None and half.data):
+                if (half.isn is not None and half.isn != seg.seq) or \
+                        (half.isn is None and (half.data or half.next)):
                     # port reuse: a new connection on the same 4-tuple
                     del open_[key]
-                    conn._finish()
-                    yield conn
+                    yield from finish(conn)
                     conn = None
             if conn is None:
                 if key in closed and not syn_only:
@@ -511,26 +569,32 @@ class Capture:
                     stats["without a connection (no SYN, no data)"] += 1
                     continue
                 conn = Connection(count, client, server, roles, limits, packet.time)
+                if streaming:
+                    conn._sink = sink
+                    for half in conn._halves.values():
+                        half.kept_limit = kept
                 count += 1
                 open_[key] = conn
                 if len(open_) > limits.max_connections:
                     _, victim = open_.popitem(last=False)
-                    victim._finish("evicted")
                     stats["evicted"] += 1
-                    yield victim
+                    yield from finish(victim, "evicted")
+                if streaming:
+                    yield ("open", conn)
             else:
                 open_.move_to_end(key)
             conn._segment(seg, packet.time, packet.index)
+            if sink:
+                yield from sink
+                sink.clear()
             if conn.over:
                 del open_[key]
-                conn._finish()
                 closed[key] = None
                 if len(closed) > 4 * limits.max_connections:
                     closed.popitem(last=False)
-                yield conn
+                yield from finish(conn)
         for conn in sorted(open_.values(), key=lambda c: c.index):
-            conn._finish()
-            yield conn
+            yield from finish(conn)
 
 
 def open_capture(path: str | os.PathLike, *, max_out_of_order: int = 1 << 20,
