@@ -2,7 +2,8 @@
 # Install the real TLS peers that tlslab's interop tests run against (Debian packages).
 #
 #   scripts/install-peers.sh                 all peers: openssl, curl, tshark, GnuTLS,
-#                                            NSS tools, Go, a headless JDK, Node, nginx
+#                                            NSS tools, Go, a headless JDK, Node, nginx,
+#                                            Chromium (driven headless, with no network)
 #   TLSLAB_ALL_PEERS=1 scripts/install-peers.sh   also the optional tier (none at present)
 #   scripts/install-peers.sh --python-venv   only python3-venv (used by the Makefile)
 #   TLSLAB_SKIP_PEERS=1                      install nothing, just print the table
@@ -32,6 +33,7 @@ core  go          golang-go             Go crypto/tls
 core  javac       default-jdk-headless  Java JSSE (javac, java, keytool)
 core  node        nodejs                Node.js tls
 core  nginx       nginx-light           nginx (server-configuration cases of diagnose)
+core  chromium    chromium              headless Chromium (the HTML report, tests/test_html_browser.py)
 "
 
 # nginx: the tests start their own nginx (own config, 127.0.0.1, a free port).  The Debian
@@ -57,7 +59,7 @@ mode=peers
 case "${1:-}" in
   --python-venv) mode=venv ;;
   --all) want_all=1 ;;
-  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
   "") ;;
   *) say "unknown argument '$1' (try --help)"; exit 0 ;;
 esac

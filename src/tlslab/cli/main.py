@@ -296,10 +296,18 @@ def connect(
     early_data: Optional[str] = typer.Option(None, "--early-data", metavar="TEXT",
                                              help="Send TEXT (with --http: the HTTP request) as 0-RTT "
                                                   "data on resumed connections when the ticket allows it."),
+    full: bool = typer.Option(False, "--full",
+                              help="With --trace: show long values (key shares, certificates) "
+                                   "whole instead of folded."),
+    no_color: bool = typer.Option(False, "--no-color",
+                                  help="No colours or styles (as NO_COLOR=1 does)."),
+    lang: str = typer.Option("en", "--lang", metavar="LANG",
+                             help="Language of the explanations: en (English) or zh (简体中文)."),
 ) -> None:
     """Connect to a TLS server and show the handshake, message by message."""
     _run(_connect, target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure,
-         keylog, trace, json_out, http, timeout, cert, key, reconnect, early_data, html)
+         keylog, trace, json_out, http, timeout, cert, key, reconnect, early_data, html,
+         full=full, no_color=no_color, lang=lang)
 
 
 def _load_client_identity(cert: Optional[Path], key: Optional[Path]) -> tuple[list | None, Any]:
@@ -382,12 +390,26 @@ def _connect_once(host, port, config, timeout, target_text, *, http: bool, sni: 
     return result
 
 
+def set_output_options(no_color: bool = False, lang: str | None = "en") -> None:
+    """``--no-color`` (for every console this process makes: rich honours NO_COLOR) and
+    ``--lang`` (the explanation texts of every view)."""
+    from ..view.i18n import LANGUAGES, use_language
+    if no_color:
+        os.environ["NO_COLOR"] = "1"
+    code = (lang or "en").strip().lower()
+    code = {"zh-cn": "zh", "zh_cn": "zh", "zh-hans": "zh", "cn": "zh", "english": "en"}.get(code, code)
+    if code not in LANGUAGES:
+        raise UsageProblem(f"--lang {lang}: unknown language (known: {', '.join(LANGUAGES)})")
+    use_language(code)
+
+
 def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure, keylog,
              trace, json_out, http, timeout, cert=None, key=None, reconnect=0,
-             early_data=None, html=None) -> None:
+             early_data=None, html=None, *, full=False, no_color=False, lang="en") -> None:
     """``connect``; with --json, every failure with exit code 1 prints a document with
     ``"ok": false`` (bad input, exit code 2, prints nothing on stdout)."""
     emitted: list[dict] = []
+    set_output_options(no_color, lang)
 
     def emit(doc: dict) -> None:
         emitted.append(doc)
@@ -396,7 +418,7 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
     try:
         _connect_body(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure,
                       keylog, trace, json_out, http, timeout, cert, key, reconnect, early_data,
-                      html, emit)
+                      html, emit, full)
     except (UsageProblem, typer.Exit, KeyboardInterrupt, BrokenPipeError):
         raise
     except Exception as e:
@@ -410,7 +432,7 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
 
 def _connect_body(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure,
                   keylog, trace, json_out, http, timeout, cert, key, reconnect, early_data,
-                  html, emit) -> None:
+                  html, emit, full=False) -> None:
     from ..proto.config import ClientConfig
     from ..proto.tickets import TicketStore
     from ..workbench import render
@@ -466,20 +488,29 @@ def _connect_body(target, servername, tls, cipher, group, sigalg, alpn, ca_file,
                         render.handshake_profile(r["sock"].trace, r["sock"].negotiated,
                                                  r["sock"].timings_ms) for r in results]
                 emit(doc)
-            elif f.handshake_error is not None and (trace or total > 1):
+            elif f.handshake_error is not None:
+                # the handshake up to the failure, where it broke, and the cause with its
+                # evidence; the one error line still goes to stderr
                 e = f.handshake_error
                 if trace:
-                    render.render_bytes(e.trace, console=console)
-                render.render_sequence(e.trace, e.negotiated, console=console, error=e,
-                                       title=f"connection {i + 1} of {total} (failed)" if total > 1 else None)
+                    render.render_bytes(e.trace, console=console, full=full, negotiated=e.negotiated)
+                    console.print()
+                render.render_sequence(
+                    e.trace, e.negotiated, console=console, error=e,
+                    title=(f"connection {i + 1} of {total} (failed)" if total > 1
+                           else f"TLS handshake with {target_text} (failed)"))
+            _say_keylog(keylog_path, json_out)
             if html is not None:
                 pages = [_page_of_success(r, target_text, j, total) for j, r in enumerate(results)]
                 pages.append(_page_of_failure(f, target_text, i, total))
                 _write_html_page(html, pages, json_out)
             raise Failure(prefix + f.line) from None
+        res["verification"] = _verification(res["sock"], config, sni) if insecure else None
+        res["early_data_note"] = _early_data_note(early, res["sock"], results)
         results.append(res)
         if not json_out:
-            _print_connection(console, res, i, total, target_text, trace)
+            _print_connection(console, res, i, total, target_text, trace, full)
+    _say_keylog(keylog_path, json_out)
 
     first = results[0]
     sock = first["sock"]
@@ -503,9 +534,15 @@ def _connect_body(target, servername, tls, cipher, group, sigalg, alpn, ca_file,
             failure_code = failure_code or "html"
     profiles = [render.handshake_profile(r["sock"].trace, r["sock"].negotiated, r["sock"].timings_ms)
                 for r in results]
+    for p, r in zip(profiles, results):
+        if r.get("early_data_note"):
+            p["early_data_note"] = r["early_data_note"]
     if json_out:
         doc = render.to_json(sock.trace, sock.negotiated, peer_certificates=sock.peer_certificates,
-                             target=target_text, timing_ms=sock.timings_ms)
+                             target=target_text, timing_ms=sock.timings_ms,
+                             verification=first.get("verification"))
+        if keylog_path:
+            doc["keylog_file"] = os.path.abspath(keylog_path)
         if first["http"] is not None:
             doc["http"] = first["http"]
         if total > 1 or early is not None:
@@ -515,7 +552,10 @@ def _connect_body(target, servername, tls, cipher, group, sigalg, alpn, ca_file,
                 d = render.to_json(s2.trace, s2.negotiated, include_fields=False,
                                    timing_ms=s2.timings_ms, resumed=s2.resumed,
                                    early_data_sent=r["early_data_sent"],
-                                   early_data_accepted=s2.early_data_accepted)
+                                   early_data_accepted=s2.early_data_accepted,
+                                   verification=r.get("verification"))
+                if r.get("early_data_note"):
+                    d["early_data_note"] = r["early_data_note"]
                 if r["http"] is not None:
                     d["http"] = r["http"]
                 reconnections.append(d)
@@ -556,9 +596,8 @@ def _page_of_success(r: dict, target_text: str, i: int, total: int) -> dict:
         title = (f"TLS handshake with {target_text} (connection {i + 1} of {total}"
                  f"{', resumed' if s.resumed else ''})")
     return {"trace": s.trace, "negotiated": s.negotiated, "peer_certificates": s.peer_certificates,
-            "target": target_text, "title": title,
-            "extra": {"timing": f"TCP connect {t.get('tcp_connect', 0):.1f} ms, "
-                                f"handshake {t.get('handshake', 0):.1f} ms"}}
+            "target": target_text, "title": title, "timing_ms": t,
+            "verification": r.get("verification")}
 
 
 def _page_of_failure(f: "_ConnectionFailed", target_text: str, i: int, total: int) -> dict:
@@ -589,7 +628,8 @@ def _write_html_page(path: Path, pages: list[dict], json_out: bool = False) -> N
         print(line, flush=True)
 
 
-def _print_connection(console, res: dict, i: int, total: int, target_text: str, trace: bool) -> None:
+def _print_connection(console, res: dict, i: int, total: int, target_text: str, trace: bool,
+                      full: bool = False) -> None:
     """Human output for connection ``i``: the full view for the first, a compact one after."""
     from ..workbench import render
     sock = res["sock"]
@@ -599,17 +639,19 @@ def _print_connection(console, res: dict, i: int, total: int, target_text: str, 
         console.print()
         ed = sock.early_data_accepted
         early = "" if ed is None else f" early_data={'accepted' if ed else 'rejected'}"
+        if ed is None and res.get("early_data_note"):
+            early = f" early_data=not sent ({res['early_data_note']})"
         console.print(Text(_safe(f"reconnection {i} of {total - 1}: "
                                  f"resumed={'true' if sock.resumed else 'false'}"
                                  f"{early}  {sock.negotiated.get('version')} "
                                  f"{sock.negotiated.get('cipher_suite')}  {timing}"), style="bold"))
     if trace:
-        render.render_bytes(sock.trace, console=console)
+        render.render_bytes(sock.trace, console=console, full=full, negotiated=sock.negotiated)
         console.print()
     if i == 0:
         title = f"TLS handshake with {target_text}" + (f" (connection 1 of {total})" if total > 1 else "")
         render.render_sequence(sock.trace, sock.negotiated, console=console, title=title,
-                               extra={"timing": timing})
+                               timing_ms=t, verification=res.get("verification"))
     else:
         render.render_sequence(sock.trace, sock.negotiated, console=console, show_summary=False)
     h = res["http"]
@@ -624,6 +666,58 @@ def _print_connection(console, res: dict, i: int, total: int, target_text: str, 
             sent = " (request sent as 0-RTT data)" if sock.early_data_accepted else ""
             console.print(Text(_safe(f"HTTP: {status or 'no response'}{sent}, "
                                      f"{len(h.get('response') or '')} characters")))
+
+
+def _verification(sock, config, sni: str) -> dict:
+    """With --insecure: what verifying the server's chain against the system trust store
+    would have said (the reason it would have failed, in the diagnosis vocabulary)."""
+    from ..proto.certificates import load_trust_store, verify_server_chain
+    out: dict[str, Any] = {"verified": False, "how": "--insecure"}
+    chain = list(getattr(sock, "peer_certificates", None) or [])
+    if not chain:
+        return out
+    try:
+        verify_server_chain(chain, sni, load_trust_store(None),
+                            datetime.datetime.now(datetime.timezone.utc))
+        out["would_pass"] = True
+    except Exception as e:  # the library's exceptions carry a code; anything else: a reason
+        out["would_fail"] = {"code": getattr(e, "code", None),
+                             "reason": " ".join(str(e).split()) or type(e).__name__}
+    return out
+
+
+def _early_data_note(early: bytes | None, sock, previous: list[dict]) -> str | None:
+    """Why no 0-RTT data went out on this connection (``--early-data``), or None."""
+    from ..view.i18n import texts
+    from ..view.summary import tickets_allow_early_data
+    if early is None or sock.early_data_accepted is not None:
+        return None
+    T = texts()
+    if sock.negotiated.get("version") != "TLS 1.3":
+        return T.ui("early_data_reason_tls12")
+    if not previous:
+        return T.ui("early_data_reason_no_ticket")
+    allowed = [tickets_allow_early_data(r["sock"].trace) for r in previous]
+    if not any(allowed) and any(a is False for a in allowed):
+        return T.ui("early_data_reason_no_0rtt")
+    if not any(a is not None for a in allowed):
+        return T.ui("early_data_reason_no_ticket")
+    if not sock.resumed:
+        return T.ui("early_data_reason_not_resumed")
+    return None
+
+
+def _say_keylog(path: str | None, json_out: bool) -> None:
+    """Where --keylog wrote (stderr with --json, so that stdout stays pure JSON)."""
+    if not path:
+        return
+    from ..view.i18n import texts
+    line = _safe(texts().ui("keylog_written", path=os.path.abspath(path)))
+    if json_out:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    else:
+        print(line, flush=True)
 
 
 def _terminal_response(response: str) -> str:

@@ -232,11 +232,14 @@ def summary_rows(trace, negotiated: dict | None, *, error: Any = None,
             rows.append((T.ui("certificate"), cert_row))
     hs = handshake_ms(trace)
     timing = dict(timing_ms or {})
-    if hs is not None or timing:
+    if hs is not None or timing.get("handshake") is not None:
         parts = []
         if timing.get("tcp_connect") is not None:
             parts.append(f"{T.ui('tcp_connect')} {timing['tcp_connect']:.1f} ms")
-        parts.append(T.ui("handshake_time_value", ms=f"{(hs if hs is not None else timing.get('handshake', 0)):.1f}"))
+        if timing.get("handshake") is not None:
+            parts.append(T.ui("handshake_time_value", ms=f"{timing['handshake']:.1f}"))
+        elif hs is not None:
+            parts.append(T.ui("handshake_time_trace", ms=f"{hs:.1f}"))
         rows.append((T.ui("handshake_time"), "; ".join(parts)))
     app = app_data_counts(entries)
     if app["sent"] or app["received"]:
