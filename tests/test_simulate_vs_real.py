@@ -101,17 +101,7 @@ _LEGACY_SIGALG = (
     "sigalg disallowed or unsupported'); simulate completes TLS {v} with the profile's hello "
     "and no profile fact can say 'refuses pre-TLS 1.2 handshake signatures' (sha1_accepted "
     "is about certificates, and GnuTLS 3.7 refuses SHA-1 certificates yet completes TLS 1.0)")
-DISAGREEMENTS: dict[tuple[str, str], str] = {
-    ("curl-7.88", "tls1.0-only"): _LEGACY_SIGALG.format(v="1.0"),
-    ("openssl-3.0", "tls1.0-only"): _LEGACY_SIGALG.format(v="1.0"),
-    ("curl-7.88", "tls1.1-only"): _LEGACY_SIGALG.format(v="1.1"),
-    ("openssl-3.0", "tls1.1-only"): _LEGACY_SIGALG.format(v="1.1"),
-    ("java-17", "pkcs1-only-tls13"): (
-        "JSSE 17 accepts a TLS 1.3 CertificateVerify signed with rsa_pkcs1_sha256 (it checks "
-        "the scheme only against its local list, which holds PKCS#1 for TLS 1.2) and connects; "
-        "simulate refuses it for every profile (RFC 8446 §4.4.3), with no profile fact to "
-        "say otherwise"),
-}
+DISAGREEMENTS: dict[tuple[str, str], str] = {}
 
 
 def _case_marks(profile: str, scenario: str):

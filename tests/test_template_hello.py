@@ -94,3 +94,24 @@ def test_renegotiation_scsv_counts_as_offering_renegotiation_info():
             assert sock.negotiated["secure_renegotiation"] is True
         finally:
             sock.close()
+
+
+def test_pkcs1_in_tls13_refused_unless_the_client_is_lenient():
+    """RFC 8446 §4.4.3 forbids PKCS#1 in a TLS 1.3 CertificateVerify; tlslab refuses it,
+    except when told to behave like a client that accepts it (JSSE 17, for simulate)."""
+    import tlslab
+    from test_diagnose import tlslab_server
+    from tlslab.lab.pki import make_pki
+    cert = make_pki(names=("localhost",), key_type="rsa2048").server("ok")
+    with tlslab_server(cert, versions=["TLS 1.3"], tls13_pkcs1_signatures=True) as port:
+        strict = ClientConfig(server_name="localhost", insecure=True, session_store=None)
+        with pytest.raises(tlslab.HandshakeError) as e:
+            tlslab.connect("127.0.0.1", port, config=strict, timeout=5)
+        assert e.value.alert_sent == "illegal_parameter"
+        lenient = ClientConfig(server_name="localhost", insecure=True, session_store=None,
+                               accept_tls13_pkcs1_signatures=True)
+        sock = tlslab.connect("127.0.0.1", port, config=lenient, timeout=5)
+        try:
+            assert sock.negotiated["signature_scheme"].startswith("rsa_pkcs1_")
+        finally:
+            sock.close()

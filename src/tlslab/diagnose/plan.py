@@ -212,6 +212,7 @@ class Diagnosis:
             if client_cert_refusal(p_out):
                 self._client_cert_cause(profile, p_out)
             self._dh_size(profile, p_out)
+            self._legacy_signature(profile, p_out)
         else:
             chain_source = await self._refused(profile, p, p_out, b_out)
             if chain_source is not None and client_cert_refusal(chain_source):
@@ -373,6 +374,20 @@ class Diagnosis:
             summary = (f"The server requires a client certificate{cas} ({cr.version if cr else ''} "
                        f"CertificateRequest); {profile.name} sent none and the server refused: {how}.")
         self._cause("client-certificate-required", summary, ev, profile.name)
+
+    def _legacy_signature(self, profile: Profile, o: ProbeOutcome) -> None:
+        """TLS 1.0/1.1 sign the key exchange with MD5+SHA-1 (RSA) or SHA-1 (ECDSA), RFC 4346
+        §7.4.3; clients such as OpenSSL 3 offer those versions but refuse the signature."""
+        if (profile.verifier.legacy_signatures_accepted or o.version not in ("TLS 1.0", "TLS 1.1")
+                or not o.cipher_suite or "DHE_" not in o.cipher_suite):
+            return  # a static RSA key exchange carries no signature
+        self._cause("protocol-version-mismatch",
+                    f"The server negotiates {o.version} at most and signs its key exchange the "
+                    f"{o.version} way (MD5+SHA-1 or SHA-1); {profile.name} offers {o.version} but "
+                    "refuses such signatures (OpenSSL 3: 'legacy sigalg disallowed or "
+                    "unsupported'), so it fails.",
+                    {"probe": o.spec.name, "outcome": o.outcome_text(), "version": o.version,
+                     "cipher_suite": o.cipher_suite}, profile.name)
 
     def _dh_size(self, profile: Profile, o: ProbeOutcome) -> None:
         """The server's DHE group against the client's limits (RFC 7919 §1: clients cap

@@ -35,11 +35,13 @@ class ProbeSpec:
     #: a recorded ClientHello (handshake message) sent byte for byte instead of one built
     #: from the lists above (which then only describe it); see ClientConfig.client_hello_template
     client_hello: bytes | None = None
+    #: accept PKCS#1 in a TLS 1.3 CertificateVerify (a client that does, e.g. JSSE 17)
+    tls13_pkcs1: bool = False
 
     def key(self) -> tuple:
         """Identity of the ClientHello (two probes with the same key are one probe)."""
         return (self.versions, self.cipher_suites, self.groups, self.key_shares,
-                self.signature_algorithms, self.alpn, self.sni, self.client_hello)
+                self.signature_algorithms, self.alpn, self.sni, self.client_hello, self.tls13_pkcs1)
 
     def with_dimension(self, dim: str, other: "ProbeSpec", name: str, purpose: str) -> "ProbeSpec":
         """This spec with dimension ``dim`` taken from ``other``."""
@@ -68,7 +70,8 @@ class ProbeSpec:
                     alpn_protocols=list(self.alpn) or None, session_store=None,
                     # no TLS 1.2 session ticket / OCSP noise in a probe's answer (a
                     # recorded hello keeps what the client really asked for)
-                    ocsp_stapling=False, client_hello_template=self.client_hello)
+                    ocsp_stapling=False, client_hello_template=self.client_hello,
+                    accept_tls13_pkcs1_signatures=self.tls13_pkcs1)
 
     def offer_json(self) -> dict[str, Any]:
         return {"versions": list(self.versions), "cipher_suites": len(self.cipher_suites),
@@ -92,7 +95,8 @@ def spec_from_profile(profile, name: str | None = None, purpose: str = "") -> Pr
                      key_shares=tuple(o.key_shares),
                      signature_algorithms=tuple(o.signature_algorithms), alpn=tuple(o.alpn),
                      sni=o.sni, purpose=purpose or f"what {profile.name} offers",
-                     client_hello=o.client_hello).fixed()
+                     client_hello=o.client_hello,
+                     tls13_pkcs1=profile.verifier.tls13_pkcs1_accepted).fixed()
 
 
 def broad_spec() -> ProbeSpec:

@@ -23,7 +23,8 @@ _OFFER = {"versions", "cipher_suites", "groups", "key_shares", "signature_algori
           "sni", "extensions", "grease", "client_hello"}
 _BEHAVIOUR = {"follows_hrr", "falls_back", "fallback_versions", "alpn_required", "notes"}
 _VERIFIER = {"cn_fallback", "sha1_accepted", "min_rsa_bits", "min_dh_bits", "max_dh_bits",
-             "aia_fetching", "trust", "eku_required"}
+             "aia_fetching", "trust", "eku_required", "legacy_signatures_accepted",
+             "tls13_pkcs1_accepted"}
 
 
 class ProfileError(ValueError):
@@ -62,6 +63,11 @@ class Verifier:
     aia_fetching: bool = False
     eku_required: bool = True
     trust: str = "system"
+    #: accepts the MD5+SHA-1 / SHA-1 ServerKeyExchange signatures of TLS 1.0/1.1 (RFC 4346
+    #: §7.4.3); OpenSSL 3 refuses them at security level 1 and up
+    legacy_signatures_accepted: bool = True
+    #: accepts a TLS 1.3 CertificateVerify signed with PKCS#1 v1.5 (RFC 8446 §4.4.3 forbids it)
+    tls13_pkcs1_accepted: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,9 @@ class Profile:
             "verifier": {"cn_fallback": v.cn_fallback, "sha1_accepted": v.sha1_accepted,
                          "min_rsa_bits": v.min_rsa_bits, "min_dh_bits": v.min_dh_bits,
                          "max_dh_bits": v.max_dh_bits, "aia_fetching": v.aia_fetching,
-                         "eku_required": v.eku_required, "trust": v.trust},
+                         "eku_required": v.eku_required, "trust": v.trust,
+                         "legacy_signatures_accepted": v.legacy_signatures_accepted,
+                         "tls13_pkcs1_accepted": v.tls13_pkcs1_accepted},
             "behaviour": {"follows_hrr": self.follows_hrr, "falls_back": self.falls_back,
                           "fallback_versions": list(self.fallback_versions),
                           "alpn_required": self.alpn_required, "notes": self.notes},

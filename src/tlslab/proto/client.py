@@ -660,11 +660,15 @@ class ClientConnection(ClientPha, Client12, Connection):
     def _on_certificate_verify(self, msg: CertificateVerify) -> None:
         """RFC 8446 §4.4.3: the signature over the transcript up to Certificate."""
         scheme = msg.algorithm
-        if scheme not in self._offered_schemes() or scheme not in TLS13_CERTVERIFY_SCHEMES:
+        allowed = TLS13_CERTVERIFY_SCHEMES
+        if self.config.accept_tls13_pkcs1_signatures:
+            allowed = allowed | _PKCS1_SCHEMES  # a simulated JSSE client (config docs)
+        if scheme not in self._offered_schemes() or scheme not in allowed:
             raise IllegalParameter(f"server signed with {name_of(SignatureScheme, scheme)}, "
                                    "which was not offered for TLS 1.3")
         data = certificate_verify_input(self.transcript.digest(), server=True)
-        verify(self.peer_certificates[0], scheme, data, msg.signature)
+        verify(self.peer_certificates[0], scheme, data, msg.signature,
+               tls13=scheme not in _PKCS1_SCHEMES)  # only reachable with the leniency above
         self.negotiated["signature_scheme"] = name_of(SignatureScheme, scheme)
         self.transcript.update(msg.raw)
 
@@ -731,6 +735,11 @@ class ClientConnection(ClientPha, Client12, Connection):
 def _suite_min_version(code: int) -> int:
     from .tls12.suites import SUITES12
     return SUITES12[code].min_version
+
+
+#: RSASSA-PKCS1-v1_5 schemes (RFC 8446 §4.2.3: "legacy", not for TLS 1.3 CertificateVerify)
+_PKCS1_SCHEMES = frozenset({SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384,
+                            SignatureScheme.rsa_pkcs1_sha512})
 
 
 @functools.lru_cache(maxsize=256)

@@ -158,6 +158,10 @@ class ClientConfig(_Common):
     #: a recorded ClientHello (Message or raw bytes) to send instead of our own: its suites,
     #: groups, extensions and order are kept; random, session id and key shares are fresh
     client_hello_template: Any = None
+    #: accept a TLS 1.3 CertificateVerify signed with RSASSA-PKCS1-v1_5, which RFC 8446
+    #: §4.4.3 forbids; off by default.  Only for simulating clients that do accept it
+    #: (JSSE 17 checks the scheme against its own list, which holds PKCS#1 for TLS 1.2)
+    accept_tls13_pkcs1_signatures: bool = False
 
     def __post_init__(self) -> None:
         self._validate()
