@@ -1,0 +1,349 @@
+"""``tlslab decode``: every TLS connection of a pcap/pcapng capture, decrypted with an NSS
+key log when one is given, shown by the same views as ``connect``.
+
+Arguments and output only: reading, reassembly, decoding and decryption are
+:mod:`tlslab.capture`'s; the views are :mod:`tlslab.view`'s.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .main import _fail_line, _out, app
+
+EPILOG = """\
+[bold]Examples[/bold]
+
+  tlslab decode trace.pcapng                           # what is visible in clear, and what needs a key
+  tlslab decode trace.pcap --keylog sslkeys.log        # decrypted (SSLKEYLOGFILE / NSS key log)
+  tlslab decode trace.pcap --keylog keys.log --stream 3 --trace   # one connection, byte by byte
+  tlslab decode trace.pcap --keylog keys.log --html report.html
+  tlslab decode trace.pcap --keylog keys.log --json | jq '.connections[].application_data'
+
+Any TCP port: TLS is recognised by parsing (also after SMTP/IMAP/POP3 STARTTLS or an HTTP
+CONNECT).  Key log labels read: CLIENT_RANDOM, RSA and PMS_CLIENT_RANDOM (TLS 1.0-1.2);
+CLIENT_EARLY_TRAFFIC_SECRET, CLIENT/SERVER_HANDSHAKE_TRAFFIC_SECRET,
+CLIENT/SERVER_TRAFFIC_SECRET_0 (later ones derived after KeyUpdate, RFC 8446 §7.2),
+EXPORTER_SECRET, EARLY_EXPORTER_SECRET (TLS 1.3).  --stream N is the connection's number,
+as Wireshark's tcp.stream counts (order of first packet, from 0).
+
+--json prints {"file", "keylog", "connections": [{"stream", "client", "server",
+"version", "cipher_suite", "decrypted", "messages": [{"direction", "type", "offset",
+"length", "fields", ...}], "application_data": [{"direction", "length", "data_hex",
+...}], "problems", ...}], "summary", "problems"}; direction is "client_to_server" or
+"server_to_client"; secrets appear by label only.  Bad input gives {"file", "error":
+{"code", "message"}, "connections": []}.
+
+Exit codes: 0 decoded; 1 no TLS connection in the capture, or a key log was given and not
+one encrypted record could be decrypted with it; 2 bad input (missing or unreadable file,
+not a capture, not a key log, no such --stream).
+"""
+
+#: connections put in one HTML page (the page holds every message's bytes)
+HTML_LIMIT = 50
+
+
+class _BadInput(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@app.command(epilog=EPILOG)
+def decode(
+    capture: Optional[Path] = typer.Argument(None, metavar="CAPTURE",
+                                             help="A pcap or pcapng capture file."),
+    keylog: Optional[Path] = typer.Option(None, "--keylog", metavar="FILE",
+                                          help="NSS key log (SSLKEYLOGFILE) to decrypt with."),
+    json_out: bool = typer.Option(False, "--json", help="Print only JSON (also on bad input)."),
+    html: Optional[Path] = typer.Option(None, "--html", metavar="FILE",
+                                        help="Also write the connections as one self-contained "
+                                             f"HTML page (the first {HTML_LIMIT})."),
+    stream: Optional[int] = typer.Option(None, "--stream", metavar="N",
+                                         help="Only TCP connection N (Wireshark's tcp.stream)."),
+    trace: bool = typer.Option(False, "--trace", help="Byte-level view of every record and "
+                                                      "message."),
+    full: bool = typer.Option(False, "--full", help="With --trace: long values whole."),
+    max_data: int = typer.Option(1 << 16, "--max-data", metavar="BYTES",
+                                 help="Decrypted application data kept per connection for "
+                                      "--json and the views (default 65536)."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours or styles (as "
+                                                            "NO_COLOR=1 does)."),
+    lang: str = typer.Option("en", "--lang", metavar="LANG",
+                             help="Language of the explanations: en or zh."),
+) -> None:
+    """Decode the TLS connections of a capture; decrypt them with a key log."""
+    name = str(capture) if capture is not None else None
+    try:
+        code = _decode(capture, keylog, json_out, html, stream, trace, full, max_data,
+                       no_color, lang)
+    except _BadInput as e:
+        _error(json_out, name, e.code, str(e))
+        raise typer.Exit(2)
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        raise typer.Exit(1)
+    except typer.Exit:
+        raise
+    except Exception as e:  # never a traceback for users
+        if os.environ.get("TLSLAB_DEBUG"):
+            raise
+        _error(json_out, name, "internal", f"unexpected {type(e).__name__}: {e} "
+                                           "(TLSLAB_DEBUG=1 shows the traceback)")
+        raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+def _error(json_out: bool, name: Optional[str], code: str, message: str) -> None:
+    message = " ".join(message.split())
+    if json_out:
+        print(json.dumps({"file": name, "error": {"code": code, "message": message},
+                          "connections": []}, indent=2))
+    _fail_line(message)
+
+
+def _options(no_color: bool, lang: str) -> None:
+    from . import main
+    setter = getattr(main, "set_output_options", None)
+    if setter is None:
+        if no_color:
+            os.environ["NO_COLOR"] = "1"
+        return
+    try:
+        setter(no_color, lang)
+    except main.UsageProblem as e:
+        raise _BadInput("bad-option", str(e)) from None
+
+
+def _decode(capture, keylog_path, json_out, html, stream, trace, full, max_data, no_color,
+            lang) -> int:
+    from ..capture.decode import CaptureDecoder
+    from ..capture.files import CaptureError
+    from ..capture.keylog import KeyLogError, read_keylog
+
+    _options(no_color, lang)
+    if capture is None:
+        raise _BadInput("missing-file", "missing CAPTURE: a pcap or pcapng file (try --help)")
+    if stream is not None and stream < 0:
+        raise _BadInput("bad-option", f"--stream {stream}: connection numbers start at 0")
+    if max_data < 0:
+        raise _BadInput("bad-option", f"--max-data {max_data}: must be 0 or more")
+    if html is not None:
+        parent = html.parent if str(html.parent) else Path(".")
+        if html.is_dir() or not parent.is_dir():
+            raise _BadInput("bad-option", f"--html {html}: cannot write there")
+    keylog = None
+    if keylog_path is not None:
+        try:
+            keylog = read_keylog(keylog_path)
+        except KeyLogError as e:
+            raise _BadInput(e.code, str(e)) from None
+    try:
+        decoder = CaptureDecoder(capture, keylog, stream=stream, max_data=max_data)
+    except CaptureError as e:
+        raise _BadInput("not-a-capture" if "not a" in str(e) else "unreadable", str(e)) from None
+    writer = _JsonWriter(str(capture), keylog, stream is not None) if json_out else _Human(trace, full, keylog)
+    pages: list[dict] = []
+    count = decrypted_any = protected_any = 0
+    try:
+        for conn in decoder.connections():
+            count += 1
+            protected_any += conn.protected_records
+            decrypted_any += conn.decrypted_records
+            writer.connection(conn)
+            if html is not None and len(pages) < HTML_LIMIT:
+                pages.append(_page(conn))
+    finally:
+        decoder.close()
+    summary = decoder.summary
+    if stream is not None and count == 0 and stream >= summary.tcp_connections:
+        writer.abandon()
+        raise _BadInput("no-such-stream",
+                        f"--stream {stream}: the capture has {summary.tcp_connections} TCP "
+                        f"connection{'s' if summary.tcp_connections != 1 else ''}"
+                        + (f" (0 to {summary.tcp_connections - 1})" if summary.tcp_connections else ""))
+    failed_entirely = keylog is not None and protected_any and not decrypted_any
+    verdict = _verdict(summary, count, stream, failed_entirely, keylog)
+    writer.end(summary, verdict)
+    if html is not None and pages:
+        _write_html(html, pages, str(capture), json_out)
+    if count == 0 or failed_entirely:
+        return 1
+    return 0
+
+
+def _verdict(summary, count: int, stream, failed_entirely: bool, keylog) -> str | None:
+    """The one line said when the command fails (exit code 1)."""
+    if count == 0:
+        where = (f"TCP connection {stream} is not TLS" if stream is not None else
+                 f"no TLS connection in the capture ({summary.tcp_connections} TCP "
+                 f"connection{'s' if summary.tcp_connections != 1 else ''}"
+                 f"{', ' + str(summary.packets) + ' packets' if summary.packets else ''})")
+        if summary.not_tls:
+            where += f"; {summary.not_tls[0][3]}"
+        if summary.problems:
+            where += f"; {summary.problems[0]}"
+        return where
+    if failed_entirely:
+        return (f"the key log {keylog.path} decrypts none of the encrypted records: it holds "
+                f"no usable secret for these connections (see the problems listed)")
+    return None
+
+
+def _page(conn) -> dict:
+    title = (f"connection {conn.index}: {conn.client} → {conn.server}"
+             + (f" ({conn.version}, {conn.cipher_suite})" if conn.version else ""))
+    return {"trace": conn.trace, "negotiated": dict(conn.negotiated), "error": conn.error,
+            "title": title}
+
+
+def _write_html(path: Path, pages: list[dict], capture: str, json_out: bool) -> None:
+    try:
+        from ..view.html import write_html
+    except ImportError:  # pragma: no cover - the older location
+        from ..workbench.html import write_html
+    first = dict(pages[0])
+    trace, negotiated = first.pop("trace"), first.pop("negotiated")
+    try:
+        write_html(path, trace, negotiated, more=pages[1:], **first)
+    except OSError as e:
+        _fail_line(f"--html {path}: cannot write: {e.strerror or e}")
+        return
+    if not json_out:
+        print(f"HTML report written to {path}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- outputs
+
+class _JsonWriter:
+    """Streams the JSON document: connections are printed as they are decoded."""
+
+    def __init__(self, path: str, keylog, buffered: bool = False) -> None:
+        self._first = True
+        # with --stream the document is held until the end: "no such stream" is only known
+        # then, and must replace it rather than follow it
+        self._parts: list[str] | None = [] if buffered else None
+        head = {"file": path, "keylog": keylog.summary() if keylog is not None else None}
+        text = json.dumps(head, indent=2)
+        self._write(text[:-2] + ',\n  "connections": [')
+
+    def _write(self, text: str) -> None:
+        if self._parts is not None:
+            self._parts.append(text)
+        else:
+            sys.stdout.write(text)
+
+    def connection(self, conn) -> None:
+        from ..capture.report import connection_json
+        doc = json.dumps(connection_json(conn), indent=2)
+        doc = "\n".join("    " + line for line in doc.splitlines())
+        self._write(("\n" if self._first else ",\n") + doc)
+        self._first = False
+
+    def abandon(self) -> None:
+        """Bad input found at the end (--stream N): the error document replaces this one."""
+        self._parts = []
+
+    def end(self, summary, verdict: str | None) -> None:
+        tail = {"summary": summary.to_json(), "problems": list(summary.problems)}
+        if verdict:
+            tail["error"] = {"code": "no-tls" if "no TLS" in verdict or "not TLS" in verdict
+                             else "not-decrypted", "message": verdict}
+        text = json.dumps(tail, indent=2)
+        self._write(("\n  ],\n" if not self._first else "],\n") + text[2:] + "\n")
+        if self._parts is not None:
+            sys.stdout.write("".join(self._parts))
+        sys.stdout.flush()
+        if verdict:
+            _fail_line(verdict)
+
+
+class _Human:
+    """The terminal view: per connection a heading, the shared sequence (or byte) view,
+    and what could not be decoded."""
+
+    def __init__(self, trace: bool, full: bool, keylog) -> None:
+        self.console = _out()
+        self.trace = trace
+        self.full = full
+        self.keylog = keylog
+        if keylog is not None and keylog.problems:
+            from rich.text import Text
+            self.console.print(Text(f"key log {keylog.path}: {keylog.entries} secrets read; "
+                                    f"{keylog.skipped} line(s) skipped", style="yellow"))
+            for p in keylog.summary()["problems"][:10]:
+                self.console.print(Text(f"  · {p}", style="yellow"))
+
+    def connection(self, conn) -> None:
+        from rich.text import Text
+        from ..view.common import safe_text
+        from ..view.terminal import render_bytes, render_sequence
+        c = self.console
+        c.print()
+        head = f"connection {conn.index}: {conn.client} → {conn.server}"
+        bits = [b for b in (conn.version, conn.cipher_suite) if b]
+        if conn.upgraded_from:
+            bits.append(f"after {conn.upgraded_from}")
+        bits.append({"complete": "decrypted", "partial": "partly decrypted",
+                     "none": "encrypted (not decrypted)",
+                     "not needed": "nothing encrypted"}[conn.decryption])
+        c.print(Text(safe_text(head + "  —  " + ", ".join(bits)), style="bold"))
+        if self.trace:
+            render_bytes(conn.trace, console=c, negotiated=dict(conn.negotiated), full=self.full)
+        else:
+            render_sequence(conn.trace, dict(conn.negotiated), console=c, error=conn.error)
+        if conn.application_data:
+            shown = 0
+            for a in conn.application_data:
+                if shown >= 6:
+                    break
+                shown += 1
+                arrow = "C → S" if a.direction == "client" else "C ← S"
+                from ..capture.tls import preview
+                c.print(Text(safe_text(f"  {arrow}  application data, {a.length} bytes: "
+                                       f"{preview(a.data, 96)}"), style="dim"))
+            more = len(conn.application_data) - shown + conn.application_data_dropped
+            if more > 0:
+                c.print(Text(f"  … {more} more application data record(s) (--json shows them)",
+                             style="dim"))
+        if conn.problems:
+            c.print(Text("what could not be decoded:", style="yellow"))
+            for p in conn.problems:
+                c.print(Text(safe_text(f"  · {p}"), style="yellow"))
+
+    def abandon(self) -> None:
+        pass
+
+    def end(self, summary, verdict: str | None) -> None:
+        from rich.text import Text
+        from ..view.common import safe_text
+        c = self.console
+        c.print()
+        line = (f"{summary.path}: {summary.format} capture, {summary.packets} packets, "
+                f"{summary.tcp_connections} TCP connection{'s' if summary.tcp_connections != 1 else ''}, "
+                f"{summary.tls_connections} with TLS")
+        c.print(Text(safe_text(line), style="bold"))
+        for index, client, server, reason in summary.not_tls[:20]:
+            c.print(Text(safe_text(f"  · connection {index} ({client} → {server}): {reason}"),
+                         style="dim"))
+        if len(summary.not_tls) > 20:
+            c.print(Text(f"  · … {len(summary.not_tls) - 20} more connections without TLS",
+                         style="dim"))
+        for p in summary.problems:
+            c.print(Text(safe_text(f"  · {p}"), style="yellow"))
+        if summary.out_of_order:
+            c.print(Text("  · (connections shown partly out of order: more than 256 finished "
+                         "while an earlier one stayed open)", style="dim"))
+        if verdict:
+            _fail_line(verdict)
