@@ -760,6 +760,7 @@ def _http_get(sock, host: str, port: int, timeout: float, *, already_sent: bool 
 
 # commands with a module of their own register on ``app`` when imported
 from . import demo as _demo_command  # noqa: E402,F401
+from . import decode as _decode_command  # noqa: E402,F401
 from . import diagnose as _diagnose_command  # noqa: E402,F401
 from . import explain as _explain_command  # noqa: E402,F401
 from . import fingerprint as _fingerprint_command  # noqa: E402,F401
