@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from .main import (Failure, _check_output, _format_handshake_error, _http_get, _out, _run, _safe,
-                   _terminal_response, _write_html_page, app)
+                   _terminal_response, _write_html_page, app, set_output_options)
 from ..workbench.httppage import http_handler
 
 DEMO_EPILOG = """\
@@ -35,12 +35,6 @@ DEMO_EPILOG = """\
 Part 1 starts a server on 127.0.0.1 (any free port, throwaway certificate) in this process, connects to it trusting the throwaway CA, sends an HTTP GET and explains each step of the handshake. Part 2 starts a broken server (the lab scenario missing-intermediate), shows Python's ssl failing against it, what tlslab diagnose finds and how to fix it, and the fixed server. Uses no network beyond loopback. Exit codes: 0 ok, 1 failed.
 """
 
-KEYS_LEGEND = [
-    ("ClientHello, ServerHello", "plaintext (no keys yet; the key shares are public values)"),
-    ("EncryptedExtensions … server Finished", "server_handshake_traffic_secret"),
-    ("client Finished", "client_handshake_traffic_secret"),
-    ("application data, tickets", "client_/server_application_traffic_secret_0"),
-]
 
 
 @app.command(epilog=DEMO_EPILOG)
@@ -50,19 +44,28 @@ def demo(
                                              "self-contained HTML page."),
     handshake_only: bool = typer.Option(False, "--handshake-only",
                                         help="Only part 1 (the explained handshake)."),
+    trace: bool = typer.Option(False, "--trace",
+                               help="Also show every record and message byte by byte."),
+    no_color: bool = typer.Option(False, "--no-color",
+                                  help="No colours or styles (as NO_COLOR=1 does)."),
+    lang: str = typer.Option("en", "--lang", metavar="LANG",
+                             help="Language of the explanations: en (English) or zh (简体中文)."),
 ) -> None:
     """Show an explained handshake, then a broken server diagnosed and fixed."""
-    _run(_demo, html)
+    _run(set_output_options, no_color, lang)
+    _run(_demo, html, trace)
     if not handshake_only:
         _run(_broken_server_part)
 
 
-def _demo(html: Optional[Path] = None) -> None:
+def _demo(html: Optional[Path] = None, trace: bool = False) -> None:
     from ..io.blocking import HandshakeError, connect as tls_connect, make_server
     from ..proto.config import ServerConfig
+    from ..view.i18n import texts
     from ..workbench import render
     from ..workbench.certgen import make_throwaway_chain
 
+    T = texts()
     console = _out()
     _check_output(html, "--html")
     chain, private_key, ca = make_throwaway_chain(names=["localhost", "127.0.0.1"])
@@ -83,13 +86,8 @@ def _demo(html: Optional[Path] = None) -> None:
         with open(ca_path, "wb") as f:
             f.write(ca.public_bytes(serialization.Encoding.PEM))
         try:
-            console.print(Panel(
-                f"A tlslab server is listening on 127.0.0.1:{srv.port} with a throwaway "
-                "certificate for [bold]localhost[/bold], issued by a throwaway CA that only "
-                "this client trusts.\nThe client connects, and every handshake message is "
-                "shown below with what it does.  C → S: client to server; C ← S: server to "
-                "client; [dim]ms[/dim]: time since the ClientHello.",
-                title="tlslab demo", expand=False))
+            console.print(Panel(Text(T.ui("demo_intro", port=srv.port)), title="tlslab demo",
+                                expand=False))
             try:
                 sock = tls_connect("127.0.0.1", srv.port, server_name="localhost",
                                    ca_file=ca_path, alpn_protocols=["h2", "http/1.1"],
@@ -109,25 +107,27 @@ def _demo(html: Optional[Path] = None) -> None:
                 http_result = _http_get(sock, "localhost", srv.port, 5.0)
             finally:
                 sock.close()
+            if trace:
+                render.render_bytes(sock.trace, console=console, negotiated=sock.negotiated)
+                console.print()
             render.render_sequence(sock.trace, sock.negotiated, console=console, explain=True,
-                                   title="The handshake, as the client saw it",
-                                   extra={"timing": f"handshake {sock.timings_ms.get('handshake', 0):.1f} ms"})
+                                   title=T.ui("demo_seen_by_client"), timing_ms=sock.timings_ms)
             console.print()
-            console.print(Text("Which keys protect which messages", style="bold"))
-            for what, key in KEYS_LEGEND:
+            console.print(Text(T.ui("which_keys"), style="bold"))
+            for what, key in T.section("legend13").items():
                 console.print(Text.assemble(("  " + what, "cyan"), "  →  ", key))
-            secrets = [e.name for e in sock.trace.entries if e.kind == "secret"]
-            console.print(Text("Secrets derived (RFC 8446 §7.1; names only, values never shown): "
-                               + ", ".join(secrets), style="dim"))
+            if not trace:
+                from ..view.terminal import render_key_schedule
+                console.print()
+                render_key_schedule(sock.trace, sock.negotiated, console=console)
             console.print()
-            console.print(Text("The HTTP answer (sent and received under the application keys)",
-                               style="bold"))
+            console.print(Text(T.ui("demo_http"), style="bold"))
             if http_result.get("error"):
                 console.print(Text(_safe(f"HTTP: {http_result['error']}"), style="red"))
             console.print(Text(_terminal_response(http_result.get("response", ""))))
             time.sleep(0.05)  # let the server thread write its log line
             for line in server_log:
-                console.print(Text(_safe(f"server log: {line}"), style="dim"))
+                console.print(Text(_safe(f"{T.ui('server_log')}: {line}"), style="dim"))
             if html is not None:
                 status = (http_result.get("response") or "").split("\r\n", 1)[0]
                 _write_html_page(html, [{
@@ -135,8 +135,8 @@ def _demo(html: Optional[Path] = None) -> None:
                     "peer_certificates": sock.peer_certificates,
                     "target": f"localhost (127.0.0.1:{srv.port})",
                     "title": "tlslab demo: a TLS handshake on loopback",
-                    "extra": {"timing": f"handshake {sock.timings_ms.get('handshake', 0):.1f} ms",
-                              "HTTP": status or http_result.get("error") or "no response"}}])
+                    "timing_ms": sock.timings_ms,
+                    "extra": {"HTTP": status or http_result.get("error") or "no response"}}])
         finally:
             srv.shutdown()
             srv.server_close()

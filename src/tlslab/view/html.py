@@ -274,7 +274,7 @@ def _failure_box(fp: dict | None, error_line: str | None) -> str:
     if not fp:
         return ""
     T = texts()
-    rows = [(T.ui("failure_title"), fp.get("where")), (T.ui("failure_cause"), error_line or fp.get("reason"))]
+    rows = [(T.ui("failure_where"), fp.get("where")), (T.ui("failure_cause"), error_line or fp.get("reason"))]
     if fp.get("code"):
         rows.append((T.ui("diagnosis_code"), fp["code"]))
     if fp.get("alert_sent"):

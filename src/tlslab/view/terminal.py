@@ -167,7 +167,7 @@ def _failure_panel(fp: dict) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    grid.add_row(T.ui("failure_title"), styled(fp["where"]))
+    grid.add_row(T.ui("failure_where"), styled(fp["where"]))
     grid.add_row(T.ui("failure_cause"), styled(fp["reason"], "red"))
     if fp.get("code"):
         grid.add_row(T.ui("diagnosis_code"), styled(fp["code"]))
