@@ -7,6 +7,7 @@ vector files are covered without touching this file.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from tlslab.proto.extensions import body_class
 from tlslab.proto.messages import MESSAGE_CLASSES, ClientHello, HandshakeBuffer, parse_message
 from tlslab.proto.names import ExtensionType, is_grease
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("TLSLAB_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 CLIENTHELLOS = SHARED / "peers" / "clienthellos"
 VECTORS = SHARED / "vectors"
 

@@ -5,6 +5,7 @@ Example counts are kept moderate so the whole file runs in well under 30 s.
 """
 from __future__ import annotations
 
+import os
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,7 @@ from tlslab.proto.protection import RecordProtector
 from tlslab.proto.server import ServerConnection
 from tlslab.workbench.certgen import make_throwaway_chain
 
-CLIENTHELLOS = Path(__file__).resolve().parents[2] / "shared" / "peers" / "clienthellos"
+CLIENTHELLOS = Path(os.environ.get("TLSLAB_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "peers" / "clienthellos"
 FAST = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 GREASE = [0x0A0A + 0x1010 * i for i in range(16)]

@@ -12,6 +12,7 @@ pyOpenSSL is a test-only dependency (``pip install -e .[test]``); without it, or
 """
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
@@ -37,7 +38,15 @@ X25519MLKEM768 = 0x11EC
 SECP256R1MLKEM768 = 0x11EB
 HAVE_P256_HYBRID = groups.HAVE_MLKEM and SECP256R1MLKEM768 in groups.SUPPORTED_GROUPS
 
-CERTS = Path(__file__).resolve().parents[2] / "shared" / "peers" / "certs"
+CERTS = Path(os.environ.get("TLSLAB_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "peers" / "certs"
+
+
+def _certs() -> Path:
+    """The shared test PKI; the test skips when the shared data is not there."""
+    if not (CERTS / "ecdsa-chain.pem").is_file():
+        pytest.skip(f"shared test PKI not found at {CERTS} "
+                    "(put shared/ beside the repository or set TLSLAB_SHARED)")
+    return CERTS
 TIMEOUT = 10.0  # seconds: bounds every socket operation of a test
 
 needs_mlkem = pytest.mark.skipif(
@@ -155,7 +164,7 @@ def test_engine_sends_illegal_parameter_for_bad_hybrid_client_share():
     assert hello.count(ek) == 1
     hello = hello.replace(ek, b"\xff\xff\xff" + ek[3:])  # same length, invalid coefficients
     server = tlslab.ServerConnection(tlslab.ServerConfig.from_files(
-        str(CERTS / "ecdsa-chain.pem"), str(CERTS / "ecdsa.key")))
+        str(_certs() / "ecdsa-chain.pem"), str(_certs() / "ecdsa.key")))
     events = server.receive_data(hello)
     closed = [e for e in events if isinstance(e, tlslab.ConnectionClosed)]
     assert closed and closed[0].alert_sent == "illegal_parameter"
@@ -166,7 +175,7 @@ def test_engine_sends_illegal_parameter_for_bad_hybrid_client_share():
 def test_engine_client_rejects_low_order_x25519_in_hybrid_server_share():
     client = tlslab.ClientConnection(tlslab.ClientConfig(server_name="localhost", insecure=True))
     server = tlslab.ServerConnection(tlslab.ServerConfig.from_files(
-        str(CERTS / "ecdsa-chain.pem"), str(CERTS / "ecdsa.key")))
+        str(_certs() / "ecdsa-chain.pem"), str(_certs() / "ecdsa.key")))
     client.start_handshake()
     server.receive_data(client.data_to_send())
     assert server.negotiated["group"] == "X25519MLKEM768"
@@ -225,8 +234,8 @@ def _group_name(conn) -> str | None:
 def _server_context(groups_list: str | None = None):
     ctx = SSL.Context(SSL.TLS_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
-    ctx.use_certificate_chain_file(str(CERTS / "ecdsa-chain.pem"))
-    ctx.use_privatekey_file(str(CERTS / "ecdsa.key"))
+    ctx.use_certificate_chain_file(str(_certs() / "ecdsa-chain.pem"))
+    ctx.use_privatekey_file(str(_certs() / "ecdsa.key"))
     ctx.check_privatekey()
     if groups_list is not None:
         _set_groups(ctx, groups_list)
@@ -276,7 +285,7 @@ class _PyOpenSSLServer:
 
 def _tlslab_client(port: int, **options):
     options.setdefault("server_name", "localhost")
-    config = tlslab.ClientConfig(ca_file=str(CERTS / "ca.pem"), **options)
+    config = tlslab.ClientConfig(ca_file=str(_certs() / "ca.pem"), **options)
     return tlslab.connect("127.0.0.1", port, config=config, timeout=TIMEOUT)
 
 
@@ -312,7 +321,7 @@ def test_tlslab_client_to_pyopenssl_server_default_is_x25519mlkem768():
 @needs_pyopenssl
 def test_pyopenssl_client_to_tlslab_server_default_is_x25519mlkem768():
     server_view = _run_pyopenssl_client(tlslab.ServerConfig.from_files(
-        str(CERTS / "ecdsa-chain.pem"), str(CERTS / "ecdsa.key")))
+        str(_certs() / "ecdsa-chain.pem"), str(_certs() / "ecdsa.key")))
     n, client_group = server_view
     assert n["version"] == "TLS 1.3" and n["group"] == "X25519MLKEM768"
     assert not n["hello_retry"]  # OpenSSL sends X25519MLKEM768 + x25519 shares by default
@@ -340,7 +349,7 @@ def _run_pyopenssl_client(server_config, groups_list: str | None = None):
     try:
         ctx = SSL.Context(SSL.TLS_METHOD)
         ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
-        ctx.load_verify_locations(str(CERTS / "ca.pem"))
+        ctx.load_verify_locations(str(_certs() / "ca.pem"))
         ctx.set_verify(SSL.VERIFY_PEER, lambda *args: args[-1])
         if groups_list is not None:
             _set_groups(ctx, groups_list)
@@ -386,7 +395,7 @@ def test_tlslab_client_to_pyopenssl_server_secp256r1mlkem768():
 @needs_p256_hybrid
 def test_pyopenssl_client_to_tlslab_server_secp256r1mlkem768():
     config = tlslab.ServerConfig.from_files(
-        str(CERTS / "ecdsa-chain.pem"), str(CERTS / "ecdsa.key"),
+        str(_certs() / "ecdsa-chain.pem"), str(_certs() / "ecdsa.key"),
         groups=["SecP256r1MLKEM768", "X25519MLKEM768", "x25519"])
     n, client_group = _run_pyopenssl_client(config, "SecP256r1MLKEM768")
     assert n["group"] == "SecP256r1MLKEM768"
@@ -416,7 +425,7 @@ def test_pyopenssl_client_hello_retry_into_tlslab_hybrid():
     """The other direction: OpenSSL offers the hybrid but sends only an x25519 share; a
     tlslab server that accepts only X25519MLKEM768 retries, and OpenSSL follows."""
     config = tlslab.ServerConfig.from_files(
-        str(CERTS / "ecdsa-chain.pem"), str(CERTS / "ecdsa.key"), groups=["X25519MLKEM768"])
+        str(_certs() / "ecdsa-chain.pem"), str(_certs() / "ecdsa.key"), groups=["X25519MLKEM768"])
     # OpenSSL group-list syntax: a leading "*" marks the groups that get a key share
     n, client_group = _run_pyopenssl_client(config, "*X25519:X25519MLKEM768")
     assert n["hello_retry"] and n["group"] == "X25519MLKEM768"
