@@ -404,7 +404,7 @@ def _timeline(trace, negotiated: dict, prefix: str) -> str:
         cls, dir_text = _direction(_arrow(e.direction, side))
         try:
             if e.kind == "message":
-                out.append(_message_card(e, ms, cls, dir_text, keys.get(i), f"{prefix}m{i}"))
+                out.append(_message_card(e, ms, cls, dir_text, keys.get(i), f"{prefix}m{i}", tls12))
             elif e.kind == "alert":
                 s = e.summary or {}
                 benign = e.name in ("close_notify", "user_canceled")
@@ -475,7 +475,7 @@ def _record_note(e, ms: str, dir_text: str, key, suite, tls12: bool) -> str:
             f"{_e('; '.join(parts))}</div>")
 
 
-def _message_card(e, ms: str, cls: str, dir_text: str, key, prefix: str) -> str:
+def _message_card(e, ms: str, cls: str, dir_text: str, key, prefix: str, tls12: bool = False) -> str:
     T = texts()
     name = display_name(e)
     details = message_details(e)
@@ -485,7 +485,7 @@ def _message_card(e, ms: str, cls: str, dir_text: str, key, prefix: str) -> str:
             f'<span class="name">{_e(name)}</span>'
             f'<span class="badge {pcls}">{_e(ptext)}</span>'
             f'<span class="badge">{len(e.raw or b"")} bytes</span></div>')]
-    explanation = T.message(name)
+    explanation = T.message(name, tls12)
     if explanation:
         out.append(f'<div class="explain">{_e(explanation)}</div>')
     if name == "Certificate" and "certificates" in details:

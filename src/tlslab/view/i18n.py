@@ -57,8 +57,9 @@ class Texts:
         text = self.get("ui", key, key)
         return text.format_map(_Default({k: v for k, v in values.items()})) if values else text
 
-    def message(self, name: str) -> str | None:
-        return self.get("messages", name)
+    def message(self, name: str, tls12: bool = False) -> str | None:
+        """What a handshake message does (TLS 1.2's own text where it differs)."""
+        return (self.get("messages12", name) if tls12 else None) or self.get("messages", name)
 
     def field(self, name: str) -> str | None:
         """The one-line explanation of a field (``cipher_suites[3]`` -> ``cipher_suites[]``)."""

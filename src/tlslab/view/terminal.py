@@ -130,7 +130,7 @@ def _render_sequence(trace, negotiated, console, error, title, explain, show_sum
             grid.add_row(ms, Text(arrow, style=style), styled(name, "bold " + style), cell)
             if explain and name not in explained:
                 explained.add(name)
-                explanation = T.message(name)
+                explanation = T.message(name, tls12)
                 if explanation:
                     grid.add_row("", "", "", Text(explanation, style="dim italic"))
         elif e.kind == "record" and e.name == "change_cipher_spec":
@@ -285,6 +285,7 @@ def render_bytes(trace, *, console: Console | None = None, max_leaf_bytes: int |
     keys = protection_keys(trace, n)
     tls12 = is_tls12(trace, n)
     fold_at, fold_show = (FOLD_AT, FOLD_SHOW) if max_leaf_bytes is None else (max_leaf_bytes, max_leaf_bytes)
+    _said.pop(id(console), None)
     for i, e in enumerate(entries):
         try:
             _render_entry_bytes(e, i, side, t0, console, not full, fold_at, fold_show, keys,
@@ -319,7 +320,7 @@ def _render_entry_bytes(e, i, side, t0, console, fold, fold_at, fold_show, keys,
         head = Text.assemble((f"{ms}  {arrow}  ", "dim"), (safe_text(display_name(e)), "bold"),
                              (f"  ({len(e.raw)} bytes" + (f", {key}" if key else "") + ")", "dim"))
         console.print(head)
-        explanation = T.message(display_name(e))
+        explanation = T.message(display_name(e), tls12)
         if explanation:
             console.print(Text("  " + explanation, style="dim italic"))
         try:
@@ -386,6 +387,9 @@ def _render_entry_bytes(e, i, side, t0, console, fold, fold_at, fold_show, keys,
         console.print(styled(f"{ms}    ·    {label}" + (f": {line}" if line else ""), style))
 
 
+_said: dict[int, bool] = {}
+
+
 def _render_record(e, i, ms, arrow, console, keys, suite, tls12):
     """A record: its header decoded, and what its payload holds."""
     T = texts()
@@ -433,7 +437,8 @@ def _render_record(e, i, ms, arrow, console, keys, suite, tls12):
             more = len(rp.payload) - len(shown)
             grid.add_row("", "\n".join(hex_lines(shown, 16)),
                          T.ui("folded", n=more) if more else "")
-        elif e.kind == "record":
+        elif e.kind == "record" and not _said.get(id(console)):
+            _said[id(console)] = True  # once per output: it is true of every record
             grid.add_row("", "", T.ui("record_bytes_not_kept"))
     elif e.kind == "record" and e.direction == "sent" and rp.content_type == "application_data":
         grid.add_row("", "", T.ui("record_sent_app", n=(e.summary or {}).get("length")))
