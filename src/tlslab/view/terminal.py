@@ -360,7 +360,7 @@ def _render_entry_bytes(e, i, side, t0, console, fold, fold_at, fold_show, keys,
             table.add_row(f"{r.offset:04x}", str(r.length), label, "\n".join(lines))
         console.print(table)
     elif e.kind in ("record", "alert"):
-        _render_record(e, i, ms, arrow, console, keys, suite, tls12)
+        _render_record(e, i, ms, arrow, console, keys, suite, tls12, not fold)
     elif e.kind == "secret":
         length = (e.summary or {}).get("length")
         line = Text(f"{ms}    ·    {T.ui('secret')} {safe_text(e.name)}", style="yellow")
@@ -390,7 +390,31 @@ def _render_entry_bytes(e, i, side, t0, console, fold, fold_at, fold_show, keys,
 _said: dict[int, bool] = {}
 
 
-def _render_record(e, i, ms, arrow, console, keys, suite, tls12):
+def _payload_parts(rp, suite, tls12) -> list[tuple[str, bytes]]:
+    """A protected record's payload cut into its parts (RFC 8446 §5.2, RFC 5246 §6.2.3)."""
+    from .records import aead_overhead
+    ov = aead_overhead(suite, tls12)
+    p = rp.payload
+    if not tls12:
+        tag = ov["tag"]
+        return [(f"encrypted_record: content + inner content type ({rp.content_type}), "
+                 f"{max(0, len(p) - tag)} bytes", p[:-tag] if len(p) > tag else p),
+                (f"AEAD tag, {tag} bytes", p[-tag:] if len(p) > tag else b"")]
+    if ov.get("cbc"):
+        iv = ov["nonce"]
+        return [(f"IV, {iv} bytes", p[:iv]),
+                (f"encrypted content + MAC ({ov['mac']} bytes) + padding, {max(0, len(p) - iv)} bytes",
+                 p[iv:])]
+    out = []
+    if ov["nonce"]:
+        out.append((f"explicit nonce, {ov['nonce']} bytes", p[:ov["nonce"]]))
+    body = p[ov["nonce"]:len(p) - ov["tag"]]
+    out.append((f"ciphertext ({rp.content_type}), {len(body)} bytes", body))
+    out.append((f"AEAD tag, {ov['tag']} bytes", p[len(p) - ov["tag"]:]))
+    return out
+
+
+def _render_record(e, i, ms, arrow, console, keys, suite, tls12, full=False):
     """A record: its header decoded, and what its payload holds."""
     T = texts()
     key = keys.get(i)
@@ -415,7 +439,7 @@ def _render_record(e, i, ms, arrow, console, keys, suite, tls12):
     grid = Table.grid(padding=(0, 1))
     grid.add_column(width=14, no_wrap=True)
     grid.add_column(style="green", no_wrap=True)
-    grid.add_column(overflow="fold", style="dim")
+    grid.add_column(overflow="fold", style="dim", ratio=1)
     if rp.header:
         h = rp.header
         grid.add_row("", h[0:1].hex(), f"{T.ui('record_content_type')} {h[0]} = {rp.outer_type}")
@@ -428,16 +452,20 @@ def _render_record(e, i, ms, arrow, console, keys, suite, tls12):
         grid.add_row("", "03 03", f"{T.ui('record_version')} 0x0303 (TLS 1.2)")
         grid.add_row("", f"{rp.length:04x}"[:2] + " " + f"{rp.length:04x}"[2:],
                      f"{T.ui('record_length')} {rp.length}")
-    if rp.protected:
+    if rp.protected and rp.payload:
+        # the bytes are in the trace (a decoded capture): each part with its own bytes
+        width = 16 if console.width >= 120 else 8
+        for label, chunk in _payload_parts(rp, suite, tls12):
+            shown = chunk if (full or len(chunk) <= FOLD_AT) else chunk[:FOLD_SHOW]
+            lines = hex_lines(shown, width) or [""]
+            if len(shown) < len(chunk):
+                lines.append(T.ui("folded", n=len(chunk) - len(shown)))
+            grid.add_row("", "\n".join(lines), label)
+    elif rp.protected:
         for what, n in rp.parts:
             grid.add_row("", "", f"{what}: {n if n is not None else '?'} bytes"
                          + (f" ({rp.content_type})" if "inner content type" in what else ""))
-        if rp.payload:
-            shown = rp.payload[:FOLD_SHOW]
-            more = len(rp.payload) - len(shown)
-            grid.add_row("", "\n".join(hex_lines(shown, 16)),
-                         T.ui("folded", n=more) if more else "")
-        elif e.kind == "record" and not _said.get(id(console)):
+        if e.kind == "record" and not _said.get(id(console)):
             _said[id(console)] = True  # once per output: it is true of every record
             grid.add_row("", "", T.ui("record_bytes_not_kept"))
     elif e.kind == "record" and e.direction == "sent" and rp.content_type == "application_data":
