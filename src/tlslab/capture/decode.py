@@ -25,7 +25,7 @@ from typing import Iterator
 from .decoded import CLIENT, SERVER, DecodedConnection
 from .keylog import KeyLog
 from .tcp import Connection, open_capture
-from .tls import ConnectionDecoder
+from .tls import ConnectionDecoder, SessionCache
 
 #: finished connections held back to give them out in capture order
 REORDER_LIMIT = 256
@@ -66,11 +66,13 @@ def tcp_facts(conn: Connection) -> dict:
 
 
 def decode_connection(conn: Connection, keylog: KeyLog | None = None, *,
-                      max_data: int = 1 << 16) -> DecodedConnection:
+                      max_data: int = 1 << 16,
+                      sessions: SessionCache | None = None) -> DecodedConnection:
     """Decode one reassembled :class:`~tlslab.capture.tcp.Connection` (its bytes already
     held), feeding both directions in capture order from its timeline."""
     dec = ConnectionDecoder(conn.index, str(conn.client), str(conn.server), roles=conn.roles,
-                            keylog=keylog, max_data=max_data, first_time=conn.first_time)
+                            keylog=keylog, max_data=max_data, first_time=conn.first_time,
+                            sessions=sessions)
     data = {d: conn.data(d) for d in (CLIENT, SERVER)}
     gaps = {d: deque(conn.gaps_in(d)) for d in (CLIENT, SERVER)}
     for dl in conn.timeline:
@@ -159,6 +161,7 @@ class CaptureDecoder:
         """("open", index) when a connection starts, ("done", DecodedConnection) when it
         ends, in capture order, from the streaming reassembly."""
         decoders: dict[int, ConnectionDecoder] = {}
+        sessions = SessionCache()   # TLS 1.2 resumption across the capture's connections
         for ev in self._capture.stream():
             kind, conn = ev[0], ev[1]
             if kind == "open":
@@ -168,7 +171,8 @@ class CaptureDecoder:
                     continue
                 decoders[conn.index] = ConnectionDecoder(
                     conn.index, str(conn.client), str(conn.server), roles=conn.roles,
-                    keylog=self.keylog, max_data=self.max_data, first_time=conn.first_time)
+                    keylog=self.keylog, max_data=self.max_data, first_time=conn.first_time,
+                    sessions=sessions)
                 yield "open", conn.index
                 continue
             dec = decoders.get(conn.index)

@@ -103,15 +103,23 @@ class Epoch:
 
 # --------------------------------------------------------------------------- TLS 1.3
 
-def tls13_epoch(name: str, secrets: list[bytes], suite_code: int, source: str,
+def tls13_epoch(name: str, secrets: list[bytes], suite_code: int | list[int], source: str,
                 missing: str) -> Epoch:
-    """An epoch of a TLS 1.3 connection from the key log's secrets for ``name``."""
+    """An epoch of a TLS 1.3 connection from the key log's secrets for ``name``.  Several
+    ``suite_code`` values: the ServerHello that names the suite is not in the capture, so
+    each offered suite whose hash has the secret's length is tried (RFC 8446 §7.1: a
+    secret is Hash.length bytes)."""
     epoch = Epoch(name, nss_label(name), source=source, missing=missing)
+    codes = suite_code if isinstance(suite_code, list) else [suite_code]
     for secret in secrets:
-        try:
-            epoch.candidates.append((secret, offline.tls13_reader(suite_code, secret)))
-        except TLSError as e:
-            epoch.missing = f"the key log's {epoch.label} does not fit the suite: {e}"
+        for code in codes:
+            suite = offline.tls13_suite(code)
+            if len(codes) > 1 and (suite is None or suite.hash_len != len(secret)):
+                continue
+            try:
+                epoch.candidates.append((secret, offline.tls13_reader(code, secret)))
+            except TLSError as e:
+                epoch.missing = f"the key log's {epoch.label} does not fit the suite: {e}"
     if secrets and not epoch.candidates and not epoch.missing:
         epoch.missing = f"the key log's {epoch.label} does not fit the suite"
     return epoch

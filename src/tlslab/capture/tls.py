@@ -83,6 +83,28 @@ def preview(data: bytes, limit: int = _PREVIEW) -> str:
     return text + ("…" if len(data) > limit else "")
 
 
+class SessionCache:
+    """TLS 1.0-1.2 master secrets seen in a capture, by session ID and by session ticket
+    (RFC 5246 §7.4.1.2, RFC 5077 §3.4): a resumed connection reuses the master secret of
+    an earlier one, and not every stack logs it again for the new client random
+    (Wireshark keeps the same cache).  Bounded: the oldest entries go first."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._by_key: dict[bytes, bytes] = {}
+
+    def remember(self, key: bytes, master: bytes) -> None:
+        if not key:
+            return
+        if len(self._by_key) >= self.LIMIT:
+            self._by_key.pop(next(iter(self._by_key)))
+        self._by_key[bytes(key)] = master
+
+    def find(self, key: bytes) -> bytes | None:
+        return self._by_key.get(bytes(key)) if key else None
+
+
 class _Side:
     """One direction's TLS state: handshake reassembly and its keys."""
 
@@ -120,8 +142,9 @@ class ConnectionDecoder:
 
     def __init__(self, index: int, client: str, server: str, *, roles: str = "",
                  keylog: KeyLog | None = None, max_data: int = 1 << 16,
-                 first_time: float = 0.0) -> None:
+                 first_time: float = 0.0, sessions: "SessionCache | None" = None) -> None:
         self.keylog = keylog if keylog is not None else empty_keylog()
+        self.sessions = sessions if sessions is not None else SessionCache()
         self.out = DecodedConnection(index, client, server, roles=roles,
                                      keylog_given=keylog is not None, first_time=first_time)
         self._now = first_time
@@ -149,6 +172,8 @@ class ConnectionDecoder:
         self._pending12: tuple | None = None
         self._masters_traced = False
         self._early_said = False
+        self._tickets12: list[bytes] = []
+        self._guessing = False
         self._finished = False
 
     def _clock(self) -> float:
@@ -363,6 +388,8 @@ class ConnectionDecoder:
             self._hidden(side, rec, None, "needs the keys of a ChangeCipherSpec that was not "
                                           "seen (RFC 5246 §7.1)", label="CLIENT_RANDOM")
             return
+        if st.current < 0 and self.server_hello is None and self._without_server_hello():
+            pass   # epochs made from the ClientHello's suites
         if st.current < 0:
             why = ("encrypted before the ServerHello" if side == CLIENT else
                    "the ServerHello that says which keys protect it is not in the capture")
@@ -400,6 +427,7 @@ class ConnectionDecoder:
             return
         st.seq_unknown = 0
         out.records[side]["decrypted"] += 1
+        self._suite_found(opened)
         if side == CLIENT and opened.epoch.name.startswith("client_application_traffic_secret"):
             self._complete()   # application data from the client: its Finished was sent
         self._opened(side, rec, opened)
@@ -458,9 +486,9 @@ class ConnectionDecoder:
             if ep.available:
                 self._wrong_key(side, ep, rec)
             ep.skip_record()
-            what = {22: "an encrypted handshake message (the Finished, RFC 5246 §7.4.9, "
-                        "right after ChangeCipherSpec)",
-                    21: "an encrypted alert", 23: "application data"}.get(rec.header[0], "")
+            what = {22: "the Finished (RFC 5246 §7.4.9)" if st.traced_hidden == 0
+                    else "a handshake message",
+                    21: "an alert", 23: "application data"}.get(rec.header[0], "")
             self._hidden(side, rec, ep, ep.missing or "the key does not authenticate the record",
                          what=what)
             if rec.header[0] == ContentType.handshake:
@@ -538,7 +566,14 @@ class ConnectionDecoder:
                 summary["key"] = ep.name
             if what:
                 summary["what"] = what
-            self._traced(side, rec, name_of(ContentType, rec.header[0]), summary, lambda: None)
+
+            def body() -> None:
+                info = {"needs": needs, "bytes": len(rec.fragment), "at byte": rec.offset}
+                if what:
+                    info["probably"] = what
+                self.out.trace.add("info", "local", f"encrypted record {_ARROW[side]}, not "
+                                   "decrypted", summary=info, detail=why)
+            self._traced(side, rec, name_of(ContentType, rec.header[0]), summary, body)
 
     def _wrong_key(self, side: str, ep: decrypt.Epoch, rec: Record) -> None:
         st = self._sides[side]
@@ -704,6 +739,8 @@ class ConnectionDecoder:
         sid = bytes(ch.legacy_session_id or b"") if ch is not None else b""
         n["resumed"] = bool(sid) and sid == bytes(msg.legacy_session_id_echo or b"")
 
+    _on_HelloRetryRequest = _on_ServerHello   # RFC 8446 §4.1.4: a ServerHello by its random
+
     def _setup13(self, sh: ServerHello) -> None:
         """RFC 8446 §7.1 secrets for this connection, by their key log labels."""
         n = self.out.negotiated
@@ -741,6 +778,41 @@ class ConnectionDecoder:
                                    summary={"length": len(self._keys[label][0]),
                                             "source": "key log", "label": label,
                                             "note": "exporter secret: not needed to decrypt"})
+
+    def _without_server_hello(self) -> bool:
+        """The ServerHello is not in the capture (lost in a gap) but the ClientHello offered
+        TLS 1.3 and the key log has this connection's secrets: try each TLS 1.3 suite the
+        ClientHello offered (only one will authenticate records)."""
+        ch = self.client_hello
+        if ch is None or self._guessing or not self._offers_tls13() or not self._keys \
+                or self.tls13 is False or self.out.mid_connection:
+            return False
+        suites = [int(c) for c in (ch.cipher_suites or []) if offline.tls13_suite(int(c))]
+        if not suites:
+            return False
+        self._guessing = True
+        client, server = self._sides[CLIENT], self._sides[SERVER]
+        for st, who in ((client, "client"), (server, "server")):
+            for name in (f"{who}_handshake_traffic_secret", f"{who}_application_traffic_secret_0"):
+                label = nss_label(name)
+                st.epochs.append(decrypt.tls13_epoch(name, self._keys.get(label, []), suites,
+                                                     "key log", self._missing(label)))
+        server.current = 0
+        if client.current < 0:
+            client.current = client.index_of("client_handshake_traffic_secret")
+        self.out.problem("the ServerHello is not in the capture: the cipher suite is found by "
+                         "trying the ClientHello's TLS 1.3 suites with the key log's secrets")
+        return True
+
+    def _suite_found(self, opened: decrypt.Opened) -> None:
+        """A record opened while the suite was being guessed: now it is known."""
+        if not self._guessing or self.suite is not None:
+            return
+        suite = opened.epoch.candidates[0][1].suite
+        self.suite, self.tls13, self.version = suite.code, True, 0x0304
+        self.out.version_code = 0x0304
+        self.out.version = self.out.negotiated["version"] = "TLS 1.3"
+        self.out.cipher_suite = self.out.negotiated["cipher_suite"] = suite.name
 
     def _missing(self, label: str) -> str:
         if not self.out.keylog_given:
@@ -846,6 +918,10 @@ class ConnectionDecoder:
             epms = parse_client_key_exchange("RSA", bytes(msg.body))
             self._encrypted_pms = bytes(epms.encrypted_pre_master_secret)
 
+    def _on_NewSessionTicket(self, side: str, msg) -> None:
+        if self.tls13 is False and side == SERVER and getattr(msg, "ticket", None):
+            self._tickets12.append(bytes(msg.ticket))   # RFC 5077 §3.3 (kept at the end)
+
     def _on_HelloRequest(self, side: str, msg) -> None:
         self.out.trace.add("info", "local", "the server asks for renegotiation",
                            detail="HelloRequest (RFC 5246 §7.4.1.1)")
@@ -858,6 +934,9 @@ class ConnectionDecoder:
             st.cipher12 = decrypt.Epoch(f"{side}_write_key", "CLIENT_RANDOM",
                                         missing="the hellos are not in the capture")
             return
+        if side == SERVER and self._sides[CLIENT].cipher12 is None and not self._t12_done:
+            # the server changes keys first: an abbreviated handshake (RFC 5246 §7.3)
+            self.out.negotiated["resumed"] = True
         if self._pending12 is None:
             session_hash = None
             if self.out.negotiated.get("extended_master_secret") and self._t12_done:
@@ -873,6 +952,12 @@ class ConnectionDecoder:
             else:
                 masters = decrypt.tls12_masters(self.keylog, self.client_random, sr, self.suite,
                                                  self.version, self._encrypted_pms, session_hash)
+                if self.out.negotiated.get("resumed"):
+                    cached = self._resumed_master()
+                    if cached is not None and all(cached != m for m, _ in masters.masters):
+                        masters.masters.append((cached, "the master secret of the session "
+                                                        "resumed (an earlier connection)"))
+                        masters.missing = ""
             self._pending12 = decrypt.tls12_epochs(masters, self.client_random, sr, self.suite,
                                                    self.version,
                                                    bool(self.out.negotiated.get("encrypt_then_mac")))
@@ -888,12 +973,37 @@ class ConnectionDecoder:
                                    summary={"needs": "CLIENT_RANDOM"}, detail=masters.missing)
         client_ep, server_ep = self._pending12
         st.cipher12 = client_ep if side == CLIENT else server_ep
-        if side == SERVER and not self._sides[CLIENT].cipher12 and self.out.negotiated.get("resumed") is None:
-            self.out.negotiated["resumed"] = True
+
+    def _resumed_master(self) -> bytes | None:
+        ch = self.client_hello
+        if ch is None:
+            return None
+        ticket = ch.ext(ExtensionType.session_ticket)
+        if ticket is not None:
+            found = self.sessions.find(bytes(ticket.data))
+            if found is not None:
+                return found
+        return self.sessions.find(bytes(ch.legacy_session_id or b""))
+
+    def _remember_session(self, ticket: bytes | None = None) -> None:
+        """The master secret that decrypted this connection, for later resumptions."""
+        if self._pending12 is None:
+            return
+        ep = self._pending12[0] if self._pending12[0].pinned else self._pending12[1]
+        if not ep.pinned or ep.secret is None:
+            return
+        if ticket is not None:
+            self.sessions.remember(ticket, ep.secret)
+        elif self.server_hello is not None:
+            self.sessions.remember(bytes(self.server_hello.legacy_session_id_echo or b""),
+                                   ep.secret)
 
     def _check_complete12(self) -> None:
         if self._sides[CLIENT].finished and self._sides[SERVER].finished:
             self._complete()
+            self._remember_session()
+            for ticket in self._tickets12:
+                self._remember_session(ticket)
 
     def _complete(self) -> None:
         if not self.out.handshake_complete:
@@ -951,7 +1061,8 @@ class ConnectionDecoder:
         out = self.out
         fatal = [a for a in out.alerts if a.description not in ("close_notify", "user_canceled")]
         if self.client_hello is None:
-            out.error = "no ClientHello was captured"
+            out.error = ("the ClientHello is not complete in the capture"
+                         if out.records[CLIENT]["plaintext"] == 0 else "no ClientHello was captured")
         elif fatal:
             a = fatal[0]
             out.error = (f"the {a.direction} sent a fatal alert {a.description}"

@@ -303,20 +303,6 @@ class _Human:
             render_bytes(conn.trace, console=c, negotiated=dict(conn.negotiated), full=self.full)
         else:
             render_sequence(conn.trace, dict(conn.negotiated), console=c, error=conn.error)
-        if conn.application_data:
-            shown = 0
-            for a in conn.application_data:
-                if shown >= 6:
-                    break
-                shown += 1
-                arrow = "C → S" if a.direction == "client" else "C ← S"
-                from ..capture.tls import preview
-                c.print(Text(safe_text(f"  {arrow}  application data, {a.length} bytes: "
-                                       f"{preview(a.data, 96)}"), style="dim"))
-            more = len(conn.application_data) - shown + conn.application_data_dropped
-            if more > 0:
-                c.print(Text(f"  … {more} more application data record(s) (--json shows them)",
-                             style="dim"))
         if conn.problems:
             c.print(Text("what could not be decoded:", style="yellow"))
             for p in conn.problems:
