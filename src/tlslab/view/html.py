@@ -332,14 +332,14 @@ def _sequence_svg(trace) -> str:
     entries = entries_of(trace)
     side = perspective(trace)
     t0 = t0_of(trace)
-    rows: list[dict] = [dict(f, bad=False) for f in flights(trace)]
+    rows: list[dict] = [dict(f, bad=False, alert=False) for f in flights(trace)]
     # alerts that ended a handshake (or closed it) are drawn too
     for e in entries:
         if e.kind == "alert":
             fc = (e.direction == "sent") == (side == "client")
             rows.append({"direction": "C→S" if fc else "C←S", "messages": [f"Alert: {e.name}"],
                          "start_ms": ms_of(e, t0), "end_ms": ms_of(e, t0),
-                         "bad": e.name not in ("close_notify", "user_canceled")})
+                         "bad": e.name not in ("close_notify", "user_canceled"), "alert": True})
     rows.sort(key=lambda r: r["start_ms"])
     if not rows:
         return ""
@@ -365,9 +365,11 @@ def _sequence_svg(trace) -> str:
                           f'{" class=badtext" if r["bad"] else ""}>{_e(m)}</text>')
         t = f"{r['start_ms']:.1f} ms"
         bodies.append(f'<text class="t" x="{left - 12}" y="{ya + 4}" text-anchor="end">{_e(t)}</text>')
-        if c2s and not r["bad"]:
+        if r["alert"]:
+            pass  # an alert ends or closes the conversation: no round trip of the handshake
+        elif c2s:
             pending_c2s_y = ya
-        elif not c2s and pending_c2s_y is not None and not r["bad"]:
+        elif pending_c2s_y is not None:
             rtt += 1
             bodies.append(f'<path class="rtt" d="M{right + 14},{pending_c2s_y} h10 V{ya} h-10"/>')
             bodies.append(f'<text class="rtt" x="{right + 30}" y="{(pending_c2s_y + ya) // 2 + 4}">'
@@ -377,7 +379,7 @@ def _sequence_svg(trace) -> str:
     height = y + 10
     lanes = (f'<line class="lane" x1="{left}" y1="30" x2="{left}" y2="{height - 5}"/>'
              f'<line class="lane" x1="{right}" y1="30" x2="{right}" y2="{height - 5}"/>')
-    n_flights = sum(1 for r in rows if not r["bad"] and not r["messages"][0].startswith("Alert"))
+    n_flights = sum(1 for r in rows if not r["alert"])
     caption = T.ui("flights_summary", flights=n_flights, rtts=rtt)
     return (f'<h2>{_e(T.ui("sequence_title"))}</h2><p class="note">{_e(caption)}</p>'
             f'<svg class="seq" id="sequence" xmlns="http://www.w3.org/2000/svg" '
