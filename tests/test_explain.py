@@ -246,18 +246,19 @@ def test_unknown_text_gets_no_guess():
     ("The client supported protocol versions [TLSv1.2] are not accepted by server preferences [TLSv1.3]",
      "tlslab diagnose HOST:PORT --profile tls12-only"),
     ("NET::ERR_CERT_AUTHORITY_INVALID", "tlslab diagnose HOST:PORT --profile browser"),
-    ("SEC_ERROR_UNKNOWN_ISSUER", "tlslab diagnose HOST:PORT --profile browser"),
+    ("SEC_ERROR_UNKNOWN_ISSUER", "tlslab diagnose HOST:PORT --profile firefox-155"),
     ("curl: (35) OpenSSL/3.0.13: error:0A000458:SSL routines::tlsv1 unrecognized name",
      "tlslab diagnose HOST:PORT --profile no-sni"),
     ("ssl.SSLError: [SSL] tlsv1 alert no application protocol (_ssl.c:1006)",
      "tlslab diagnose HOST:PORT --profile alpn-http"),
-    ("curl: (60) SSL certificate problem: certificate has expired", "tlslab diagnose HOST:PORT"),
+    ("curl: (60) SSL certificate problem: certificate has expired",
+     "tlslab diagnose HOST:PORT --profile curl-7.88"),
     ('Get "https://api.example.com/v1": x509: certificate signed by unknown authority',
-     "tlslab diagnose api.example.com:443 --profile browser"),
+     "tlslab diagnose api.example.com:443 --profile go-1.19"),
     ("requests.exceptions.SSLError: HTTPSConnectionPool(host='db.internal', port=8443): Max retries "
      "exceeded with url: / (Caused by SSLError(SSLCertVerificationError(1, '[SSL: "
      "CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired (_ssl.c:1006)')))",
-     "tlslab diagnose db.internal:8443"),
+     "tlslab diagnose db.internal:8443 --profile python-3.11"),
 ])
 def test_diagnose_command_has_the_profile_and_target(text, command):
     assert explain(text).diagnose == command
@@ -363,7 +364,7 @@ def test_json_shape_is_exactly_the_contract():
     for c in doc["causes"]:
         assert c["summary"] == cause_data(c["code"])["title"]
         assert c["how_to_tell"] == how_to_tell()[c["code"]]
-    assert doc["diagnose"] == "tlslab diagnose HOST:PORT"
+    assert doc["diagnose"] == "tlslab diagnose HOST:PORT --profile java-17"
     assert doc["input"].startswith("javax.net.ssl.SSLHandshakeException")
     assert err == ""
 
