@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from .main import (Failure, _check_output, _format_handshake_error, _http_get, _out, _run, _safe,
-                   _terminal_response, _write_html_page, app, set_output_options)
+                   _terminal_response, _write_html_page, app, output_options)
 from ..workbench.httppage import http_handler
 
 DEMO_EPILOG = """\
@@ -52,10 +52,14 @@ def demo(
                              help="Language of the explanations: en (English) or zh (简体中文)."),
 ) -> None:
     """Show an explained handshake, then a broken server diagnosed and fixed."""
-    _run(set_output_options, no_color, lang)
-    _run(_demo, html, trace)
-    if not handshake_only:
-        _run(_broken_server_part)
+    options = output_options(no_color, lang)
+    _run(options.__enter__)
+    try:
+        _run(_demo, html, trace)
+        if not handshake_only:
+            _run(_broken_server_part)
+    finally:
+        options.__exit__(None, None, None)
 
 
 def _demo(html: Optional[Path] = None, trace: bool = False) -> None:

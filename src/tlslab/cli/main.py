@@ -392,15 +392,38 @@ def _connect_once(host, port, config, timeout, target_text, *, http: bool, sni: 
 
 def set_output_options(no_color: bool = False, lang: str | None = "en") -> None:
     """``--no-color`` (for every console this process makes: rich honours NO_COLOR) and
-    ``--lang`` (the explanation texts of every view)."""
+    ``--lang`` (the explanation texts of every view).  :func:`output_options` undoes them
+    when the command ends."""
     from ..view.i18n import LANGUAGES, use_language
-    if no_color:
-        os.environ["NO_COLOR"] = "1"
     code = (lang or "en").strip().lower()
     code = {"zh-cn": "zh", "zh_cn": "zh", "zh-hans": "zh", "cn": "zh", "english": "en"}.get(code, code)
     if code not in LANGUAGES:
         raise UsageProblem(f"--lang {lang}: unknown language (known: {', '.join(LANGUAGES)})")
+    if no_color:
+        os.environ["NO_COLOR"] = "1"
     use_language(code)
+
+
+class output_options:
+    """``with output_options(no_color, lang): ...``: the command's options, undone at its end
+    (commands run in-process one after another: tests, ``python -c``)."""
+
+    def __init__(self, no_color: bool = False, lang: str | None = "en") -> None:
+        self.no_color, self.lang = no_color, lang
+
+    def __enter__(self) -> "output_options":
+        from ..view.i18n import current_language
+        self._lang, self._env = current_language(), os.environ.get("NO_COLOR")
+        set_output_options(self.no_color, self.lang)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from ..view.i18n import use_language
+        use_language(self._lang)
+        if self._env is None:
+            os.environ.pop("NO_COLOR", None)
+        else:
+            os.environ["NO_COLOR"] = self._env
 
 
 def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, insecure, keylog,
@@ -409,7 +432,15 @@ def _connect(target, servername, tls, cipher, group, sigalg, alpn, ca_file, inse
     """``connect``; with --json, every failure with exit code 1 prints a document with
     ``"ok": false`` (bad input, exit code 2, prints nothing on stdout)."""
     emitted: list[dict] = []
-    set_output_options(no_color, lang)
+    with output_options(no_color, lang):
+        _connect_with_options(target, servername, tls, cipher, group, sigalg, alpn, ca_file,
+                              insecure, keylog, trace, json_out, http, timeout, cert, key,
+                              reconnect, early_data, html, full, emitted)
+
+
+def _connect_with_options(target, servername, tls, cipher, group, sigalg, alpn, ca_file,
+                          insecure, keylog, trace, json_out, http, timeout, cert, key,
+                          reconnect, early_data, html, full, emitted) -> None:
 
     def emit(doc: dict) -> None:
         emitted.append(doc)
@@ -498,7 +529,7 @@ def _connect_body(target, servername, tls, cipher, group, sigalg, alpn, ca_file,
                 render.render_sequence(
                     e.trace, e.negotiated, console=console, error=e,
                     title=(f"connection {i + 1} of {total} (failed)" if total > 1
-                           else f"TLS handshake with {target_text} (failed)"))
+                           else _texts().ui("handshake_with_failed", target=target_text)))
             _say_keylog(keylog_path, json_out)
             if html is not None:
                 pages = [_page_of_success(r, target_text, j, total) for j, r in enumerate(results)]
@@ -649,7 +680,8 @@ def _print_connection(console, res: dict, i: int, total: int, target_text: str, 
         render.render_bytes(sock.trace, console=console, full=full, negotiated=sock.negotiated)
         console.print()
     if i == 0:
-        title = f"TLS handshake with {target_text}" + (f" (connection 1 of {total})" if total > 1 else "")
+        title = _texts().ui("handshake_with", target=target_text) + (
+            f" ({_texts().ui('connection_of', i=1, n=total)})" if total > 1 else "")
         render.render_sequence(sock.trace, sock.negotiated, console=console, title=title,
                                timing_ms=t, verification=res.get("verification"))
     else:
@@ -718,6 +750,11 @@ def _say_keylog(path: str | None, json_out: bool) -> None:
         sys.stderr.flush()
     else:
         print(line, flush=True)
+
+
+def _texts():
+    from ..view.i18n import texts
+    return texts()
 
 
 def _terminal_response(response: str) -> str:

@@ -332,13 +332,15 @@ def _render_entry_bytes(e, i, side, t0, console, fold, fold_at, fold_show, keys,
             console.print("\n".join("    " + l for l in hex_lines(e.raw)), highlight=False)
             return
         rows = field_rows(e.raw, spans, fold=fold, fold_at=fold_at, fold_show=fold_show)
-        width = 16 if console.width >= 150 else 8
+        # bytes per hex line: as many as leave the field column room for the longest
+        # identifiers (a 45-character cipher suite name must not break in the middle)
+        width = 16 if console.width >= 150 else 8 if console.width >= 100 else 4
         table = Table(box=None, show_header=True, header_style="dim", pad_edge=False,
-                      padding=(0, 1), expand=False)
-        table.add_column("offset", justify="right", style="dim", no_wrap=True, min_width=6)
-        table.add_column("len", justify="right", style="dim", no_wrap=True, min_width=4)
+                      padding=(0, 1), expand=True)
+        table.add_column("offset", justify="right", style="dim", no_wrap=True, width=6)
+        table.add_column("len", justify="right", style="dim", no_wrap=True, width=5)
         table.add_column("field = value", overflow="fold", ratio=1)
-        table.add_column("bytes", style="green", no_wrap=True, min_width=width * 3 - 1)
+        table.add_column("bytes", style="green", no_wrap=True, width=width * 3 - 1)
         explained: set[str] = set()
         for r in rows:
             label = Text("  " * r.depth)
@@ -355,8 +357,9 @@ def _render_entry_bytes(e, i, side, t0, console, fold, fold_at, fold_show, keys,
                 explained.add(r.name)  # once per field name and message: the rest is noise
                 label.append("  " + r.explanation, style="dim italic")
             lines = hex_lines(r.data, width) if r.kind != "container" else []
-            if r.more:
-                lines.append(T.ui("folded", n=r.more))
+            if r.more:  # said beside the bytes, where there is room for it
+                lines.append("…")
+                label.append("\n" + "  " * r.depth + T.ui("folded", n=r.more), style="dim")
             table.add_row(f"{r.offset:04x}", str(r.length), label, "\n".join(lines))
         console.print(table)
     elif e.kind in ("record", "alert"):
