@@ -132,6 +132,8 @@ def test_json_contract_tls13(pki):
     assert doc["ok"] is False
     assert doc["failure"]["last_message"] == "Certificate" and doc["failure"]["state"] == "WAIT_CERT_CR"
     assert doc["alerts"][0]["key"] == "client_handshake_traffic_secret" and doc["alerts"][0]["protected"]
+    assert doc["verified"] is False and "wrong.example" in doc["verification"]["failed"]
+    assert "NOT verified" not in render_html(bad.client.trace, bad.client.negotiated, error=bad.client.error)
 
 
 def test_0rtt_keys(pki):

@@ -258,7 +258,7 @@ def _protection_badge(key: str | None) -> tuple[str, str]:
 
 def _banner(cert: dict) -> str:
     T = texts()
-    if cert.get("verified") is not False:
+    if cert.get("verified") is not False or cert.get("how") != "--insecure":
         return ""
     why = ""
     wf = cert.get("would_fail")
@@ -314,7 +314,7 @@ def _header(doc: dict, trace, negotiated: dict, side: str, error, error_line: st
         out.append(_failure_box(s["failure"], None))
     cert_label = T.ui("certificate")
     out.append('<table class="params">' + "".join(
-        f"<tr><th>{_e(k)}</th><td{' class=warn' if k == cert_label and s['certificate'].get('verified') is False else ''}>"
+        f"<tr><th>{_e(k)}</th><td{' class=warn' if k == cert_label and s['certificate'].get('how') == '--insecure' else ''}>"
         f"{_e(v)}</td></tr>" for k, v in s["rows"]) + "</table>")
     if doc.get("peer_certificates"):
         title = T.ui("peer_chain") if side == "server" else T.ui("server_chain")

@@ -59,11 +59,17 @@ def certificate_status(trace, verification: dict | None = None) -> dict:
     (--insecure)"; ``verification`` (from ``connect``) adds what a verification against the
     system trust store would have said."""
     out: dict[str, Any] = {"verified": None}
+    cert_alerts = {"bad_certificate", "unknown_ca", "certificate_expired", "certificate_revoked",
+                   "unsupported_certificate", "certificate_unknown"}
+    side = perspective(trace)
     for e in entries_of(trace):
         if e.kind == "info" and e.name == "certificate verified":
             out = {"verified": True, "how": "trust store"}
         elif e.kind == "info" and e.name == "certificate not verified (--insecure)":
             out = {"verified": False, "how": "--insecure"}
+        elif (e.kind == "error" and side == "client" and out["verified"] is None
+              and (e.summary or {}).get("alert") in cert_alerts):
+            out = {"verified": False, "how": "trust store", "failed": e.detail}
     if verification:
         out.update({k: v for k, v in verification.items() if k != "verified" or out["verified"] is None})
     return out
@@ -218,7 +224,7 @@ def summary_rows(trace, negotiated: dict | None, *, error: Any = None,
             host = n.get("server_name") or offer.get("sni")
             cert_row = (T.ui("certificate_verified", host=host) if host
                         else T.ui("certificate_verified_plain"))
-        elif cert["verified"] is False:
+        elif cert["verified"] is False and cert.get("how") == "--insecure":
             cert_row = T.ui("certificate_not_verified")
             wf = cert.get("would_fail")
             if wf:
