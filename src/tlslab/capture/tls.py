@@ -280,6 +280,13 @@ class ConnectionDecoder:
             return
         self._side_of = {CLIENT: CLIENT, SERVER: SERVER}
         out.tls = True
+        if out.roles in ("syn", "syn-ack") and not held[CLIENT] and chain[SERVER] == 0:
+            # the connection's start is in the capture and the server's first byte starts a
+            # record: TLS from the start, but the client sent nothing (a port probe answered
+            # with an alert, say)
+            self._records(SERVER, self._split[SERVER].start_at(0))
+            self._split[CLIENT].start_at(0)
+            return
         out.mid_connection = True
         out.problem("the capture starts in the middle of this connection: its ClientHello is "
                     "not in the capture, so the version and cipher suite are unknown and no "
@@ -1061,7 +1068,9 @@ class ConnectionDecoder:
         out = self.out
         fatal = [a for a in out.alerts if a.description not in ("close_notify", "user_canceled")]
         if self.client_hello is None:
-            out.error = ("the ClientHello is not complete in the capture"
+            sent = self._split[CLIENT].received
+            out.error = ("the client sent nothing" if not sent else
+                         "the ClientHello is not complete in the capture"
                          if out.records[CLIENT]["plaintext"] == 0 else "no ClientHello was captured")
         elif fatal:
             a = fatal[0]
