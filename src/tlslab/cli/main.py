@@ -247,6 +247,8 @@ CONNECT_EPILOG = """\
   tlslab connect localhost:4433 --ca-file ca.pem --cert client-chain.pem --key client.key
   tlslab connect localhost:4433 --ca-file ca.pem --tls 1.2 --http
   tlslab connect example.com --html handshake.html   # open the file in a browser
+  tlslab connect example.com --trace --full    # every record and field, nothing folded
+  tlslab connect example.com --lang zh         # explanations in Simplified Chinese
 
 --reconnect N makes N more connections that resume the session with the tickets of the previous ones (kept in memory for this command); each prints resumed=true|false, then a table compares the full, resumed and 0-RTT handshakes (flights, round trips, messages, timings).
 
