@@ -473,8 +473,22 @@ def _record_note(e, ms: str, dir_text: str, key, suite, tls12: bool) -> str:
                      f"{T.ui('record_length')} {rp.length}")
     if rp.protected and rp.parts:
         parts.append(" + ".join(f"{n} {'?' if l is None else l}" for n, l in rp.parts))
+    cipher = ""
+    if rp.protected and rp.payload:
+        # the trace holds the record's bytes (a decoded capture): the ciphertext, part by part
+        from .terminal import _payload_parts
+        spans = []
+        for k, (label, chunk) in enumerate(_payload_parts(rp, suite, tls12)):
+            if len(chunk) > FOLD_AT:
+                body = (_hex(chunk[:FOLD_SHOW]) + f' <span class="fold">{_hex(chunk[FOLD_SHOW:])} </span>'
+                        f'<button type="button" class="unfold">+{_e(T.ui("folded_html", n=len(chunk) - FOLD_SHOW))}</button>')
+            else:
+                body = _hex(chunk) + " "
+            spans.append(f'<span class="f d0 h{(k * 2) % 6}" title="{_e(label)}">{body}</span>')
+        cipher = (f'<details class="raw rec"><summary>{_e(T.ui("record_encrypted_payload"))} '
+                  f'({len(rp.payload)} bytes)</summary><div class="hex">{"".join(spans)}</div></details>')
     return (f'<div class="note record"><span class="t">{ms}</span> {_e(dir_text)}: '
-            f"{_e('; '.join(parts))}</div>")
+            f"{_e('; '.join(parts))}{cipher}</div>")
 
 
 def _message_card(e, ms: str, cls: str, dir_text: str, key, prefix: str, tls12: bool = False) -> str:
