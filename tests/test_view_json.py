@@ -207,3 +207,25 @@ def test_html_in_chinese(pki):
         from tlslab.view.i18n import use_language
         use_language("en")
     assert "The client proposes" in render_html(pair.client.trace, pair.client.negotiated)
+
+
+def test_record_with_its_bytes_is_cut_into_parts():
+    """A trace that holds whole records (``tlslab decode``): the ciphertext is shown part by
+    part, with the tag's own bytes, in the terminal, JSON and HTML."""
+    payload = bytes(range(40)) + bytes.fromhex("aa" * 16)
+    header = b"\x17\x03\x03" + len(payload).to_bytes(2, "big")
+    trace = Trace()
+    trace.add("message", "sent", "ClientHello", raw=b"\x01\x00\x00\x00")
+    trace.add("record", "received", "handshake", raw=header + payload,
+              summary={"content_type": "handshake", "length": len(payload), "protected": True})
+    out = io.StringIO()
+    render_bytes(trace, console=Console(file=out, width=130),
+                 negotiated={"version": "TLS 1.3", "cipher_suite": "TLS_AES_128_GCM_SHA256"})
+    text = out.getvalue()
+    assert "content type 23 = application_data" in text
+    assert "encrypted_record, 40 bytes: content + inner type handshake" in text
+    assert re.search(r"aa aa aa aa aa aa aa aa aa aa aa aa aa aa aa aa\s+AEAD tag, 16 bytes", text)
+    rec = to_json(trace, {"version": "TLS 1.3"})["records"][0]
+    assert rec["header"] == header.hex() and rec["record_length"] == 56
+    page = render_html(trace, {"version": "TLS 1.3", "cipher_suite": "TLS_AES_128_GCM_SHA256"})
+    assert 'title="AEAD tag, 16 bytes">' + "aa " * 16 in page

@@ -400,8 +400,8 @@ def _payload_parts(rp, suite, tls12) -> list[tuple[str, bytes]]:
     p = rp.payload
     if not tls12:
         tag = ov["tag"]
-        return [(f"encrypted_record: content + inner content type ({rp.content_type}), "
-                 f"{max(0, len(p) - tag)} bytes", p[:-tag] if len(p) > tag else p),
+        return [(f"encrypted_record, {max(0, len(p) - tag)} bytes: content + inner type "
+                 f"{rp.content_type}", p[:-tag] if len(p) > tag else p),
                 (f"AEAD tag, {tag} bytes", p[-tag:] if len(p) > tag else b"")]
     if ov.get("cbc"):
         iv = ov["nonce"]
@@ -439,7 +439,7 @@ def _render_record(e, i, ms, arrow, console, keys, suite, tls12, full=False):
         line.append(f"  [{label}]", style="dim")
     if e.kind == "record":
         console.print(line)
-    grid = Table.grid(padding=(0, 1))
+    grid = Table.grid(padding=(0, 1), expand=True)
     grid.add_column(width=14, no_wrap=True)
     grid.add_column(style="green", no_wrap=True)
     grid.add_column(overflow="fold", style="dim", ratio=1)
