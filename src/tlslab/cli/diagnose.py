@@ -27,18 +27,14 @@ EPILOG = """\
   tlslab diagnose 10.0.0.5:8443 --servername api.internal --json
   tlslab diagnose localhost:4433 --ca-file ca.pem --write-chain fullchain.pem
   tlslab diagnose localhost:4433 --cert client.pem --key client.key --stack java
+  tlslab diagnose localhost:4433 --profile java-8u151     # any client of the library (tlslab simulate --list)
   tlslab diagnose --list-profiles
 
-Profiles (--profile, repeatable; default "default") model the client that fails: default
-(tlslab's modern client), browser (a current Chrome), tls12-only, no-sni, alpn-http; or a
-path to a profile TOML file.  Causes use the vocabulary of DESIGN.md: ok, untrusted-root,
-missing-intermediate, self-signed, expired, not-yet-valid, hostname-mismatch, no-san,
-protocol-version-mismatch, no-common-cipher, no-common-group,
-no-common-signature-algorithm, client-certificate-required, weak-key, sha1-signature,
-wrong-key-usage, sni-required, alpn-mismatch, not-tls, connection-refused, timeout.
+Profiles (--profile, repeatable; default "default") model the client that fails: default (tlslab's modern client), browser (a current Chrome), tls12-only, tls13-only, no-sni, alpn-http, alpn-h2, any client of the library such as java-17 or python-3.11, or a path to a profile TOML file.
 
---json prints {"target", "ok", "causes": [{"code", "summary", "evidence", "fixes"}],
-"warnings", "other_profiles", "handshakes", ...}, also on failure and for bad input.
+Causes: ok, untrusted-root, missing-intermediate, self-signed, expired, not-yet-valid, hostname-mismatch, no-san, protocol-version-mismatch, no-common-cipher, no-common-group, no-common-signature-algorithm, client-certificate-required, weak-key, sha1-signature, wrong-key-usage, sni-required, alpn-mismatch, not-tls, connection-refused, timeout (see the README).
+
+--json prints {"target", "ok", "causes": [{"code", "summary", "evidence", "fixes"}], "warnings", "other_profiles", "handshakes", ...}, also on failure and for bad input.
 
 Exit codes: 0 the server is fine for the profile(s); 1 a cause was found; 2 bad input.
 """
@@ -83,6 +79,10 @@ def diagnose(
         raise typer.Exit(1)
     except KeyboardInterrupt:
         raise typer.Exit(130)
+    except BrokenPipeError:  # `| head`: the reader had enough
+        from .main import quiet_stdout
+        quiet_stdout()
+        raise typer.Exit(0)
     except typer.Exit:
         raise
     except Exception as e:  # never a traceback for users
@@ -163,7 +163,7 @@ def _list_profiles(json_out: bool) -> int:
     from ..workbench.render import safe_text
     table = Table(header_style="bold")
     for col in ("profile", "client", "version", "released", "what it is"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("profile", "released"))  # names are copied
     for p in profiles:
         table.add_row(*(safe_text(x) for x in (p.name, p.client, p.version, p.released, p.summary)))
     _out().print(table)
@@ -216,10 +216,24 @@ def _diagnose(target, servername, ca_file, profile_names, cert, key, timeout, wr
                write_chain=str(write_chain) if write_chain else None, fetch_aia=not no_aia)
     _resolve(t.host, port, timeout)
     report = asyncio.run(run_diagnosis(t, profiles))
+    notes: dict[str, str] = {}
     if stacks:
         for c in report.causes:
-            c.fixes = [f for f in c.fixes if f["stack"] in stacks]
+            mine = [f for f in c.fixes if f["stack"] in stacks]
+            if not mine and c.fixes:
+                # nothing to change on the user's side: say so, and show the other side's fixes
+                sides = sorted({f["side"] for f in c.fixes})
+                notes[c.code] = (f"No fix for {', '.join(stacks)} here: this is fixed on the "
+                                 f"{' or '.join(sides)} side.")
+                mine = [f for f in c.fixes if f["side"] == "server"] or c.fixes
+            c.fixes = mine
+    if write_chain is not None and report.written_chain is None:
+        report.notes.append(f"--write-chain {write_chain}: nothing written (there is no missing "
+                            "intermediate that could be fetched to complete the chain)")
     doc = report.to_json()
+    for c in doc["causes"]:
+        if c["code"] in notes:
+            c["fixes_note"] = notes[c["code"]]
     if json_out:
         print(json.dumps(doc, indent=2, default=str))
     else:

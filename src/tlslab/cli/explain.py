@@ -60,9 +60,9 @@ def explain_command(
             echo = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         _emit_error(json_out, echo, e.code, str(e))
         raise typer.Exit(2)
-    except BrokenPipeError:  # `tlslab explain ... | head`
+    except BrokenPipeError:  # `tlslab explain ... | head`: the reader had enough
         _silence_stdout()
-        raise typer.Exit(1)
+        raise typer.Exit(0)
     except KeyboardInterrupt:
         raise typer.Exit(130)
     except typer.Exit:

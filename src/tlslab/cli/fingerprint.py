@@ -73,7 +73,7 @@ def fingerprint(
             os.dup2(devnull, sys.stdout.fileno())
         except OSError:
             pass
-        raise typer.Exit(1)
+        raise typer.Exit(0)
     except typer.Exit:
         raise
     except Exception as e:  # never a traceback for users

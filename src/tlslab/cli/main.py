@@ -69,13 +69,9 @@ def _run(fn, *args, **kwargs) -> None:
         raise typer.Exit(1)
     except typer.Exit:
         raise
-    except BrokenPipeError:  # `tlslab ... | head`: stop quietly
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
-        raise typer.Exit(1)
+    except BrokenPipeError:  # `tlslab ... | head`: the reader had enough; not a failure
+        quiet_stdout()
+        raise typer.Exit(0)
     except KeyboardInterrupt:
         raise typer.Exit(130)
     except Exception as e:  # never a traceback for users
@@ -83,6 +79,31 @@ def _run(fn, *args, **kwargs) -> None:
             raise
         _fail_line(f"unexpected {type(e).__name__}: {e} (TLSLAB_DEBUG=1 shows the traceback)")
         raise typer.Exit(1)
+
+
+def quiet_stdout() -> None:
+    """After a broken pipe: send what is still buffered for stdout to /dev/null, so that
+    Python's exit does not complain about the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+class _PipeAwareConsole(Console):
+    """rich's Console exits with status 1 when the reader of a pipe goes away
+    (`tlslab ... | head`); here that is not a failure of the command: exit 0, quietly."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        quiet_stdout()
+        raise SystemExit(0)
+
+
+# every Console of the command line (the commands', typer's help) gets this behaviour
+import rich.console as _rich_console  # noqa: E402
+_rich_console.Console.on_broken_pipe = _PipeAwareConsole.on_broken_pipe
 
 
 def _version_callback(value: bool) -> None:
@@ -825,6 +846,9 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=args, prog_name="tlslab", standalone_mode=False)
+    except BrokenPipeError:  # a command that did not catch it: `| head` is not a failure
+        quiet_stdout()
+        sys.exit(0)
     except typer.Abort:
         sys.stderr.write("aborted\n")
         sys.exit(130)
@@ -835,7 +859,12 @@ def main(argv: list[str] | None = None) -> None:
                                                      "message": _safe(e.format_message())}}, indent=2))
         e.show()
         sys.exit(code)
-    sys.exit(result if isinstance(result, int) else 0)
+    code = result if isinstance(result, int) else 0
+    try:
+        sys.stdout.flush()  # what is still buffered: a closed pipe shows here, not as a failure
+    except BrokenPipeError:
+        quiet_stdout()
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,8 @@ from typing import List, Optional
 
 import typer
 
-from .diagnose import _check_syntax, _emit_error, _profiles, _resolve
+from .diagnose import _check_syntax, _profiles, _resolve
+from .main import _fail_line
 from .main import (Failure, UsageProblem, _check_file, _check_host_name, _out, app, parse_target)
 
 EPILOG = """\
@@ -65,6 +66,10 @@ def simulate(
         raise typer.Exit(1)
     except KeyboardInterrupt:
         raise typer.Exit(130)
+    except BrokenPipeError:  # `| head`: the reader had enough
+        from .main import quiet_stdout
+        quiet_stdout()
+        raise typer.Exit(0)
     except typer.Exit:
         raise
     except Exception as e:  # never a traceback for users
@@ -77,9 +82,23 @@ def simulate(
     raise typer.Exit(code)
 
 
+def _emit_error(json_out: bool, target: Optional[str], code: str, message: str) -> None:
+    """simulate's own JSON shape on failure: ``{"target", "results": [], "error"}``."""
+    if json_out:
+        print(json.dumps({"target": target, "results": [],
+                          "error": {"code": code, "message": " ".join(message.split())}}, indent=2))
+    _fail_line(message)
+
+
+def _natural(name: str) -> tuple:
+    """python-3.9 before python-3.10 (numbers compared as numbers)."""
+    import re
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
 def _list(json_out: bool) -> int:
     from ..profiles import builtin_profile_names, load_profile
-    profiles = [load_profile(n) for n in builtin_profile_names()]
+    profiles = [load_profile(n) for n in sorted(builtin_profile_names(), key=_natural)]
     if json_out:
         print(json.dumps({"profiles": [{"name": p.name, "client": p.client, "version": p.version,
                                         "released": p.released, "summary": p.summary,
@@ -90,7 +109,8 @@ def _list(json_out: bool) -> int:
     from ..workbench.render import safe_text
     table = Table(header_style="bold")
     for col in ("profile", "client", "version", "released", "hello", "what it is"):
-        table.add_column(col)
+        # names are copied into --profile: never cut them
+        table.add_column(col, no_wrap=col in ("profile", "released", "hello"))
     for p in profiles:
         table.add_row(*(safe_text(x) for x in (p.name, p.client, p.version, p.released,
                                                 "recorded" if p.offer.client_hello else "built",
@@ -124,7 +144,7 @@ def _simulate(target, servername, ca_file, profile_names, all_profiles, list_pro
     if servername is not None:
         _check_host_name(servername, "--servername")
         _check_syntax(servername, "--servername")
-    profiles = _profiles(profile_names or builtin_profile_names())
+    profiles = _profiles(profile_names or sorted(builtin_profile_names(), key=_natural))
     ca_path = _check_file(ca_file, "--ca-file")
     try:
         trust = load_trust_store(ca_path)

@@ -13,9 +13,12 @@ from typing import Any
 STACKS = ("java", "curl", "openssl", "python", "go", "node", "dotnet", "browser", "nginx",
           "apache", "java-server", "haproxy", "generic")
 SIDES = ("client", "server")
-PLACEHOLDERS = ("host", "port", "ca_file", "chain_file", "versions", "suites", "groups", "sigalgs")
+PLACEHOLDERS = ("host", "port", "ca_file", "chain_file", "versions", "suites", "groups", "sigalgs",
+                "cert_name", "address")
 _TOP = {"code", "title", "explanation", "symptoms", "fix"}
-_FIX = {"stack", "side", "text", "example", "source"}
+_FIX = {"stack", "side", "text", "example", "source", "when"}
+#: ``when`` narrows a fix to one situation, set by the diagnosis in the context
+WHEN = ("server-newer", "server-older")
 
 
 class FixDataError(ValueError):
@@ -42,6 +45,8 @@ def parse_fix_file(data: dict, where: str) -> dict[str, Any]:
             raise FixDataError(f"{w}: keys must be among {sorted(_FIX)} (stack, side, text required)")
         if fix["stack"] not in STACKS or fix["side"] not in SIDES:
             raise FixDataError(f"{w}: stack {fix['stack']!r} / side {fix['side']!r} unknown")
+        if fix.get("when", WHEN[0]) not in WHEN:
+            raise FixDataError(f"{w}: when {fix['when']!r} unknown (one of {', '.join(WHEN)})")
         _check_placeholders(fix["text"], w)
         _check_placeholders(fix.get("example", ""), w)
     return data
@@ -66,11 +71,15 @@ class _Values(dict):
 def fixes_for(code: str, context: dict[str, Any], stacks: tuple[str, ...] | None = None
               ) -> list[dict[str, Any]]:
     """The fixes of ``code`` with placeholders filled from ``context``."""
-    values = _Values({k: str(v) for k, v in context.items() if v not in (None, "", [])})
+    values = _Values({k: str(v) for k, v in context.items()
+                      if v not in (None, "", []) and k in PLACEHOLDERS})
     out = []
+    when = context.get("when")
     for fix in cause_data(code).get("fix", []):
         if stacks and fix["stack"] not in stacks:
             continue
+        if fix.get("when") and when and fix["when"] != when:
+            continue  # e.g. downgrade advice when the server is the newer side
         item = {"stack": fix["stack"], "side": fix["side"],
                 "text": fix["text"].format_map(values)}
         if fix.get("example"):

@@ -100,6 +100,7 @@ class Diagnosis:
         self.report = Report(target=target.text, server_name=target.server_name,
                              profiles=[p.name for p in profiles])
         self.context: dict[str, Any] = {"host": target.server_name, "port": target.port,
+                                        "address": target.host,
                                         "ca_file": target.ca_file or "ca.pem",
                                         "chain_file": target.write_chain or "fullchain.pem"}
         self._versions: dict[str, ProbeOutcome] = {}
@@ -221,7 +222,8 @@ class Diagnosis:
         chain = chain_source.peer_certificates if chain_source is not None else []
         if chain:
             await self._certificate_causes(profile, chain)
-            if p_out.certificate_request is not None and not client_cert_refusal(p_out) and p_out.ok:
+            if (p_out.certificate_request is not None and not client_cert_refusal(p_out) and p_out.ok
+                    and not p_out.client_certificate_sent):
                 self._warn("client-certificate-optional",
                            "The server asks for a client certificate but accepts connections "
                            "without one.", {"certificate_request": p_out.certificate_request.to_json()})
@@ -286,6 +288,12 @@ class Diagnosis:
             accepted = [v for v, o in self._versions.items() if negotiated(o)]
             ev.update(client_offers=list(p.versions), server_accepts=accepted)
             self.context["versions"] = ", ".join(accepted) or "none of TLS 1.0-1.3"
+            order = ["TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"]
+            if accepted:
+                newer = max(order.index(v) for v in accepted) > max(
+                    (order.index(v) for v in p.versions if v in order), default=-1)
+                # the fix differs: enable the newer version on the client, or upgrade the server
+                self.context["when"] = "server-newer" if newer else "server-older"
             summary = (f"No TLS version in common: {label} offers {_short(p.versions)}; the server "
                        f"accepts only {_short(accepted) if accepted else 'none of TLS 1.0-1.3 as tlslab offers them'}.")
         elif code == "no-common-cipher":
@@ -296,13 +304,19 @@ class Diagnosis:
             if nothing and not accepted:
                 summary = (f"The server refuses every ClientHello tlslab can build (TLS 1.0-1.3, "
                            f"{len(self.broad.cipher_suites)} suites, {len(self.broad.groups)} groups): "
-                           "it accepts only parameters outside tlslab's engine (for example "
-                           "CAMELLIA, ARIA or CCM suites, brainpool groups or SSL 3.0), or it "
-                           "refuses every client.")
+                           "no suite it enables is usable, either because it is misconfigured "
+                           "(e.g. an ECDSA certificate with only RSA suites enabled, or DHE "
+                           "suites without DH parameters) or because it accepts only parameters "
+                           "outside tlslab's engine (CAMELLIA, ARIA or CCM suites, brainpool "
+                           "groups, SSL 3.0).")
+            elif accepted:
+                chosen = [f"{suite} ({fam})" for fam, suite in accepted.items() if suite]
+                summary = (f"No cipher suite in common: the server accepts {_short(chosen, 4)} "
+                           f"and the like; {label} offers none of them "
+                           f"(its {len(p.cipher_suites)} suites: {_short(_families(p.cipher_suites), 4)}).")
             else:
-                summary = (f"No cipher suite in common: the server accepts only "
-                           f"{_short(accepted) if accepted else 'suites outside what tlslab offers'} "
-                           f"suites; {label} offers {_short(_families(p.cipher_suites))}.")
+                summary = (f"No cipher suite in common: the server accepts only suites outside "
+                           f"what tlslab offers; {label} offers {_short(_families(p.cipher_suites))}.")
         elif code == "no-common-group":
             groups = await accepted_groups(r, self.broad)
             accepted = [g for g, o in groups.items() if negotiated(o)]
@@ -422,6 +436,11 @@ class Diagnosis:
                                "connects, but clients that do not fetch (Java, curl, Python, "
                                "Go, Node) fail.", pr.evidence)
                     continue
+            if pr.code == "hostname-mismatch":
+                names = [n.split(":", 1)[1] for n in pr.evidence.get("names_present") or []
+                         if n.startswith("DNS:") and "*" not in n]
+                if names:
+                    self.context["cert_name"] = names[0]
             if pr.code in ("untrusted-root", "self-signed"):
                 self.context["ca_file"] = t.ca_file or "the-ca.pem"
             self._cause(pr.code, pr.summary, pr.evidence, profile.name)

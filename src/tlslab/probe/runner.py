@@ -9,6 +9,7 @@ by :meth:`ProbeSpec.key`).  Only loopback-safe I/O happens here; the engine stay
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any, Iterable
 
@@ -67,12 +68,16 @@ class ProbeRunner:
         return self.deadline - time.monotonic()
 
     async def run(self, spec: ProbeSpec) -> ProbeOutcome:
-        """The outcome of ``spec`` (shared with an identical probe already run)."""
+        """The outcome of ``spec`` (shared with an identical probe already run, under this
+        request's own name and purpose)."""
         key = spec.key()
         task = self._tasks.get(key)
         if task is None:
             task = self._tasks[key] = asyncio.ensure_future(self._run(spec))
-        return await asyncio.shield(task)
+        outcome = await asyncio.shield(task)
+        if outcome.spec is not spec and outcome.spec.name != spec.name:
+            outcome = dataclasses.replace(outcome, spec=spec)
+        return outcome
 
     async def run_all(self, specs: Iterable[ProbeSpec]) -> list[ProbeOutcome]:
         return list(await asyncio.gather(*(self.run(s) for s in specs)))
@@ -84,8 +89,13 @@ class ProbeRunner:
             if self.remaining() <= 0.02:
                 return ProbeOutcome(spec, "skipped", "time budget used")
             self.started += 1
-            outcome = await probe_once(self.host, self.port, self.server_name, spec,
-                                       deadline=self.deadline, identity=self.identity)
+            try:
+                outcome = await probe_once(self.host, self.port, self.server_name, spec,
+                                           deadline=self.deadline, identity=self.identity)
+            except Exception as e:  # noqa: BLE001 - a probe never takes the plan down
+                # (an engine bug must be reported as what it is, not as a task traceback)
+                outcome = ProbeOutcome(spec, "local-error",
+                                       f"internal error in tlslab: {type(e).__name__}: {e}")
             self.outcomes.append(outcome)
             return outcome
 

@@ -95,7 +95,8 @@ def _evidence_table(evidence: dict) -> Table:
 def _fixes_table(fixes: list[dict]) -> Table:
     table = Table.grid(padding=(0, 1))
     table.add_column(style="cyan", no_wrap=True)
-    table.add_column()
+    # configuration lines are copied: fold them at the edge, never cut them
+    table.add_column(overflow="fold")
     for side in ("client", "server"):
         for fix in (f for f in fixes if f["side"] == side):
             body = Text(_t(fix["text"]))
@@ -125,10 +126,14 @@ def render_report(doc: dict, console: Console | None = None, *, show_probes: boo
         if c.get("profiles") and len(doc["profiles"]) > 1:
             parts.append(Text(_t(f"breaks: {', '.join(c['profiles'])}"), style="dim"))
         parts += [Text(""), Text("Evidence", style="underline"), _evidence_table(c["evidence"])]
+        if c.get("fixes_note"):
+            parts += [Text(""), Text(_t(c["fixes_note"]), style="yellow")]
         if c.get("fixes"):
             parts += [Text(""), Text("Fixes", style="underline"), _fixes_table(c["fixes"])]
         console.print(Panel(Group(*parts), title=f"[bold red]✗ {_t(c['code'])}[/]",
                             border_style="red", title_align="left"))
+    for note in doc.get("notes") or []:
+        console.print(Text(_t(f"note: {note}"), style="dim"))
     if doc.get("written_chain"):
         console.print(Text(_t(f"the chain the server should send was written to {doc['written_chain']}"),
                            style="green"))
@@ -147,9 +152,9 @@ def render_report(doc: dict, console: Console | None = None, *, show_probes: boo
         console.print(line)
     if show_probes:
         table = Table(title=None, show_edge=False, pad_edge=False, header_style="bold")
-        table.add_column("probe", no_wrap=True)
-        table.add_column("outcome", overflow="ellipsis", no_wrap=True)
-        table.add_column("ms", justify="right")
+        table.add_column("probe", ratio=2, overflow="fold")
+        table.add_column("outcome", ratio=3, overflow="fold")
+        table.add_column("ms", justify="right", no_wrap=True, min_width=3)
         for h in doc["handshakes"]:
             style = "green" if h["outcome"] == "ok" else ("dim" if h["outcome"] == "skipped" else "red")
             table.add_row(_t(h["probe"]), Text(_t(h["summary"]), style=style),

@@ -15,7 +15,7 @@ def render_simulation(doc: dict, console: Console | None = None) -> None:
     head.append(safe_text(f"{doc['target']}  name {doc['server_name']}"))
     console.print(head)
     table = Table(header_style="bold", show_lines=False)
-    table.add_column("client", no_wrap=True)
+    table.add_column("client", no_wrap=True)  # names are copied into --profile
     table.add_column("", no_wrap=True)
     table.add_column("result")
     for r in doc["results"]:
@@ -36,9 +36,10 @@ def render_simulation(doc: dict, console: Console | None = None) -> None:
         label = safe_text(r["profile"]) + ("" if r["recorded_client_hello"] else " *")
         table.add_row(label, mark, result)
     console.print(table)
+    built = any(not r["recorded_client_hello"] for r in doc["results"])
     console.print(Text(safe_text(
         f"{doc['connects']} connect, {doc['fails']} fail; {doc['handshake_count']} handshakes in "
-        f"{doc['elapsed_ms'] / 1000:.2f} s.  * ClientHello built from the profile's lists "
-        "(no recording)"), style="dim"))
+        f"{doc['elapsed_ms'] / 1000:.2f} s." + ("  * ClientHello built from the profile's lists "
+                                                "(no recording)" if built else "")), style="dim"))
     for w in doc.get("warnings", []):
         console.print(Text(safe_text(f"  ! {w['code']}: {w['summary']}"), style="yellow"))
