@@ -228,6 +228,8 @@ def test_client_certificate_given_is_accepted(pki, tmp_path):
     with tlslab_server(cert, client_ca_file=str(ca), require_client_cert=True) as port:
         _, doc = run(port, cert.trust, certificate_chain=client.chain, private_key=client.key)
     assert codes(doc) == ["ok"], doc["causes"]
+    # the certificate we sent was required: no "optional client certificate" false alarm
+    assert not any(w["code"] == "client-certificate-optional" for w in doc["warnings"])
 
 
 def test_two_causes_at_once(pki):
@@ -366,3 +368,22 @@ def test_every_code_is_in_the_vocabulary_and_has_fix_data():
         assert data["code"] == code
         if code != "ok":
             assert data.get("fix"), f"fixes/{code}.toml has no fix"
+
+
+def test_version_fixes_follow_the_direction_of_the_mismatch(rsa_pki):
+    """A TLS 1.3-only server and a TLS 1.2 client: enable 1.3, never 'downgrade to TLS 1.0'."""
+    cert = rsa_pki.server("ok")
+    with tlslab_server(cert, versions=["TLS 1.3"]) as port:
+        _, doc = run(port, cert.trust, profile="tls12-only")
+    fixes = doc["causes"][0]["fixes"]
+    text = " ".join(f["text"] + f.get("example", "") for f in fixes)
+    assert "--tlsv1.3" in text and "TLSv1.3" in text
+    assert "--tlsv1.0" not in text and "TLSVersion.TLSv1\n" not in text and "VersionTLS10" not in text
+
+
+def test_cipher_mismatch_names_the_suites_the_server_accepts(rsa_pki):
+    cert = rsa_pki.server("ok")
+    with tlslab_server(cert, versions=["TLS 1.2"],
+                       cipher_suites=["TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"]) as port:
+        _, doc = run(port, cert.trust, profile="browser")
+    assert "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256" in doc["causes"][0]["summary"]
