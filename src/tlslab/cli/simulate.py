@@ -25,14 +25,9 @@ EPILOG = """\
   tlslab simulate localhost:4433 --ca-file ca.pem --json
   tlslab simulate --list                               # the profiles, their versions and dates
 
-Each profile's own ClientHello (the recorded bytes when the profile has them) goes through
-the whole handshake and the profile's own certificate checks (CN fallback, SHA-1, key
-sizes, AIA fetching); a client that would fail gets the reason in the diagnosis vocabulary
-(see `tlslab diagnose --help`).  --ca-file stands in for every profile's trust store.
+Each profile's own ClientHello (the recorded bytes when the profile has them) goes through the whole handshake and the profile's own certificate checks (CN fallback, SHA-1, key sizes, AIA fetching); a client that would fail gets the reason in the diagnosis vocabulary (see `tlslab diagnose --help`). --ca-file stands in for every profile's trust store.
 
---json prints {"target", "results": [{"profile", "client", "connects", "version",
-"cipher_suite", "group", "signature_scheme", "alpn", "causes": [{"code", "summary",
-"evidence"}]}]}, also for bad input ("error").
+--json prints {"target", "results": [{"profile", "client", "connects", "version", "cipher_suite", "group", "signature_scheme", "alpn", "causes": [{"code", "summary", "evidence"}]}]}, also for bad input ("error").
 
 Exit codes: 0 every simulated client connects; 1 at least one would fail; 2 bad input.
 """
@@ -51,7 +46,7 @@ def simulate(
     all_profiles: bool = typer.Option(False, "--all", help="Every built-in profile (the default)."),
     list_profiles: bool = typer.Option(False, "--list", help="List the profiles and exit."),
     timeout: str = typer.Option("10", "--timeout", metavar="SECONDS",
-                                help="Time limit for the whole simulation (default 10)."),
+                                help="Time limit for the whole simulation, in seconds."),
     json_out: bool = typer.Option(False, "--json", help="Print only JSON (also on failure)."),
 ) -> None:
     """Say which clients would connect to a server, and exactly why the others would not."""
