@@ -96,12 +96,13 @@ class CaptureDecoder:
 
     def __init__(self, path: str | os.PathLike, keylog: KeyLog | None = None, *,
                  stream: int | None = None, max_data: int = 1 << 16,
-                 include_non_tls: bool = False) -> None:
+                 include_non_tls: bool = False, spans: bool = False) -> None:
         self.path = os.fspath(path)
         self.keylog = keylog
         self.stream = stream
         self.max_data = max_data
         self.include_non_tls = include_non_tls
+        self.spans = spans
         self._capture = open_capture(self.path)
         self.summary = CaptureSummary(self.path, self._capture.file.format)
 
@@ -172,7 +173,7 @@ class CaptureDecoder:
                 decoders[conn.index] = ConnectionDecoder(
                     conn.index, str(conn.client), str(conn.server), roles=conn.roles,
                     keylog=self.keylog, max_data=self.max_data, first_time=conn.first_time,
-                    sessions=sessions)
+                    sessions=sessions, spans=self.spans)
                 yield "open", conn.index
                 continue
             dec = decoders.get(conn.index)

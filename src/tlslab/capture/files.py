@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, NamedTuple
 
 #: libpcap magic numbers (both byte orders; micro- and nanosecond; Kuznetzov's "modified")
 PCAP_MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1",
@@ -36,9 +35,9 @@ class CaptureError(Exception):
     The message is one line, meant for the user."""
 
 
-@dataclass(frozen=True)
-class Packet:
-    """One captured packet: ``index`` counts from 1 as Wireshark's frame numbers do."""
+class Packet(NamedTuple):
+    """One captured packet: ``index`` counts from 1 as Wireshark's frame numbers do.  (A
+    named tuple: one is made per packet, and tuples are the cheapest objects to make.)"""
 
     index: int
     time: float

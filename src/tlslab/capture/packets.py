@@ -17,6 +17,7 @@ What is not done, on purpose:
 from __future__ import annotations
 
 import ipaddress
+import struct
 from typing import NamedTuple
 
 ETHERNET, NULL, LOOP, RAW, LINUX_SLL, IPV4, IPV6, LINUX_SLL2 = 1, 0, 108, 101, 113, 228, 229, 276
@@ -160,18 +161,21 @@ def _ipv6(frame: bytes, pos: int) -> Segment | str:
     return MALFORMED
 
 
+_TCP_HEADER = struct.Struct("!HHIIBB")
+
+
 def _tcp(src: bytes, dst: bytes, frame: bytes, pos: int, end: int) -> Segment | str:
     """RFC 9293 §3.1: ports, sequence and acknowledgment numbers, data offset, flags."""
-    if len(frame) < pos + 20 or end < pos + 20:
+    n = len(frame)
+    if n < pos + 20 or end < pos + 20:
         return MALFORMED
-    offset = (frame[pos + 12] >> 4) * 4
-    if offset < 20 or end < pos + offset or len(frame) < pos + offset:
+    # one unpack for the fixed header: this runs once per packet of the capture
+    sport, dport, seq, ack, off, flags = _TCP_HEADER.unpack_from(frame, pos)
+    offset = (off >> 4) * 4
+    if offset < 20 or end < pos + offset or n < pos + offset:
         return MALFORMED
-    payload = frame[pos + offset:min(end, len(frame))]
-    return Segment(src, (frame[pos] << 8) | frame[pos + 1], dst, (frame[pos + 2] << 8) | frame[pos + 3],
-                   int.from_bytes(frame[pos + 4:pos + 8], "big"),
-                   int.from_bytes(frame[pos + 8:pos + 12], "big"),
-                   frame[pos + 13], payload, end - pos - offset)
+    payload = frame[pos + offset:min(end, n)]
+    return Segment(src, sport, dst, dport, seq, ack, flags, payload, end - pos - offset)
 
 
 def address_text(packed: bytes) -> str:

@@ -25,8 +25,16 @@ from .decoded import CLIENT, DecodedConnection
 DIRECTION = {CLIENT: "client_to_server", "server": "server_to_client"}
 
 
+_PLAIN = (str, bool, type(None), float)
+
+
 def jsonable(v: Any, depth: int = 0) -> Any:
     """Field values as JSON: bytes as hex, enums by name, anything else as text."""
+    t = type(v)
+    if t is int or t in _PLAIN:   # the common case first: every field of every message
+        return v
+    if t is bytes:
+        return v.hex()
     if depth > 32:
         return str(v)
     if v is None or isinstance(v, (bool, str)):
@@ -47,8 +55,9 @@ def jsonable(v: Any, depth: int = 0) -> Any:
 def span_json(span) -> dict:
     out = {"name": span.name, "offset": span.offset, "length": span.length,
            "value": jsonable(span.value)}
-    if getattr(span, "children", None):
-        out["children"] = [span_json(c) for c in span.children]
+    children = span.children
+    if children:
+        out["children"] = [span_json(c) for c in children]
     return out
 
 

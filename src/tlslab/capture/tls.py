@@ -77,9 +77,12 @@ def _suite_name(code: int) -> str:
     return suite12_name(code)
 
 
+_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))
+
+
 def preview(data: bytes, limit: int = _PREVIEW) -> str:
     """Printable ASCII of the first bytes; other bytes as ``.`` (for one-line views)."""
-    text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data[:limit])
+    text = bytes(data[:limit]).translate(_PRINTABLE).decode("ascii")
     return text + ("…" if len(data) > limit else "")
 
 
@@ -142,9 +145,13 @@ class ConnectionDecoder:
 
     def __init__(self, index: int, client: str, server: str, *, roles: str = "",
                  keylog: KeyLog | None = None, max_data: int = 1 << 16,
-                 first_time: float = 0.0, sessions: "SessionCache | None" = None) -> None:
+                 first_time: float = 0.0, sessions: "SessionCache | None" = None,
+                 spans: bool = False) -> None:
         self.keylog = keylog if keylog is not None else empty_keylog()
         self.sessions = sessions if sessions is not None else SessionCache()
+        #: record field spans while parsing (one parse instead of two when every message's
+        #: fields will be shown, as --json does)
+        self._spans = spans
         self.out = DecodedConnection(index, client, server, roles=roles,
                                      keylog_given=keylog is not None, first_time=first_time)
         self._now = first_time
@@ -349,8 +356,10 @@ class ConnectionDecoder:
             if trace:
                 s = {"content_type": name, "length": len(rec.fragment), "offset": rec.offset}
                 s.update(summary)
-                self.out.trace.add("record", _DIR[side], name, raw=rec.header + rec.fragment,
-                                   summary=s)
+                # the whole record (the views show its ciphertext), except bulk application
+                # data, whose header is enough (a trace holds many, each up to 16 KiB)
+                raw = rec.header if name == "application_data" else rec.header + rec.fragment
+                self.out.trace.add("record", _DIR[side], name, raw=raw, summary=s)
         if side == SERVER:
             add()
             body()
@@ -626,19 +635,20 @@ class ConnectionDecoder:
 
     def _parse(self, raw: bytes):
         mt = raw[0]
+        spans = self._spans
         try:
             if mt == 1:
-                return ClientHello.parse(raw), None
+                return ClientHello.parse(raw, record=spans), None
             if mt == 2:
-                return ServerHello.parse(raw), None
+                return ServerHello.parse(raw, record=spans), None
             if self.tls13:
-                return parse_message(raw), None
+                return parse_message(raw, record=spans), None
             if self.tls13 is None:
                 try:
-                    return parse_message(raw), None
+                    return parse_message(raw, record=spans), None
                 except TLSError:
                     pass
-            return parse_message12(raw, self.version or 0x0303), None
+            return parse_message12(raw, self.version or 0x0303, record=spans), None
         except TLSError as e:
             return None, " ".join(str(e).split())
 

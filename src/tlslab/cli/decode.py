@@ -46,6 +46,9 @@ not a capture, not a key log, no such --stream).
 
 #: connections put in one HTML page (the page holds every message's bytes)
 HTML_LIMIT = 50
+#: connections shown in full by the terminal view; later ones get one line each (--all
+#: shows every one in full, --stream N one)
+FULL_VIEWS = 20
 
 
 class _BadInput(Exception):
@@ -69,6 +72,9 @@ def decode(
     trace: bool = typer.Option(False, "--trace", help="Byte-level view of every record and "
                                                       "message."),
     full: bool = typer.Option(False, "--full", help="With --trace: long values whole."),
+    show_all: bool = typer.Option(False, "--all", help=f"Show every connection in full (by "
+                                                       f"default the first {FULL_VIEWS} are, "
+                                                       "then one line each)."),
     max_data: int = typer.Option(1 << 16, "--max-data", metavar="BYTES",
                                  help="Decrypted application data kept per connection for "
                                       "--json and the views (default 65536)."),
@@ -81,7 +87,7 @@ def decode(
     name = str(capture) if capture is not None else None
     try:
         code = _decode(capture, keylog, json_out, html, stream, trace, full, max_data,
-                       no_color, lang)
+                       no_color, lang, show_all)
     except _BadInput as e:
         _error(json_out, name, e.code, str(e))
         raise typer.Exit(2)
@@ -127,7 +133,7 @@ def _options(no_color: bool, lang: str) -> None:
 
 
 def _decode(capture, keylog_path, json_out, html, stream, trace, full, max_data, no_color,
-            lang) -> int:
+            lang, show_all=False) -> int:
     from ..capture.decode import CaptureDecoder
     from ..capture.files import CaptureError
     from ..capture.keylog import KeyLogError, read_keylog
@@ -150,10 +156,12 @@ def _decode(capture, keylog_path, json_out, html, stream, trace, full, max_data,
         except KeyLogError as e:
             raise _BadInput(e.code, str(e)) from None
     try:
-        decoder = CaptureDecoder(capture, keylog, stream=stream, max_data=max_data)
+        decoder = CaptureDecoder(capture, keylog, stream=stream, max_data=max_data,
+                                 spans=json_out)
     except CaptureError as e:
         raise _BadInput("not-a-capture" if "not a" in str(e) else "unreadable", str(e)) from None
-    writer = _JsonWriter(str(capture), keylog, stream is not None) if json_out else _Human(trace, full, keylog)
+    writer = (_JsonWriter(str(capture), keylog, stream is not None) if json_out
+              else _Human(trace, full, keylog, show_all))
     pages: list[dict] = []
     count = decrypted_any = protected_any = 0
     try:
@@ -246,8 +254,9 @@ class _JsonWriter:
 
     def connection(self, conn) -> None:
         from ..capture.report import connection_json
-        doc = json.dumps(connection_json(conn), indent=2)
-        doc = "\n".join("    " + line for line in doc.splitlines())
+        # one connection per line: compact enough for a thousand connections (the C encoder
+        # runs only without indent), still one object per line for grep and jq
+        doc = json.dumps(connection_json(conn), ensure_ascii=False)
         self._write(("\n" if self._first else ",\n") + doc)
         self._first = False
 
@@ -261,7 +270,7 @@ class _JsonWriter:
             tail["error"] = {"code": "no-tls" if "no TLS" in verdict or "not TLS" in verdict
                              else "not-decrypted", "message": verdict}
         text = json.dumps(tail, indent=2)
-        self._write(("\n  ],\n" if not self._first else "],\n") + text[2:] + "\n")
+        self._write(("\n],\n" if not self._first else "],\n") + text[2:] + "\n")
         if self._parts is not None:
             sys.stdout.write("".join(self._parts))
         sys.stdout.flush()
@@ -273,11 +282,13 @@ class _Human:
     """The terminal view: per connection a heading, the shared sequence (or byte) view,
     and what could not be decoded."""
 
-    def __init__(self, trace: bool, full: bool, keylog) -> None:
+    def __init__(self, trace: bool, full: bool, keylog, show_all: bool = False) -> None:
         self.console = _out()
         self.trace = trace
         self.full = full
         self.keylog = keylog
+        self.show_all = show_all
+        self.shown = 0
         if keylog is not None and keylog.problems:
             from rich.text import Text
             self.console.print(Text(f"key log {keylog.path}: {keylog.entries} secrets read; "
@@ -290,7 +301,6 @@ class _Human:
         from ..view.common import safe_text
         from ..view.terminal import render_bytes, render_sequence
         c = self.console
-        c.print()
         head = f"connection {conn.index}: {conn.client} → {conn.server}"
         bits = [b for b in (conn.version, conn.cipher_suite) if b]
         if conn.upgraded_from:
@@ -298,6 +308,23 @@ class _Human:
         bits.append({"complete": "decrypted", "partial": "partly decrypted",
                      "none": "encrypted (not decrypted)",
                      "not needed": "nothing encrypted"}[conn.decryption])
+        self.shown += 1
+        if not self.show_all and self.shown > FULL_VIEWS:
+            # past the first connections, one line each: a thousand sequence diagrams are
+            # neither readable nor quick to draw
+            if self.shown == FULL_VIEWS + 1:
+                c.print()
+                c.print(Text(f"(more than {FULL_VIEWS} connections: one line each from here; "
+                             "--stream N shows one in full, --all every one)", style="dim"))
+            bits.append(f"{len(conn.messages)} messages")
+            if conn.application_data:
+                bits.append(f"{sum(a.length for a in conn.application_data)} bytes of "
+                            "application data")
+            if conn.problems:
+                bits.append(f"{len(conn.problems)} problem(s): {conn.problems[0]}")
+            c.print(Text(safe_text(head + "  —  " + ", ".join(bits))))
+            return
+        c.print()
         c.print(Text(safe_text(head + "  —  " + ", ".join(bits)), style="bold"))
         if self.trace:
             render_bytes(conn.trace, console=c, negotiated=dict(conn.negotiated), full=self.full)
