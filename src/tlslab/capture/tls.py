@@ -128,6 +128,9 @@ class _Side:
         self.protected_flights = 0
         self.finished = False
         self.seq_unknown = 0      # after a gap: how many records may have been lost
+        #: the last record that stayed encrypted: its length and epoch (see _guess_epoch)
+        self.last_hidden_length: int | None = None
+        self.last_hidden_epoch = None
         self.wrong_key_said: set[str] = set()
 
     def epoch(self) -> decrypt.Epoch | None:
@@ -464,9 +467,14 @@ class ConnectionDecoder:
         return None
 
     def _guess_epoch(self, side: str) -> None:
-        """Without the key of the current epoch, the Finished that ends it cannot be seen:
-        guess by flights (RFC 8446 §2: the server's handshake flight, the client's
-        Finished flight, then application data) so the key named as needed is right."""
+        """Without the key of the current epoch, the Finished (or EndOfEarlyData) that ends it
+        cannot be read, so that the key named as needed is right, the end is guessed:
+
+        - by size: the last record held exactly one Finished (RFC 8446 §4.4.4: 4 + Hash.length
+          bytes, + 1 content type byte + 16 tag bytes, §5.2) or EndOfEarlyData (4 + 1 + 16);
+          records are seldom padded;
+        - else by flights (RFC 8446 §2: the server's handshake flight, the client's Finished
+          flight, then application data)."""
         st = self._sides[side]
         ep = st.epoch()
         if ep is None or ep.available or ep.opened:
@@ -474,6 +482,13 @@ class ConnectionDecoder:
         nxt = st.current + 1
         if nxt >= len(st.epochs):
             return
+        if st.last_hidden_length is not None and st.last_hidden_epoch is ep:
+            suite = offline.tls13_suite(self.suite or 0)
+            ends = 4 + 1 + 16 if ep.name == "client_early_traffic_secret" else \
+                (4 + suite.hash_len + 1 + 16 if suite is not None else -1)
+            if st.last_hidden_length == ends:
+                st.current = nxt
+                return
         if side == SERVER and ep.name == "server_handshake_traffic_secret":
             if self._sides[CLIENT].protected_flights >= 1 and st.protected_flights >= 2:
                 st.current = nxt
@@ -567,6 +582,7 @@ class ConnectionDecoder:
                 label: str | None = None, what: str = "") -> None:
         """A record that stays encrypted: counted under the key that would open it."""
         st = self._sides[side]
+        st.last_hidden_length, st.last_hidden_epoch = len(rec.fragment), ep
         needs = label or (ep.label if ep is not None else "?")
         key = (side, needs)
         u = self.out.undecrypted.get(key)
@@ -788,7 +804,15 @@ class ConnectionDecoder:
         if client.current < 0:
             client.current = client.index_of("client_handshake_traffic_secret")
         for ep in made:
-            self._trace_secret(ep)
+            if ep.available:
+                self._trace_secret(ep)
+        missing = [ep for ep in made if not ep.available]
+        if missing:
+            # one line for what is missing (usually all of it, for one reason)
+            reasons = sorted({ep.missing for ep in missing})
+            self.out.trace.add("info", "local", "keys not available",
+                               summary={"needs": ", ".join(ep.label for ep in missing),
+                                        "why": "; ".join(reasons)})
         for label in ("EXPORTER_SECRET", "EARLY_EXPORTER_SECRET"):
             if self._keys.get(label):
                 self.out.trace.add("secret", "local", TLS13_LABELS[label],
