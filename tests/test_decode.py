@@ -327,20 +327,38 @@ def test_out_of_order_and_retransmitted_segments(tmp_path, pki):
     assert conn.tcp["retransmitted_bytes"] > 0
 
 
-def test_starttls_smtp(tmp_path, pki):
-    """SMTP STARTTLS (RFC 3207): the TLS starts after the plaintext dialogue."""
+#: plaintext dialogues before TLS: SMTP (RFC 3207), IMAP (RFC 3501 §6.2.1), POP3 (RFC 2595 §4)
+STARTTLS = {
+    "smtp": (25, [("server", b"220 mail.example ESMTP\r\n"), ("client", b"EHLO me\r\n"),
+                  ("server", b"250-mail.example\r\n250 STARTTLS\r\n"),
+                  ("client", b"STARTTLS\r\n"), ("server", b"220 2.0.0 Ready to start TLS\r\n")]),
+    "imap": (143, [("server", b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n"),
+                   ("client", b"a001 STARTTLS\r\n"),
+                   ("server", b"a001 OK Begin TLS negotiation now\r\n")]),
+    "pop3": (110, [("server", b"+OK POP3 ready\r\n"), ("client", b"STLS\r\n"),
+                   ("server", b"+OK Begin TLS negotiation\r\n")]),
+}
+
+
+def starttls_capture(tmp_path: Path, pki, protocol: str) -> tuple[Path, Path, Recorded]:
+    """A connection that upgrades to TLS after ``protocol``'s plaintext dialogue."""
     chain, key = pki
-    keylog = tmp_path / "k.log"
+    keylog = tmp_path / f"{protocol}.keylog"
     ccfg = ClientConfig(server_name="localhost", insecure=True, keylog_file=str(keylog))
     scfg = ServerConfig(certificate_chain=chain, private_key=key)
-    conv = Conversation(("10.0.0.1", 40000), ("10.0.0.2", 25)).open()
-    for who, line in (("server", b"220 mail.example ESMTP\r\n"), ("client", b"EHLO me\r\n"),
-                      ("server", b"250-mail.example\r\n250 STARTTLS\r\n"),
-                      ("client", b"STARTTLS\r\n"), ("server", b"220 2.0.0 Ready to start TLS\r\n")):
+    port, dialogue = STARTTLS[protocol]
+    conv = Conversation(("10.0.0.1", 40000), ("10.0.0.2", port)).open()
+    for who, line in dialogue:
         conv.send(who, line)
-    rec = session(ccfg, scfg, conv, request=b"EHLO me\r\n", answer=b"250 mail.example\r\n")
-    pcap = write_pcap(tmp_path / "smtp.pcap", [conv])
-    (conn,) = decoded(Path(pcap), keylog)
+    rec = session(ccfg, scfg, conv, request=b"a002 NOOP\r\n", answer=b"a002 OK done\r\n")
+    return Path(write_pcap(tmp_path / f"{protocol}.pcap", [conv])), keylog, rec
+
+
+@pytest.mark.parametrize("protocol", list(STARTTLS))
+def test_starttls(tmp_path, pki, protocol):
+    """TLS after SMTP STARTTLS, IMAP STARTTLS or POP3 STLS: found after the dialogue."""
+    pcap, keylog, rec = starttls_capture(tmp_path, pki, protocol)
+    (conn,) = decoded(pcap, keylog)
     check_against_engine([conn], [rec])
     assert conn.upgraded_from == "STARTTLS"
 

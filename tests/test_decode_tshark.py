@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from conftest import _kill_group, free_port, require_tool, run_bounded, wait_for_port
-from test_decode import SHARED_CAPTURES, run_case
+from test_decode import SHARED_CAPTURES, run_case, starttls_capture
 
 from tlslab.capture.decode import CaptureDecoder
 from tlslab.capture.keylog import read_keylog
@@ -210,6 +210,12 @@ def test_engine_captures_match_tshark(tshark, tmp_path, pki, case):
             for rec in recs[1:]:
                 f.write(f"CLIENT_RANDOM {rec.client.client_random.hex()} {first[2]}\n")
     compare(tshark, pcap, keylog, case)
+
+
+def test_smtp_starttls_matches_tshark(tshark, tmp_path, pki):
+    """SMTP on port 25 (tshark follows the STARTTLS upgrade itself)."""
+    pcap, keylog, _ = starttls_capture(tmp_path, pki, "smtp")
+    compare(tshark, pcap, keylog, "smtp-starttls")
 
 
 # --------------------------------------------------------------------------- 3. live loopback
