@@ -118,7 +118,6 @@ class CaptureDecoder:
     def connections(self) -> Iterator[DecodedConnection]:
         """Every TLS connection (and with ``include_non_tls`` the others), by stream index."""
         held: dict[int, DecodedConnection] = {}
-        next_index = 0
         started: set[int] = set()   # indexes opened and not yet given out
         try:
             for kind, obj in self._events():
@@ -138,7 +137,6 @@ class CaptureDecoder:
                     if lowest_open is not None and lowest_open < first:
                         self.summary.out_of_order = True
                     item = held.pop(first)
-                    next_index = first + 1
                     if self._wanted(item):
                         yield item
             for index in sorted(held):

@@ -185,7 +185,7 @@ def _decode(capture, keylog_path, json_out, html, stream, trace, full, max_data,
     verdict = _verdict(summary, count, stream, failed_entirely, keylog)
     writer.end(summary, verdict)
     if html is not None and pages:
-        _write_html(html, pages, str(capture), json_out)
+        _write_html(html, pages, str(capture), json_out, count)
     if count == 0 or failed_entirely:
         return 1
     return 0
@@ -216,7 +216,8 @@ def _page(conn) -> dict:
             "title": title}
 
 
-def _write_html(path: Path, pages: list[dict], capture: str, json_out: bool) -> None:
+def _write_html(path: Path, pages: list[dict], capture: str, json_out: bool,
+                total: int) -> None:
     try:
         from ..view.html import write_html
     except ImportError:  # pragma: no cover - the older location
@@ -229,7 +230,9 @@ def _write_html(path: Path, pages: list[dict], capture: str, json_out: bool) -> 
         _fail_line(f"--html {path}: cannot write: {e.strerror or e}")
         return
     if not json_out:
-        print(f"HTML report written to {path}", file=sys.stderr)
+        more = (f" (the first {len(pages)} of {total} connections; --stream N for another)"
+                if total > len(pages) else "")
+        print(f"HTML report written to {path}{more}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- outputs
