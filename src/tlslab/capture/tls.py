@@ -359,10 +359,11 @@ class ConnectionDecoder:
             if trace:
                 s = {"content_type": name, "length": len(rec.fragment), "offset": rec.offset}
                 s.update(summary)
-                # the whole record (the views show its ciphertext), except bulk application
-                # data, whose header is enough (a trace holds many, each up to 16 KiB)
-                raw = rec.header if name == "application_data" else rec.header + rec.fragment
-                self.out.trace.add("record", _DIR[side], name, raw=raw, summary=s)
+                # the whole record: the views take its ciphertext apart (nonce, encrypted
+                # record, tag); bounded, since only TRACED_RECORDS application data records
+                # per direction are traced
+                self.out.trace.add("record", _DIR[side], name, raw=rec.header + rec.fragment,
+                                   summary=s)
         if side == SERVER:
             add()
             body()
