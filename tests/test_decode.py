@@ -239,6 +239,31 @@ def test_tls13_resumption_and_key_update(tmp_path, pki):
     assert "write key updated" in names and "read key updated" in names
 
 
+def test_tls13_key_log_with_later_traffic_secrets(tmp_path, pki):
+    """A key log without the *_TRAFFIC_SECRET_0 lines but with *_TRAFFIC_SECRET_1 (as a few
+    stacks write after a KeyUpdate): the records after the KeyUpdate are decrypted with
+    them, the ones before are reported as needing *_TRAFFIC_SECRET_0."""
+    from tlslab.proto.offline import tls13_next_secret
+    pcap, keylog, recs = run_case(tmp_path, pki, key_update=True,
+                                  ckw={"cipher_suites": ["TLS_AES_128_GCM_SHA256"]})
+    lines = []
+    for line in keylog.read_text().splitlines():
+        label, cr, secret = line.split()
+        if label.endswith("_TRAFFIC_SECRET_0"):
+            nxt = tls13_next_secret(0x1301, bytes.fromhex(secret)).hex()
+            lines.append(f"{label[:-1]}1 {cr} {nxt}")
+        else:
+            lines.append(line)
+    later = tmp_path / "later.keylog"
+    later.write_text("\n".join(lines) + "\n")
+    (conn,) = decoded(pcap, later)
+    assert data_of(conn, "client").endswith(b"after the key update")
+    assert data_of(conn, "server").endswith(b"and the server's after its own")
+    assert REQUEST not in data_of(conn, "client")
+    needs = {u.needs for u in conn.undecrypted.values()}
+    assert needs == {"CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"}
+
+
 def test_tls13_early_data_accepted(tmp_path, pki):
     early = b"GET /early HTTP/1.0\r\n\r\n"
     pcap, keylog, recs = run_case(tmp_path, pki, connections=2, early_data=early,

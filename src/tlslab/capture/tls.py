@@ -801,6 +801,17 @@ class ConnectionDecoder:
                                              self._missing(label))
                 st.epochs.append(ep)
                 made.append(ep)
+        # a key log may name later application secrets (*_TRAFFIC_SECRET_N, written by a
+        # few stacks after a KeyUpdate): they are tried too when the previous key is missing
+        for st, who in ((client, "CLIENT"), (server, "SERVER")):
+            later = sorted((int(label.rsplit("_", 1)[1]), label) for label in self._keys
+                           if label.startswith(f"{who}_TRAFFIC_SECRET_")
+                           and label.rsplit("_", 1)[1] not in ("", "0"))
+            for n, label in later[:16]:
+                name = f"{who.lower()}_application_traffic_secret_{n}"
+                ep = decrypt.tls13_epoch(name, self._keys[label], suite, "key log", "")
+                st.epochs.append(ep)
+                made.append(ep)
         server.current = 0
         if client.current < 0:
             client.current = client.index_of("client_handshake_traffic_secret")
@@ -928,7 +939,16 @@ class ConnectionDecoder:
         n = int(ep.name.rpartition("_")[2]) + 1
         extra = self._keys.get(nss_label(f"{base}_{n}"), [])
         nxt = decrypt.next_application_epoch(ep, self.suite, extra)
-        st.epochs.insert(st.current + 1, nxt)
+        following = st.epochs[st.current + 1] if st.current + 1 < len(st.epochs) else None
+        if following is not None and following.name == nxt.name:
+            # the key log named this generation already: keep that epoch (it may have
+            # opened records), adding the derived secret to its candidates
+            for cand in nxt.candidates:
+                if all(cand[0] != c[0] for c in following.candidates):
+                    following.candidates.insert(0, cand)
+            nxt = following
+        else:
+            st.epochs.insert(st.current + 1, nxt)
         st.current += 1
         # named as the engine names its own key updates (client's point of view)
         self.out.trace.add("secret", "local",
