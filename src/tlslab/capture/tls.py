@@ -164,6 +164,7 @@ class ConnectionDecoder:
         self._split = {CLIENT: RecordSplitter(), SERVER: RecordSplitter()}
         #: TCP direction -> TLS side, once a ClientHello tells who the client is
         self._side_of: dict[str, str] | None = None
+        self._searched = {CLIENT: 0, SERVER: 0}   # held bytes at the last look for a hello
         self._sides = {CLIENT: _Side(CLIENT), SERVER: _Side(SERVER)}
         self._last_protected_sender: str | None = None
         # handshake facts
@@ -232,6 +233,9 @@ class ConnectionDecoder:
         out = self.out
         if tcp:
             out.tcp = dict(tcp)
+        for direction in (CLIENT, SERVER):
+            if self._side_of is None and self._split[direction].mode == "search":
+                self._look_for_start(direction, force=True)
         if self._side_of is None:
             self._resolve_without_hello(final=True)
         if self._side_of is not None:
@@ -245,11 +249,17 @@ class ConnectionDecoder:
         return out
 
     # ------------------------------------------------------------------ where TLS starts
-    def _look_for_start(self, direction: str) -> None:
+    def _look_for_start(self, direction: str, force: bool = False) -> None:
         sp = self._split[direction]
+        held = len(sp.held)
+        # searched again only when the held bytes grew by an eighth (or at the end): a peer
+        # sending one byte per segment must not make the work quadratic
+        if not force and held < SEARCH_LIMIT and held - self._searched[direction] < max(6, held // 8):
+            return
+        self._searched[direction] = held
         found = find_tls_start(bytes(sp.held))
         if found is None:
-            if len(sp.held) >= SEARCH_LIMIT:
+            if held >= SEARCH_LIMIT:
                 self._resolve_without_hello(final=False)
             return
         offset, how = found
