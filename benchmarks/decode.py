@@ -73,7 +73,6 @@ import heapq
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
