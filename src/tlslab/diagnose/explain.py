@@ -513,9 +513,12 @@ def explain(text: str, patterns: Iterable[Pattern] | None = None) -> Explanation
     order = sorted(totals, key=lambda c: (-totals[c], -best[c], VOCABULARY.index(c)))
     grand = sum(totals.values()) or 1
     tell = how_to_tell()
-    causes = tuple(Cause(code=c, rank=i + 1, weight=totals[c], share=totals[c] / grand,
+    # causes the evidence makes equally likely share a rank (competition ranking: 1, 2, 2, 4);
+    # the list stays in a stable order within a rank
+    causes = tuple(Cause(code=c, rank=1 + sum(totals[o] > totals[c] for o in order),
+                         weight=totals[c], share=totals[c] / grand,
                          summary=_summary(c), how_to_tell=tell.get(c, ""))
-                   for i, c in enumerate(order))
+                   for c in order)
     profile = "default"
     if causes:
         # the client to model is the one behind the strongest evidence for the first cause
