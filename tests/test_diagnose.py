@@ -342,8 +342,20 @@ def _reset(c):
         pass
 
 
+def _bad_tls(c):
+    """A handshake record header, then bytes no ServerHello can be made of."""
+    try:
+        c.recv(4096)
+        # a ServerHello of 4 bytes: far too short to be one (RFC 8446 §4.1.3)
+        c.sendall(b"\x16\x03\x03\x00\x08" + b"\x02\x00\x00\x04" + b"\xff" * 4)
+        time.sleep(0.5)
+    except OSError:
+        pass
+
+
 @pytest.mark.parametrize("behaviour,looks_like", [
     (_http, "HTTP"), (_smtp, "SMTP"), (_garbage, "not a TLS record"), (_reset, "closes the connection"),
+    (_bad_tls, "not valid TLS"),
 ])
 def test_not_tls(behaviour, looks_like):
     with raw_listener(behaviour) as port:

@@ -261,6 +261,15 @@ class Diagnosis:
             direct = local_error_cause(p_out) or direct
         if direct and direct not in codes and (not codes or direct != "client-certificate-required"):
             codes[direct] = []
+        if not codes and reference is None and p_out.status == "local-error" and not p_out.alert_received:
+            # nothing negotiates and tlslab itself rejects every answer as malformed: the
+            # server speaks something TLS-like that is not TLS (or is badly broken)
+            t = self.target
+            self._cause("not-tls", f"{t.text} answers with records that are not valid TLS: "
+                        f"tlslab rejects them ({p_out.detail}; sent alert {p_out.alert_sent}).",
+                        {"probe": p_out.spec.name, "outcome": p_out.outcome_text(),
+                         "first_bytes_hex": p_out.first_bytes[:64].hex()}, profile.name)
+            return None
         if not codes:
             # refused, and no single parameter explains it: the suites are the usual reason
             codes["no-common-cipher"] = []
