@@ -164,9 +164,10 @@ def test_trace_accounts_for_the_record_layer(served):
     assert re.search(r"16\s+content type 22 = handshake", out)
     assert re.search(r"17\s+content type 23 = application_data", out)  # outer type of TLS 1.3
     assert re.search(r"03 03\s+legacy_record_version 0x0303", out)
-    # what a protected record holds: ciphertext, inner content type, AEAD tag
-    assert "ciphertext of the inner content type: 1 bytes (handshake)" in out
-    assert "AEAD tag: 16 bytes" in out
+    # what a protected record holds, from its bytes: ciphertext (with the inner content
+    # type inside), AEAD tag
+    assert re.search(r"encrypted_record, \d+ bytes: content \+ inner type handshake", out)
+    assert "AEAD tag, 16 bytes" in out
     assert "C ← S  record handshake" in out and "C → S  record handshake" in out
     # length prefixes of opaque fields, as for lists; explanations with their RFC section
     assert re.search(r"host_name\s+the server's DNS name.*\(RFC 6066 §3\)", out)

@@ -229,6 +229,7 @@ class Connection:
             else:
                 self._handle_ccs(fragment)
             return
+        wire = fragment  # the record's payload as received (ciphertext once keys are in use)
         if self.tls12 and self._read_prot is not None:
             # RFC 5246 §6.2: every record after ChangeCipherSpec is protected, header type kept
             ctype, fragment = self._read_prot.open(header, fragment)
@@ -269,8 +270,10 @@ class Connection:
             # transfer would otherwise grow the trace without bound (counters keep the rest).
             if ctype == ContentType.application_data or self.handshake_complete:
                 self._app_records_traced += 1
+            # the whole record, so that the views can take it apart (nonce, ciphertext,
+            # AEAD tag); bounded by the number of traced records above
             self.trace.add("record", "received", name_of(ContentType, ctype),
-                           raw=header, summary={"content_type": name_of(ContentType, ctype),
+                           raw=header + wire, summary={"content_type": name_of(ContentType, ctype),
                                                 "length": (header[3] << 8) | header[4],
                                                 "protected": protected})
         self.stats["records_received"] += 1
@@ -432,7 +435,7 @@ class Connection:
                                        0x0301 if first else self._record_version())
                 self._plain_records_sent += 1
             self._out += rec
-            self.trace.add("record", "sent", "handshake", raw=rec[:5],
+            self.trace.add("record", "sent", "handshake", raw=bytes(rec),
                            summary={"content_type": "handshake", "length": len(rec) - 5,
                                     "protected": self._write_prot is not None})
         pending.clear()
