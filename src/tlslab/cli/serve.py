@@ -280,8 +280,13 @@ def _list_scenarios(json_out: bool) -> None:
             if s.note:
                 indented(Text(s.note, style="dim"))
             for f in s.fails:
-                indented(Text.assemble(("fails  ", "red"), (fill(f.client), "bold"), ": ",
-                                       fill(f.error)))
+                error = fill(f.error)
+                if error.lower().startswith(fill(f.client).lower() + ":"):
+                    # curl names itself in its own message: don't say it twice
+                    indented(Text.assemble(("fails  ", "red"), error))
+                else:
+                    indented(Text.assemble(("fails  ", "red"), (fill(f.client), "bold"), ": ",
+                                           error))
             indented(Text.assemble(("works  ", "green"), fill(s.works)))
         console.print()
     console.print(Text(f"Client messages: {CAPTURED_WITH}.", style="dim"))
