@@ -18,7 +18,7 @@ PLACEHOLDERS = ("host", "port", "ca_file", "chain_file", "versions", "suites", "
 _TOP = {"code", "title", "explanation", "symptoms", "fix"}
 _FIX = {"stack", "side", "text", "example", "source", "when"}
 #: ``when`` narrows a fix to one situation, set by the diagnosis in the context
-WHEN = ("server-newer", "server-older")
+WHEN = ("server-newer", "server-older", "banner", "http-answer")
 
 
 class FixDataError(ValueError):

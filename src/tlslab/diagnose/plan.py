@@ -192,6 +192,11 @@ class Diagnosis:
         elif first.status == "not-tls":
             ev["first_bytes_hex"] = first.first_bytes[:64].hex()
             ev["first_bytes_text"] = first.first_bytes[:200].decode("latin-1", "replace")
+            head = first.first_bytes[:8]
+            # STARTTLS advice fits a banner (SMTP, IMAP, POP3, SSH), not an HTTP answer
+            self.context["when"] = ("http-answer" if head.startswith(b"HTTP/") or head[:1] == b"<"
+                                    else "banner" if head[:3].isdigit() or head[:1] in (b"*", b"+")
+                                    or head.startswith(b"SSH-") else None)
             self._cause("not-tls", f"{t.text} does not speak TLS: it looks like "
                         f"{first.detail}.", ev)
         elif first.status == "closed" and not negotiated(b_out) and not b_out.received_bytes:
