@@ -155,7 +155,8 @@ def _resolve(host: str, port: int, timeout: float) -> None:
 
 def _list_profiles(json_out: bool) -> int:
     from ..profiles import builtin_profile_names, load_profile
-    profiles = [load_profile(n) for n in builtin_profile_names()]
+    from .simulate import _natural
+    profiles = [load_profile(n) for n in sorted(builtin_profile_names(), key=_natural)]
     if json_out:
         print(json.dumps({"profiles": [p.to_json() for p in profiles]}, indent=2))
         return 0
@@ -193,7 +194,10 @@ def _diagnose(target, servername, ca_file, profile_names, cert, key, timeout, wr
     stacks = tuple(s.strip().lower() for item in (stack or []) for s in item.split(",") if s.strip())
     for s in stacks:
         if s not in STACKS:
-            raise UsageProblem(f"--stack {s}: unknown (known: {', '.join(STACKS)})")
+            import difflib
+            close = difflib.get_close_matches(s, STACKS, n=2, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise UsageProblem(f"--stack {s}: unknown{hint} (known: {', '.join(STACKS)})")
     if write_chain is not None:
         if write_chain.is_dir():
             raise UsageProblem(f"--write-chain {write_chain}: is a directory")

@@ -565,7 +565,7 @@ class Diagnosis:
             codes.remove("missing-intermediate")  # this client fetches it, as the AIA URL allows
         entry["works"] = not codes
         entry["causes"] = codes
-        entry["outcome"] = q_out.outcome_text()
+        entry["handshake"] = q_out.outcome_text()  # the handshake alone (its chain is judged above)
         return entry
 
     # ------------------------------------------------------------------ helpers

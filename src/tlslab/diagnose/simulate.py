@@ -42,7 +42,9 @@ class SimulationResult:
             "signature_scheme": o.signature_scheme if ok else None,
             "alpn": o.alpn if ok else None,
             "recorded_client_hello": self.profile.offer.client_hello is not None,
-            "handshake": o.outcome_text() if o is not None else None,
+            "handshake": (o.outcome_text() if o is not None and o.status != "skipped" else
+                          "not tried: " + (self.causes[0].summary if self.causes else
+                                           "the time or handshake budget ran out")),
             "causes": [{"code": c.code, "summary": c.summary, "evidence": c.evidence}
                        for c in self.causes],
         }
