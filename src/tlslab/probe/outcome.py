@@ -61,6 +61,8 @@ class ProbeOutcome:
     elapsed_ms: float = 0.0
     trace: Any = None
     server_key_exchange: dict = field(default_factory=dict)
+    #: the runner's start order (probes finish in any order; they are listed as started)
+    order: int = 0
 
     @property
     def ok(self) -> bool:

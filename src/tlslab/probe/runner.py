@@ -89,6 +89,7 @@ class ProbeRunner:
             if self.remaining() <= 0.02:
                 return ProbeOutcome(spec, "skipped", "time budget used")
             self.started += 1
+            order = self.started
             try:
                 outcome = await probe_once(self.host, self.port, self.server_name, spec,
                                            deadline=self.deadline, identity=self.identity)
@@ -96,7 +97,9 @@ class ProbeRunner:
                 # (an engine bug must be reported as what it is, not as a task traceback)
                 outcome = ProbeOutcome(spec, "local-error",
                                        f"internal error in tlslab: {type(e).__name__}: {e}")
+            outcome.order = order
             self.outcomes.append(outcome)
+            self.outcomes.sort(key=lambda o: o.order)  # listed in the order they were started
             return outcome
 
 
