@@ -331,8 +331,10 @@ def test_key_update_flood_keeps_trace_bounded(certs_dir):
     assert p.server.handshake_complete
     client, server = p.client, p.server
     count = Trace.MAX_ENTRIES + 500
-    for _ in range(count):
+    for i in range(count):
         client.send_key_update(False)
+        if i % 16 == 15:  # data in between: a run of KeyUpdates alone is cut off (test_flood_limits)
+            client.send_application_data(b".")
         server.receive_data(client.data_to_send())
     assert not server.closed and server.error is None
     assert len(server.trace.entries) <= Trace.MAX_ENTRIES

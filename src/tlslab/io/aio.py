@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 from ..proto.events import (ApplicationData, ConnectionClosed, HandshakeComplete,
                             NewSessionTicket)
 from .view import ConnectionView
-from .blocking import HandshakeError, LogLine, default_log_line, format_peer, _one_line
+from .blocking import MAX_KEPT_TICKETS, HandshakeError, LogLine, default_log_line, format_peer, _one_line
 
 __all__ = ["AsyncTLSStream", "connect", "start_server", "HandshakeError"]
 
@@ -38,7 +38,9 @@ class AsyncTLSStream(ConnectionView):
         self._inbox = bytearray()
         self.closed_event: ConnectionClosed | None = None
         self.tcp_eof = False
+        #: the newest MAX_KEPT_TICKETS NewSessionTicket events (a server may send any number)
         self.tickets: list[NewSessionTicket] = []
+        self.tickets_received = 0   # all of them, kept or not
         now = time.monotonic()
         self.timing: dict[str, float] = {"start": now, "tcp_connected": now}
 
@@ -67,6 +69,8 @@ class AsyncTLSStream(ConnectionView):
                 self.timing["handshake_complete"] = time.monotonic()
             elif isinstance(event, NewSessionTicket):
                 self.tickets.append(event)
+                self.tickets_received += 1
+                del self.tickets[:-MAX_KEPT_TICKETS]
         self._flush()
         return True
 

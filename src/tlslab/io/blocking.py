@@ -25,6 +25,9 @@ __all__ = ["HandshakeError", "TLSSocket", "TLSServer", "connect", "make_server",
 _logger = logging.getLogger("tlslab.serve")
 
 _RECV_SIZE = 65536
+#: NewSessionTicket events a TLSSocket / AsyncTLSStream keeps (the newest): RFC 8446 §4.6.1 lets
+#: a server send tickets at any time, in any number; rustls keeps 8 TLS 1.3 tickets per server.
+MAX_KEPT_TICKETS = 8
 
 
 class HandshakeError(Exception):
@@ -167,7 +170,9 @@ class TLSSocket(ConnectionView):
         self._lock = threading.RLock()
         self.closed_event: ConnectionClosed | None = None
         self.tcp_eof = False
+        #: the newest MAX_KEPT_TICKETS NewSessionTicket events (a server may send any number)
         self.tickets: list[NewSessionTicket] = []
+        self.tickets_received = 0   # all of them, kept or not
         now = time.monotonic()
         self.timing: dict[str, float] = {"start": now, "tcp_connected": now}
 
@@ -222,6 +227,8 @@ class TLSSocket(ConnectionView):
                 self.timing["handshake_complete"] = time.monotonic()
             elif isinstance(event, NewSessionTicket):
                 self.tickets.append(event)
+                self.tickets_received += 1
+                del self.tickets[:-MAX_KEPT_TICKETS]
         try:
             self._flush()
         except OSError:
@@ -303,7 +310,7 @@ class TLSSocket(ConnectionView):
         old = self._sock.gettimeout()
         with self._lock:
             try:
-                while (len(self.tickets) < count and self.closed_event is None
+                while (self.tickets_received < count and self.closed_event is None
                        and not self.tcp_eof and not self.connection.closed
                        and self.negotiated.get("version") == "TLS 1.3"):
                     left = deadline - time.monotonic()
@@ -323,7 +330,7 @@ class TLSSocket(ConnectionView):
             error = self.post_handshake_error()
             if error is not None:
                 raise error
-            return len(self.tickets)
+            return self.tickets_received
 
     def post_handshake_error(self) -> "HandshakeError | None":
         """A :class:`HandshakeError` when the peer aborted with a fatal alert after the

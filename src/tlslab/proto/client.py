@@ -47,6 +47,13 @@ EE_FORBIDDEN = {ET.key_share, ET.pre_shared_key, ET.supported_versions, ET.cooki
                 ET.status_request, ET.signed_certificate_timestamp, ET.padding}
 
 
+
+#: NewSessionTickets of one connection put in the session store.  The store keeps a few per
+#: server anyway (TicketStore.per_server, 4; rustls keeps 8 TLS 1.3 tickets per server) and a
+#: FileTicketStore rewrites its file on each one, so later tickets are reported, not stored.
+MAX_TICKETS_STORED_PER_CONNECTION = 8
+
+
 class ClientStart(State):
     name = "START"
 
@@ -698,9 +705,25 @@ class ClientConnection(ClientPha, Client12, Connection):
         self._complete(resumed=self.resumed, early_data_accepted=self.early_data_accepted)
 
     def _on_new_session_ticket(self, msg: NewSessionTicket) -> None:
-        """RFC 8446 §4.6.1: keep the ticket (with its PSK) in the store, and report it."""
+        """RFC 8446 §4.6.1: keep the ticket (with its PSK) in the store, and report it.
+
+        Bounded: MAX_TICKETS_IN_A_ROW without application data in between, and only the
+        first MAX_TICKETS_STORED_PER_CONNECTION go to the store (a file store is rewritten
+        on each one)."""
+        from .connection import MAX_TICKETS_IN_A_ROW
+        from .errors import UnexpectedMessage as _Unexpected
+        self._tickets_in_a_row += 1
+        if self._tickets_in_a_row > MAX_TICKETS_IN_A_ROW:
+            raise _Unexpected(f"more than {MAX_TICKETS_IN_A_ROW} NewSessionTickets without "
+                              "application data in between")
+        self._tickets_received = getattr(self, "_tickets_received", 0) + 1
         ed = msg.ext_value(ET.early_data)
-        if self.session_store is not None and msg.ticket_lifetime > 0:
+        if self._tickets_received > MAX_TICKETS_STORED_PER_CONNECTION:
+            if self._tickets_received == MAX_TICKETS_STORED_PER_CONNECTION + 1:
+                self.trace.add("info", "local", "ticket not stored",
+                               detail=f"only the first {MAX_TICKETS_STORED_PER_CONNECTION} tickets of a "
+                                      "connection are kept")
+        elif self.session_store is not None and msg.ticket_lifetime > 0:
             from .tickets import Session
             rms = self.schedule.secrets["resumption_master_secret"]
             self.session_store.add(Session(

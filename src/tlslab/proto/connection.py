@@ -47,6 +47,28 @@ ALWAYS_FATAL = frozenset({
 #: post-handshake messages (KeyUpdate, tickets, refused renegotiations) traced one by one
 TRACED_POST_HANDSHAKE = 64
 
+# -- bounds on work a peer can make us do for free (issue 14, finding 5) ----------------------
+#: Warning alerts (TLS 1.2 warnings and TLS 1.3 user_canceled) per connection.  A real peer
+#: sends at most a few (an unrecognized_name, one user_canceled before its close_notify,
+#: RFC 8446 §6.1); OpenSSL stops at 5 in a row (MAX_WARN_ALERT_COUNT), Go at 16 records that
+#: carry nothing (maxUselessRecords).  Beyond: unexpected_message.
+MAX_WARNING_ALERTS = 16
+#: Empty (zero-length) records in a row.  RFC 8446 §5.1 allows zero-length application data
+#: records, so a few are fine, but each costs an AEAD open and yields nothing; OpenSSL
+#: (MAX_EMPTY_RECORDS) and rustls (ALLOWED_CONSECUTIVE_EMPTY_FRAGMENTS_MAX) both stop at 32.
+#: Reset by any non-empty record.  Beyond: unexpected_message.
+MAX_EMPTY_RECORDS = 32
+#: KeyUpdate messages received with no application data in between.  Each one costs an HKDF
+#: derivation and, with update_requested, a KeyUpdate of ours; OpenSSL allows 32 in a row
+#: (MAX_KEY_UPDATE_MESSAGES, reset by application data), Go 16 post-handshake records.
+#: Beyond: unexpected_message.
+MAX_KEY_UPDATES_IN_A_ROW = 32
+#: NewSessionTicket messages received with no application data in between.  Servers send
+#: one to a few (OpenSSL 2, one more after post-handshake auth); Go cuts the connection after
+#: 16 post-handshake messages in a row, so no deployed server sends more.  Beyond:
+#: unexpected_message.
+MAX_TICKETS_IN_A_ROW = 32
+
 
 class State:
     """One handshake state.  ``expects`` lists the handshake types accepted in it."""
@@ -100,7 +122,10 @@ class Connection:
         self._app_records_traced = 0
         self._app_records_sent_traced = 0
         self._post_handshake_traced = 0   # messages after the handshake, traced one by one
-        self._warnings_received = 0
+        self._warnings_received = 0   # bounded by MAX_WARNING_ALERTS
+        self._empty_records_in_a_row = 0   # bounded by MAX_EMPTY_RECORDS
+        self._key_updates_in_a_row = 0     # bounded by MAX_KEY_UPDATES_IN_A_ROW
+        self._tickets_in_a_row = 0         # bounded by MAX_TICKETS_IN_A_ROW
         #: counters for what the trace does not keep one by one
         self.stats = {"records_sent": 0, "records_received": 0, "app_bytes_sent": 0,
                       "app_bytes_received": 0}
@@ -277,6 +302,13 @@ class Connection:
                                                 "length": (header[3] << 8) | header[4],
                                                 "protected": protected})
         self.stats["records_received"] += 1
+        if fragment:
+            self._empty_records_in_a_row = 0
+        else:
+            # RFC 8446 §5.1 allows empty application data records; a run of them is a flood
+            self._empty_records_in_a_row += 1
+            if self._empty_records_in_a_row > MAX_EMPTY_RECORDS:
+                raise UnexpectedMessage(f"more than {MAX_EMPTY_RECORDS} empty records in a row")
         if ctype == ContentType.handshake:
             if not fragment:
                 raise UnexpectedMessage("zero-length handshake record")
@@ -292,6 +324,9 @@ class Connection:
                 raise UnexpectedMessage("application data received before the handshake completed")
             if len(self._hs_buffer):
                 raise UnexpectedMessage("application data interleaved with a fragmented handshake message")
+            if fragment:
+                # progress: the post-handshake message counters count runs without data
+                self._key_updates_in_a_row = self._tickets_in_a_row = 0
             self.stats["app_bytes_received"] += len(fragment)
             if self._note_application_data(fragment):
                 self._events.append(ev.ApplicationData(fragment, early=True))
@@ -357,14 +392,14 @@ class Connection:
                 self._send_alert(AlertLevel.warning, AlertDescription.close_notify)
             error = None if self.handshake_complete else "peer closed the connection during the handshake"
             self._finish_closed(error, alert_received=name)
-        elif desc == AlertDescription.user_canceled:
-            return  # RFC 8446 §6.1: followed by close_notify
-        elif self.tls12 and level == AlertLevel.warning and desc not in ALWAYS_FATAL:
-            # RFC 5246 §7.2.2: warnings (no_renegotiation, unrecognized_name, ...) end nothing;
-            # a peer that sends them without end is cut off
+        elif desc == AlertDescription.user_canceled or (
+                self.tls12 and level == AlertLevel.warning and desc not in ALWAYS_FATAL):
+            # RFC 8446 §6.1: user_canceled is followed by close_notify; RFC 5246 §7.2.2:
+            # warnings (no_renegotiation, unrecognized_name, ...) end nothing.  A peer that
+            # sends either without end is cut off.
             self._warnings_received += 1
-            if self._warnings_received > 16:
-                raise UnexpectedMessage("too many warning alerts")
+            if self._warnings_received > MAX_WARNING_ALERTS:
+                raise UnexpectedMessage(f"more than {MAX_WARNING_ALERTS} warning alerts")
             return
         else:
             # RFC 8446 §6.2: every error alert is fatal in TLS 1.3, whatever its level says
@@ -540,6 +575,10 @@ class Connection:
         from .errors import IllegalParameter
         if msg.request_update not in (0, 1):
             raise IllegalParameter(f"KeyUpdate request_update value {msg.request_update}")
+        self._key_updates_in_a_row += 1
+        if self._key_updates_in_a_row > MAX_KEY_UPDATES_IN_A_ROW:
+            raise UnexpectedMessage(f"more than {MAX_KEY_UPDATES_IN_A_ROW} KeyUpdates without "
+                                    "application data in between")
         self._check_key_change_boundary("KeyUpdate")
         self._app_read_secret = self.schedule.next_traffic_secret(self._app_read_secret)
         self._read_prot = RecordProtector(self.suite, self._app_read_secret)

@@ -19,6 +19,12 @@ from .messages import Certificate, CertificateRequest, CertificateVerify, Finish
 from .names import HandshakeType as HT
 from . import events as ev
 
+#: Post-handshake CertificateRequests a client answers per connection.  Each answer costs us
+#: a private-key signature (CertificateVerify) while the request costs the server nothing; a
+#: server re-authenticates a few times per connection at most (OpenSSL, NSS and Go set no
+#: number, Go does not do post-handshake auth at all).  Beyond: unexpected_message.
+MAX_POST_HANDSHAKE_AUTH = 16
+
 
 # -- server side ---------------------------------------------------------------------------
 
@@ -117,6 +123,10 @@ class ClientPha:
             raise UnexpectedMessage("post-handshake CertificateRequest without post_handshake_auth offered")
         if not cr.certificate_request_context:
             raise IllegalParameter("post-handshake CertificateRequest with an empty context (RFC 8446 §4.3.2)")
+        self._pha_requests = getattr(self, "_pha_requests", 0) + 1
+        if self._pha_requests > MAX_POST_HANDSHAKE_AUTH:
+            raise UnexpectedMessage(f"more than {MAX_POST_HANDSHAKE_AUTH} post-handshake "
+                                    "CertificateRequests on one connection")
         sa = cr.ext_value(ET.signature_algorithms)
         if sa is None:
             from .errors import MissingExtension

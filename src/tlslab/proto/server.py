@@ -36,6 +36,14 @@ AGE_SKEW_LIMIT = 10
 REPLAY_WINDOW = 2 * AGE_SKEW_LIMIT
 
 
+
+#: PSK identities of one ClientHello the server tries (RFC 8446 §4.2.11: the server selects
+#: one; trying each costs a ticket decryption).  Go tries 5 (maxClientPSKIdentities) and
+#: ignores the rest, so that a cheap ClientHello cannot make us decrypt hundreds of tickets;
+#: the rest are ignored, not an error (a full handshake follows if none of these fits).
+MAX_PSK_IDENTITIES_TRIED = 5
+
+
 class ServerStart(State):
     """RFC 8446 §4.1.2: waiting for the ClientHello."""
 
@@ -292,6 +300,11 @@ class ServerConnection(ServerPha, Server12, Connection):
         now = self.provider.time()
         keys = self.config.ticket_keys
         for index, ident in enumerate(offered.identities):
+            if index >= MAX_PSK_IDENTITIES_TRIED:
+                self.trace.add("info", "local", "PSK identities not tried",
+                               detail=f"identities {index} to {len(offered.identities) - 1}: only the "
+                                      f"first {MAX_PSK_IDENTITIES_TRIED} are tried")
+                break
             state = keys.open(ident.identity, now)
             if state is None:
                 self.trace.add("info", "local", "PSK identity not usable",
