@@ -15,7 +15,8 @@ Every error raised here carries, as instance attributes:
     ``hostname-mismatch``, ``no-san``, ``weak-key``, ``sha1-signature``,
     ``wrong-key-usage``; plus ``empty-chain``, ``client-certificate-required``,
     ``unsupported-key``, ``bad-signature``, ``invalid-ca``,
-    ``unsupported-extension`` and ``verification-failed`` for the cases the
+    ``unsupported-extension``, ``path-limit-exceeded`` (the path search gave
+    up, see :func:`_build_paths`) and ``verification-failed`` for the cases the
     vocabulary has no word for);
 ``evidence``
     a dict (certificate summaries, the DN that could not be found, ...);
@@ -74,8 +75,32 @@ __all__ = [
 #: RSA moduli below this are refused (CA/B Baseline Requirements §6.1.5; the
 #: library's own minimum is the same).
 MIN_RSA_BITS = 2048
+#: Longest path the fallback search builds, leaf and anchor included (real paths have 2-5).
 _MAX_DEPTH = 10
+#: Complete paths collected before the search stops looking for alternatives.
 _MAX_PATHS = 64
+
+# Bounds on the fallback path search (:func:`_build_paths`).  The search runs on
+# whatever the peer sent, before the peer is authenticated (a server with
+# client_ca_file, any client), so its cost must not grow with the number of ways a
+# hostile chain can be combined: 5 certificates per layer with one subject and one
+# key, 9 layers, make ~2 million paths, minutes of CPU for 46 certificates.  Like
+# rustls-webpki's ``Budget`` (and Go's crypto/x509), the search gives up once
+# either limit is spent, whatever it has found so far; and issuers that cannot
+# lead anywhere new (same subject, key and issuer name as one already tried) are
+# tried once.
+#: Signature verifications one search may make.  webpki and Go both stop at 100; an
+#: honest chain needs one per certificate (a few more with look-alike issuers).
+_MAX_SIGNATURE_CHECKS = 100
+#: Certificates one search may visit (the recursive calls of the depth-first walk).
+#: An honest chain visits fewer than 20; 1,000 costs a few milliseconds here.
+#: (webpki allows 200,000 calls, each of them far cheaper than one in Python.)
+_MAX_PATH_VISITS = 1_000
+#: Most certificates a peer's Certificate message may carry (checked where the
+#: message is read, before any certificate is parsed).  Real chains have 2-5
+#: certificates, a server sending a whole CA bundle a few dozen; a cap bounds the
+#: parsing and indexing work the budgets above do not count.
+MAX_PEER_CERTIFICATES = 64
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
@@ -508,6 +533,13 @@ class _PathResult:
     paths: list[list[x509.Certificate]]  # complete paths leaf..anchor
     deepest: list[x509.Certificate]  # longest dead end, for diagnosis
     bad_signatures: list[tuple[x509.Certificate, x509.Certificate]]  # (child, would-be issuer)
+    limit: str | None = None  # which budget stopped the search, if one did
+    signature_checks: int = 0
+    visits: int = 0
+
+
+class _SearchLimit(Exception):
+    """A budget of :func:`_build_paths` is spent: the search stops (webpki: a fatal error)."""
 
 
 def _build_paths(
@@ -519,39 +551,85 @@ def _build_paths(
     order (RFC 8446 §4.4.2 lets the peer send extra or unordered certificates).
     Anchors and currently valid certificates are tried first so a cross-signed
     alternative wins over an expired one.
+
+    The work is bounded whatever the peer sent: of the candidates with the same
+    subject, key and issuer name only the first (in that order) is tried, since
+    the others verify the same signatures and lead to the same issuers (a
+    cross-signed version, which has another issuer name, is still tried); a
+    signature is verified once per (certificate, issuer subject and key); and the
+    search stops after :data:`_MAX_SIGNATURE_CHECKS` signature verifications or
+    :data:`_MAX_PATH_VISITS` visited certificates, with ``limit`` saying which.
     """
     leaf = chain[0]
-    pool = list(chain[1:])
     result = _PathResult(paths=[], deepest=[leaf], bad_signatures=[])
+    sent_by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+    for c in chain[1:]:
+        sent_by_subject.setdefault(c.subject, []).append(c)
+    spkis: dict[int, bytes | None] = {}
+    signatures: dict[tuple[int, bytes | None, x509.Name], bool | None] = {}
+
+    def spki(cert: x509.Certificate) -> bytes | None:
+        k = id(cert)
+        if k not in spkis:
+            spkis[k] = _spki(cert)
+        return spkis[k]
+
+    def signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool | None:
+        if child.issuer != parent.subject:
+            return None  # names do not chain: no signature to check
+        parent_key = spki(parent)
+        if parent_key is None:  # a key we cannot read: never share its verdict
+            parent_key = parent.fingerprint(hashes.SHA256())
+        key = (id(child), parent_key, parent.subject)
+        if key not in signatures:
+            if result.signature_checks >= _MAX_SIGNATURE_CHECKS:
+                result.limit = "signature-checks"
+                raise _SearchLimit
+            result.signature_checks += 1
+            signatures[key] = _signed_by(child, parent)
+        return signatures[key]
 
     def candidates(cert: x509.Certificate) -> list[x509.Certificate]:
-        from_trust = anchors.issuers_of(cert)
-        sent = [c for c in pool if c.subject == cert.issuer]
-        ordered = from_trust + sent
+        ordered = anchors.issuers_of(cert) + sent_by_subject.get(cert.issuer, [])
         ordered.sort(key=lambda c: (not _time_valid(c, now)))  # stable: anchors first
-        return ordered
+        out: list[x509.Certificate] = []
+        seen: set[tuple] = set()
+        for c in ordered:
+            k = spki(c)
+            ident = (c.subject, c.issuer, k if k is not None else c.fingerprint(hashes.SHA256()))
+            if ident not in seen:
+                seen.add(ident)
+                out.append(c)
+        return out
 
     def walk(path: list[x509.Certificate]) -> None:
         if len(result.paths) >= _MAX_PATHS:
             return
+        if result.visits >= _MAX_PATH_VISITS:
+            result.limit = "path-visits"
+            raise _SearchLimit
+        result.visits += 1
         current = path[-1]
         if anchors.contains(current):
             result.paths.append(list(path))
             return
         if len(path) > len(result.deepest):
             result.deepest = list(path)
-        if len(path) >= _MAX_DEPTH or (len(path) > 1 and _self_signed(current)):
+        if len(path) >= _MAX_DEPTH or (len(path) > 1 and signed_by(current, current)):
             return  # a self-signed cert that is not an anchor ends the path
         for cand in candidates(current):
             if any(cand == p for p in path):
                 continue
-            ok = _signed_by(current, cand)
+            ok = signed_by(current, cand)
             if ok:
                 walk(path + [cand])
             elif ok is False:
                 result.bad_signatures.append((current, cand))
 
-    walk([leaf])
+    try:
+        walk([leaf])
+    except _SearchLimit:
+        pass
     return result
 
 
@@ -639,6 +717,29 @@ def _path_findings(
             ev,
         )
     ]
+
+
+def _limit_finding(built: _PathResult, peer: str) -> _Finding:
+    """The search gave up (a budget of :func:`_build_paths` is spent) before reaching
+    a trust anchor.  No honest chain gets here; like Go's crypto/x509 (and rustls),
+    this is a bad_certificate, not a verdict on who issued what."""
+    what = (
+        f"{_MAX_SIGNATURE_CHECKS} signature checks"
+        if built.limit == "signature-checks"
+        else f"{_MAX_PATH_VISITS} certificates visited"
+    )
+    return _Finding(
+        BadCertificate,
+        "path-limit-exceeded",
+        f"no path to a trust anchor was found before the search limit ({what}): the "
+        f"{peer}'s certificates can be combined in too many ways to try them all",
+        {
+            "path": [describe_certificate(c) for c in built.deepest],
+            "limit": built.limit,
+            "signature_checks": built.signature_checks,
+            "certificates_visited": built.visits,
+        },
+    )
 
 
 def _ca_issuers_urls(cert: x509.Certificate) -> list[str]:
@@ -1152,7 +1253,10 @@ def _diagnose(
         path = _pick_path(built.paths, now)
     else:
         path = built.deepest
-        findings += _path_findings(leaf, built, anchors, peer)
+        if built.limit is not None:
+            findings.append(_limit_finding(built, peer))
+        else:
+            findings += _path_findings(leaf, built, anchors, peer)
     findings += _time_findings(path, now)
     subject: x509.verification.Subject | None = None
     if purpose == "server" and server_name is not None:
@@ -1215,7 +1319,7 @@ def verify_server_chain(
     ``UnknownCA`` (self-signed, untrusted-root, missing-intermediate),
     ``CertificateExpired`` (expired, not-yet-valid), ``BadCertificate``
     (hostname-mismatch, no-san, sha1-signature, bad-signature, invalid-ca,
-    verification-failed), ``UnsupportedCertificate`` (weak-key,
+    path-limit-exceeded, verification-failed), ``UnsupportedCertificate`` (weak-key,
     unsupported-key, wrong-key-usage, unsupported-extension) or ``DecodeError``
     (empty-chain); see the module docstring for the attributes they carry.
     """
