@@ -27,6 +27,8 @@ _CODE_MAP = {
     "invalid-ca": "wrong-key-usage",
     "unsupported-extension": "wrong-key-usage",
     "empty-chain": "untrusted-root",
+    # the path search gave up (a crafted or absurd chain): no path to a trusted root
+    "path-limit-exceeded": "untrusted-root",
 }
 #: certificates expiring sooner than this get a warning (renewal usually happens at 30 days left)
 EXPIRY_WARNING_DAYS = 21
