@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlslab.proto import events as ev
 from tlslab.proto.alerts import AlertDescription as AD
+from tlslab.proto.errors import InternalError
 from tlslab.proto.client import ClientConnection
 from tlslab.proto.config import ClientConfig, ServerConfig
 from tlslab.proto.extensions import (ET, Extension, KeyShareCH, KeyShareEntry, KeyShareSH,
@@ -493,6 +494,10 @@ def test_bad_input(pki, name, side, state, build, expected, client_options):
         return
 
     alerts = sent_alerts(out, conn, snapshot)
+    if expected != AD.internal_error and isinstance(conn.error, InternalError):
+        # a Python exception turned into internal_error by receive_data: a parser/handler bug
+        tb = [e.detail for e in conn.trace.of_kind("error") if e.name == "traceback"]
+        pytest.fail(f"internal_error: {conn.error}\ninput: {data.hex()}\n" + (tb[-1] if tb else ""))
     assert alerts == [(2, int(expected))], (
         f"expected one fatal {expected.name}, got "
         f"{[AD(d).name if d in AD._value2member_map_ else d for _, d in alerts]} "

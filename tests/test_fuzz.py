@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tlslab.proto.client import ClientConnection
 from tlslab.proto.config import ClientConfig, ServerConfig
-from tlslab.proto.errors import TLSError
+from tlslab.proto.errors import InternalError, TLSError
 from tlslab.proto.extensions import (ET, Extension, KeyShareCH, KeyShareEntry, NamedGroupList,
                                      SignatureSchemeList, SupportedVersionsCH)
 from tlslab.proto.messages import ClientHello, HandshakeBuffer, parse_message
@@ -72,6 +72,7 @@ def _feed(conn, chunks: list[bytes]) -> None:
         if conn.closed:
             assert conn.receive_data(chunk or b"\x00") == []
     # plaintext alerts can be counted directly; encrypted ones by the engine's own bookkeeping
+    assert_no_crash(conn, chunks)
     plain_alerts = _count_plain_alerts(bytes(out))
     assert plain_alerts <= 1
     if conn.error is not None:
@@ -80,6 +81,15 @@ def _feed(conn, chunks: list[bytes]) -> None:
     alerts_sent = [e for e in conn.trace.of_kind("alert") if e.direction == "sent"]
     assert len(alerts_sent) <= 1
     assert time.monotonic() - start < 5
+
+
+def assert_no_crash(conn, data) -> None:
+    """internal_error means a Python exception escaped a parser or a handler (connection.py
+    turns it into InternalError so the peer sees one alert): for fuzz input that is a bug."""
+    if isinstance(conn.error, InternalError):
+        tb = [e.detail for e in conn.trace.of_kind("error") if e.name == "traceback"]
+        pytest.fail(f"internal_error on fuzz input: {conn.error}\ninput: {data!r}\n"
+                    + (tb[-1] if tb else ""))
 
 
 def _count_plain_alerts(out: bytes) -> int:

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from tlslab.proto import events as ev
 from tlslab.proto import extensions as X
 from tlslab.proto.alerts import AlertDescription as AD
+from tlslab.proto.errors import InternalError
 from tlslab.proto.client import ClientConnection
 from tlslab.proto.config import ClientConfig, ServerConfig
 from tlslab.proto.extensions import ET, Extension
@@ -654,6 +655,10 @@ def test_tls12_bad_input(pki, dh512, name, side, state, build, expected, copts, 
     except Exception as exc:  # pragma: no cover - this is what the test guards against
         pytest.fail(f"{type(exc).__name__} escaped receive_data: {exc!r}\ninput: {data.hex()}")
     alerts = sent_alerts(out, ctx)
+    if expected != AD.internal_error and isinstance(conn.error, InternalError):
+        # a Python exception turned into internal_error by receive_data: a parser/handler bug
+        tb = [e.detail for e in conn.trace.of_kind("error") if e.name == "traceback"]
+        pytest.fail(f"internal_error: {conn.error}\ninput: {data.hex()}\n" + (tb[-1] if tb else ""))
 
     if expected is None:  # ignored: no answer, same state, and the handshake still completes
         assert (events, out, conn.error) == ([], b"", None)
