@@ -28,6 +28,11 @@ class AsyncTLSStream(ConnectionView):
     :attr:`truncated` is true when the peer closed the TCP connection after the handshake
     without a close_notify alert: :meth:`read` then ends with ``b""`` as at a clean end,
     but the data may have been cut short.
+
+    0-RTT on the server side: early data comes first, in order, as in
+    :class:`~tlslab.io.blocking.TLSSocket`; :attr:`last_read_early` tells whether the
+    last :meth:`read` returned early (replayable) data, :attr:`early_data_received` holds
+    all of it.
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -36,6 +41,7 @@ class AsyncTLSStream(ConnectionView):
         self._writer = writer
         self.connection = connection
         self._inbox = bytearray()
+        self._early_received = bytearray()
         self.closed_event: ConnectionClosed | None = None
         self.tcp_eof = False
         #: the newest MAX_KEPT_TICKETS NewSessionTicket events (a server may send any number)
@@ -61,7 +67,7 @@ class AsyncTLSStream(ConnectionView):
         self.timing.setdefault("first_byte", time.monotonic())
         for event in self.connection.receive_data(data):
             if isinstance(event, ApplicationData):
-                self._inbox += event.data
+                self._queue_data(event)
                 self.timing.setdefault("first_data", time.monotonic())
             elif isinstance(event, ConnectionClosed):
                 self.closed_event = event
@@ -136,18 +142,20 @@ class AsyncTLSStream(ConnectionView):
 
     async def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (``-1``: everything until the peer closes); ``b""`` at the end
-        (check :attr:`truncated`: the end may have come without close_notify)."""
+        (check :attr:`truncated`: the end may have come without close_notify).
+
+        0-RTT (server side): a bounded read never returns both early and 1-RTT bytes;
+        :attr:`last_read_early` tells whether the bytes returned arrived as early data
+        (for ``read(-1)``: whether any of them did).
+        """
+        self.last_read_early = False
         if n < 0:
             while await self._fill():
                 pass
-            out = bytes(self._inbox)
-            self._inbox.clear()
-            return out
+            return self._take(-1)
         if not self._inbox:
             await self._fill()
-        out = bytes(self._inbox[:n])
-        del self._inbox[:n]
-        return out
+        return self._take(n)
 
     async def _fill(self) -> bool:
         """Read until some application data arrived; False at the end of the stream."""

@@ -154,6 +154,12 @@ class TLSSocket(ConnectionView):
     :attr:`truncated` is true when the peer closed the TCP connection after the handshake
     without a close_notify alert: :meth:`recv` then returns ``b""`` as at a clean end,
     but the data may have been cut short (a careless peer, or a truncation attack).
+
+    0-RTT on the server side: early data is read like any other data, first and in
+    order, but a :meth:`recv` never mixes early and 1-RTT bytes and sets
+    :attr:`last_read_early` for the bytes it returned; :attr:`early_data_received` holds
+    all the early bytes and :attr:`early_bytes_pending` how many are still unread.
+    Early data can be replayed by an attacker: act on it only for idempotent requests.
     """
 
     def __init__(self, sock: socket.socket, connection, *, peer: Any = None) -> None:
@@ -167,6 +173,7 @@ class TLSSocket(ConnectionView):
         self.connection = connection
         self.peer = peer
         self._inbox = bytearray()
+        self._early_received = bytearray()
         self._lock = threading.RLock()
         self.closed_event: ConnectionClosed | None = None
         self.tcp_eof = False
@@ -219,7 +226,7 @@ class TLSSocket(ConnectionView):
         self.timing.setdefault("first_byte", time.monotonic())
         for event in self.connection.receive_data(data):
             if isinstance(event, ApplicationData):
-                self._inbox += event.data
+                self._queue_data(event)
                 self.timing.setdefault("first_data", time.monotonic())
             elif isinstance(event, ConnectionClosed):
                 self.closed_event = event
@@ -362,9 +369,14 @@ class TLSSocket(ConnectionView):
         ``deadline`` (a ``time.monotonic()`` value) bounds the whole call, however slowly
         the peer drips its bytes; past it, ``TimeoutError`` (``socket.timeout``).  Without
         it, the socket timeout applies to each read from the socket.
+
+        0-RTT (server side): one call never returns both early and 1-RTT bytes;
+        :attr:`last_read_early` tells whether the bytes it returned arrived as early data
+        (replayable: see :attr:`early_data_received`).
         """
         with self._lock:
             old = self._sock.gettimeout() if deadline is not None else None
+            self.last_read_early = False
             try:
                 while not self._inbox:
                     if self.closed_event is not None:
@@ -385,18 +397,20 @@ class TLSSocket(ConnectionView):
                         self._sock.settimeout(old)
                     except OSError:
                         pass
-            out = bytes(self._inbox[:max_bytes])
-            del self._inbox[:max_bytes]
-            return out
+            return self._take(max_bytes)
 
     def recv_all(self, limit: int = 16 << 20) -> bytes:
-        """Everything until the peer closes (at most ``limit`` bytes)."""
+        """Everything until the peer closes (at most ``limit`` bytes);
+        :attr:`last_read_early` is then true when any of it arrived as 0-RTT."""
         chunks = bytearray()
+        early = False
         while len(chunks) < limit:
             data = self.recv()
+            early = early or self.last_read_early
             if not data:
                 break
             chunks += data
+        self.last_read_early = early
         return bytes(chunks)
 
     def close(self) -> None:

@@ -12,13 +12,20 @@ from typing import Any
 from .render import client_offer, connection_rows, safe_text
 
 __all__ = ["page_text", "build_response", "parse_request_head", "response_for_request",
-           "http_handler"]
+           "http_handler", "EARLY_SAFE_METHODS"]
+
+#: methods answered when the request arrived as 0-RTT early data, which an attacker can
+#: replay (RFC 8446 §8): the safe, idempotent ones.  Any other gets 425 Too Early
+#: (RFC 8470 §5.2), and the client sends it again after the handshake.
+EARLY_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
-              request_line: str | None = None, scenario: str | None = None) -> str:
+              request_line: str | None = None, scenario: str | None = None,
+              request_early: bool = False) -> str:
     """The plain-text body describing the connection; ``scenario`` (one line: the lab
-    scenario this server plays, and what is wrong with it) comes first when given."""
+    scenario this server plays, and what is wrong with it) comes first when given;
+    ``request_early``: the request arrived (at least in part) as 0-RTT early data."""
     n = negotiated or {}
     offer = client_offer(trace) if trace is not None else {}
     lines = ["tlslab: your TLS connection", "=" * 27, ""]
@@ -27,7 +34,8 @@ def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
     if peer:
         lines.append(f"client:              {peer}")
     if request_line:
-        lines.append(f"request:             {request_line}")
+        lines.append(f"request:             {request_line}"
+                     + (" (sent as 0-RTT early data)" if request_early else ""))
     rows = [
         ("protocol version", n.get("version")),
         ("cipher suite", n.get("cipher_suite")),
@@ -68,10 +76,11 @@ def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
 
 def build_response(negotiated: dict, trace: Any = None, *, peer: str | None = None,
                    request_line: str | None = None, head_only: bool = False,
-                   status: str = "200 OK", scenario: str | None = None) -> bytes:
+                   status: str = "200 OK", scenario: str | None = None,
+                   request_early: bool = False) -> bytes:
     """A complete HTTP/1.1 response (``Connection: close``) carrying :func:`page_text`."""
     body = page_text(negotiated, trace, peer=peer, request_line=request_line,
-                     scenario=scenario).encode("utf-8")
+                     scenario=scenario, request_early=request_early).encode("utf-8")
     head = (f"HTTP/1.1 {status}\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\n"
@@ -98,24 +107,37 @@ def parse_request_head(data: bytes) -> tuple[str, str, str] | None:
 
 
 def response_for_request(request: bytes, negotiated: dict, trace: Any = None, *,
-                         peer: str | None = None, scenario: str | None = None) -> bytes:
+                         peer: str | None = None, scenario: str | None = None,
+                         early: bool = False) -> bytes:
     """The answer to ``request`` (the bytes read so far): the page for GET/HEAD,
-    405 for other methods, 400 for something that is not HTTP."""
+    405 for other methods, 400 for something that is not HTTP.
+
+    ``early``: some of the request arrived as 0-RTT early data, which may be a replay;
+    a method outside :data:`EARLY_SAFE_METHODS` then gets ``425 Too Early`` (RFC 8470
+    §5.2) and is not acted on; a GET in 0-RTT is answered."""
     head = parse_request_head(request)
     if head is None:
         return _error_response("400 Bad Request",
                                "tlslab serve speaks HTTP/1.1 over TLS: send `GET / HTTP/1.1`")
     method, target, version = head
+    if early and method not in EARLY_SAFE_METHODS:
+        return _error_response("425 Too Early",
+                               f"{method} arrived as 0-RTT early data, which can be replayed: "
+                               "send it again after the handshake (RFC 8470)")
     if method not in ("GET", "HEAD"):
         return _error_response("405 Method Not Allowed", f"{method} is not supported; use GET")
     return build_response(negotiated, trace, peer=peer,
                           request_line=f"{method} {target} {version}",
-                          head_only=method == "HEAD", scenario=scenario)
+                          head_only=method == "HEAD", scenario=scenario,
+                          request_early=early)
 
 
 def http_handler(tls_sock, scenario: str | None = None) -> None:
     """Read one HTTP request head from a server-side TLS socket and answer it with the
-    handshake page (what ``tlslab serve`` does after each handshake)."""
+    handshake page (what ``tlslab serve`` does after each handshake).
+
+    A request any part of which arrived as 0-RTT early data is treated as early (RFC 8470
+    §5.2): only GET, HEAD and OPTIONS are answered; anything else gets 425 Too Early."""
     from ..io.blocking import format_peer
 
     # the socket timeout (serve's io_timeout) bounds reading the whole request head, not
@@ -123,12 +145,15 @@ def http_handler(tls_sock, scenario: str | None = None) -> None:
     budget = tls_sock.gettimeout()
     deadline = None if budget is None else time.monotonic() + budget
     data = bytearray()
+    early = False
     while b"\r\n\r\n" not in data and b"\n\n" not in data and len(data) < 65536:
         chunk = tls_sock.recv(deadline=deadline)
         if not chunk:
             break
+        early = early or bool(getattr(tls_sock, "last_read_early", False))
         data += chunk
     if not data:
         return
     tls_sock.send(response_for_request(bytes(data), tls_sock.negotiated, tls_sock.trace,
-                                       peer=format_peer(tls_sock.peer), scenario=scenario))
+                                       peer=format_peer(tls_sock.peer), scenario=scenario,
+                                       early=early))
