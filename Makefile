@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/tlslab-install.stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv demo peers test bench clean help
+.PHONY: all venv demo peers test bench fuzz clean help
 
 all: help
 
@@ -16,6 +16,7 @@ help:
 	@echo "make test    same set-up + test peers via apt (openssl, curl, tshark, gnutls, NSS, Go, JDK, Node), run pytest"
 	@echo "make peers   install missing test peers only (scripts/install-peers.sh)"
 	@echo "make bench   handshake benchmarks vs Python ssl"
+	@echo "make fuzz    every atheris harness in fuzz/ for FUZZ_SECONDS (default 60) each"
 	@echo "make clean   remove $(VENV) and caches"
 
 venv: $(STAMP)
@@ -49,6 +50,18 @@ test: venv peers
 
 bench: venv
 	$(BIN)/python benchmarks/handshake.py
+
+# Coverage-guided fuzzing (atheris): each harness in fuzz/harnesses.py for FUZZ_SECONDS;
+# FUZZ_HARNESSES= picks some.  Crashing inputs land in fuzz/crashes/<harness>/.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= $(shell $(BIN)/python fuzz/run.py --list 2>/dev/null)
+fuzz: venv
+	@fail=0; for h in $(FUZZ_HARNESSES); do \
+	  echo "== fuzz $$h ($(FUZZ_SECONDS) s)"; \
+	  $(BIN)/python fuzz/run.py $$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    > fuzz/$$h.log 2>&1 || { fail=1; echo "   CRASH: see fuzz/$$h.log and fuzz/crashes/$$h/"; }; \
+	  grep -h "^Done" fuzz/$$h.log | sed 's/^/   /'; \
+	done; exit $$fail
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis

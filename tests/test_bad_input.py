@@ -226,6 +226,30 @@ def _set(attr: str, value):
     return edit
 
 
+def _malformed_san(ctx: Ctx) -> bytes:
+    """The real server Certificate, its leaf's subjectAltName value cut short inside: the outer
+    DER still loads, the extension only fails when first read (found by fuzz/chain_analysis)."""
+    cert = Certificate.parse(ctx.flight["cert"])
+    der = bytearray(cert.certificate_list[0].cert_data)
+    i = der.index(bytes.fromhex("0603551d11"))  # OID 2.5.29.17, then [critical] OCTET STRING
+    i = der.index(b"\x04", i + 5)
+    assert der[i + 2] == 0x30 and der[i + 3] < 0x80  # OCTET STRING { SEQUENCE (short length) }
+    der[i + 3] += 40  # the GeneralNames SEQUENCE now claims more bytes than it has
+    cert.certificate_list[0].cert_data = bytes(der)
+    return ctx.seal_to_client(HANDSHAKE, cert.build())
+
+
+def _duplicate_cert_extension(ctx: Ctx) -> bytes:
+    """The real server Certificate, its leaf's subjectAltName OID rewritten to extKeyUsage: two
+    2.5.29.37 extensions (RFC 5280 §4.2).  cryptography raises DuplicateExtension, not a
+    ValueError, when the extensions are first read: that was an internal_error (fuzz/)."""
+    cert = Certificate.parse(ctx.flight["cert"])
+    der = cert.certificate_list[0].cert_data
+    assert bytes.fromhex("0603551d25") in der
+    cert.certificate_list[0].cert_data = der.replace(bytes.fromhex("0603551d11"), bytes.fromhex("0603551d25"))
+    return ctx.seal_to_client(HANDSHAKE, cert.build())
+
+
 def _bad_cv(ctx: Ctx) -> bytes:
     cv = CertificateVerify.parse(ctx.flight["cv"])
     cv.signature = flip(cv.signature, len(cv.signature) - 1)
@@ -413,6 +437,12 @@ ROWS = [
     ("certificate for another host name", "client", "WAIT_CERT_CR",
      lambda c: c.seal_to_client(HANDSHAKE, c.flight["cert"]), AD.bad_certificate,
      {"server_name": "example.com"}),
+    ("certificate with a malformed subjectAltName", "client", "WAIT_CERT_CR", _malformed_san,
+     AD.bad_certificate, {}),
+    ("malformed subjectAltName, untrusted CA", "client", "WAIT_CERT_CR", _malformed_san,
+     AD.bad_certificate, {"ca_file": "other"}),
+    ("certificate with a duplicated extension", "client", "WAIT_CERT_CR", _duplicate_cert_extension,
+     AD.bad_certificate, {}),
     ("certificate that is not DER", "client", "WAIT_CERT_CR",
      lambda c: c.seal_to_client(HANDSHAKE, Certificate(certificate_request_context=b"", certificate_list=[
          CertificateEntry(cert_data=b"\x30\x03\x02\x01\x00", extensions=[])]).build()),

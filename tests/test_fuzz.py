@@ -285,3 +285,68 @@ def test_mutated_real_client_hellos(data):
     server = _server()
     _feed(server, [b"\x16\x03\x01" + len(mutated).to_bytes(2, "big") + mutated
                    if len(mutated) <= 1 << 14 else mutated])
+
+
+# --------------------------------------------------------------------------- regressions (fuzz/)
+
+def _with_malformed_san(der: bytes) -> bytes:
+    """``der`` with its subjectAltName's GeneralNames SEQUENCE claiming 40 bytes too many:
+    the certificate still loads; the extension fails only when first read."""
+    b = bytearray(der)
+    i = b.index(bytes.fromhex("0603551d11"))
+    i = b.index(b"\x04", i + 5)
+    assert b[i + 2] == 0x30 and b[i + 3] < 0x80
+    b[i + 3] += 40
+    return bytes(b)
+
+
+def test_verify_chain_malformed_extension_is_typed():
+    """fuzz/chain_analysis crash: a chain that does not reach a trust anchor was described
+    for the error's evidence, and reading the malformed subjectAltName raised ValueError
+    out of verify_server_chain (now: BadCertificate, RFC 8446 §6.2 bad_certificate)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tlslab.proto.certificates import verify_client_chain, verify_server_chain
+    from tlslab.proto.errors import BadCertificate
+    chain, _, _ = _pki()
+    _, _, other_ca = make_throwaway_chain()
+    leaf = x509.load_der_x509_certificate(_with_malformed_san(chain[0].public_bytes(Encoding.DER)))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for verify in (lambda: verify_server_chain([leaf, *chain[1:]], "localhost", [other_ca], now),
+                   lambda: verify_server_chain([leaf], None, [other_ca], now),
+                   lambda: verify_client_chain([leaf, *chain[1:]], [other_ca], now)):
+        with pytest.raises(BadCertificate):
+            verify()
+
+
+def test_verify_chain_duplicate_extension_is_typed():
+    """fuzz/chain_analysis crash: x509.DuplicateExtension (not a ValueError) escaped
+    verify_server_chain, and a server sending such a leaf got internal_error."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tlslab.proto.certificates import verify_server_chain
+    from tlslab.proto.errors import BadCertificate
+    chain, _, ca = _pki()
+    der = chain[0].public_bytes(Encoding.DER)
+    leaf = x509.load_der_x509_certificate(der.replace(bytes.fromhex("0603551d11"), bytes.fromhex("0603551d25")))
+    with pytest.raises(BadCertificate):
+        verify_server_chain([leaf, *chain[1:]], "localhost", [ca], datetime.datetime.now(datetime.timezone.utc))
+
+
+REGRESSIONS = Path(__file__).resolve().parents[1] / "fuzz" / "regressions"
+
+
+@pytest.mark.parametrize("path", sorted(REGRESSIONS.glob("*/*")), ids=lambda p: f"{p.parent.name}/{p.name[:14]}")
+def test_fuzz_regression_inputs(path):
+    """Every crashing input the atheris harnesses found (fuzz/regressions/<harness>/),
+    replayed through the same harness with plain Python: it must run clean now."""
+    import sys
+    sys.path.insert(0, str(REGRESSIONS.parent))
+    from harnesses import HARNESSES
+    HARNESSES[path.parent.name](path.read_bytes())

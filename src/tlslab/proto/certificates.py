@@ -1072,6 +1072,20 @@ def _raise(findings: list[_Finding]) -> None:
 # --------------------------------------------------------------------------- verification
 
 
+def _check_parsable(chain: Sequence[x509.Certificate], purpose: str) -> None:
+    """cryptography parses names and extensions lazily: a certificate whose outer DER loads
+    can still hold a malformed extension or name that raises ValueError on first use, deep
+    inside the checks.  Touch them once here so such a chain is a typed bad_certificate
+    ("a certificate was corrupt", RFC 8446 §6.2; RFC 5280 §4.1, §4.2), not an exception."""
+    for i, cert in enumerate(chain):
+        try:
+            cert.subject, cert.issuer, cert.extensions  # noqa: B018 (forces the parse)
+        except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as e:
+            # RFC 5280 §4.2: "MUST NOT include more than one instance of a particular extension"
+            _raise([_Finding(BadCertificate, "verification-failed",
+                             f"certificate {i} in the {purpose} chain is malformed: {e}")])
+
+
 def _verify(
     chain: Sequence[x509.Certificate],
     server_name: str | None,
@@ -1095,6 +1109,7 @@ def _verify(
             ]
         )
     chain = list(chain)
+    _check_parsable(chain, purpose)
     ctx = _trust_context(trust)
     library_error: VerificationError | None = None
     # A server presents the same chain on every connection: the checks that depend
