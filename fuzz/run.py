@@ -39,6 +39,14 @@ def main(argv: list[str]) -> int:
     import atheris
     with atheris.instrument_imports(include=["tlslab"]):
         import harnesses  # noqa: F401  (tlslab is imported, and instrumented, from here)
+        # the engine imports some modules lazily (certificates, ocsp, ...): import all of
+        # tlslab.proto now, or their code would run uninstrumented (no coverage feedback)
+        import importlib
+        import pkgutil
+
+        import tlslab.proto
+        for mod in pkgutil.walk_packages(tlslab.proto.__path__, "tlslab.proto."):
+            importlib.import_module(mod.name)
     fn = harnesses.HARNESSES[name]
     root = Path(os.environ.get("TLSLAB_FUZZ_DIR") or HERE)  # the smoke test uses a temp dir
     corpus = root / "corpus" / name

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
@@ -414,6 +414,11 @@ def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool | None
     try:
         child.verify_directly_issued_by(parent)
     except (InvalidSignature, TypeError):
+        return False
+    except UnsupportedAlgorithm:
+        # a parent key of a type cryptography does not know (an unknown SPKI algorithm OID):
+        # it cannot be shown to have signed the child (RFC 5280 §6.1.3 (a)(1)); was an
+        # escaping exception, i.e. internal_error (found by fuzz/chain_analysis)
         return False
     except ValueError:
         # Refused algorithm (SHA-1, MD5): check it by hand so the path still
