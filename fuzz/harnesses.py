@@ -322,6 +322,41 @@ def _hello_messages() -> list[bytes]:
     return out
 
 
+CAPTURES = SHARED / "peers" / "captures"
+
+
+@lru_cache(maxsize=1)
+def _capture_flights() -> dict[str, list[bytes]]:
+    """The plaintext first flights of every connection in ../shared/peers/captures/*.pcap:
+    each side's bytes up to its first non-handshake record, and their handshake messages."""
+    out: dict[str, list[bytes]] = {"client_bytes": [], "server_bytes": [], "client_msgs": [],
+                                   "server_msgs": []}
+    try:
+        from tlslab.capture.tcp import open_capture
+    except ImportError:
+        return out
+    for path in sorted(CAPTURES.glob("*.pcap")) if CAPTURES.is_dir() else []:
+        try:
+            conns = list(open_capture(str(path), max_stream_bytes=1 << 20).connections())
+        except Exception:  # a capture we cannot read is just not a seed
+            continue
+        for conn in conns:
+            for side in ("client", "server"):
+                recs, size = [], 0
+                for h, f in _records(conn.data(side)):
+                    if h[0] != HANDSHAKE:
+                        break
+                    recs.append((h, f))
+                if not recs:
+                    continue
+                out[f"{side}_bytes"].append(b"".join(h + f for h, f in recs))
+                try:
+                    out[f"{side}_msgs"] += _messages(b"".join(f for _, f in recs))
+                except TLSError:
+                    pass
+    return out
+
+
 def _pem_ders() -> list[bytes]:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -334,7 +369,10 @@ def _pem_ders() -> list[bytes]:
         except (OSError, ValueError):
             continue
         chains.append([c.public_bytes(Encoding.DER) for c in certs])
-    return [b"".join(len(d).to_bytes(3, "big") + d for d in ders) for ders in chains]
+    lists = [b"".join(len(d).to_bytes(3, "big") + d for d in ders) for ders in chains]
+    # the TLS 1.2 Certificate messages of the captures: their body is exactly this format
+    lists += [m[7:] for m in _capture_flights()["server_msgs"] if m[0] == 11 and len(m) > 7]
+    return lists
 
 
 @lru_cache(maxsize=1)
@@ -364,19 +402,23 @@ def seeds(name: str) -> list[bytes]:
     f = _flights()
     hellos_ = _hello_messages()
     files = _clienthello_files()
-    msgs13 = hellos_ + f["sh13"] + f["flight13"]
-    msgs12 = f["server12"] + f["client12"] + hellos_
+    cap = _capture_flights()
+    msgs13 = hellos_ + f["sh13"] + f["flight13"] + cap["client_msgs"] + cap["server_msgs"]
+    msgs12 = f["server12"] + f["client12"] + hellos_ + cap["client_msgs"] + cap["server_msgs"]
+    files = files + cap["client_bytes"]
     by_name = {
-        "record_layer": [bytes((m,)) + r for r in files + f["ch13_rec"] + f["server12_out"] for m in (0, 1, 3, 4 | 8 * 3)],
+        "record_layer": [bytes((m,)) + r for r in files + f["ch13_rec"] + f["server12_out"] + cap["server_bytes"]
+                         for m in (0, 1, 3, 4 | 8 * 3)],
         "messages13": msgs13,
-        "hellos": [m[4:] for m in msgs13 if m[0] in (1, 2, 13, 4)],
+        "hellos": [m[4:] for m in msgs13 if m[0] in (1, 2, 13, 4)],  # CH, SH/HRR, CR, NST
         "messages12": msgs12,
         "chain_analysis": _pem_ders(),
         "server13_start": files + f["ch13_rec"],
-        "client_wait_sh": f["sh13_rec"] + f["server12_out"],
+        "client_wait_sh": f["sh13_rec"] + f["server12_out"] + cap["server_bytes"],
         "client13_encrypted": [bytes((i,)) + m for i, m in enumerate(f["flight13"])],
         "server13_wait_finished": [b"\x00" + m for m in f["flight13"][-1:]] + [b"\x01" + m for m in f["flight13"][1:2]],
-        "client12": [bytes((i,)) + m for i, m in enumerate(f["server12"])],
+        "client12": [bytes((i,)) + m for i, m in enumerate(f["server12"])]
+        + [b"\x00" + m for m in cap["server_msgs"]],
         "server12": [b"\x00" + r for r in files + f["ch12_rec"]] + [b"\x01" + m for m in f["client12"][:1]],
     }
     return [s for s in by_name[name] if s]
