@@ -13,8 +13,8 @@ import hmac
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from .connection import State
-from .errors import (DecodeError, HandshakeFailure, IllegalParameter, ProtocolVersion, TLSError,
-                     UnexpectedMessage, UnsupportedCertificate, UnsupportedExtension)
+from .errors import (BadCertificate, DecodeError, HandshakeFailure, IllegalParameter, ProtocolVersion,
+                     TLSError, UnexpectedMessage, UnsupportedCertificate, UnsupportedExtension)
 from .extensions import ET
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished
 from .messages12 import (Certificate12, CertificateVerify11,
@@ -258,6 +258,11 @@ class Client12(Common12):
                 ku = certs[0].extensions.get_extension_for_class(x509.KeyUsage).value
             except x509.ExtensionNotFound:
                 ku = None
+            except (ValueError, x509.DuplicateExtension) as e:
+                # extensions are parsed lazily; with insecure=True no path validation read
+                # them before: a corrupt one is bad_certificate (RFC 8446 §6.2, RFC 5280 §4.2),
+                # not an escaping exception (found by fuzz/client_wait_sh)
+                raise BadCertificate(f"the server's certificate has a malformed extension: {e}") from None
             if ku is not None and not ku.key_encipherment:
                 raise UnsupportedCertificate("the server's certificate does not allow keyEncipherment, "
                                              "which RSA key exchange needs")
