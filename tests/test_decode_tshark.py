@@ -184,7 +184,8 @@ ENGINE_CASES = {
                           skw={"versions": ["1.2"]}),
     "tls12-rsa-resumption": dict(connections=2, ckw={"versions": ["1.2"],
                                                      "cipher_suites": ["TLS_RSA_WITH_AES_128_GCM_SHA256"]},
-                                 skw={"versions": ["1.2"]}),
+                                 skw={"versions": ["1.2"],
+                                      "cipher_suites": ["TLS_RSA_WITH_AES_128_GCM_SHA256"]}),
     "ipv6-small-segments": dict(client_addr="fd00::1", server_addr="fd00::2", mss=50),
 }
 

@@ -40,6 +40,7 @@ import pytest
 from conftest import _kill_group, free_port, require_tool, run_bounded, wait_for_port
 from test_interop_openssl import HTTP_GET, IO_TIMEOUT, TlslabServer, run_client
 from tlslab.proto.config import ClientConfig, ServerConfig, load_identity
+from tlslab.proto.tls12.suites import DEFAULT_SUITES12, SUITES12
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60),
               # DHE_RSA suites use FFDHE on purpose; cryptography deprecates FFDH
@@ -143,8 +144,14 @@ def client12(certs_dir: Path, suite: str | None = None, **options) -> ClientConf
     return ClientConfig(server_name="localhost", ca_file=str(certs_dir / "ca.pem"), **options)
 
 
+# every TLS 1.2 suite tlslab runs, static RSA included: a server enables TLS_RSA_* only
+# when it names the suites (they are not in its defaults)
+ALL_SUITES12 = [SUITES12[c].name for c in DEFAULT_SUITES12 if SUITES12[c].available]
+
+
 def server12(certs_dir: Path, kt: str = "rsa", **options) -> ServerConfig:
     options.setdefault("versions", ["1.2"])
+    options.setdefault("cipher_suites", ALL_SUITES12)
     return ServerConfig.from_files(str(certs_dir / f"{kt}-chain.pem"), str(certs_dir / f"{kt}.key"),
                                    **options)
 

@@ -141,7 +141,7 @@ def test_new_options_default_off(certs_dir):
 def test_legacy_handshake_in_memory(certs_dir, version, suite, kt):
     """tlslab client ↔ tlslab server at TLS 1.0 / 1.1: every key exchange, records both ways."""
     pair = run(client_config(certs_dir, versions=[version], cipher_suites=[suite]),
-               server_config(certs_dir, kt, versions=[version]))
+               server_config(certs_dir, kt, versions=[version], cipher_suites=[suite]))
     assert pair.client.handshake_complete and pair.server.handshake_complete, \
         (pair.client.error, pair.server.error)
     for conn in (pair.client, pair.server):
@@ -516,7 +516,7 @@ def test_openssl_legacy_suites(certs_dir, version, suite, kt, etm):
     MAC-then-encrypt, the IV chained across records in TLS 1.0)."""
     flag, label = OPENSSL_LEGACY[version]
     extra = [] if etm else ["-no_etm"]
-    with _serve(server_config(certs_dir, kt, versions=[version])) as server:
+    with _serve(server_config(certs_dir, kt, versions=[version], cipher_suites=[suite])) as server:
         rc, out, err = _s_client(certs_dir, server.port, flag, "-cipher",
                                  f"{OPENSSL_SUITES[suite]}:@SECLEVEL=0", *extra)
     _served_ok(server, version, suite, out + err)
@@ -537,7 +537,10 @@ def test_openssl_legacy_without_seclevel0(certs_dir, version):
         rc, out, err = _s_client(certs_dir, server.port, flag)
     assert rc != 0 and "legacy sigalg disallowed or unsupported" in err, err
     _refused(server, alert_received="internal_error")
-    with _serve(server_config(certs_dir, versions=[version])) as server:
+    # static RSA is not in a server's defaults: named
+    with _serve(server_config(certs_dir, versions=[version],
+                              cipher_suites=["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+                                             "TLS_RSA_WITH_AES_256_CBC_SHA"])) as server:
         rc, out, err = _s_client(certs_dir, server.port, flag, "-cipher", "AES256-SHA")
     _served_ok(server, version, "TLS_RSA_WITH_AES_256_CBC_SHA", out + err)
 

@@ -550,7 +550,7 @@ ROWS = [
     ("application data before CCS", "server", "WAIT_CCS", _hex("17 03 03 00 05 68 65 6c 6c 6f"),
      AD.unexpected_message, {}, {}),
     ("ServerKeyExchange for static RSA", "client", "WAIT_SKE", _ske_for_rsa, AD.unexpected_message,
-     {"suite": RSA_GCM}, {}),
+     {"suite": RSA_GCM}, {"cipher_suites": [RSA_GCM]}),
     ("ServerHelloDone without ServerKeyExchange (ECDHE)", "client", "WAIT_SKE",
      lambda c: hs_record(c.server_msgs["shd"]), AD.unexpected_message, {}, {}),
     ("ServerHelloDone without ServerKeyExchange (DHE)", "client", "WAIT_SKE",

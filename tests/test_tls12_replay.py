@@ -261,8 +261,10 @@ def _connect(identities, suite, cert, *, client_extra=None, server_extra=None):
     client = ClientConnection(ClientConfig(insecure=True, versions=["1.2"], cipher_suites=[suite],
                                            keylog_file=ck, session_store=None,
                                            **(client_extra or {})))
+    # static RSA is not in a server's defaults: name the suite
     server = ServerConnection(ServerConfig(certificate_chain=chain, private_key=key, versions=["1.2"],
-                                           keylog_file=sk, **(server_extra or {})))
+                                           keylog_file=sk, **{"cipher_suites": [suite],
+                                                              **(server_extra or {})}))
     client.start_handshake()
     events = pump(client, server)
     return client, server, events, ck, sk
@@ -313,7 +315,8 @@ def test_tls12_round_trip_without_ems_and_etm(identities, suite):
                      if e.type not in (ET.extended_master_secret, ET.encrypt_then_mac)]
     client = ClientConnection(ClientConfig(insecure=True, versions=["1.2"], cipher_suites=[suite],
                                            session_store=None, client_hello_template=ch))
-    server = ServerConnection(ServerConfig(certificate_chain=chain, private_key=key, versions=["1.2"]))
+    server = ServerConnection(ServerConfig(certificate_chain=chain, private_key=key, versions=["1.2"],
+                                           cipher_suites=[suite]))
     client.start_handshake()
     events = pump(client, server)
     assert sum(isinstance(e, HandshakeComplete) for _, e in events) == 2, events
@@ -331,7 +334,8 @@ def test_tls12_rsa_premaster_uses_client_hello_version(identities):
     client = ClientConnection(ClientConfig(insecure=True, session_store=None,
                                            cipher_suites=["TLS_AES_128_GCM_SHA256",
                                                           "TLS_RSA_WITH_AES_128_GCM_SHA256"]))
-    server = ServerConnection(ServerConfig(certificate_chain=chain, private_key=key, versions=["1.2"]))
+    server = ServerConnection(ServerConfig(certificate_chain=chain, private_key=key, versions=["1.2"],
+                                           cipher_suites=["TLS_RSA_WITH_AES_128_GCM_SHA256"]))
     client.start_handshake()
     events = pump(client, server)
     done = [e for _, e in events if isinstance(e, HandshakeComplete)]

@@ -85,11 +85,16 @@ class _Common:
         self.__dict__["_keylog"] = (KeyLog(self.keylog_file) if self.keylog_file is not None
                                     else keylog_from_env())
 
+    #: TLS 1.2 suites used when ``cipher_suites`` is not given (see tls12/suites.py)
+    _default_suites12_name = "DEFAULT_SUITES12"
+
     def _validate(self) -> None:
         self._open_keylog()
         from .keyschedule import SUITES
         from .groups import SUPPORTED_GROUPS
-        from .tls12.suites import DEFAULT_SUITES12, SUITES12, SUITES12_BY_NAME
+        from .tls12 import suites as _suites12
+        from .tls12.suites import SUITES12, SUITES12_BY_NAME
+        default_suites12 = getattr(_suites12, self._default_suites12_name)
         self.version_names = [normalize_version(v) for v in (self.versions or DEFAULT_VERSIONS)]
         self.version_codes = sorted({VERSION_CODES[v] for v in self.version_names}, reverse=True)
         self.max_version, self.min_version = self.version_codes[0], self.version_codes[-1]
@@ -102,7 +107,7 @@ class _Common:
         else:
             self.cipher_suite_codes = _codes(CipherSuite, None, DEFAULT_CIPHER_SUITES)
             if self.min_version <= 0x0303:
-                self.cipher_suite_codes += [c for c in DEFAULT_SUITES12 if SUITES12[c].available]
+                self.cipher_suite_codes += [c for c in default_suites12 if SUITES12[c].available]
         self.suites13 = [c for c in self.cipher_suite_codes if c in SUITES]
         self.suites12 = [c for c in self.cipher_suite_codes if c in SUITES12]
         self.group_codes = _codes(NamedGroup, self.groups, default_groups())
@@ -136,6 +141,12 @@ class ClientConfig(_Common):
     server_name: str | None = None
     ca_file: str | None = None
     insecure: bool = False
+    #: check the server's certificate against ``server_name`` (RFC 6125; an IP literal
+    #: against the IP addresses in subjectAltName).  A verifying client (``insecure`` off)
+    #: with no ``server_name`` is a configuration error, as in Go's crypto/tls, unless this
+    #: is set to False: then the chain is still validated up to a trust anchor, but any
+    #: name is accepted (``server_name``, if given, is only sent as SNI)
+    check_hostname: bool = True
     key_share_groups: list[str] | None = None   # groups to send shares for (default: first offered)
     certificate_chain: list | None = None       # client certificate chain, leaf first
     private_key: Any = None                     # its private key
@@ -164,6 +175,9 @@ class ClientConfig(_Common):
     accept_tls13_pkcs1_signatures: bool = False
 
     def __post_init__(self) -> None:
+        if not self.insecure and self.check_hostname and not self.server_name:
+            raise ValueError("a verifying client needs server_name to check the certificate "
+                             "against (or check_hostname=False, or insecure=True)")
         self._validate()
         if not self.insecure:
             self.trust_store()  # file reading belongs here, not in the sans-IO engine
@@ -200,6 +214,10 @@ class ClientConfig(_Common):
 
 @dataclass
 class ServerConfig(_Common):
+    #: no static RSA key exchange unless named in ``cipher_suites`` (no forward secrecy,
+    #: and a Bleichenbacher oracle to guard: see decrypt_premaster in tls12/keyexchange.py)
+    _default_suites12_name = "DEFAULT_SERVER_SUITES12"
+
     certificate_chain: list = field(default_factory=list)  # x509.Certificate, leaf first
     private_key: Any = None
     prefer_server_order: bool = True

@@ -692,7 +692,7 @@ class Connection:
                 self.trace.add("info", "local", "certificate not verified (--insecure)")
                 return
             try:
-                self.verified_path = verify_server_chain(certs, cfg.server_name, cfg.trust_store(), now,
+                self.verified_path = verify_server_chain(certs, cfg.server_name if cfg.check_hostname else None, cfg.trust_store(), now,
                                                          ders=getattr(self, "_peer_ders", None))
             except (ValueError, TypeError) as e:
                 # a certificate that parses but whose contents cryptography cannot interpret

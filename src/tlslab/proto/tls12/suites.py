@@ -183,6 +183,16 @@ DEFAULT_SUITES12: tuple[int, ...] = (
 )
 
 
+# A server's defaults: the same without static RSA key exchange (TLS_RSA_*), which has no
+# forward secrecy and makes the server a potential Bleichenbacher oracle (ROBOT); a server
+# enables it only by naming the suites (ServerConfig(cipher_suites=[...]), the lab's
+# rsa-kx-only scenario).  A client keeps offering them last by default, as OpenSSL and
+# Go still do: offering them costs a client nothing (the server picks, and tlslab's own
+# server never does by default), and probing and diagnosing old servers needs them.
+DEFAULT_SERVER_SUITES12: tuple[int, ...] = tuple(
+    c for c in DEFAULT_SUITES12 if SUITES12[c].kx != KX_RSA)
+
+
 def suite12(code: int) -> Suite12 | None:
     """The suite for ``code``, or ``None`` if it is not a TLS 1.2 suite we know."""
     return SUITES12.get(code)
