@@ -14,7 +14,8 @@ from typing import Optional
 
 import typer
 
-from .main import _fail_line, _out, app
+from .common import _fail_line, _out
+from .main import app
 
 EPILOG = """\
 [bold]Examples[/bold]
@@ -120,15 +121,15 @@ def _error(json_out: bool, name: Optional[str], code: str, message: str) -> None
 
 
 def _options(no_color: bool, lang: str) -> None:
-    from . import main
-    setter = getattr(main, "set_output_options", None)
+    from . import common
+    setter = getattr(common, "set_output_options", None)
     if setter is None:
         if no_color:
             os.environ["NO_COLOR"] = "1"
         return
     try:
         setter(no_color, lang)
-    except main.UsageProblem as e:
+    except common.UsageProblem as e:
         raise _BadInput("bad-option", str(e)) from None
 
 

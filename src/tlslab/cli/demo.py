@@ -21,8 +21,9 @@ import typer
 from rich.panel import Panel
 from rich.text import Text
 
-from .main import (Failure, _check_output, _format_handshake_error, _http_get, _out, _run, _safe,
-                   _terminal_response, _write_html_page, app, output_options)
+from .common import (Failure, _check_output, _format_handshake_error, _http_get, _out, _run, _safe,
+                     _terminal_response, _write_html_page, output_options)
+from .main import app
 from ..workbench.httppage import http_handler
 
 DEMO_EPILOG = """\

@@ -15,8 +15,9 @@ from typing import List, Optional
 
 import typer
 
-from .main import (Failure, UsageProblem, _check_file, _check_host_name, _fail_line,
-                   _load_client_identity, _out, app, parse_target)
+from .common import (Failure, UsageProblem, _check_file, _check_host_name, _fail_line,
+                     _load_client_identity, _out, parse_target)
+from .main import app
 
 EPILOG = """\
 [bold]Examples[/bold]
@@ -80,7 +81,7 @@ def diagnose(
     except KeyboardInterrupt:
         raise typer.Exit(130)
     except BrokenPipeError:  # `| head`: the reader had enough
-        from .main import quiet_stdout
+        from .common import quiet_stdout
         quiet_stdout()
         raise typer.Exit(0)
     except typer.Exit:

@@ -16,7 +16,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .main import _fail_line, _out, app
+from .common import _fail_line, _out
+from .main import app
 
 EPILOG = """\
 [bold]Examples[/bold]

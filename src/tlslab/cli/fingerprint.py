@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 import typer
 
-from .main import _fail_line, _out, app
+from .common import _fail_line, _out
+from .main import app
 
 EPILOG = """\
 [bold]Examples[/bold]

@@ -21,8 +21,9 @@ from rich.padding import Padding
 from rich.text import Text
 
 from ..workbench.httppage import http_handler
-from .main import (Failure, UsageProblem, _check_file, _check_host_name, _check_keylog,
-                   _check_versions, _out, _run, _safe, _split, app)
+from .common import (Failure, UsageProblem, _check_file, _check_host_name, _check_keylog,
+                     _check_versions, _out, _run, _safe, _split)
+from .main import app
 
 __all__ = ["serve", "http_handler"]
 

@@ -14,8 +14,9 @@ from typing import List, Optional
 import typer
 
 from .diagnose import _check_syntax, _profiles, _resolve
-from .main import _fail_line
-from .main import (Failure, UsageProblem, _check_file, _check_host_name, _out, app, parse_target)
+from .common import _fail_line
+from .common import (Failure, UsageProblem, _check_file, _check_host_name, _out, parse_target)
+from .main import app
 
 EPILOG = """\
 [bold]Examples[/bold]
@@ -62,7 +63,7 @@ def simulate(
     except KeyboardInterrupt:
         raise typer.Exit(130)
     except BrokenPipeError:  # `| head`: the reader had enough
-        from .main import quiet_stdout
+        from .common import quiet_stdout
         quiet_stdout()
         raise typer.Exit(0)
     except typer.Exit:
