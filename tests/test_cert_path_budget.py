@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tlslab.proto import cert_paths as P  # the path search and its budgets
 from tlslab.proto import certificates as C
 from tlslab.proto import events as ev
 from tlslab.proto.client import ClientConnection
@@ -127,7 +128,7 @@ def crafted_distinct_keys() -> Crafted:
 def signature_guard(monkeypatch):
     """Counts the certificate code's signature verifications; raises past GUARD."""
     calls = {"n": 0}
-    real = C._signed_by
+    real = P._signed_by
 
     def counting(child, parent):
         calls["n"] += 1
@@ -135,7 +136,7 @@ def signature_guard(monkeypatch):
             raise RuntimeError(f"path search made more than {GUARD} signature checks: unbounded")
         return real(child, parent)
 
-    monkeypatch.setattr(C, "_signed_by", counting)
+    monkeypatch.setattr(P, "_signed_by", counting)
     return calls
 
 
@@ -197,7 +198,7 @@ def _assert_rejected(conn, events: list, elapsed: float, checks: int) -> None:
     closed = _closed(events)
     assert closed.alert_sent == expected, (closed.alert_sent, err)
     assert elapsed < DEADLINE, f"answered in {elapsed:.2f} s"
-    assert checks <= C._MAX_SIGNATURE_CHECKS + 4, f"{checks} signature checks"
+    assert checks <= P._MAX_SIGNATURE_CHECKS + 4, f"{checks} signature checks"
 
 
 @pytest.mark.parametrize("version", ["1.3", "1.2"])
@@ -256,7 +257,7 @@ def test_crafted_chain_keeps_its_diagnosis(crafted, signature_guard):
     assert excinfo.value.code == "untrusted-root"
     assert excinfo.value.evidence["missing_issuer"] == f"CN=Layer {LAYERS + 1}"
     assert len(excinfo.value.evidence["path"]) == LAYERS + 1
-    assert signature_guard["n"] <= C._MAX_SIGNATURE_CHECKS + 4
+    assert signature_guard["n"] <= P._MAX_SIGNATURE_CHECKS + 4
 
 
 def test_distinct_keys_shape_is_answered_in_time(crafted_distinct_keys, signature_guard):
@@ -295,10 +296,10 @@ def test_visit_budget_stops_a_search_deduplication_cannot_shrink(signature_guard
     assert time.perf_counter() - t0 < DEADLINE
     assert excinfo.value.code == "path-limit-exceeded"
     assert excinfo.value.evidence["limit"] == "path-visits"
-    assert excinfo.value.evidence["certificates_visited"] == C._MAX_PATH_VISITS
-    assert signature_guard["n"] <= C._MAX_SIGNATURE_CHECKS + 4
+    assert excinfo.value.evidence["certificates_visited"] == P._MAX_PATH_VISITS
+    assert signature_guard["n"] <= P._MAX_SIGNATURE_CHECKS + 4
     # a smaller budget stops it sooner
-    monkeypatch.setattr(C, "_MAX_PATH_VISITS", 200)
+    monkeypatch.setattr(P, "_MAX_PATH_VISITS", 200)
     with pytest.raises(BadCertificate) as excinfo:
         C.verify_client_chain(chain, [anchor], NOW)
     assert excinfo.value.evidence["certificates_visited"] == 200
@@ -323,8 +324,8 @@ def test_signature_budget_stops_a_degenerate_chain(signature_guard):
     assert time.perf_counter() - t0 < DEADLINE
     assert excinfo.value.code == "path-limit-exceeded"
     assert excinfo.value.evidence["limit"] == "signature-checks"
-    assert excinfo.value.evidence["signature_checks"] == C._MAX_SIGNATURE_CHECKS
-    assert signature_guard["n"] <= C._MAX_SIGNATURE_CHECKS + 4
+    assert excinfo.value.evidence["signature_checks"] == P._MAX_SIGNATURE_CHECKS
+    assert signature_guard["n"] <= P._MAX_SIGNATURE_CHECKS + 4
 
 
 # --------------------------------------------------------------------------- the message cap

@@ -480,6 +480,7 @@ def test_same_name_different_key_anchor():
 
 # --------------------------------------------------------------------------- library first
 
+from tlslab.proto import cert_paths as _paths  # noqa: E402  (trust contexts live with the path search)
 from tlslab.proto import certificates as _certs  # noqa: E402
 
 
@@ -577,20 +578,20 @@ def test_trust_context_is_cached_per_certificate_set(chain, root):
     first = load_trust_store(str(CERTS / "ca.pem"))
     second = load_trust_store(str(CERTS / "ca.pem"))
     assert first is not second  # a fresh list per call, as the client gets it
-    ctx = _certs._trust_context(first)
-    assert _certs._trust_context(second) is ctx
+    ctx = _paths._trust_context(first)
+    assert _paths._trust_context(second) is ctx
     store = ctx.store
     verify_server_chain(chain, "localhost", second, _now_for(chain[0]))
-    assert _certs._trust_context(first).store is store
+    assert _paths._trust_context(first).store is store
     # A different set of anchors is a different context, and the cache does
     # not leak a verdict from one trust list into another.
     _, _, other_ca = make_throwaway_chain()
-    assert _certs._trust_context([other_ca]) is not ctx
-    assert _certs._trust_context([root, other_ca]) is not ctx
+    assert _paths._trust_context([other_ca]) is not ctx
+    assert _paths._trust_context([root, other_ca]) is not ctx
     with pytest.raises(UnknownCA):
         verify_server_chain(chain, "localhost", [other_ca], _now_for(chain[0]))
     assert verify_server_chain(chain, "localhost", [other_ca, root], _now_for(chain[0]))[-1] == root
-    for _ in range(_certs._TRUST_CACHE_SIZE + 2):  # evicted entries are rebuilt
-        _certs._trust_context([make_throwaway_chain()[2]])
-    assert len(_certs._trust_cache) <= _certs._TRUST_CACHE_SIZE
+    for _ in range(_paths._TRUST_CACHE_SIZE + 2):  # evicted entries are rebuilt
+        _paths._trust_context([make_throwaway_chain()[2]])
+    assert len(_paths._trust_cache) <= _paths._TRUST_CACHE_SIZE
     assert verify_server_chain(chain, "localhost", first, _now_for(chain[0]))[-1] == root

@@ -667,7 +667,7 @@ class Connection:
         from cryptography import x509
         from .errors import BadCertificate
         who = "server's" if self.is_client else "client's"
-        from .certificates import MAX_PEER_CERTIFICATES
+        from .cert_paths import MAX_PEER_CERTIFICATES
         if len(ders) > MAX_PEER_CERTIFICATES:
             raise BadCertificate(f"the {who} Certificate message carries {len(ders)} certificates; "
                                  f"at most {MAX_PEER_CERTIFICATES} are accepted")
