@@ -187,11 +187,23 @@ def run_bounded(cmd: Sequence[str], input: str | bytes | None = None, timeout: f
 
 # --------------------------------------------------------------------------- shared data
 
+SHARED = Path(os.environ.get("TLSLAB_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+
+
+def vector_path(name: str) -> Path:
+    """A file of ../shared/vectors, for module-level loaders; the test skips when the
+    shared data is not there."""
+    path = SHARED / "vectors" / name
+    if not path.is_file():
+        pytest.skip(f"shared test vectors not found at {path} "
+                    "(put shared/ beside the repository or set TLSLAB_SHARED)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """``../shared`` beside the repository (or ``$TLSLAB_SHARED``); skip if absent."""
-    env = os.environ.get("TLSLAB_SHARED")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+    path = SHARED
     if not path.is_dir():
         pytest.skip(f"shared test data not found at {path} "
                     "(put shared/ beside the repository or set TLSLAB_SHARED)")
@@ -320,3 +332,31 @@ def pytest_report_header(config) -> list[str]:
     for tool in ("openssl", "curl", "tshark", "gnutls-cli", "certutil", "go", "java", "node"):
         found.append(f"{tool}={'yes' if shutil.which(tool) else 'MISSING'}")
     return ["tlslab peers: " + " ".join(found)]
+
+
+# --------------------------------------------------------------------------- a throwaway PKI
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """(chain, key, CA file path) of a throwaway CA and a leaf for localhost/127.0.0.1;
+    modules that need another PKI define their own ``pki``."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from tlslab.workbench.certgen import make_throwaway_chain
+    chain, key, ca = make_throwaway_chain(names=["localhost", "127.0.0.1"])
+    path = tmp_path_factory.mktemp("pki") / "ca.pem"
+    path.write_bytes(ca.public_bytes(Encoding.PEM))
+    return chain, key, str(path)
+
+
+def pki_server_config(pki, **kw):
+    """A ServerConfig with the ``pki`` fixture's leaf."""
+    import tlslab
+    chain, key, _ = pki
+    return tlslab.ServerConfig(certificate_chain=chain, private_key=key, **kw)
+
+
+def pki_client_config(pki, **kw):
+    """A ClientConfig trusting the ``pki`` fixture's CA, for the name localhost."""
+    import tlslab
+    kw.setdefault("server_name", "localhost")
+    return tlslab.ClientConfig(ca_file=pki[2], **kw)

@@ -14,14 +14,12 @@ import threading
 import time
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 
 import tlslab
 from tlslab.io.blocking import make_server
 from tlslab.proto import events as ev
 from tlslab.proto.client import ClientConnection
 from tlslab.workbench import httppage
-from tlslab.workbench.certgen import make_throwaway_chain
 
 STEP = 5.0          # seconds: the bound on every connect / read / handshake below
 EARLY = b"early-part:0123456789"
@@ -30,12 +28,7 @@ LATE = b"late-part:abcdefghij"
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    chain, key, ca = make_throwaway_chain(names=["localhost", "127.0.0.1"])
-    path = tmp_path_factory.mktemp("pki") / "ca.pem"
-    path.write_bytes(ca.public_bytes(Encoding.PEM))
-    return chain, key, str(path)
+# ``pki`` (a throwaway CA and leaf) is the conftest fixture
 
 
 def server_config(pki, **kw):

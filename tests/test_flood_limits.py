@@ -10,7 +10,8 @@ import asyncio
 import threading
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
+
+from conftest import pki_client_config as client_config, pki_server_config as server_config
 
 import tlslab
 from tlslab.io import blocking
@@ -31,25 +32,9 @@ from tlslab.proto.messages import truncated_for_binders
 from tlslab.proto.names import ContentType
 from tlslab.proto.server import ServerConnection
 from tlslab.proto.tickets import TicketStore
-from tlslab.workbench.certgen import make_throwaway_chain
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    chain, key, ca = make_throwaway_chain(names=["localhost", "127.0.0.1"])
-    path = tmp_path_factory.mktemp("pki") / "ca.pem"
-    path.write_bytes(ca.public_bytes(Encoding.PEM))
-    return chain, key, str(path)
-
-
-def server_config(pki, **kw):
-    chain, key, _ = pki
-    return tlslab.ServerConfig(certificate_chain=chain, private_key=key, **kw)
-
-
-def client_config(pki, **kw):
-    kw.setdefault("server_name", "localhost")
-    return tlslab.ClientConfig(ca_file=pki[2], **kw)
+# ``pki`` (a throwaway CA and leaf) is the conftest fixture
 
 
 def connected(ccfg, scfg, client_cls=ClientConnection) -> MemoryPair:

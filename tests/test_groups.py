@@ -4,8 +4,6 @@ invalid peer shares with illegal_parameter."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
@@ -17,16 +15,7 @@ from tlslab.proto.groups import (SUPPORTED_GROUPS, KeyShare, new_key_share,
 from tlslab.proto.names import NamedGroup
 from tlslab.proto.provider import Provider, ReplayProvider
 
-SHARED = Path(os.environ.get("TLSLAB_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-
-
-def _vector_path(name: str) -> Path:
-    """A file of ../shared/vectors; the test skips when the shared data is not there."""
-    path = SHARED / "vectors" / name
-    if not path.is_file():
-        pytest.skip(f"shared test vectors not found at {path} "
-                    "(put shared/ beside the repository or set TLSLAB_SHARED)")
-    return path
+from conftest import vector_path as _vector_path
 
 
 def load(name: str) -> dict:

@@ -8,7 +8,8 @@ import socket
 import threading
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
+
+from conftest import pki_client_config as client_config, pki_server_config as server_config
 
 import tlslab
 from tlslab.io.blocking import HandshakeError, make_server
@@ -16,26 +17,10 @@ from tlslab.io.memory import MemoryPair, closed_event, handshake
 from tlslab.proto import events as ev
 from tlslab.proto.trace import Trace
 from tlslab.workbench import httppage, render
-from tlslab.workbench.certgen import make_throwaway_chain
 from rich.console import Console
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    chain, key, ca = make_throwaway_chain(names=["localhost", "127.0.0.1"])
-    path = tmp_path_factory.mktemp("pki") / "ca.pem"
-    path.write_bytes(ca.public_bytes(Encoding.PEM))
-    return chain, key, str(path)
-
-
-def server_config(pki, **kw):
-    chain, key, _ = pki
-    return tlslab.ServerConfig(certificate_chain=chain, private_key=key, **kw)
-
-
-def client_config(pki, **kw):
-    kw.setdefault("server_name", "localhost")
-    return tlslab.ClientConfig(ca_file=pki[2], **kw)
+# ``pki`` (a throwaway CA and leaf) is the conftest fixture
 
 
 @pytest.fixture

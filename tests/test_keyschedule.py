@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -18,16 +16,7 @@ from tlslab.proto.keyschedule import (SUITES, KeySchedule, Transcript, derive_se
                                       hash_bytes, hkdf_expand_label, hkdf_extract,
                                       traffic_key_iv)
 
-SHARED = Path(os.environ.get("TLSLAB_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-
-
-def _vector_path(name: str) -> Path:
-    """A file of ../shared/vectors; the test skips when the shared data is not there."""
-    path = SHARED / "vectors" / name
-    if not path.is_file():
-        pytest.skip(f"shared test vectors not found at {path} "
-                    "(put shared/ beside the repository or set TLSLAB_SHARED)")
-    return path
+from conftest import vector_path as _vector_path
 
 
 def load(name: str) -> dict:

@@ -4,8 +4,6 @@ failure mode raises its typed error."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -15,16 +13,7 @@ from tlslab.proto.errors import (BadRecordMac, InternalError, RecordOverflow,
 from tlslab.proto.keyschedule import SUITES
 from tlslab.proto.protection import RecordProtector
 
-SHARED = Path(os.environ.get("TLSLAB_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-
-
-def _vector_path(name: str) -> Path:
-    """A file of ../shared/vectors; the test skips when the shared data is not there."""
-    path = SHARED / "vectors" / name
-    if not path.is_file():
-        pytest.skip(f"shared test vectors not found at {path} "
-                    "(put shared/ beside the repository or set TLSLAB_SHARED)")
-    return path
+from conftest import vector_path as _vector_path
 
 
 def load(name: str) -> dict:

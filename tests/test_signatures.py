@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -20,16 +18,7 @@ from tlslab.proto.errors import DecryptError, IllegalParameter, InternalError
 from tlslab.proto.signatures import (TLS13_CERTVERIFY_SCHEMES, certificate_verify_input,
                                      schemes_for_key, sign, verify)
 
-SHARED = Path(os.environ.get("TLSLAB_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-
-
-def _vector_path(name: str) -> Path:
-    """A file of ../shared/vectors; the test skips when the shared data is not there."""
-    path = SHARED / "vectors" / name
-    if not path.is_file():
-        pytest.skip(f"shared test vectors not found at {path} "
-                    "(put shared/ beside the repository or set TLSLAB_SHARED)")
-    return path
+from conftest import vector_path as _vector_path
 
 
 def load(name: str) -> dict:

@@ -9,8 +9,6 @@ import json
 import re
 import threading
 
-import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 from rich.console import Console
 
 import tlslab
@@ -22,17 +20,11 @@ from tlslab.view.jsonview import to_json
 from tlslab.view.keyschedule import key_schedule
 from tlslab.view.records import protection_keys
 from tlslab.view.terminal import render_bytes, render_sequence
-from tlslab.workbench.certgen import make_throwaway_chain
 
 REPRS = re.compile(r"\{'|\['|\bNone\b|\bTrue\b|\bFalse\b|object at 0x")
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    chain, key, ca = make_throwaway_chain(names=["localhost", "127.0.0.1"])
-    path = tmp_path_factory.mktemp("pki") / "ca.pem"
-    path.write_bytes(ca.public_bytes(Encoding.PEM))
-    return chain, key, str(path)
+# ``pki`` (a throwaway CA and leaf) is the conftest fixture
 
 
 def _pair(pki, client_kw=None, server_kw=None) -> MemoryPair:
