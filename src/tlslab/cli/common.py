@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
@@ -63,6 +63,45 @@ def _run(fn, *args, **kwargs) -> None:
             raise
         _fail_line(f"unexpected {type(e).__name__}: {e} (TLSLAB_DEBUG=1 shows the traceback)")
         raise typer.Exit(1)
+
+
+def run_command(body: Callable[[], int], *, emit_error: Callable[[str, str], None],
+                bad_input: tuple[type[BaseException], ...] = (UsageProblem,),
+                failure: tuple[type[BaseException], ...] = (Failure,),
+                broken_pipe_exit: int = 0,
+                unexpected: str = "unexpected {type}: {error}") -> int:
+    """Run a command body that reports its own errors (with --json, in the command's own
+    JSON shape): the body's exit code, or the exit code of its failure.
+
+    ``emit_error(code, message)`` reports one failure: ``bad_input`` exceptions (code: the
+    exception's ``code`` attribute, else ``bad-input``) exit 2, ``failure`` ones
+    (``failed``) 1, anything else (``internal``, worded by ``unexpected``) 1, or its
+    traceback with ``TLSLAB_DEBUG`` set; Ctrl-C exits 130, a closed pipe (``| head``)
+    ``broken_pipe_exit``; ``typer.Exit`` passes through."""
+    try:
+        return body()
+    except bad_input as e:
+        emit_error(getattr(e, "code", "bad-input"), str(e))
+        return 2
+    except failure as e:
+        emit_error("failed", str(e))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `| head`: the reader had enough
+        try:
+            quiet_stdout()
+        except ValueError:  # a stdout without a file descriptor
+            pass
+        return broken_pipe_exit
+    except typer.Exit:
+        raise
+    except Exception as e:  # never a traceback for users
+        if os.environ.get("TLSLAB_DEBUG"):
+            raise
+        emit_error("internal", unexpected.format(type=type(e).__name__, error=e)
+                   + " (TLSLAB_DEBUG=1 shows the traceback)")
+        return 1
 
 
 def quiet_stdout() -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .common import _fail_line, _out
+from .common import _fail_line, _out, run_command
 from .main import app
 
 EPILOG = """\
@@ -86,29 +87,10 @@ def decode(
 ) -> None:
     """Decode the TLS connections of a capture; decrypt them with a key log."""
     name = str(capture) if capture is not None else None
-    try:
-        code = _decode(capture, keylog, json_out, html, stream, trace, full, max_data,
-                       no_color, lang, show_all)
-    except _BadInput as e:
-        _error(json_out, name, e.code, str(e))
-        raise typer.Exit(2)
-    except KeyboardInterrupt:
-        raise typer.Exit(130)
-    except BrokenPipeError:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
-        raise typer.Exit(1)
-    except typer.Exit:
-        raise
-    except Exception as e:  # never a traceback for users
-        if os.environ.get("TLSLAB_DEBUG"):
-            raise
-        _error(json_out, name, "internal", f"unexpected {type(e).__name__}: {e} "
-                                           "(TLSLAB_DEBUG=1 shows the traceback)")
-        raise typer.Exit(1)
+    code = run_command(lambda: _decode(capture, keylog, json_out, html, stream, trace, full,
+                                       max_data, no_color, lang, show_all),
+                       emit_error=partial(_error, json_out, name), bad_input=(_BadInput,),
+                       failure=(), broken_pipe_exit=1)
     raise typer.Exit(code)
 
 

@@ -10,13 +10,14 @@ import math
 import re
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from .common import (Failure, UsageProblem, _check_file, _check_host_name, _fail_line,
-                     _load_client_identity, _out, parse_target)
+from .common import (UsageProblem, _check_file, _check_host_name, _fail_line,
+                     _load_client_identity, _out, parse_target, run_command)
 from .main import app
 
 EPILOG = """\
@@ -69,30 +70,10 @@ def diagnose(
     list_profiles: bool = typer.Option(False, "--list-profiles", help="List the profiles and exit."),
 ) -> None:
     """Say why a TLS handshake with a server fails, with the evidence and the fix per stack."""
-    try:
-        code = _diagnose(target, servername, ca_file, profile, cert, key, timeout, write_chain,
-                         stack, no_aia, probes, json_out, list_profiles)
-    except UsageProblem as e:
-        _emit_error(json_out, target, "bad-input", str(e))
-        raise typer.Exit(2)
-    except Failure as e:
-        _emit_error(json_out, target, "failed", str(e))
-        raise typer.Exit(1)
-    except KeyboardInterrupt:
-        raise typer.Exit(130)
-    except BrokenPipeError:  # `| head`: the reader had enough
-        from .common import quiet_stdout
-        quiet_stdout()
-        raise typer.Exit(0)
-    except typer.Exit:
-        raise
-    except Exception as e:  # never a traceback for users
-        import os
-        if os.environ.get("TLSLAB_DEBUG"):
-            raise
-        _emit_error(json_out, target, "internal", f"unexpected {type(e).__name__}: {e} "
-                                                 "(TLSLAB_DEBUG=1 shows the traceback)")
-        raise typer.Exit(1)
+    code = run_command(lambda: _diagnose(target, servername, ca_file, profile, cert, key,
+                                         timeout, write_chain, stack, no_aia, probes, json_out,
+                                         list_profiles),
+                       emit_error=partial(_emit_error, json_out, target))
     raise typer.Exit(code)
 
 

@@ -16,7 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .common import _fail_line, _out
+from .common import _fail_line, _out, run_command
 from .main import app
 
 EPILOG = """\
@@ -50,31 +50,20 @@ def explain_command(
     """Say what a TLS error message usually means, and how to find out which cause it is."""
     from ..diagnose.explain import BadInput
 
-    data: bytes | str | None = None
-    try:
-        data = _read_input(text)
-        code = _explain(data, json_out)
-    except BadInput as e:
+    read: list[bytes | str] = []
+
+    def body() -> int:
+        read.append(_read_input(text))
+        return _explain(read[0], json_out)
+
+    def emit_error(code: str, message: str) -> None:
         # echo blank input as it was; binary input is not echoed
         echo = None
-        if e.code == "empty-input" and data is not None:
-            echo = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        _emit_error(json_out, echo, e.code, str(e))
-        raise typer.Exit(2)
-    except BrokenPipeError:  # `tlslab explain ... | head`: the reader had enough
-        _silence_stdout()
-        raise typer.Exit(0)
-    except KeyboardInterrupt:
-        raise typer.Exit(130)
-    except typer.Exit:
-        raise
-    except Exception as e:  # never a traceback for users
-        if os.environ.get("TLSLAB_DEBUG"):
-            raise
-        _emit_error(json_out, None, "internal", f"unexpected {type(e).__name__}: {e} "
-                                                "(TLSLAB_DEBUG=1 shows the traceback)")
-        raise typer.Exit(1)
-    raise typer.Exit(code)
+        if code == "empty-input" and read:
+            echo = read[0].decode("utf-8", "replace") if isinstance(read[0], bytes) else read[0]
+        _emit_error(json_out, echo, code, message)
+
+    raise typer.Exit(run_command(body, emit_error=emit_error, bad_input=(BadInput,), failure=()))
 
 
 def _read_input(text: Optional[str]) -> bytes | str:

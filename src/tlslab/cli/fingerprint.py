@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from .common import _fail_line, _out
+from .common import _fail_line, _out, run_command
 from .main import app
 
 EPILOG = """\
@@ -61,28 +61,9 @@ def fingerprint(
     """JA3 and JA4 of a ClientHello or of every ClientHello in a capture, and the closest
     known client profile."""
     name = str(file) if file is not None else None
-    try:
-        code = _fingerprint(file, json_out, raw)
-    except _BadInput as e:
-        _error(json_out, name, e.code, str(e))
-        raise typer.Exit(2)
-    except KeyboardInterrupt:
-        raise typer.Exit(130)
-    except BrokenPipeError:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
-        raise typer.Exit(0)
-    except typer.Exit:
-        raise
-    except Exception as e:  # never a traceback for users
-        if os.environ.get("TLSLAB_DEBUG"):
-            raise
-        _error(json_out, name, "internal", f"unexpected error: {e} (TLSLAB_DEBUG=1 shows the "
-                                           "traceback)")
-        raise typer.Exit(1)
+    code = run_command(lambda: _fingerprint(file, json_out, raw),
+                       emit_error=partial(_error, json_out, name), bad_input=(_BadInput,),
+                       failure=(), unexpected="unexpected error: {error}")
     raise typer.Exit(code)
 
 

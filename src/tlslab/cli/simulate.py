@@ -8,6 +8,7 @@ import asyncio
 import json
 import math
 import sys
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,7 +16,8 @@ import typer
 
 from .diagnose import _check_syntax, _profiles, _resolve
 from .common import _fail_line
-from .common import (Failure, UsageProblem, _check_file, _check_host_name, _out, parse_target)
+from .common import (UsageProblem, _check_file, _check_host_name, _out, parse_target,
+                     run_command)
 from .main import app
 
 EPILOG = """\
@@ -51,30 +53,9 @@ def simulate(
     json_out: bool = typer.Option(False, "--json", help="Print only JSON (also on failure)."),
 ) -> None:
     """Say which clients would connect to a server, and exactly why the others would not."""
-    try:
-        code = _simulate(target, servername, ca_file, profile, all_profiles, list_profiles,
-                         timeout, json_out)
-    except UsageProblem as e:
-        _emit_error(json_out, target, "bad-input", str(e))
-        raise typer.Exit(2)
-    except Failure as e:
-        _emit_error(json_out, target, "failed", str(e))
-        raise typer.Exit(1)
-    except KeyboardInterrupt:
-        raise typer.Exit(130)
-    except BrokenPipeError:  # `| head`: the reader had enough
-        from .common import quiet_stdout
-        quiet_stdout()
-        raise typer.Exit(0)
-    except typer.Exit:
-        raise
-    except Exception as e:  # never a traceback for users
-        import os
-        if os.environ.get("TLSLAB_DEBUG"):
-            raise
-        _emit_error(json_out, target, "internal", f"unexpected {type(e).__name__}: {e} "
-                                                 "(TLSLAB_DEBUG=1 shows the traceback)")
-        raise typer.Exit(1)
+    code = run_command(lambda: _simulate(target, servername, ca_file, profile, all_profiles,
+                                         list_profiles, timeout, json_out),
+                       emit_error=partial(_emit_error, json_out, target))
     raise typer.Exit(code)
 
 
