@@ -67,17 +67,37 @@ def _resolve(evidence: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def analyse_chain(chain: Sequence[x509.Certificate], check_name: str | None,
-                  trust: list[x509.Certificate], now: datetime.datetime, verifier) -> list[CertProblem]:
-    """Every problem of ``chain`` for a client with ``verifier`` rules (a
-    :class:`~tlslab.profiles.model.Verifier`); empty when the chain verifies."""
-    chain = list(chain)
+def _engine_findings(chain: list, check_name: str | None, trust: list,
+                     now: datetime.datetime) -> list:
+    """The engine's verdict: ``[]`` when the chain verifies, else its findings as
+    ``(code, message, evidence)``."""
     try:
         verify_server_chain(chain, check_name, trust, now)
         return []
     except Exception as e:  # the engine's typed certificate errors
-        details = getattr(e, "finding_details", None) or [
+        return getattr(e, "finding_details", None) or [
             (getattr(e, "code", "verification-failed"), str(e), getattr(e, "evidence", {}))]
+
+
+def analyse_chain(chain: Sequence[x509.Certificate], check_name: str | None,
+                  trust: list[x509.Certificate], now: datetime.datetime, verifier,
+                  cache: dict | None = None) -> list[CertProblem]:
+    """Every problem of ``chain`` for a client with ``verifier`` rules (a
+    :class:`~tlslab.profiles.model.Verifier`); empty when the chain verifies.
+
+    ``cache`` (one dict per diagnosis): the engine's verdict does not depend on the
+    profile, so a run that judges one chain for many profiles verifies it once; the
+    problems themselves are built fresh each time (callers add to their evidence)."""
+    chain = list(chain)
+    if cache is None:
+        details = _engine_findings(chain, check_name, trust, now)
+    else:
+        key = (tuple(c.fingerprint(hashes.SHA256()) for c in chain), check_name)
+        details = cache.get(key)
+        if details is None:
+            details = cache[key] = _engine_findings(chain, check_name, trust, now)
+    if not details:
+        return []
     problems: list[CertProblem] = []
     seen: set[str] = set()
     for engine_code, message, evidence in details:

@@ -105,6 +105,8 @@ class Diagnosis:
                                         "chain_file": target.write_chain or "fullchain.pem"}
         self._versions: dict[str, ProbeOutcome] = {}
         self._aia_cache: dict[str, dict] = {}
+        #: the engine's verdict on each chain, shared by the profiles judged in this run
+        self._chain_cache: dict = {}
 
     # ------------------------------------------------------------------ the plan
     async def run(self) -> Report:
@@ -212,7 +214,6 @@ class Diagnosis:
     # ------------------------------------------------------------------ per profile
     async def _judge(self, profile: Profile, p: ProbeSpec, p_out: ProbeOutcome,
                      b_out: ProbeOutcome) -> None:
-        label = profile.name
         chain_source = p_out
         if negotiated(p_out):
             if client_cert_refusal(p_out):
@@ -439,7 +440,8 @@ class Diagnosis:
         from ..proto.certificates import describe_certificate
         if not self.report.chain:
             self.report.chain = [describe_certificate(c) for c in chain]
-        problems = analyse_chain(chain, t.server_name, t.trust, self.now, profile.verifier)
+        problems = analyse_chain(chain, t.server_name, t.trust, self.now, profile.verifier,
+                                  cache=self._chain_cache)
         for pr in problems:
             pr.evidence.setdefault("chain_as_sent", [c.subject.rfc4514_string() for c in chain])
             if pr.code == "missing-intermediate":
@@ -537,7 +539,8 @@ class Diagnosis:
                 codes.append("client-certificate-required")
             if q_out.peer_certificates:
                 codes += [p.code for p in analyse_chain(q_out.peer_certificates, self.target.server_name,
-                                                        self.target.trust, self.now, q.verifier)]
+                                                        self.target.trust, self.now, q.verifier,
+                                                        cache=self._chain_cache)]
         elif q_out.status in _TRANSPORT or q_out.status == "skipped":
             codes.append(q_out.status)
         else:
@@ -558,7 +561,8 @@ class Diagnosis:
                 codes.append(local_error_cause(q_out) or "no-common-cipher")
             if b_out.peer_certificates:
                 codes += [p.code for p in analyse_chain(b_out.peer_certificates, self.target.server_name,
-                                                        self.target.trust, self.now, q.verifier)
+                                                        self.target.trust, self.now, q.verifier,
+                                                        cache=self._chain_cache)
                           if p.code not in codes]
         if "missing-intermediate" in codes and q.verifier.aia_fetching and any(
                 f.get("completes_chain") for f in self._aia_cache.values()):
