@@ -427,7 +427,8 @@ class Client12(Common12):
             return
         store.add(Session12(server_name=self._session_key(), session_id=sid, ticket=blob,
                             master_secret=self._master, suite=self.suite12.code, version=self.version,
-                            ems=self._ems, received_at=self.provider.time(), lifetime=lifetime))
+                            ems=self._ems, received_at=self.provider.time(), lifetime=lifetime,
+                            verifier=self.config.verifier_id))
 
 from cryptography.hazmat.primitives.serialization import Encoding as _Encoding  # noqa: E402
 

@@ -101,6 +101,8 @@ class Connection:
         self.handshake_complete = False
         self.closed = False
         self.error: TLSError | None = None
+        #: the Python traceback of an internal error (a tlslab bug), for developers only
+        self.internal_error_detail: str | None = None
         self.negotiated: dict = {"version": None, "cipher_suite": None, "group": None,
                                  "signature_scheme": None, "alpn_protocol": None,
                                  "server_name": None, "hello_retry": False}
@@ -175,11 +177,13 @@ class Connection:
                     self._process_records()
             except TLSError as err:
                 self._fail(err)
-            except Exception as exc:  # a bug of ours must still fail closed, with one alert
+            except Exception:  # a bug of ours must still fail closed, with one alert
                 import traceback
-                err = InternalError(f"internal error while processing input: {type(exc).__name__}: {exc}")
-                self._fail(err)
-                self.trace.add("error", "local", "traceback", detail=traceback.format_exc())
+                # the traceback is for developers (tests, fuzzers, TLSLAB_DEBUG): kept on the
+                # connection, never in the trace, which users see as text, JSON and HTML
+                self.internal_error_detail = traceback.format_exc()
+                self._fail(InternalError("internal error while processing input (a tlslab "
+                                         "bug: please report it)"))
         events, self._events = self._events, []
         return events
 
@@ -384,7 +388,11 @@ class Connection:
         name = alert_name(desc)
         self.trace.add("alert", "received", name, raw=fragment,
                        summary={"level": level, "description": name, "protected": protected})
-        self._events.append(ev.AlertReceived(level=level, description=desc, name=name))
+        warning = desc == AlertDescription.user_canceled or (
+            self.tls12 and level == AlertLevel.warning and desc not in ALWAYS_FATAL)
+        fatal = desc != AlertDescription.close_notify and not warning
+        self._events.append(ev.AlertReceived(level=level, description=desc, name=name,
+                                             fatal=fatal))
         if desc == AlertDescription.close_notify:
             self._received_close = True
             if not self._close_sent and not self._alert_sent:
@@ -392,8 +400,7 @@ class Connection:
                 self._send_alert(AlertLevel.warning, AlertDescription.close_notify)
             error = None if self.handshake_complete else "peer closed the connection during the handshake"
             self._finish_closed(error, alert_received=name)
-        elif desc == AlertDescription.user_canceled or (
-                self.tls12 and level == AlertLevel.warning and desc not in ALWAYS_FATAL):
+        elif warning:
             # RFC 8446 §6.1: user_canceled is followed by close_notify; RFC 5246 §7.2.2:
             # warnings (no_renegotiation, unrecognized_name, ...) end nothing.  A peer that
             # sends either without end is cut off.
