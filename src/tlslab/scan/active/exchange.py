@@ -199,6 +199,35 @@ class Exchange:
                 ans.ended = "enough"
                 return ans
 
+    async def handshake(self, conn) -> bool:
+        """Run the engine's own client (a :class:`tlslab.ClientConnection`) over this
+        connection until its handshake completes (True) or fails (False)."""
+        from ...proto import events as ev
+        conn.start_handshake()
+        while True:
+            out = conn.data_to_send()
+            if out and not await self.send(out):
+                return False
+            if conn.handshake_complete:
+                return True
+            if conn.closed:
+                return False
+            try:
+                data = await asyncio.wait_for(self._reader.read(65536),
+                                              remaining(self.deadline, self.target.timeout))
+            except asyncio.TimeoutError:
+                return False
+            except OSError:
+                return False
+            if not data:
+                return False
+            for event in conn.receive_data(data):
+                if isinstance(event, ev.ConnectionClosed):
+                    out = conn.data_to_send()
+                    if out:
+                        await self.send(out)
+                    return conn.handshake_complete
+
     async def hello(self, client_hello: bytes) -> Flight:
         """Send a ClientHello record and read the server's flight in clear."""
         flight = Flight()
