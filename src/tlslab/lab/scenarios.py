@@ -506,7 +506,7 @@ _LIST: list[Scenario] = [
           "HeartbeatRequest whose payload_length exceeds its payload with that many bytes, the "
           "missing ones taken from (fake) memory, even before the handshake completes, as "
           "OpenSSL 1.0.1 to 1.0.1f did",
-          "heartbleed: vulnerable: sent (after ServerHelloDone, in clear, heartbeat negotiated) "
+          "HEARTBLEED vulnerable: sent (after ServerHelloDone, in clear, heartbeat negotiated) "
           "a HeartbeatRequest with payload_length=16384 and 1 byte of payload; got a "
           "16403-byte HeartbeatResponse with payload_length=16384: the server reads past its "
           "buffer and sent 16383 bytes that were never sent to it",
@@ -516,7 +516,7 @@ _LIST: list[Scenario] = [
           "this server accepts a ChangeCipherSpec sent right after its ServerHelloDone, before "
           "the ClientKeyExchange (RFC 5246 §7.1 makes it unexpected_message), and switches to "
           "keys derived from an empty premaster, as OpenSSL before 1.0.1h did",
-          "ccs-injection: vulnerable: sent a ChangeCipherSpec right after the server's "
+          "CCS_INJECTION vulnerable: sent a ChangeCipherSpec right after the server's "
           "ServerHelloDone, before any key exchange; no alert came back within 1.5 s (a fixed "
           "server answers unexpected_message), and the record sent next was answered with "
           "bad_record_mac: the server had switched to keys made without a key exchange",
@@ -527,7 +527,7 @@ _LIST: list[Scenario] = [
           "good padding and a wrong Finished with bad_record_mac: a Bleichenbacher oracle "
           "(ROBOT, Böck, Somorovsky and Young 2018) that lets an attacker decrypt recorded "
           "sessions and sign with the server's key",
-          "robot: vulnerable: sent ClientKeyExchanges with the five ROBOT paddings (each with "
+          "ROBOT vulnerable: sent ClientKeyExchanges with the five ROBOT paddings (each with "
           "ChangeCipherSpec and a wrong Finished), 3 rounds: correct padding -> alert "
           "bad_record_mac; wrong first bytes (0x00 0x02) -> alert handshake_failure; ...",
           key_type="rsa2048",
@@ -543,7 +543,7 @@ _LIST: list[Scenario] = [
           "this server, resuming a TLS 1.2 session from a ticket offered with a session ID "
           "shorter than 32 bytes, echoes 32 bytes in its ServerHello, the extra ones from (fake) "
           "memory, as F5 BIG-IP did (RFC 5077 §3.4 says: the same session ID)",
-          "ticketbleed: vulnerable: resumed a session with its ticket and a 1-byte session ID "
+          "TICKETBLEED vulnerable: resumed a session with its ticket and a 1-byte session ID "
           "(5a); the ServerHello echoed a 32-byte session ID: 31 bytes the client never sent "
           "(memory of the server)",
           server={"versions": ["TLS 1.2"], "lab_ticketbleed": True}),

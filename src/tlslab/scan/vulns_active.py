@@ -24,16 +24,17 @@ from .active.result import CheckResult
 from .active.robot import check_robot
 from .active.ticketbleed import check_ticketbleed
 
-#: every active check by name, in the order a report lists them
-ACTIVE_CHECKS = {"heartbleed": check_heartbleed, "ccs-injection": check_ccs_injection,
-                 "robot": check_robot, "ticketbleed": check_ticketbleed}
+#: every active check by the name its result carries (the keys of doc["vulnerabilities"])
+ACTIVE_CHECKS = {"HEARTBLEED": check_heartbleed, "CCS_INJECTION": check_ccs_injection,
+                 "ROBOT": check_robot, "TICKETBLEED": check_ticketbleed}
+_LEGACY = ("SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2")
 
 
 async def run_active_checks(target, deadline: float | None = None,
                             names=None) -> list[CheckResult]:
     """The checks in ``names`` (default: all), one after the other (ROBOT alone opens up to
-    31 connections; running them in parallel would only hurt the target); a check that
-    raises is reported as undecided, not propagated."""
+    31 connections; running the checks in parallel would only load the target more); a
+    check never raises for what a server does: it reports ``vulnerable=None`` and why."""
     if deadline is None:
         deadline = time.monotonic() + 120
     results = []
@@ -42,9 +43,37 @@ async def run_active_checks(target, deadline: float | None = None,
             results.append(await ACTIVE_CHECKS[name](target, deadline))
         except (asyncio.TimeoutError, OSError) as e:
             results.append(CheckResult(name, None, f"not decided: {type(e).__name__}: {e}",
-                                       {"error": str(e)}))
+                                       {"error": str(e), "connections": 0}))
+    return results
+
+
+async def run_all(target, deadline: float, doc: dict | None = None) -> list[CheckResult]:
+    """What :func:`tlslab.scan.weaknesses.assess` calls: the four checks, skipping (without a
+    connection) those the scan's findings in ``doc`` already rule out: all four when the
+    server speaks no TLS 1.2 or older, ROBOT when it accepted no TLS_RSA_* suite."""
+    doc = doc or {}
+    protocols = doc.get("protocols")
+    skipped: dict[str, str] = {}
+    if protocols is not None and not any(protocols.get(v) for v in _LEGACY):
+        for name in ACTIVE_CHECKS:
+            skipped[name] = ("not applicable: the server speaks no TLS 1.2 or older (the scan "
+                             "found only " + (", ".join(v for v, on in protocols.items() if on)
+                                              or "nothing") + ")")
+    suites = doc.get("cipher_suites")
+    if suites is not None and "ROBOT" not in skipped:
+        legacy = [n for v, part in suites.items() if v in _LEGACY for n in part.get("accepted", [])]
+        if not any(n.startswith("TLS_RSA_") for n in legacy):
+            skipped["ROBOT"] = ("not applicable: the scan found no static RSA key exchange "
+                                "(no TLS_RSA_* suite accepted)")
+    results = []
+    for name, check in ACTIVE_CHECKS.items():
+        if name in skipped:
+            results.append(CheckResult(name, False, skipped[name],
+                                       {"applicable": False, "connections": 0}))
+        else:
+            results += await run_active_checks(target, deadline, [name])
     return results
 
 
 __all__ = ["ACTIVE_CHECKS", "CheckResult", "check_ccs_injection", "check_heartbleed",
-           "check_robot", "check_ticketbleed", "run_active_checks"]
+           "check_robot", "check_ticketbleed", "run_active_checks", "run_all"]

@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 
 from ...proto.names import ContentType
-from .exchange import CheckAborted, Exchange, client_hello, describe_flight, remaining
+from .exchange import Exchange, client_hello, describe_flight, guarded, remaining
 from .result import CheckResult
 
-NAME = "ccs-injection"
+NAME = "CCS_INJECTION"
 #: how long a server gets to refuse the early ChangeCipherSpec
 WAIT_REFUSAL = 1.5
 #: and to answer the record sent after it
@@ -34,10 +34,7 @@ KEYS_IN_USE = ("bad_record_mac", "decryption_failed", "decrypt_error", "record_o
 async def check_ccs_injection(target, deadline: float) -> CheckResult:
     """CCS injection (CVE-2014-0224, RFC 5246 §7.1) against ``target``; ``deadline`` is an
     absolute :func:`time.monotonic` time."""
-    try:
-        return await _check(target, deadline)
-    except CheckAborted as e:
-        return CheckResult(NAME, None, f"not decided: {e}", {"error": str(e)})
+    return await guarded(NAME, _check, target, deadline)
 
 
 async def _check(target, deadline: float) -> CheckResult:

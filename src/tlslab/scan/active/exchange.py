@@ -1,20 +1,20 @@
 """One TCP connection for a crafted exchange: send records, read records, read the server's
 first TLS 1.0-1.2 flight.  Every byte is built and parsed with :mod:`tlslab.proto`'s codec.
 
-Time: ``deadline`` is an absolute :func:`time.monotonic` value (the event loop's clock);
-every wait is bounded by it and by the target's own per-connection timeout.
+Connections go through :func:`tlslab.scan.wire.open_stream` (TCP, and STARTTLS when the target
+asks).  Time: ``deadline`` is an absolute :func:`time.monotonic` value; every wait is bounded
+by it and by the target's own per-connection timeout.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from dataclasses import dataclass, field
 
-from ...proto import extensions as X
 from ...proto.alerts import alert_name
 from ...proto.errors import TLSError
-from ...proto.extensions import ET, Extension
-from ...proto.messages import ClientHello, HandshakeBuffer, ServerHello
+from ...proto.messages import HandshakeBuffer, ServerHello
 from ...proto.messages12 import parse_message12
 from ...proto.names import ContentType
 from ...proto.provider import Provider
@@ -45,19 +45,26 @@ def remaining(deadline: float, cap: float | None = None) -> float:
     return left if cap is None else min(left, cap)
 
 
-async def _open_stream(target, deadline: float):
-    """TCP (and STARTTLS when the target asks) through the scan's wire layer when it is
-    there, else a plain TCP connection."""
+#: connections opened by the running check (a list, so that tasks started by asyncio.gather,
+#: which get a copy of the context, count into the same one)
+_CONNECTIONS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "tlslab_scan_active_connections", default=None)
+
+
+async def guarded(name: str, check, target, deadline: float):
+    """Run ``check(target, deadline)``; a run out of time or a target out of reach becomes an
+    undecided :class:`CheckResult`; ``details["connections"]`` counts what it opened."""
+    from .result import CheckResult
+    count = [0]
+    token = _CONNECTIONS.set(count)
     try:
-        from ..wire import open_stream  # the scan's own connection layer (STARTTLS too)
-    except ImportError:
-        open_stream = None
-    if open_stream is not None:
-        return await open_stream(target, deadline)
-    if target.starttls:
-        raise CheckAborted(f"STARTTLS ({target.starttls}) needs tlslab.scan.wire")
-    return await asyncio.wait_for(asyncio.open_connection(target.host, target.port),
-                                  remaining(deadline, target.timeout))
+        result = await check(target, deadline)
+    except CheckAborted as e:
+        result = CheckResult(name, None, f"not decided: {e}", {"error": str(e)})
+    finally:
+        _CONNECTIONS.reset(token)
+    result.details["connections"] = count[0]
+    return result
 
 
 @dataclass
@@ -113,12 +120,15 @@ class Exchange:
 
     @classmethod
     async def open(cls, target, deadline: float) -> "Exchange":
+        from ..wire import ConnectFailed, open_stream  # TCP, and STARTTLS when asked
+        remaining(deadline)
+        count = _CONNECTIONS.get()
+        if count is not None:
+            count[0] += 1
         try:
-            reader, writer = await _open_stream(target, deadline)
-        except asyncio.TimeoutError:
-            raise CheckAborted(f"no TCP connection to {target.label()} in time") from None
-        except OSError as e:
-            raise CheckAborted(f"cannot connect to {target.label()}: {e.strerror or e}") from None
+            reader, writer = await open_stream(target, deadline)
+        except ConnectFailed as e:
+            raise CheckAborted(f"cannot connect to {target.label()}: {e}") from None
         return cls(target, deadline, reader, writer)
 
     async def __aenter__(self) -> "Exchange":
@@ -273,30 +283,18 @@ class Exchange:
 def client_hello(target, *, suites=BROAD_SUITES, session_id: bytes = b"",
                  ticket: bytes | None = None, heartbeat: bool = False,
                  extended_master_secret: bool = True, provider: Provider | None = None) -> bytes:
-    """A TLS 1.2 ClientHello record (legacy_version TLS 1.2, no supported_versions, so the
-    server negotiates TLS 1.2 or older).  ``ticket``: the session_ticket extension's body
-    (b"" asks for one, None leaves it out)."""
-    provider = provider or Provider()
-    exts: list[Extension] = []
-    if target.sni:
-        exts.append(Extension(ET.server_name, X.ServerNameList(server_name_list=[
-            X.ServerName(name_type=0, host_name=target.sni.encode("idna"))])))
-    exts += [Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])),
-             Extension(ET.supported_groups, X.NamedGroupList(named_group_list=list(GROUPS))),
-             Extension(ET.signature_algorithms, X.SignatureSchemeList(
-                 supported_signature_algorithms=list(SIGNATURE_SCHEMES))),
-             Extension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b""))]
-    if extended_master_secret:
-        exts.append(Extension(ET.extended_master_secret, X.Empty()))
-    if ticket is not None:
-        exts.append(Extension(ET.session_ticket, X.RawBody(data=ticket)))
-    if heartbeat:
-        from ...proto.heartbeat import PEER_ALLOWED_TO_SEND, HeartbeatMode
-        exts.append(Extension(ET.heartbeat, HeartbeatMode(mode=PEER_ALLOWED_TO_SEND)))
-    ch = ClientHello(legacy_version=TLS12, random=provider.random(32), legacy_session_id=session_id,
-                     cipher_suites=list(suites), legacy_compression_methods=b"\x00",
-                     extensions=exts)
-    return plaintext_record(ContentType.handshake, ch.build(), 0x0301)
+    """A TLS 1.2 ClientHello record, built by the scan's :func:`~tlslab.scan.hello.build_client_hello`
+    (legacy_version TLS 1.2, no supported_versions, so the server negotiates TLS 1.2 or
+    older).  ``ticket``: the session_ticket extension's body (b"" asks for one, None leaves
+    it out); ``heartbeat``: offer RFC 6520 Heartbeat (peer_allowed_to_send)."""
+    from ..hello import HelloOffer, build_client_hello
+    offer = HelloOffer(version=TLS12, cipher_suites=tuple(suites), groups=GROUPS,
+                       signature_algorithms=SIGNATURE_SCHEMES, sni=target.sni,
+                       status_request=False, session_ticket=ticket,
+                       extended_master_secret=extended_master_secret, heartbeat=heartbeat,
+                       session_id=session_id)
+    record, _ = build_client_hello(offer, provider)
+    return record
 
 
 def describe_flight(flight: Flight) -> str:
@@ -307,4 +305,4 @@ def describe_flight(flight: Flight) -> str:
 
 
 __all__ = ["Answer", "BROAD_SUITES", "CheckAborted", "Exchange", "Flight", "client_hello",
-           "describe_flight", "remaining"]
+           "describe_flight", "guarded", "remaining"]

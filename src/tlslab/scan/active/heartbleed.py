@@ -17,10 +17,10 @@ from __future__ import annotations
 from ...proto.errors import TLSError
 from ...proto.heartbeat import (HEARTBEAT_RESPONSE, MIN_PADDING, HeartbeatMessage, request)
 from ...proto.names import ContentType
-from .exchange import CheckAborted, Exchange, client_hello, describe_flight, remaining
+from .exchange import Exchange, client_hello, describe_flight, guarded, remaining
 from .result import CheckResult
 
-NAME = "heartbleed"
+NAME = "HEARTBLEED"
 #: the payload_length claimed (a 16 KiB over-read: enough to tell, without asking for 64 KiB)
 CLAIMED = 16384
 PAYLOAD = b"\x01"
@@ -33,10 +33,7 @@ WAIT = 3.0
 async def check_heartbleed(target, deadline: float) -> CheckResult:
     """Heartbleed (CVE-2014-0160, RFC 6520 §4) against ``target``; ``deadline`` is an
     absolute :func:`time.monotonic` time."""
-    try:
-        return await _check(target, deadline)
-    except CheckAborted as e:
-        return CheckResult(NAME, None, f"not decided: {e}", {"error": str(e)})
+    return await guarded(NAME, _check, target, deadline)
 
 
 async def _check(target, deadline: float) -> CheckResult:

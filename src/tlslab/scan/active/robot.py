@@ -28,10 +28,10 @@ from ...proto.messages12 import ClientKeyExchange
 from ...proto.names import ContentType
 from ...proto.provider import Provider
 from ...proto.tls12 import keyexchange as kx
-from .exchange import CheckAborted, Exchange, client_hello, describe_flight, remaining
+from .exchange import Exchange, client_hello, describe_flight, guarded, remaining
 from .result import CheckResult
 
-NAME = "robot"
+NAME = "ROBOT"
 #: TLS_RSA_WITH_AES_128_GCM_SHA256, _256_GCM_SHA384, _128_CBC_SHA256, _256_CBC_SHA256,
 #: _128_CBC_SHA, _256_CBC_SHA, TLS_RSA_WITH_3DES_EDE_CBC_SHA (RFC 5246, 5288)
 RSA_SUITES = (0x009C, 0x009D, 0x003C, 0x003D, 0x002F, 0x0035, 0x000A)
@@ -85,10 +85,7 @@ def raw_encrypt(public_key: rsa.RSAPublicKey, em: bytes) -> bytes:
 async def check_robot(target, deadline: float) -> CheckResult:
     """ROBOT (RFC 5246 §7.4.7.1; Böck, Somorovsky, Young 2018) against ``target``;
     ``deadline`` is an absolute :func:`time.monotonic` time."""
-    try:
-        return await _check(target, deadline)
-    except CheckAborted as e:
-        return CheckResult(NAME, None, f"not decided: {e}", {"error": str(e)})
+    return await guarded(NAME, _check, target, deadline)
 
 
 async def _check(target, deadline: float) -> CheckResult:

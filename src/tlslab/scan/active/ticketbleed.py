@@ -13,10 +13,10 @@ server resumes (ChangeCipherSpec right after the ServerHello), its session ID ec
 from __future__ import annotations
 
 from ...proto.tls12.suites import SUITES12_BY_NAME
-from .exchange import BROAD_SUITES, CheckAborted, Exchange, client_hello
+from .exchange import BROAD_SUITES, Exchange, client_hello, guarded
 from .result import CheckResult
 
-NAME = "ticketbleed"
+NAME = "TICKETBLEED"
 #: the session ID offered with the ticket: one byte, as in the original report
 SESSION_ID = b"\x5a"
 
@@ -24,10 +24,7 @@ SESSION_ID = b"\x5a"
 async def check_ticketbleed(target, deadline: float) -> CheckResult:
     """Ticketbleed (CVE-2016-9244, RFC 5077 §3.4) against ``target``; ``deadline`` is an
     absolute :func:`time.monotonic` time."""
-    try:
-        return await _check(target, deadline)
-    except CheckAborted as e:
-        return CheckResult(NAME, None, f"not decided: {e}", {"error": str(e)})
+    return await guarded(NAME, _check, target, deadline)
 
 
 async def _check(target, deadline: float) -> CheckResult:
