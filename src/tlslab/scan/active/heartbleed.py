@@ -66,6 +66,12 @@ async def _check(target, deadline: float) -> CheckResult:
             first = HeartbeatMessage.parse(data)
         except TLSError:
             first = None
+        if first is not None and first.type == HEARTBEAT_RESPONSE and \
+                first.payload_length == len(PROBE_OK) and first.payload == PROBE_OK:
+            # the answer to the honest request came first: the lying one was dropped
+            return CheckResult(NAME, False,
+                               f"{what}; it was discarded, and a well-formed request sent next was "
+                               f"echoed with its {len(PROBE_OK)} bytes, as RFC 6520 §4 says", details)
         if first is not None and first.type == HEARTBEAT_RESPONSE and first.payload_length > len(PAYLOAD):
             leaked = first.rest[len(PAYLOAD):first.payload_length]
             details.update(response_bytes=len(data), response_payload_length=first.payload_length,
@@ -75,10 +81,6 @@ async def _check(target, deadline: float) -> CheckResult:
                                f"payload_length={first.payload_length}: the server reads past its "
                                f"buffer and sent {len(leaked)} bytes that were never sent to it "
                                f"(they begin {leaked[:24]!r})", details)
-        if first is not None and first.type == HEARTBEAT_RESPONSE and first.payload == PROBE_OK:
-            return CheckResult(NAME, False,
-                               f"{what}; it was discarded, and a well-formed request sent next was "
-                               f"echoed with its {len(PROBE_OK)} bytes, as RFC 6520 §4 says", details)
         details["response_bytes"] = len(data)
         return CheckResult(NAME, False, f"{what}; got a {len(data)}-byte heartbeat message that "
                            "carries no more than was sent", details)
