@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tlslab.lab.scenarios import start_scenario_server
+from tlslab.lab.scenarios import SCENARIOS, start_scenario_server
 from tlslab.proto.lab_faults import FAKE_MEMORY
 from tlslab.scan.target import ScanTarget
 from tlslab.scan.vulns_active import ACTIVE_CHECKS, run_all
@@ -86,6 +86,11 @@ def test_check_fires_on_its_lab_scenario(lab, scenario):
     assert result.vulnerable is True, result.evidence
     for w in words:
         assert w in result.evidence, result.evidence
+    # the scenario's card (serve --list-scenarios) quotes this very evidence
+    (card,) = [f.error for f in SCENARIOS[scenario].fails if f.client.startswith("tlslab scan")]
+    assert card.startswith(f"{name} vulnerable: ")
+    for part in card[len(f"{name} vulnerable: "):].split("; "):
+        assert part.removesuffix("...") in result.evidence, (part, result.evidence)
     if scenario in ("heartbleed", "ticketbleed"):
         # what leaked is the lab's fake memory, shown in the details as hex
         leaked = bytes.fromhex(result.details.get("leaked_sample") or result.details["leaked"])
@@ -184,3 +189,41 @@ def test_checks_are_quiet_on_gnutls(certs_dir):
         assert result.vulnerable is False, (name, result.evidence)
     assert results["ROBOT"].applicable
     assert results["HEARTBLEED"].details["heartbeat_negotiated"]
+
+
+# -------------------------------------------------------------------------- the CLI
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("scenario", list(VULNERABLE))
+def test_serve_scenario_runs_the_vulnerable_server(scenario):
+    """``tlslab serve --scenario NAME`` serves the same vulnerable server."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "tlslab", "serve", "--port", "0", "--scenario",
+                             scenario], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    head, port = [], None
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and port is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            head.append(line)
+            if m := re.search(r"listening on 127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
+        assert port, "".join(head)
+        name = VULNERABLE[scenario][0]
+        result = run_check(name, port)
+        assert result.vulnerable is True, result.evidence
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+    assert "Traceback" not in "".join(head) + out

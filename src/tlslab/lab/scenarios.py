@@ -528,8 +528,9 @@ _LIST: list[Scenario] = [
           "(ROBOT, Böck, Somorovsky and Young 2018) that lets an attacker decrypt recorded "
           "sessions and sign with the server's key",
           "ROBOT vulnerable: sent ClientKeyExchanges with the five ROBOT paddings (each with "
-          "ChangeCipherSpec and a wrong Finished), 3 rounds: correct padding -> alert "
-          "bad_record_mac; wrong first bytes (0x00 0x02) -> alert handshake_failure; ...",
+          "ChangeCipherSpec and a wrong Finished), 3 rounds: correct padding and premaster -> "
+          "alert bad_record_mac; wrong first bytes (0x41 0x17 instead of 0x00 0x02) -> alert "
+          "handshake_failure; ...",
           key_type="rsa2048",
           server={"versions": ["TLS 1.2"],
                   "cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
@@ -543,9 +544,9 @@ _LIST: list[Scenario] = [
           "this server, resuming a TLS 1.2 session from a ticket offered with a session ID "
           "shorter than 32 bytes, echoes 32 bytes in its ServerHello, the extra ones from (fake) "
           "memory, as F5 BIG-IP did (RFC 5077 §3.4 says: the same session ID)",
-          "TICKETBLEED vulnerable: resumed a session with its ticket and a 1-byte session ID "
-          "(5a); the ServerHello echoed a 32-byte session ID: 31 bytes the client never sent "
-          "(memory of the server)",
+          "TICKETBLEED vulnerable: resumed with the ticket of a first handshake and a 1-byte "
+          "session ID (5a); the ServerHello echoed a 32-byte session ID: 31 bytes the client "
+          "never sent (memory of the server: b'tlslab-lab-memor'...)",
           server={"versions": ["TLS 1.2"], "lab_ticketbleed": True}),
 ]
 

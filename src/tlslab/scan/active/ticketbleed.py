@@ -54,8 +54,8 @@ async def _check(target, deadline: float) -> CheckResult:
                          session_id=SESSION_ID, ticket=ticket, extended_master_secret=ems)
     async with await Exchange.open(target, deadline) as x:
         flight = await x.hello(hello)
-    what = (f"resumed with the {len(ticket)}-byte ticket of a first handshake and a "
-            f"{len(SESSION_ID)}-byte session ID ({SESSION_ID.hex()})")
+    what = (f"resumed with the ticket of a first handshake and a {len(SESSION_ID)}-byte "
+            f"session ID ({SESSION_ID.hex()})")
     if flight.server_hello is None:
         return CheckResult(NAME, None, f"not decided: {what}; the server answered "
                            f"{flight.ended or 'nothing usable'}", {"hello": flight.ended})
