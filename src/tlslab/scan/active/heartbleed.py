@@ -94,10 +94,10 @@ async def _check(target, deadline: float) -> CheckResult:
 
 def _enough(answer) -> bool:
     """Stop reading once a whole heartbeat message (as its own header announces) is in."""
-    data = answer.of_type(ContentType.heartbeat)
-    if len(data) < 3:
+    try:
+        return HeartbeatMessage.parse(answer.of_type(ContentType.heartbeat)).consistent
+    except TLSError:  # not even the 3-byte header yet
         return False
-    return len(data) >= 3 + int.from_bytes(data[1:3], "big") + MIN_PADDING
 
 
 __all__ = ["check_heartbleed"]
