@@ -227,3 +227,17 @@ def test_serve_scenario_runs_the_vulnerable_server(scenario):
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
     assert "Traceback" not in "".join(head) + out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", list(ACTIVE_CHECKS))
+def test_checks_on_servers_they_cannot_test(lab, name):
+    """TLS 1.3 only: not applicable (False).  A client certificate required: never True
+    (Ticketbleed, which needs a completed handshake for its ticket, says it cannot tell)."""
+    result = run_check(name, lab("tls1.3-only").port)
+    assert result.vulnerable is False and not result.applicable, result.evidence
+    assert "not applicable" in result.evidence
+    result = run_check(name, lab("client-cert-required").port)
+    assert result.vulnerable is not True, result.evidence
+    if name == "TICKETBLEED":
+        assert result.vulnerable is None and "did not complete" in result.evidence

@@ -35,12 +35,14 @@ async def _check(target, deadline: float) -> CheckResult:
     async with await Exchange.open(target, deadline) as x:
         done = await x.handshake(conn)
     if not done:
-        why = conn.error or "the connection ended"
-        refused = conn.error is not None or any(e.kind == "alert" for e in conn.trace.entries)
-        return CheckResult(NAME, False if refused else None,
-                           ("not applicable: " if refused else "not decided: ")
-                           + f"no TLS 1.2 handshake with the server ({why})",
-                           {"applicable": False} if refused else {"error": str(why)})
+        alerts = [e.name for e in conn.trace.entries if e.kind == "alert" and e.direction == "received"]
+        why = (f"it sent alert {alerts[0]}" if alerts else str(conn.error or "the connection ended"))
+        if alerts and alerts[0] in ("protocol_version", "handshake_failure") and not conn.peer_certificates:
+            # refused before its certificate: it speaks no TLS 1.2 (with the suites offered)
+            return CheckResult(NAME, False, f"not applicable: no TLS 1.2 handshake with the server "
+                               f"({why})", {"applicable": False, "hello": alerts[0]})
+        return CheckResult(NAME, None, f"not decided: the first TLS 1.2 handshake, needed for a "
+                           f"ticket, did not complete ({why})", {"error": why})
     tickets = [e.message.ticket for e in conn.trace.entries
                if e.kind == "message" and e.direction == "received" and e.name == "NewSessionTicket12"]
     if not tickets or not tickets[-1]:
