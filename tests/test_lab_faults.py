@@ -68,6 +68,16 @@ def _alerts(records) -> list[int]:
     return [f[1] for t, f in records if t == 21]
 
 
+def test_heartbeat_codec_builds_and_reads_a_lying_message():
+    raw = request(b"\x01", payload_length=16384)
+    assert raw == b"\x01\x40\x00\x01"  # RFC 6520 §4: type, payload_length, payload
+    msg = HeartbeatMessage.parse(raw)
+    assert (msg.type, msg.payload_length, msg.payload, msg.consistent) == (1, 16384, b"\x01", False)
+    honest = HeartbeatMessage.parse(request(b"ping", padding=bytes(16)))
+    assert honest.consistent and honest.payload == b"ping"
+    assert HeartbeatMessage.parse(honest.build()) == honest
+
+
 OVERSIZED = plaintext_record(24, request(b"\x01", payload_length=16384), 0x0303)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from .codec import Kind, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector
 from .errors import DecodeError, IllegalParameter
-from .heartbeat import HeartbeatMode
 from .names import (ExtensionType, NamedGroup, ProtocolVersion,
                     PskKeyExchangeMode, SignatureScheme, name_of)
 from .trace import FieldSpan
@@ -265,8 +264,6 @@ BODIES: dict[tuple[int, Any], type[Struct]] = {
     (ET.application_settings_old, CH): ApplicationSettings,
     (ET.encrypted_client_hello, CH): EncryptedClientHello,
 }
-# RFC 6520 §2 (the lab's Heartbleed scenario and its probe; never offered by default)
-BODIES[(ET.heartbeat, _ANY)] = HeartbeatMode
 
 
 def body_class(ext_type: int, context: str | None) -> type[Struct] | None:

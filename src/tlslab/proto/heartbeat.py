@@ -26,7 +26,9 @@ MIN_PADDING = 16
 
 
 class HeartbeatMode(Struct):
-    """RFC 6520 §2: the body of the ``heartbeat`` extension (type 15)."""
+    """RFC 6520 §2: the body of the ``heartbeat`` extension (type 15).  Not registered with
+    the extension parser (:data:`tlslab.proto.extensions.BODIES`): the default engine keeps
+    this extension as raw bytes, as before; who needs it parses ``Extension.data`` with it."""
 
     FIELDS = (("mode", UInt(1)),)
 

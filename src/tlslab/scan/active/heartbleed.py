@@ -15,7 +15,8 @@ Vulnerable = a HeartbeatResponse longer than the one byte sent.
 from __future__ import annotations
 
 from ...proto.errors import TLSError
-from ...proto.heartbeat import (HEARTBEAT_RESPONSE, MIN_PADDING, HeartbeatMessage, request)
+from ...proto.heartbeat import (HEARTBEAT_RESPONSE, MIN_PADDING, HeartbeatMessage, HeartbeatMode,
+                                 request)
 from ...proto.names import ContentType
 from .exchange import Exchange, client_hello, describe_flight, guarded, remaining
 from .result import CheckResult
@@ -46,7 +47,12 @@ async def _check(target, deadline: float) -> CheckResult:
                                    "TLS 1.0-1.2", {"applicable": False, "hello": flight.ended})
             return CheckResult(NAME, None, f"not decided: the server {describe_flight(flight)} "
                                "to a TLS 1.2 ClientHello", {"hello": flight.ended})
-        negotiated = flight.ext(15) is not None
+        ext = flight.ext(15)
+        negotiated = ext is not None
+        try:  # RFC 6520 §2: the server's mode (1: we may send requests)
+            mode = HeartbeatMode.parse(ext.data).mode if negotiated else None
+        except TLSError:
+            mode = f"malformed ({ext.data.hex()})"
         bad = request(PAYLOAD, payload_length=CLAIMED)
         good = request(PROBE_OK, padding=bytes(MIN_PADDING))
         sent = await x.send(x.record(ContentType.heartbeat, bad) + x.record(ContentType.heartbeat, good))
@@ -54,7 +60,7 @@ async def _check(target, deadline: float) -> CheckResult:
     hb = "heartbeat negotiated" if negotiated else "heartbeat not negotiated, sent anyway"
     what = (f"sent (after ServerHelloDone, in clear, {hb}) a HeartbeatRequest with "
             f"payload_length={CLAIMED} and {len(PAYLOAD)} byte of payload")
-    details = {"heartbeat_negotiated": negotiated, "payload_length_sent": CLAIMED,
+    details = {"heartbeat_negotiated": negotiated, "heartbeat_mode": mode, "payload_length_sent": CLAIMED,
                "payload_sent": len(PAYLOAD)}
     if answer is None:
         return CheckResult(NAME, False, f"{what}; the connection was already closed",
