@@ -25,7 +25,7 @@ import asyncio
 import time
 
 from . import starttls_binary, starttls_text, starttls_xmpp
-from .starttls_io import Dialogue, StartTLSError, StartTLSInfo, seconds
+from .starttls_io import Dialogue, StartTLSError, StartTLSInfo, seconds, show
 from .target import STARTTLS_PROTOCOLS
 
 __all__ = ["negotiate", "StartTLSError", "StartTLSInfo", "PROTOCOLS"]
@@ -75,3 +75,8 @@ async def negotiate(protocol: str, reader: asyncio.StreamReader, writer: asyncio
     except (ConnectionError, OSError) as e:
         raise StartTLSError(f"the connection failed during the {name} dialogue: "
                             f"{e.strerror or type(e).__name__}") from None
+    except StartTLSError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a bug of ours must not look like a crash
+        raise StartTLSError(f"internal error in tlslab during the {name} dialogue: "
+                            f"{type(e).__name__}: {show(str(e), 120)}") from e

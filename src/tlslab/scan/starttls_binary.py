@@ -47,7 +47,7 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
 
 
 async def _ldap_message(d: Dialogue) -> bytes:
-    what = "an answer to StartTLS"
+    what = "the answer to StartTLS"
     head = await d.exactly(2, what)
     if head[0] != 0x30:
         raise StartTLSError(f"not an LDAP answer (first bytes {head.hex(' ')})")
@@ -107,7 +107,7 @@ async def postgres(d: Dialogue, server_name: str | None) -> StartTLSInfo:
     answers one byte, ``S`` (go) or ``N`` (no); a server that does not know the request
     answers with an ErrorResponse (``E``)."""
     await d.send(PG_SSL_REQUEST, "the SSLRequest")
-    answer = await d.exactly(1, "an answer to the SSLRequest")
+    answer = await d.exactly(1, "the answer to the SSLRequest")
     if answer == b"S":
         return d.ready(StartTLSInfo("postgres", "", []))
     if answer == b"N":

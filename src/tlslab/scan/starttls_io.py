@@ -38,7 +38,8 @@ class StartTLSInfo:
 def show(data: bytes | str, limit: int = SHOW_LIMIT) -> str:
     """Server text made safe to print: decoded leniently, control and format characters
     (Unicode Cc/Cf, which include bidi overrides) dropped, whitespace runs folded."""
-    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    text = data.decode("utf-8", errors="replace") if isinstance(data, (bytes, bytearray)) \
+        else data
     text = "".join(" " if ch in "\t\r\n" else ch for ch in text
                    if ch in "\t\r\n" or unicodedata.category(ch) not in ("Cc", "Cf"))
     text = " ".join(text.split())
@@ -48,6 +49,14 @@ def show(data: bytes | str, limit: int = SHOW_LIMIT) -> str:
 def seconds(value: float) -> str:
     """5.0 -> '5', 0.5 -> '0.5' (how long we waited, for messages)."""
     return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+
+
+def _bare(what: str) -> str:
+    """'the greeting' -> 'greeting', for "no greeting within 5 s"."""
+    for article in ("the ", "an ", "a "):
+        if what.startswith(article):
+            return what[len(article):]
+    return what
 
 
 class Dialogue:
@@ -84,7 +93,7 @@ class Dialogue:
     def _left(self, what: str) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise StartTLSError(f"no {what} within {seconds(self.deadline - self.start)} s")
+            raise StartTLSError(f"no {_bare(what)} within {seconds(self.deadline - self.start)} s")
         return left
 
     async def fill(self, what: str) -> None:
@@ -96,14 +105,14 @@ class Dialogue:
             chunk = await asyncio.wait_for(
                 self.reader.read(min(4096, TOTAL_LIMIT - self.received)), self._left(what))
         except asyncio.TimeoutError:
-            raise StartTLSError(f"no {what} within "
+            raise StartTLSError(f"no {_bare(what)} within "
                                 f"{seconds(time.monotonic() - self.start)} s") from None
         except (ConnectionError, OSError) as e:
             raise StartTLSError(f"the connection failed while waiting for {what}: "
                                 f"{show(e.strerror or type(e).__name__)}") from None
         if not chunk:
             got = f" (after '{show(self.buffer, 60)}')" if self.buffer else ""
-            raise StartTLSError(f"the server closed the connection before {what}{got}")
+            raise StartTLSError(f"the server closed the connection while waiting for {what}{got}")
         self.received += len(chunk)
         self.buffer += chunk
 

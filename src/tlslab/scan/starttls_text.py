@@ -56,12 +56,12 @@ def _said(code: int, texts: list[bytes]) -> str:
 async def smtp(d: Dialogue, server_name: str | None) -> StartTLSInfo:
     """RFC 3207 §4 (with RFC 5321): greeting 220, ``EHLO``, STARTTLS among the EHLO
     keywords, ``STARTTLS``, 220 "ready to start TLS"."""
-    code, texts = await _reply(d, "greeting")
+    code, texts = await _reply(d, "the greeting")
     if code != 220:
         raise StartTLSError(f"the SMTP server refused the session: {_said(code, texts)}")
     banner = _said(code, texts)
     await d.send(b"EHLO " + EHLO_NAME + b"\r\n", "EHLO")
-    code, texts = await _reply(d, "an answer to EHLO")
+    code, texts = await _reply(d, "the answer to EHLO")
     if code != 250:
         raise StartTLSError(f"the SMTP server refused EHLO: {_said(code, texts)}")
     keywords = [show(t, 80) for t in texts[1:]]  # the first line is the server's name
@@ -69,7 +69,7 @@ async def smtp(d: Dialogue, server_name: str | None) -> StartTLSInfo:
         raise StartTLSError(f"the SMTP server does not offer STARTTLS (EHLO lists: "
                             f"{listing(keywords)})")
     await d.send(b"STARTTLS\r\n", "STARTTLS")
-    code, texts = await _reply(d, "an answer to STARTTLS")
+    code, texts = await _reply(d, "the answer to STARTTLS")
     if code != 220:
         raise StartTLSError(f"the server refused STARTTLS: {_said(code, texts)}")
     return d.ready(StartTLSInfo("smtp", banner, keywords))
@@ -78,18 +78,18 @@ async def smtp(d: Dialogue, server_name: str | None) -> StartTLSInfo:
 async def ftp(d: Dialogue, server_name: str | None) -> StartTLSInfo:
     """RFC 4217 §4 and §6: greeting 220 (after a 120 "ready in n minutes", RFC 959 §5.4),
     ``FEAT`` (RFC 2389 §3; only to report the features), ``AUTH TLS``, 234."""
-    code, texts = await _reply(d, "greeting", ftp=True)
+    code, texts = await _reply(d, "the greeting", ftp=True)
     if code == 120:
-        code, texts = await _reply(d, "greeting after 120", ftp=True)
+        code, texts = await _reply(d, "the greeting after 120", ftp=True)
     if code != 220:
         raise StartTLSError(f"the FTP server refused the session: {_said(code, texts)}")
     banner = _said(code, texts)
     await d.send(b"FEAT\r\n", "FEAT")
-    code, texts = await _reply(d, "an answer to FEAT", ftp=True)
+    code, texts = await _reply(d, "the answer to FEAT", ftp=True)
     # RFC 2389 §3.2: the features are the lines between the first and the last
     features = [show(t, 80) for t in texts[1:-1] if t.strip()] if code == 211 else []
     await d.send(b"AUTH TLS\r\n", "AUTH TLS")
-    code, texts = await _reply(d, "an answer to AUTH TLS", ftp=True)
+    code, texts = await _reply(d, "the answer to AUTH TLS", ftp=True)
     if code != 234:
         if code == 211 or features:
             offered = any(f.upper().startswith("AUTH") and "TLS" in f.upper() for f in features)
@@ -121,7 +121,7 @@ async def _tagged(d: Dialogue, tag: bytes, what: str, caps: list[str]) -> tuple[
 async def imap(d: Dialogue, server_name: str | None) -> StartTLSInfo:
     """RFC 9051 §6.2.1 (RFC 3501 §6.2.1): greeting ``* OK``, ``a1 CAPABILITY``, STARTTLS
     among the capabilities, ``a2 STARTTLS``, ``a2 OK``."""
-    greeting = await d.line("greeting")
+    greeting = await d.line("the greeting")
     banner = show(greeting, 120)
     word = greeting[2:].split(b" ", 1)[0].upper() if greeting.startswith(b"* ") else b""
     if word == b"PREAUTH":
@@ -132,12 +132,12 @@ async def imap(d: Dialogue, server_name: str | None) -> StartTLSInfo:
         raise StartTLSError(f"the IMAP server refused the session: '{banner}'")
     caps: list[str] = []
     await d.send(b"a1 CAPABILITY\r\n", "CAPABILITY")
-    status, said = await _tagged(d, b"a1", "an answer to CAPABILITY", caps)
+    status, said = await _tagged(d, b"a1", "the answer to CAPABILITY", caps)
     if status == "OK" and not any(c.upper() == "STARTTLS" for c in caps):
         raise StartTLSError(f"the IMAP server does not offer STARTTLS (CAPABILITY lists: "
                             f"{listing(caps)})")
     await d.send(b"a2 STARTTLS\r\n", "STARTTLS")
-    status, said = await _tagged(d, b"a2", "an answer to STARTTLS", [])
+    status, said = await _tagged(d, b"a2", "the answer to STARTTLS", [])
     if status != "OK":
         raise StartTLSError(f"the server refused STARTTLS: {said}")
     return d.ready(StartTLSInfo("imap", banner, caps))
@@ -146,12 +146,12 @@ async def imap(d: Dialogue, server_name: str | None) -> StartTLSInfo:
 async def pop3(d: Dialogue, server_name: str | None) -> StartTLSInfo:
     """RFC 2595 §4 (with RFC 1939 and RFC 2449 §5): greeting ``+OK``, ``CAPA`` (STLS among
     the capabilities when CAPA works), ``STLS``, ``+OK``."""
-    greeting = await d.line("greeting")
+    greeting = await d.line("the greeting")
     banner = show(greeting, 120)
     if not greeting.startswith(b"+OK"):
         raise StartTLSError(f"the POP3 server refused the session: '{banner}'")
     await d.send(b"CAPA\r\n", "CAPA")
-    answer = await d.line("an answer to CAPA")
+    answer = await d.line("the answer to CAPA")
     caps: list[str] = []
     if answer.startswith(b"+OK"):
         # RFC 1939 §3: a multi-line answer ends with a lone "."; a leading "." is doubled
@@ -161,7 +161,7 @@ async def pop3(d: Dialogue, server_name: str | None) -> StartTLSInfo:
             raise StartTLSError(f"the POP3 server does not offer STLS (CAPA lists: "
                                 f"{listing(caps)})")
     await d.send(b"STLS\r\n", "STLS")
-    answer = await d.line("an answer to STLS")
+    answer = await d.line("the answer to STLS")
     if not answer.startswith(b"+OK"):
         raise StartTLSError(f"the server refused STLS: {show(answer, 120)}")
     return d.ready(StartTLSInfo("pop3", banner, caps[:64]))

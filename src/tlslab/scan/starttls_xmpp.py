@@ -17,7 +17,7 @@ from .starttls_io import Dialogue, StartTLSError, StartTLSInfo, show
 TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
 # Every pattern stops at the next '<' (XML attribute values cannot hold one), so a hostile
 # stream of unclosed tags costs linear time, not quadratic.
-_TAG = re.compile(rb"<(/?)([A-Za-z_][\w.:-]*)((?:[^<>'\"]|'[^<']*'|\"[^<\"]*\")*)(/?)>")
+_TAG = re.compile(rb"<(/?)([A-Za-z_][\w.:-]*)((?:[^<>'\"/]|'[^<']*'|\"[^<\"]*\")*)(/?)>")
 _HEADER = re.compile(rb"<(?:[\w.-]+:)?stream\b[^<>]*>")
 _FEATURES_START = re.compile(rb"<(?:[\w.-]+:)?features\b")
 _FEATURES_END = re.compile(rb"</(?:[\w.-]+:)?features\s*>|<(?:[\w.-]+:)?features\b[^<>]*/>")
@@ -104,7 +104,7 @@ async def xmpp(d: Dialogue, server_name: str | None) -> StartTLSInfo:
         raise StartTLSError(f"the XMPP server does not offer STARTTLS (features: "
                             f"{show(', '.join(feats), 200) or 'none'})")
     await d.send(f"<starttls xmlns='{TLS_NS}'/>".encode(), "<starttls/>")
-    answer = await _wait_for(d, _ANSWER, "an answer to <starttls/>")
+    answer = await _wait_for(d, _ANSWER, "the answer to <starttls/>")
     kind = answer.group(1)
     if kind == b"proceed" and not answer.group(2):
         answer = await _wait_for(d, _PROCEED_END, "the end of <proceed>")
