@@ -9,14 +9,20 @@ data.  The failure fronts refuse, stall, flood, close, or inject bytes.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import signal
 import ssl
 import struct
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from conftest import pki_client_config
+from conftest import free_port, pki_client_config, wait_for_port
 from tlslab.proto.client import ClientConnection
 from tlslab.proto.events import ApplicationData
 from tlslab.scan.starttls import StartTLSError, StartTLSInfo, negotiate
@@ -26,13 +32,18 @@ from tlslab.scan.target import STARTTLS_PROTOCOLS
 TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
 
 
-@pytest.fixture(scope="module")
-def server_ssl(pki, tmp_path_factory) -> ssl.SSLContext:
+def write_identity(pki, d):
     chain, key, _ = pki
-    d = tmp_path_factory.mktemp("starttls")
     (d / "cert.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in chain))
     (d / "key.pem").write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
                                                   NoEncryption()))
+    return d / "cert.pem", d / "key.pem"
+
+
+@pytest.fixture(scope="module")
+def server_ssl(pki, tmp_path_factory) -> ssl.SSLContext:
+    d = tmp_path_factory.mktemp("starttls")
+    write_identity(pki, d)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(d / "cert.pem", d / "key.pem")
     return ctx
@@ -59,7 +70,7 @@ async def serve(front, ctx: ssl.SSLContext | None = None):
     return server, server.sockets[0].getsockname()[1]
 
 
-async def tls_over(reader, writer, pki) -> bytes:
+async def tls_over(reader, writer, pki, echo=True) -> bytes | None:
     """A full handshake of tlslab's engine over the streams, then one echo round trip."""
     conn = ClientConnection(pki_client_config(pki, server_name="localhost"))
     conn.start_handshake()
@@ -71,6 +82,8 @@ async def tls_over(reader, writer, pki) -> bytes:
         conn.receive_data(data)
         writer.write(conn.data_to_send())
         await writer.drain()
+    if not echo:
+        return None
     conn.send_application_data(b"ping")
     writer.write(conn.data_to_send())
     await writer.drain()
@@ -469,3 +482,79 @@ def test_not_the_protocol():
 def test_unknown_protocol():
     with pytest.raises(StartTLSError, match="unknown STARTTLS protocol 'gopher'"):
         run(stall, "gopher")
+
+
+# ------------------------------------------------------------------ a real PostgreSQL
+
+@pytest.fixture(scope="module")
+def real_postgres(pki, tmp_path_factory):
+    """PostgreSQL (Debian's postgresql-15, when installed) on loopback, as the postgres
+    user: ``real_postgres(ssl=True)`` -> port.  Skips when it is not installed."""
+    initdb, postgres = shutil.which("initdb"), shutil.which("postgres")
+    if not (initdb and postgres) or os.geteuid() != 0:
+        pytest.skip("needs initdb and postgres (Debian postgresql) and root to switch to the "
+                    "postgres user")
+    try:
+        import pwd
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres user")
+    procs, dirs = [], []
+
+    def start(ssl_on: bool) -> int:
+        # pytest's tmp dirs are root's (0700): the postgres user gets its own under /tmp
+        d = Path(tempfile.mkdtemp(prefix="tlslab-pg-"))
+        dirs.append(d)
+        os.chown(d, user.pw_uid, user.pw_gid)
+        cert, key = write_identity(pki, d)
+        for f in (cert, key):
+            os.chown(f, user.pw_uid, user.pw_gid)
+        os.chmod(key, 0o600)  # postgres refuses a key others can read
+        done = subprocess.run([initdb, "-D", str(d / "data"), "-A", "trust", "-U", "postgres",
+                               "--no-sync"], user="postgres", capture_output=True, timeout=60)
+        if done.returncode:
+            pytest.skip(f"initdb failed: {done.stderr.decode(errors='replace')[-300:]}")
+        port = free_port()
+        proc = subprocess.Popen(
+            [postgres, "-D", str(d / "data"), "-p", str(port), "-k", str(d),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"ssl={'on' if ssl_on else 'off'}",
+             "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}", "-c", "fsync=off"],
+            user="postgres", start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=open(d / "log", "wb"))
+        procs.append(proc)
+        wait_for_port(port, timeout=20, proc=proc)
+        return port
+
+    yield start
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGINT)  # "fast" shutdown
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def connect_and_negotiate(port, protocol, pki=None):
+    async def main():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            info = await negotiate(protocol, reader, writer, server_name="localhost",
+                                   deadline=time.monotonic() + 5)
+            if pki:
+                await tls_over(reader, writer, pki, echo=False)
+            return info
+        finally:
+            writer.transport.abort()
+    return asyncio.run(asyncio.wait_for(main(), 15))
+
+
+def test_real_postgres_ssl(real_postgres, pki):
+    info = connect_and_negotiate(real_postgres(True), "postgres", pki)
+    assert info.protocol == "postgres"
+
+
+def test_real_postgres_without_ssl(real_postgres):
+    with pytest.raises(StartTLSError, match=r"^PostgreSQL refused SSL \(answered 'N'\)$"):
+        connect_and_negotiate(real_postgres(False), "postgres")
