@@ -9,20 +9,14 @@ data.  The failure fronts refuse, stall, flood, close, or inject bytes.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
 import ssl
 import struct
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from conftest import free_port, pki_client_config, wait_for_port
+from conftest import pki_client_config
+from starttls_servers import RealServers, write_identity
 from tlslab.proto.client import ClientConnection
 from tlslab.proto.events import ApplicationData
 from tlslab.scan.starttls import StartTLSError, StartTLSInfo, negotiate
@@ -30,14 +24,6 @@ from tlslab.scan.starttls_binary import LDAP_STARTTLS_REQUEST, PG_SSL_REQUEST, R
 from tlslab.scan.target import STARTTLS_PROTOCOLS
 
 TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
-
-
-def write_identity(pki, d):
-    chain, key, _ = pki
-    (d / "cert.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in chain))
-    (d / "key.pem").write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
-                                                  NoEncryption()))
-    return d / "cert.pem", d / "key.pem"
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +212,7 @@ def ldap_front(code=0, diag=b"", message_id=1):
 
 def postgres_front(answer=b"S"):
     async def front(reader, writer):
-        assert (await reader.readexactly(8)) == struct.pack("!ii", 8, 80877103)
+        assert (await reader.readexactly(8)) == PG_SSL_REQUEST == struct.pack("!ii", 8, 80877103)
         send(writer, answer)
         return answer == b"S"
     return front
@@ -484,56 +470,13 @@ def test_unknown_protocol():
         run(stall, "gopher")
 
 
-# ------------------------------------------------------------------ a real PostgreSQL
+# ------------------------------------------------------------------ real servers
 
 @pytest.fixture(scope="module")
-def real_postgres(pki, tmp_path_factory):
-    """PostgreSQL (Debian's postgresql-15, when installed) on loopback, as the postgres
-    user: ``real_postgres(ssl=True)`` -> port.  Skips when it is not installed."""
-    initdb, postgres = shutil.which("initdb"), shutil.which("postgres")
-    if not (initdb and postgres) or os.geteuid() != 0:
-        pytest.skip("needs initdb and postgres (Debian postgresql) and root to switch to the "
-                    "postgres user")
-    try:
-        import pwd
-        user = pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("no postgres user")
-    procs, dirs = [], []
-
-    def start(ssl_on: bool) -> int:
-        # pytest's tmp dirs are root's (0700): the postgres user gets its own under /tmp
-        d = Path(tempfile.mkdtemp(prefix="tlslab-pg-"))
-        dirs.append(d)
-        os.chown(d, user.pw_uid, user.pw_gid)
-        cert, key = write_identity(pki, d)
-        for f in (cert, key):
-            os.chown(f, user.pw_uid, user.pw_gid)
-        os.chmod(key, 0o600)  # postgres refuses a key others can read
-        done = subprocess.run([initdb, "-D", str(d / "data"), "-A", "trust", "-U", "postgres",
-                               "--no-sync"], user="postgres", capture_output=True, timeout=60)
-        if done.returncode:
-            pytest.skip(f"initdb failed: {done.stderr.decode(errors='replace')[-300:]}")
-        port = free_port()
-        proc = subprocess.Popen(
-            [postgres, "-D", str(d / "data"), "-p", str(port), "-k", str(d),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"ssl={'on' if ssl_on else 'off'}",
-             "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}", "-c", "fsync=off"],
-            user="postgres", start_new_session=True, stdout=subprocess.DEVNULL,
-            stderr=open(d / "log", "wb"))
-        procs.append(proc)
-        wait_for_port(port, timeout=20, proc=proc)
-        return port
-
-    yield start
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGINT)  # "fast" shutdown
-            proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
+def real(pki):
+    servers = RealServers(pki)
+    yield servers
+    servers.stop()
 
 
 def connect_and_negotiate(port, protocol, pki=None):
@@ -550,11 +493,23 @@ def connect_and_negotiate(port, protocol, pki=None):
     return asyncio.run(asyncio.wait_for(main(), 15))
 
 
-def test_real_postgres_ssl(real_postgres, pki):
-    info = connect_and_negotiate(real_postgres(True), "postgres", pki)
-    assert info.protocol == "postgres"
+REAL = [("postfix", "smtp"), ("dovecot", "imap"), ("dovecot", "pop3"), ("slapd", "ldap"),
+        ("postgres", "postgres")]
 
 
-def test_real_postgres_without_ssl(real_postgres):
-    with pytest.raises(StartTLSError, match=r"^PostgreSQL refused SSL \(answered 'N'\)$"):
-        connect_and_negotiate(real_postgres(False), "postgres")
+@pytest.mark.parametrize("kind, protocol", REAL)
+def test_real_server_then_tls(real, pki, kind, protocol):
+    info = connect_and_negotiate(real.start(kind)[protocol], protocol, pki)
+    assert info.protocol == protocol
+
+
+@pytest.mark.parametrize("kind, protocol, message", [
+    ("postfix", "smtp", "the SMTP server does not offer STARTTLS (EHLO lists: PIPELINING,"),
+    ("dovecot", "imap", "the IMAP server does not offer STARTTLS (CAPABILITY lists: IMAP4rev1"),
+    ("dovecot", "pop3", "the POP3 server does not offer STLS (CAPA lists: CAPA,"),
+    ("slapd", "ldap", "the LDAP server refused StartTLS: "),
+    ("postgres", "postgres", "PostgreSQL refused SSL (answered 'N')")])
+def test_real_server_without_tls(real, kind, protocol, message):
+    with pytest.raises(StartTLSError) as e:
+        connect_and_negotiate(real.start(kind, tls=False)[protocol], protocol)
+    assert str(e.value).startswith(message)
