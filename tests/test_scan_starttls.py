@@ -19,7 +19,7 @@ from conftest import pki_client_config
 from starttls_servers import RealServers, write_identity
 from tlslab.proto.client import ClientConnection
 from tlslab.proto.events import ApplicationData
-from tlslab.scan.starttls import StartTLSError, StartTLSInfo, negotiate
+from tlslab.scan.starttls import StartTLSError, StartTLSInfo, negotiate, open_starttls
 from tlslab.scan.starttls_binary import LDAP_STARTTLS_REQUEST, PG_SSL_REQUEST, RDP_CONNECTION_REQUEST
 from tlslab.scan.target import STARTTLS_PROTOCOLS
 
@@ -463,6 +463,28 @@ def test_not_the_protocol():
     assert fails(http, "smtp") == ("not a SMTP reply while waiting for the greeting: "
                                    "'HTTP/1.1 400 Bad Request'")
     assert fails(http, "postgres") == "not a PostgreSQL answer to the SSLRequest (first byte 0x48)"
+
+
+def test_open_starttls(server_ssl, pki):
+    """The helper a scan uses: connect, upgrade, hand back streams at the start of TLS."""
+    async def main(front, protocol="pop3"):
+        server, port = await serve(front, server_ssl)
+        try:
+            reader, writer, info = await open_starttls(
+                "127.0.0.1", port, protocol, server_name="localhost",
+                deadline=time.monotonic() + 3)
+            try:
+                return info, await tls_over(reader, writer, pki)
+            finally:
+                writer.transport.abort()
+        finally:
+            server.close()
+    info, echo = asyncio.run(asyncio.wait_for(main(pop3_front()), 10))
+    assert info.protocol == "pop3" and echo == b"echo:ping"
+    with pytest.raises(StartTLSError, match="refused STLS"):
+        asyncio.run(asyncio.wait_for(main(pop3_front(stls="-ERR no")), 10))
+    info, _ = asyncio.run(asyncio.wait_for(main(GOOD["smtp"], "SMTP"), 10))
+    assert info.protocol == "smtp"
 
 
 def test_unknown_protocol():

@@ -28,7 +28,7 @@ from . import starttls_binary, starttls_text, starttls_xmpp
 from .starttls_io import Dialogue, StartTLSError, StartTLSInfo, seconds, show
 from .target import STARTTLS_PROTOCOLS
 
-__all__ = ["negotiate", "StartTLSError", "StartTLSInfo", "PROTOCOLS"]
+__all__ = ["negotiate", "open_starttls", "StartTLSError", "StartTLSInfo", "PROTOCOLS"]
 
 PROTOCOLS = {
     "smtp": starttls_text.smtp,
@@ -58,6 +58,7 @@ async def negotiate(protocol: str, reader: asyncio.StreamReader, writer: asyncio
     Returns what the dialogue showed; raises :class:`StartTLSError` otherwise.  On success
     nothing the server sent is left unread, so the stream is at the start of TLS.
     """
+    protocol = protocol.lower()
     run = PROTOCOLS.get(protocol)
     if run is None:
         raise StartTLSError(f"unknown STARTTLS protocol '{protocol}' (one of "
@@ -80,3 +81,24 @@ async def negotiate(protocol: str, reader: asyncio.StreamReader, writer: asyncio
     except Exception as e:  # noqa: BLE001 - a bug of ours must not look like a crash
         raise StartTLSError(f"internal error in tlslab during the {name} dialogue: "
                             f"{type(e).__name__}: {show(str(e), 120)}") from e
+
+
+async def open_starttls(host: str, port: int, protocol: str, *, server_name: str | None,
+                        deadline: float
+                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, StartTLSInfo]:
+    """Connect and :func:`negotiate`: the streams are then at the start of TLS.
+
+    Failing to connect raises what :func:`asyncio.open_connection` raises (OSError,
+    ConnectionRefusedError) or :class:`asyncio.TimeoutError` at the deadline, so that a
+    caller tells "no server" from "a server that would not upgrade"
+    (:class:`StartTLSError`, after which the connection is closed).
+    """
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                            max(deadline - time.monotonic(), 0.001))
+    try:
+        info = await negotiate(protocol, reader, writer, server_name=server_name,
+                               deadline=deadline)
+    except BaseException:
+        writer.transport.abort()
+        raise
+    return reader, writer, info

@@ -66,7 +66,7 @@ async def ldap(d: Dialogue, server_name: str | None) -> StartTLSInfo:
     carries an LDAPResult whose resultCode 0 means go."""
     await d.send(LDAP_STARTTLS_REQUEST, "the StartTLS request")
     msg = await _ldap_message(d)
-    _, body, end = _tlv(msg, 0)
+    _, body, _ = _tlv(msg, 0)
     tag, id_start, id_end = _tlv(msg, body)
     if tag != 0x02:
         raise StartTLSError("an LDAP answer without a messageID")

@@ -38,6 +38,7 @@ class StartTLSInfo:
 def show(data: bytes | str, limit: int = SHOW_LIMIT) -> str:
     """Server text made safe to print: decoded leniently, control and format characters
     (Unicode Cc/Cf, which include bidi overrides) dropped, whitespace runs folded."""
+    data = data[:limit * 4]  # enough for `limit` characters of UTF-8; the rest is cut anyway
     text = data.decode("utf-8", errors="replace") if isinstance(data, (bytes, bytearray)) \
         else data
     text = "".join(" " if ch in "\t\r\n" else ch for ch in text
