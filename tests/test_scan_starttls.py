@@ -20,7 +20,8 @@ from starttls_servers import RealServers, write_identity
 from tlslab.proto.client import ClientConnection
 from tlslab.proto.events import ApplicationData
 from tlslab.scan.starttls import StartTLSError, StartTLSInfo, negotiate, open_starttls
-from tlslab.scan.starttls_binary import LDAP_STARTTLS_REQUEST, PG_SSL_REQUEST, RDP_CONNECTION_REQUEST
+from tlslab.scan.starttls_binary import (LDAP_STARTTLS_REQUEST, PG_SSL_REQUEST,
+                                        RDP_CONNECTION_REQUEST)
 from tlslab.scan.target import STARTTLS_PROTOCOLS
 
 TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
@@ -460,7 +461,7 @@ def test_server_text_is_sanitised():
 def test_not_the_protocol():
     async def http(reader, writer):
         send(writer, "HTTP/1.1 400 Bad Request")
-    assert fails(http, "smtp") == ("not a SMTP reply while waiting for the greeting: "
+    assert fails(http, "smtp") == ("not an SMTP reply while waiting for the greeting: "
                                    "'HTTP/1.1 400 Bad Request'")
     assert fails(http, "postgres") == "not a PostgreSQL answer to the SSLRequest (first byte 0x48)"
 

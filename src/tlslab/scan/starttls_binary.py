@@ -12,7 +12,7 @@ from .starttls_io import Dialogue, StartTLSError, StartTLSInfo, show
 
 #: RFC 4511 §4.14.1: the StartTLS extended operation's name
 LDAP_STARTTLS_OID = b"1.3.6.1.4.1.1466.20037"
-#: RFC 4511 §4.2 ExtendedRequest in an LDAPMessage (§4.1.1), BER as §5.1 restricts it
+#: RFC 4511 §4.12 ExtendedRequest in an LDAPMessage (§4.1.1), BER as §5.1 restricts it
 #: (definite lengths, short form here):
 #:   30 1d            LDAPMessage SEQUENCE, 29 bytes
 #:     02 01 01         messageID INTEGER 1

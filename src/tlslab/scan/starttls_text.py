@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .starttls_io import Dialogue, StartTLSError, StartTLSInfo, show
 
-#: the EHLO argument: RFC 5321 §4.1.4 wants our domain, which a scanner has none of; the
+#: the EHLO argument: RFC 5321 §4.1.1.1 wants our domain, which a scanner has none of; the
 #: .invalid TLD (RFC 2606 §2) is a syntactically valid name that can never be anyone's
 EHLO_NAME = b"tlslab.invalid"
 
@@ -29,7 +29,7 @@ async def _reply(d: Dialogue, what: str, *, ftp: bool = False) -> tuple[int, lis
     first = await d.line(what)
     code = first[:3]
     if len(first) < 3 or not code.isdigit() or first[3:4] not in (b"", b" ", b"-"):
-        raise StartTLSError(f"not a {d.protocol} reply while waiting for {what}: "
+        raise StartTLSError(f"not an {d.protocol} reply while waiting for {what}: "
                             f"'{show(first, 80)}'")
     texts = [first[4:]]
     while first[3:4] == b"-":
@@ -76,7 +76,7 @@ async def smtp(d: Dialogue, server_name: str | None) -> StartTLSInfo:
 
 
 async def ftp(d: Dialogue, server_name: str | None) -> StartTLSInfo:
-    """RFC 4217 §4 and §6: greeting 220 (after a 120 "ready in n minutes", RFC 959 §5.4),
+    """RFC 4217 §4 and §6 (AUTH from RFC 2228 §3): greeting 220 (after a 120 "ready in n minutes", RFC 959 §5.4),
     ``FEAT`` (RFC 2389 §3; only to report the features), ``AUTH TLS``, 234."""
     code, texts = await _reply(d, "the greeting", ftp=True)
     if code == 120:
