@@ -76,8 +76,9 @@ async def smtp(d: Dialogue, server_name: str | None) -> StartTLSInfo:
 
 
 async def ftp(d: Dialogue, server_name: str | None) -> StartTLSInfo:
-    """RFC 4217 §4 and §6 (AUTH from RFC 2228 §3): greeting 220 (after a 120 "ready in n minutes", RFC 959 §5.4),
-    ``FEAT`` (RFC 2389 §3; only to report the features), ``AUTH TLS``, 234."""
+    """RFC 4217 §4 and §6 (AUTH from RFC 2228 §3): greeting 220 (after a 120 "ready in
+    n minutes", RFC 959 §5.4), ``FEAT`` (RFC 2389 §3; only to report the features),
+    ``AUTH TLS``, 234."""
     code, texts = await _reply(d, "the greeting", ftp=True)
     if code == 120:
         code, texts = await _reply(d, "the greeting after 120", ftp=True)
