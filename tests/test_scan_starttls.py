@@ -536,3 +536,36 @@ def test_real_server_without_tls(real, kind, protocol, message):
     with pytest.raises(StartTLSError) as e:
         connect_and_negotiate(real.start(kind, tls=False)[protocol], protocol)
     assert str(e.value).startswith(message)
+
+
+def test_scan_speaks_starttls_before_every_probe(server_ssl):
+    """The scan's probes go through the SMTP dialogue each time: the TLS versions found are
+    those of the (Python ssl) server behind the upgrade."""
+    from tlslab.scan import enumerate as E
+    from tlslab.scan.target import ScanTarget
+
+    async def main():
+        server, port = await serve(smtp_front(), server_ssl)
+        try:
+            target = ScanTarget("127.0.0.1", port, server_name="localhost", starttls="smtp",
+                                timeout=3)
+            return await E.protocols(E.Prober(target, time.monotonic() + 20))
+        finally:
+            server.close()
+
+    accepted, answers = asyncio.run(asyncio.wait_for(main(), 30))
+    assert accepted["TLS 1.2"] and accepted["TLS 1.3"]
+    assert not accepted["SSL 3.0"] and not accepted["TLS 1.0"]
+    # and a server that does not offer STARTTLS stops the scan with what it said
+    async def refused():
+        server, port = await serve(smtp_front(ehlo=("PIPELINING",)), server_ssl)
+        try:
+            target = ScanTarget("127.0.0.1", port, starttls="smtp", timeout=3)
+            return await E.protocols(E.Prober(target, time.monotonic() + 20))
+        finally:
+            server.close()
+
+    accepted, answers = asyncio.run(asyncio.wait_for(refused(), 30))
+    assert not any(accepted.values())
+    assert {a.kind for a in answers.values()} == {"starttls_failed"}
+    assert "does not offer STARTTLS" in answers["TLS 1.2"].detail
