@@ -72,8 +72,10 @@ class Judge:
     and verifier (the same chain is judged for ~47 profiles and many what-ifs)."""
 
     def __init__(self, *, trust: list | None = None, now: datetime.datetime | None = None,
-                 check_name: str | None = None) -> None:
+                 check_name: str | None = None, check_certificates: bool = True) -> None:
         self.trust = trust
+        #: False: the handshake alone (what a finding about suites or versions changes)
+        self.check_certificates = check_certificates
         self.now = now or datetime.datetime.now(datetime.timezone.utc)
         self.check_name = check_name
         self._chains: dict[str, list] = {}
@@ -212,7 +214,7 @@ class Judge:
 
         # the chain
         entry = _chain_for(doc, version, auth, out.signature_scheme, profile.offer.sni)
-        if entry is not None:
+        if entry is not None and self.check_certificates:
             name = self.check_name or (doc.get("target") or {}).get("server_name") \
                 or (doc.get("target") or {}).get("host") or ""
             problems = self.certificate_problems(entry, profile, name)
