@@ -41,13 +41,16 @@ def protocol_findings(ctx: Context) -> list[dict[str, Any]]:
                            fix_what=f"turning {version} off", fix_context={"versions": version}))
     if on and not protocols.get("TLS 1.3"):
         speakers = [p.name for p in ctx.profiles if "TLS 1.3" in p.offer.versions]
-        out.append(finding(ctx, "tls13-disabled", "low", "TLS 1.3 is off",
+        what_if = with_versions(doc, ["TLS 1.3"], {"TLS 1.3": [
+            "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]})
+        locked = ctx.fixed_by(what_if)
+        ctx.explained.update(locked)  # TLS 1.3-only clients: this finding is their reason
+        out.append(finding(ctx, "tls13-disabled", "medium" if locked else "low", "TLS 1.3 is off",
                            f"the server refused TLS 1.3; {len(speakers)} of the {len(ctx.profiles)} client "
-                           "profiles speak it and settle for an older version here", "enable-tls13",
-                           broken=ctx.broken_by(with_versions(doc, ["TLS 1.3"], {"TLS 1.3": [
-                               "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
-                               "TLS_CHACHA20_POLY1305_SHA256"]})),
-                           fix_what="turning TLS 1.3 on"))
+                           "profiles speak it and settle for an older version here"
+                           + (f"; {', '.join(locked)} speak{'s' if len(locked) == 1 else ''} nothing else "
+                              "and cannot connect" if locked else ""), "enable-tls13",
+                           broken=ctx.broken_by(what_if), fix_what="turning TLS 1.3 on"))
     if protocols.get("TLS 1.3") and not any(protocols.get(v) for v in ("TLS 1.2", "TLS 1.1", "TLS 1.0")):
         locked = [n for n in ctx.failing_with("protocol-version-mismatch")
                   if "TLS 1.2" in next(p for p in ctx.profiles if p.name == n).offer.versions]

@@ -178,7 +178,8 @@ def suite_findings(ctx: Context) -> list[dict[str, Any]]:
                            f"{', '.join(weak_order)}: the server follows the client's order and accepts "
                            "suites without forward secrecy or AEAD next to strong ones",
                            "server-cipher-order",
-                           at_risk=ctx.using(lambda o: bool(o.cipher_suite) and not strong(o.cipher_suite)),
+                           at_risk=ctx.using(lambda o: o.version in weak_order and bool(o.cipher_suite)
+                                             and not strong(o.cipher_suite)),
                            fix_what="letting the server choose"))
     return out
 

@@ -321,7 +321,30 @@ def with_versions(doc: dict, versions: Iterable[str], suites_by_version: dict[st
         out.setdefault("protocols", {})[v] = True
         out.setdefault("cipher_suites", {})[v] = {"accepted": list(suites_by_version.get(v, [])),
                                                   "server_order": False, "order": []}
+        if v == "TLS 1.3":
+            _tls13_defaults(out)
     return out
+
+
+def _tls13_defaults(doc: dict) -> None:
+    """What a server turning TLS 1.3 on gets from its library: the common groups (RFC 8446
+    §9.1: secp256r1 is mandatory, x25519 recommended) and the schemes of its key."""
+    groups = doc.setdefault("groups", {})
+    per = groups.setdefault("per_version", {})
+    if not (per.get("TLS 1.3") or {}).get("accepted"):
+        per["TLS 1.3"] = {"accepted": ["x25519", "secp256r1", "secp384r1"], "server_order": False, "order": []}
+    sigs = doc.setdefault("signature_algorithms", {})
+    if not sigs.get("TLS 1.3"):
+        keys = [str(((c.get("certificates") or [{}])[0]).get("key", ""))
+                for c in doc.get("certificates") or []]
+        schemes = []
+        if any(k.startswith("RSA") for k in keys) or not keys:
+            schemes += ["rsa_pss_rsae_sha256", "rsa_pss_rsae_sha384", "rsa_pss_rsae_sha512"]
+        for k, s in (("ECDSA P-256", "ecdsa_secp256r1_sha256"), ("ECDSA P-384", "ecdsa_secp384r1_sha384"),
+                     ("ECDSA P-521", "ecdsa_secp521r1_sha512"), ("Ed25519", "ed25519"), ("Ed448", "ed448")):
+            if k in keys:
+                schemes.append(s)
+        sigs["TLS 1.3"] = schemes
 
 
 def all_profiles() -> list[Profile]:
