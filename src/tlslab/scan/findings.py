@@ -142,8 +142,9 @@ def _clients_finding(ctx: Context) -> dict[str, Any] | None:
     severity = "high" if current else "info"
     title = (f"{len(rest)} client profile{'s' if len(rest) != 1 else ''} cannot connect"
              + (f", {len(current)} of them current" if current else " (all of them old clients)"))
+    # old clients failing is the price of a current configuration: no fix is offered for them
     fix_id = {"protocol-version-mismatch": "enable-tls12", "no-common-cipher": "add-ecdhe-suites",
-              "no-common-group": "add-ecdhe-suites"}.get(next(iter(by_code)))
+              "no-common-group": "add-ecdhe-suites"}.get(next(iter(by_code))) if current else None
     return finding(ctx, "clients-cannot-connect", severity, title, evidence, fix_id,
                    broken=[o.profile for o in rest], broken_when="now")
 
@@ -166,7 +167,8 @@ def _mozilla_findings(ctx: Context, against: str) -> list[dict[str, Any]]:
         elif aspect == "cipher_suites":
             allowed = set(conf["cipher_suites"]) | set(conf["tls13_cipher_suites"])
             broken = ctx.broken_by(without_suites(ctx.doc, lambda s: s not in allowed))
-        fixes = [{"stack": stack, "text": d["change"] + ".", "example": line,
+        fixes = [{"stack": stack, "text": f"Mozilla {against} (guidelines {guidelines()['version']}) sets it so:",
+                  "example": line,
                   "source": guidelines()["source"]} for stack, line in d["fix"].items()]
         severity = "medium" if aspect in ("protocols", "cipher_suites") else "low"
         out.append(finding(ctx, fid, severity, f"Mozilla {against}: {d['change']}", d["evidence"], None,

@@ -121,7 +121,7 @@ def certificate_findings(ctx: Context) -> list[dict[str, Any]]:
             seen.add(code)
             out.append(finding(ctx, f"certificate-{code}", _CERT_SEVERITY.get(code, "high"),
                                p.get("summary") or code.replace("-", " "),
-                               f"{where}: {p.get('summary', '')}", code,
+                               f"{where}: {code}", code,
                                broken=ctx.failing_with(code), broken_when="now",
                                fix_context=_cert_context(ctx, leaf)))
         warn = entry.get("expiry_warning")
