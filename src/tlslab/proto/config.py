@@ -294,9 +294,32 @@ class ServerConfig(_Common):
     #: with PKCS#1 v1.5 (the first rsa_pkcs1_* scheme the client offered, else
     #: rsa_pkcs1_sha256), as some broken servers do.  Conforming clients abort.
     tls13_pkcs1_signatures: bool = False
+    # -- LAB ONLY: servers that misbehave as vulnerable stacks did (tlslab.proto.lab_faults;
+    # the lab scenarios heartbleed, ccs-injection, robot, ticketbleed).  All off by default;
+    # never set them on a server anyone relies on.
+    #: LAB ONLY, RFC 6520 Heartbeat in TLS 1.0-1.2: None (default) does not negotiate it and
+    #: answers a heartbeat record with unexpected_message (RFC 5246 §6); "rfc6520" negotiates
+    #: it and answers as §4 says (a payload_length beyond the message is discarded silently);
+    #: "heartbleed" answers with payload_length bytes whatever arrived, the missing ones
+    #: taken from obviously fake "memory" (CVE-2014-0160), even before the handshake ends
+    lab_heartbeat: str | None = None
+    #: LAB ONLY, CVE-2014-0224: accept a TLS 1.2 ChangeCipherSpec before the
+    #: ClientKeyExchange (RFC 5246 §7.1 makes it unexpected_message) and switch to keys
+    #: derived from an empty premaster, so the next record fails with bad_record_mac
+    lab_early_ccs: bool = False
+    #: LAB ONLY, a Bleichenbacher oracle (ROBOT, Böck/Somorovsky/Young 2018): decrypt a
+    #: static-RSA ClientKeyExchange with the raw RSA operation and answer bad PKCS#1 v1.5
+    #: padding at once with handshake_failure, instead of RFC 5246 §7.4.7.1's random premaster
+    lab_rsa_padding_oracle: bool = False
+    #: LAB ONLY, CVE-2016-9244 (F5 "Ticketbleed"): when resuming a TLS 1.2 session from a
+    #: ticket offered with a session ID of 1..31 bytes, echo 32 bytes, the extra ones fake
+    #: "memory" (RFC 5077 §3.4 says the same session ID)
+    lab_ticketbleed: bool = False
 
     def __post_init__(self) -> None:
         self._validate()
+        if self.lab_heartbeat not in (None, "rfc6520", "heartbleed"):
+            raise ValueError("lab_heartbeat must be None, 'rfc6520' or 'heartbleed'")
         self.advertised_group_codes = [lookup(NamedGroup, g) for g in self.advertised_groups or []]
         from .names import PskKeyExchangeMode
         self.psk_mode_codes = [lookup(PskKeyExchangeMode, m) for m in self.psk_modes]

@@ -147,6 +147,8 @@ class Connection:
         self._app_read_secret: bytes | None = None
         self._app_write_secret: bytes | None = None
         self.keylog = config.keylog()
+        if getattr(config, "lab_heartbeat", None):  # LAB ONLY (proto/lab_faults.py)
+            self._reader.extra_types = frozenset({ContentType.heartbeat})
 
     # -- public API ----------------------------------------------------------------
     def data_to_send(self) -> bytes:
@@ -336,6 +338,9 @@ class Connection:
                 self._events.append(ev.ApplicationData(fragment, early=True))
             else:
                 self._events.append(ev.ApplicationData(fragment))
+        elif ctype == ContentType.heartbeat and getattr(self.config, "lab_heartbeat", None):
+            from .lab_faults import handle_heartbeat  # LAB ONLY: RFC 6520 / CVE-2014-0160
+            handle_heartbeat(self, fragment)
         else:
             raise UnexpectedMessage(f"unexpected {name_of(ContentType, ctype)} record")
 
@@ -356,6 +361,10 @@ class Connection:
             raise DecodeError(f"invalid change_cipher_spec message {fragment.hex()}")
         nxt = getattr(self.state, "after_ccs", None)
         if nxt is None or self._pending_read is None:
+            if getattr(self.config, "lab_early_ccs", False):
+                from .lab_faults import accept_early_ccs  # LAB ONLY: CVE-2014-0224
+                if accept_early_ccs(self):
+                    return
             raise UnexpectedMessage(f"ChangeCipherSpec received in state {self.state.name}")
         if len(self._hs_buffer):
             raise UnexpectedMessage("ChangeCipherSpec inside a fragmented handshake message")

@@ -33,6 +33,12 @@ def load_chain(ders: Iterable[bytes]) -> list[x509.Certificate]:
     return out
 
 
+def pem(chain: list[x509.Certificate]) -> str:
+    """The chain as sent, in PEM (leaf first), so that the document can be judged again."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in chain)
+
+
 def fingerprint(chain: list[x509.Certificate]) -> str:
     return chain[0].fingerprint(hashes.SHA256()).hex() if chain else ""
 

@@ -35,10 +35,19 @@ class Prober:
         self.target = target
         self.deadline = deadline
         self.connections = 0
-        self._sem = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self._sem: asyncio.Semaphore | None = None
+        self._loop = None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        # one per event loop: a semaphore is bound to the loop it first waited in
+        loop = asyncio.get_running_loop()
+        if self._sem is None or self._loop is not loop:
+            self._sem, self._loop = asyncio.Semaphore(self.concurrency), loop
+        return self._sem
 
     async def hello(self, offer: HelloOffer | bytes) -> HelloAnswer:
-        async with self._sem:
+        async with self._semaphore():
             self.connections += 1
             return await send_hello(self.target, offer, self.deadline)
 
@@ -185,11 +194,21 @@ def _ske(answer: HelloAnswer, version: int):
 
 
 async def groups12(p: Prober, version: int, ecdhe_suites: list[int]) -> ListResult:
-    """TLS 1.0-1.2 ECDHE curves, from the named_curve of each ServerKeyExchange (RFC 8422 §5.4)."""
+    """TLS 1.0-1.2 ECDHE curves, from the named_curve of each ServerKeyExchange (RFC 8422 §5.4).
+
+    With ECDHE_RSA suites every curve can be taken out in turn.  With only ECDHE_ECDSA ones
+    the certificate's own curve must stay offered (RFC 4492 §5.1: the client's curves also
+    bound the server's ECDSA key, and OpenSSL enforces it), so once it is picked the other
+    curves are asked one by one next to it; a curve the server ranks below its
+    certificate's then looks unsupported, and the note says so."""
+    table = suites()
+    rsa = [c for c in ecdhe_suites if table[c].auth == "RSA"]
+    use = rsa or ecdhe_suites
     ec = [g for g in groups_for(version) if groups()[g].kind == "ec"]
+    keep: list[int] = []
 
     def offer(codes):
-        return p.base_offer(version, ecdhe_suites, groups=tuple(codes))
+        return p.base_offer(version, use, groups=tuple(list(codes) + [k for k in keep if k not in codes]))
 
     def pick(answer):
         if not _picked(answer, version):
@@ -198,8 +217,38 @@ async def groups12(p: Prober, version: int, ecdhe_suites: list[int]) -> ListResu
         return getattr(ske.params, "named_curve", None) if ske is not None else None
 
     result = await _pick_loop(p, offer, ec, pick)
+    if not rsa and result.accepted:
+        cert_curve = _certificate_curve(result.answers)
+        if cert_curve is not None and cert_curve in result.accepted:
+            keep.append(cert_curve)
+            rest = [g for g in ec if g not in result.accepted]
+            answers = await asyncio.gather(*(p.hello(offer([g])) for g in rest))
+            for g, answer in zip(rest, answers):
+                result.answers.append(answer)
+                if pick(answer) == g:
+                    result.accepted.append(g)
+            result.note = ("only ECDSA suites: the certificate's curve stayed offered, so the "
+                           "server's order among curves is not known")
+            return result
     await _server_order(p, offer, result, pick)
     return result
+
+
+def _certificate_curve(answers: list[HelloAnswer]) -> int | None:
+    """The NamedGroup of the ECDSA leaf certificate of the first answer that has one."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    codes = {"secp256r1": 0x0017, "secp384r1": 0x0018, "secp521r1": 0x0019}
+    for answer in answers:
+        if answer.certificates:
+            try:
+                key = x509.load_der_x509_certificate(answer.certificates[0]).public_key()
+            except ValueError:
+                return None
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                return codes.get(key.curve.name)
+            return None
+    return None
 
 
 async def dh_parameters(p: Prober, version: int, dhe_suites: list[int]) -> dict | None:

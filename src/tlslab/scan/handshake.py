@@ -92,6 +92,11 @@ async def handshake(target: ScanTarget, deadline: float, *, request: bytes | Non
                 out = conn.data_to_send()
                 if out:
                     writer.write(out)
+        if conn.handshake_complete and not conn.closed:
+            # a clean close_notify: OpenSSL drops a session from its cache when the
+            # connection ends without one, so resumption by session ID would look absent
+            conn.close()
+            writer.write(conn.data_to_send())
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.drain(), 0.5)
     except asyncio.TimeoutError:

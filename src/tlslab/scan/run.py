@@ -241,6 +241,7 @@ async def _certificates(p: E.Prober, deadline: float, suite_results: dict, suppo
     for chain, hows in chains.values():
         doc = C.judge(chain, name=p.target.check_name, trust=trust, now=now, cache=cache)
         doc["found_with"] = hows
+        doc["pem"] = C.pem(chain)
         out.append(doc)
     return out
 
