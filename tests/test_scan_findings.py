@@ -390,3 +390,16 @@ def test_html_in_headless_chromium(tmp_path):
                               f"file://{page}"], timeout=60)
     assert rc == 0 and shot.stat().st_size > 10_000, err[-500:]
     print(f"screenshot: {shot}")
+
+
+def test_without_a_known_trust_store_the_scans_own_verdict_decides_trust():
+    pem, ca = _chain_pem(days_ago=1)
+    doc = _with_chain(sample(), pem, ca)  # judged trusted by the scan (its CA given)
+    assert doc["certificates"][0]["problems"] == []
+    add_findings(doc, now=NOW)  # no trust passed, no ca_file in the document
+    assert sim(doc)["browser"]["outcome"] == "ok"
+    untrusted = _with_chain(sample(), pem, ca)
+    untrusted["certificates"][0]["problems"] = [{"code": "untrusted-root", "summary": "not trusted"}]
+    add_findings(untrusted, now=NOW)
+    assert sim(untrusted)["browser"]["codes"] == ["untrusted-root"]
+    assert "certificate-untrusted-root" in by_id(untrusted)

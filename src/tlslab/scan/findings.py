@@ -183,7 +183,8 @@ def add_findings(doc: dict, against: str | None = None, *, trust: list | None = 
     with the guidelines; with ``against``, findings for each deviation from it).
 
     ``trust``: the CA certificates the scan judged by (default: the target's ``ca_file``
-    in the document, else the system store)."""
+    in the document; without either, whether a chain is trusted is taken from the scan's
+    own verdict in ``certificates[i]["problems"]``)."""
     from .findings_setup import certificate_findings, extension_findings, protocol_findings
     from .findings_weak import suite_findings, vulnerability_findings
     from .mozilla import comparison
@@ -192,9 +193,10 @@ def add_findings(doc: dict, against: str | None = None, *, trust: list | None = 
     if doc.get("error") or not any((doc.get("protocols") or {}).values()):
         doc["findings"], doc["simulation"] = [], []
         return
+    trust_known = trust is not None or bool((doc.get("target") or {}).get("ca_file"))
     if trust is None:
         trust = _trust_for(doc)
-    ctx = Context(doc, profiles or all_profiles(), Judge(trust=trust, now=now), now)
+    ctx = Context(doc, profiles or all_profiles(), Judge(trust=trust, now=now, trust_known=trust_known), now)
     ctx.baseline = ctx.outcomes(doc)
     ctx.hs_judge = Judge(trust=trust, now=now, check_certificates=False)
     ctx.handshakes = ctx.outcomes(doc, ctx.hs_judge)

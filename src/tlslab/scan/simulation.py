@@ -30,6 +30,8 @@ from typing import Any, Callable, Iterable
 from ..profiles.model import Profile, builtin_profile_names, load_profile
 from .registry import suites
 
+#: problems that depend on the trust store rather than on the chain and the client
+TRUST_CODES = ("untrusted-root", "self-signed", "missing-intermediate")
 #: newest first: the order in which a server looks for a common version
 VERSION_ORDER = ("TLS 1.3", "TLS 1.2", "TLS 1.1", "TLS 1.0", "SSL 3.0", "SSL 2.0")
 
@@ -72,8 +74,13 @@ class Judge:
     and verifier (the same chain is judged for ~47 profiles and many what-ifs)."""
 
     def __init__(self, *, trust: list | None = None, now: datetime.datetime | None = None,
-                 check_name: str | None = None, check_certificates: bool = True) -> None:
+                 check_name: str | None = None, check_certificates: bool = True,
+                 trust_known: bool = True) -> None:
         self.trust = trust
+        #: False when the trust store the scan judged by is not known here: whether the
+        #: chain reaches a trusted root is then the scan's own verdict (the document's
+        #: problems), and only what does not depend on trust is judged per profile
+        self.trust_known = trust_known
         #: False: the handshake alone (what a finding about suites or versions changes)
         self.check_certificates = check_certificates
         self.now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -104,7 +111,12 @@ class Judge:
                 from ..diagnose.chain import analyse_chain
                 problems = analyse_chain(chain, name, self.trust or [], self.now, profile.verifier,
                                          cache=self._engine_cache)
-                self._verdicts[key] = [(p.code, p.summary) for p in problems]
+                found = [(p.code, p.summary) for p in problems]
+                if not self.trust_known:
+                    found = [f for f in found if f[0] not in TRUST_CODES] + [
+                        (p.get("code", ""), p.get("summary", "")) for p in entry.get("problems") or []
+                        if p.get("code") in TRUST_CODES]
+                self._verdicts[key] = found
             return self._verdicts[key]
         out = []
         for p in entry.get("problems") or []:
