@@ -403,3 +403,41 @@ def test_without_a_known_trust_store_the_scans_own_verdict_decides_trust():
     add_findings(untrusted, now=NOW)
     assert sim(untrusted)["browser"]["codes"] == ["untrusted-root"]
     assert "certificate-untrusted-root" in by_id(untrusted)
+
+
+def test_against_intermediate_turns_versions_off_and_on_as_two_findings():
+    doc = with_tls10(trusted(sample()), ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"])
+    doc["protocols"]["TLS 1.3"] = False
+    del doc["cipher_suites"]["TLS 1.3"]
+    add_findings(doc, against="intermediate", trust=[])
+    ids = by_id(doc)
+    off, on = ids["mozilla-intermediate-protocols-off"], ids["mozilla-intermediate-protocols-on"]
+    assert off["title"] == "Mozilla intermediate: Turn off TLS 1.0"
+    assert {"android-4.4", "java-7u80"} <= set(off["affects"]["clients_broken"])
+    assert on["title"] == "Mozilla intermediate: Turn on TLS 1.3"
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in off["fix"]["nginx"]
+    # the server's own findings come before the Mozilla deviations of the same severity
+    order = [f["id"] for f in doc["findings"] if f["severity"] == "medium"]
+    assert order.index("tls10-enabled") < order.index("mozilla-intermediate-protocols-off")
+
+
+@pytest.mark.interop
+def test_a_real_scan_of_openssl_gets_findings_simulation_and_views(openssl_server, certs_dir):
+    """The scan core and this module together: openssl s_server with TLS 1.0 to 1.2."""
+    import asyncio
+
+    from tlslab.scan.run import scan
+    from tlslab.scan.target import ScanTarget
+    port = openssl_server("-cipher", "DEFAULT:@SECLEVEL=0", "-no_tls1_3")
+    target = ScanTarget("127.0.0.1", port, server_name="localhost", ca_file=str(certs_dir / "ca.pem"))
+    doc = asyncio.run(asyncio.wait_for(scan(target, limit=60, against="intermediate"), 90))
+    ids = by_id(doc)
+    assert {"tls10-enabled", "tls11-enabled", "tls13-disabled"} <= set(ids)
+    assert {"android-4.4", "java-7u80"} <= set(ids["tls10-enabled"]["affects"]["clients_broken"])
+    s = sim(doc)
+    assert s["browser"]["outcome"] == "ok" and s["browser"]["version"] == "TLS 1.2"
+    assert s["tls13-only"]["codes"] == ["protocol-version-mismatch"]
+    assert doc["mozilla"]["configurations"]["intermediate"]["meets"] is False
+    text = _rendered(doc, 100)
+    assert "tls10-enabled" in text and "None" not in text
+    assert "tls10-enabled" in render_scan_html(doc)

@@ -158,10 +158,10 @@ def _mozilla_findings(ctx: Context, against: str) -> list[dict[str, Any]]:
     seen: dict[str, int] = {}
     for d in ctx.doc["mozilla"]["configurations"][against]["deviations"]:
         aspect = d["aspect"]
-        seen[aspect] = seen.get(aspect, 0) + 1
+        seen[aspect] = seen.get(aspect, 0) + 1  # one certificate aspect per chain
         fid = f"mozilla-{against}-{aspect.replace('_', '-')}" + (f"-{seen[aspect]}" if seen[aspect] > 1 else "")
         broken: list[str] = []
-        if aspect == "protocols" and d["change"].startswith("Turn off"):
+        if aspect == "protocols_off":
             off = [v for v, on in (ctx.doc.get("protocols") or {}).items() if on and v not in conf["protocols"]]
             broken = ctx.broken_by(without_versions(ctx.doc, off))
         elif aspect == "cipher_suites":
@@ -170,7 +170,7 @@ def _mozilla_findings(ctx: Context, against: str) -> list[dict[str, Any]]:
         fixes = [{"stack": stack, "text": f"Mozilla {against} (guidelines {guidelines()['version']}) sets it so:",
                   "example": line,
                   "source": guidelines()["source"]} for stack, line in d["fix"].items()]
-        severity = "medium" if aspect in ("protocols", "cipher_suites") else "low"
+        severity = "medium" if aspect in ("protocols_off", "protocols_on", "cipher_suites") else "low"
         out.append(finding(ctx, fid, severity, f"Mozilla {against}: {d['change']}", d["evidence"], None,
                            broken=broken, fix_what=f"meeting {against} on this point", fixes=fixes))
     return out
@@ -210,7 +210,7 @@ def add_findings(doc: dict, against: str | None = None, *, trust: list | None = 
     generic = _clients_finding(ctx)
     if generic:
         found.append(generic)
-    found.sort(key=lambda f: (SEVERITIES.index(f["severity"]), f["id"]))
+    found.sort(key=lambda f: (SEVERITIES.index(f["severity"]), f["id"].startswith("mozilla-"), f["id"]))
     doc["findings"] = found
 
 

@@ -52,6 +52,10 @@ def _join(items: list[str], limit: int = 6) -> str:
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _generator(name: str) -> str:
     g = guidelines()
     return f"{g['generator']}#config={name}&guideline={g['version']}"
@@ -106,9 +110,10 @@ def _leaf_checks(doc: dict, conf: dict, name: str) -> list[dict[str, Any]]:
             continue
         days = (end - start).days
         if days > conf["maximum_certificate_lifespan"] and end > now:
+            rec = conf["recommended_certificate_lifespan"]
             out.append(_deviation("certificate_lifespan", f"Use certificates valid for at most "
-                                  f"{conf['maximum_certificate_lifespan']} days (recommended: "
-                                  f"{conf['recommended_certificate_lifespan']})",
+                                  f"{conf['maximum_certificate_lifespan']} days"
+                                  + (f" ({rec} recommended)" if rec != conf["maximum_certificate_lifespan"] else ""),
                                   f"{where} is valid for {days} days", gen))
     return out
 
@@ -129,10 +134,10 @@ def compare(doc: dict, name: str) -> dict[str, Any]:
     extra = [v for v in on if v not in wanted]
     missing = [v for v in wanted if v not in on]
     if extra:
-        devs.append(_deviation("protocols", f"Turn off {_join(extra)}", f"the server accepts {_join(on)}; "
+        devs.append(_deviation("protocols_off", f"Turn off {_and(extra)}", f"the server accepts {_join(on)}; "
                                f"{name} allows {_join(wanted)}", proto_fix))
     if missing:
-        devs.append(_deviation("protocols", f"Turn on {_join(missing)}", f"the server accepts {_join(on) or 'no version'}; "
+        devs.append(_deviation("protocols_on", f"Turn on {_and(missing)}", f"the server accepts {_join(on) or 'no version'}; "
                                f"{name} has {_join(wanted)}", proto_fix))
 
     suites_part = doc.get("cipher_suites") or {}

@@ -44,7 +44,9 @@ def suite_detail(name: str) -> str:
         return ""
     if s.kx == "TLS13":
         return f"TLS 1.3, {s.bits} bits"
-    return f"{s.kx} {s.auth}, {s.bits} bits"
+    if s.kx == "RSA":
+        return f"RSA key transport (no forward secrecy), {s.bits} bits"
+    return f"{s.kx}-{s.auth}, {s.bits} bits"
 
 
 def yes_no(value: Any, *, unknown: str = "not checked") -> str:
@@ -118,9 +120,12 @@ def target_text(doc: dict) -> str:
 
 
 def sorted_findings(doc: dict) -> list[dict]:
+    """Most severe first; within a severity, the server's own problems before the
+    deviations from a Mozilla configuration (``--against``), which repeat them by aspect."""
     return sorted(doc.get("findings") or [],
                   key=lambda f: (SEVERITIES.index(f.get("severity")) if f.get("severity") in SEVERITIES
-                                 else len(SEVERITIES), str(f.get("id"))))
+                                 else len(SEVERITIES), str(f.get("id")).startswith("mozilla-"),
+                                 str(f.get("id"))))
 
 
 def severity_counts(doc: dict) -> list[tuple[str, int]]:
