@@ -96,7 +96,8 @@ def extension_findings(ctx: Context) -> list[dict[str, Any]]:
     ocsp = doc.get("ocsp_stapling") or {}
     if ocsp.get("stapled") is False:
         out.append(finding(ctx, "no-ocsp-stapling", "info", "No OCSP response stapled",
-                           f"asked for a stapled OCSP response ({ocsp.get('version') or 'TLS'}); none came",
+                           "asked for a stapled OCSP response"
+                           + (f" in {ocsp['version']}" if ocsp.get("version") else "") + "; none came",
                            "ocsp-stapling", fix_what="stapling OCSP"))
     early = doc.get("early_data") or {}
     if early.get("accepted"):
@@ -113,7 +114,8 @@ def certificate_findings(ctx: Context) -> list[dict[str, Any]]:
     seen: set[str] = set()
     for i, entry in enumerate(ctx.doc.get("certificates") or []):
         leaf = (entry.get("certificates") or [{}])[0]
-        where = f"{leaf.get('subject', 'the certificate')} (sent for {', '.join(dict.fromkeys(entry.get('found_with') or [])) or 'every handshake'})"
+        found = ", ".join(dict.fromkeys(entry.get("found_with") or [])) or "every handshake"
+        where = f"{leaf.get('subject', 'the certificate')} (sent for {found})"
         for p in entry.get("problems") or []:
             code = p.get("code", "")
             if code in seen:

@@ -82,8 +82,8 @@ def _leaf_checks(doc: dict, conf: dict, name: str) -> list[dict[str, Any]]:
                           f"({_generator(name)})."}
         if kind == "RSA":
             if "rsa" not in types:
-                out.append(_deviation("certificate_type", f"Use an ECDSA certificate ({_join(conf['certificate_curves'])}) "
-                                      f"instead of RSA", f"{where} has an {key} key", gen))
+                out.append(_deviation("certificate_type", "Use an ECDSA certificate "
+                                      f"({_join(conf['certificate_curves'])}) instead of RSA", f"{where} has an {key} key", gen))
             elif size.isdigit() and int(size) < conf["rsa_key_size"]:
                 out.append(_deviation("certificate_key_size", f"Use an RSA key of at least "
                                       f"{conf['rsa_key_size']} bits", f"{where} has an {key} key", gen))
@@ -137,8 +137,9 @@ def compare(doc: dict, name: str) -> dict[str, Any]:
         devs.append(_deviation("protocols_off", f"Turn off {_and(extra)}", f"the server accepts {_join(on)}; "
                                f"{name} allows {_join(wanted)}", proto_fix))
     if missing:
-        devs.append(_deviation("protocols_on", f"Turn on {_and(missing)}", f"the server accepts {_join(on) or 'no version'}; "
-                               f"{name} has {_join(wanted)}", proto_fix))
+        devs.append(_deviation("protocols_on", f"Turn on {_and(missing)}",
+                               f"the server accepts {_join(on) or 'no version'}; {name} has {_join(wanted)}",
+                               proto_fix))
 
     suites_part = doc.get("cipher_suites") or {}
     old_suites: list[str] = []

@@ -30,6 +30,7 @@ __all__ = ["render_scan", "scan_progress"]
 
 _SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "bold yellow",
                    "low": "cyan", "info": "dim"}
+_BORDER = {"critical": "red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 _MOOD = {"good": "green", "bad": "bold red", "warn": "yellow", "plain": ""}
 _STRENGTH = {"strong": ("✓", "green"), "ok": ("•", ""), "weak": ("!", "yellow"), "insecure": ("✗", "bold red")}
 #: stacks shown first in a finding's fixes (the others follow in the data's order)
@@ -129,8 +130,8 @@ def _groups(doc: dict, console: Console) -> None:
     dh = g.get("dh_parameters")
     if dh:
         mood = "bold red" if (dh.get("bits") or 0) < 2048 else ""
-        table.add_row("DHE group", Text(safe_text(f"{dh.get('bits')} bits" + (f" ({dh['group']})" if dh.get("group") else "")),
-                                         style=mood))
+        group = f" ({dh['group']})" if dh.get("group") else ""
+        table.add_row("DHE group", Text(safe_text(f"{dh.get('bits')} bits{group}"), style=mood))
     for v, schemes in (doc.get("signature_algorithms") or {}).items():
         table.add_row(_t(f"signatures {v}"), _t(", ".join(schemes) or "none"))
     console.print(table)
@@ -227,7 +228,7 @@ def _findings(doc: dict, console: Console) -> None:
             parts += [Text("Fix", style="underline"), _fixes_table(f)]
         console.print(Panel(Group(*parts), title=Text(safe_text(f"{sev} · {f.get('id')}"),
                                                       style=_SEVERITY_STYLE.get(sev, "")),
-                            title_align="left", border_style=_SEVERITY_STYLE.get(sev, "").replace("bold ", "").split(" on ")[-1] or None))
+                            title_align="left", border_style=_BORDER.get(sev, "")))
 
 
 def _simulation(doc: dict, console: Console) -> None:

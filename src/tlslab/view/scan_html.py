@@ -98,7 +98,8 @@ def _findings(doc: dict) -> str:
         if broken or risk:
             rows = []
             if broken:
-                label = "cannot connect now" if aff.get("broken_when") == "now" else "can no longer connect after the fix"
+                label = ("cannot connect now" if aff.get("broken_when") == "now"
+                         else "can no longer connect after the fix")
                 rows.append(f"<tr><th>{_e(label)}</th><td class=\"clients\">{_names(broken)}</td></tr>")
             if risk:
                 rows.append(f'<tr><th>use it today</th><td class="clients">{_names(risk)}</td></tr>')
