@@ -283,10 +283,11 @@ def test_every_finding_names_fix_data_that_exists():
     doc["compression"] = True
     doc["client_renegotiation"] = {"accepted": True, "evidence": "renegotiated"}
     doc["early_data"] = {"accepted": True, "max_early_data_size": 16384}
+    doc["signature_algorithms"]["TLS 1.2"].append("rsa_pkcs1_sha1")
     add_findings(doc, against="old", trust=[])
     ids = by_id(doc)
     assert {"heartbleed", "sweet32", "beast", "compression", "client-renegotiation",
-            "early-data-accepted", "checks-undecided"} <= set(ids)
+            "early-data-accepted", "checks-undecided", "weak-signature-schemes"} <= set(ids)
     assert "ROBOT" in ids["checks-undecided"]["evidence"]
     for f in doc["findings"]:
         if f["fix_id"]:

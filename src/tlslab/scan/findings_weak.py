@@ -169,6 +169,17 @@ def suite_findings(ctx: Context) -> list[dict[str, Any]]:
                            "forward-secret suites accepted are all finite-field DHE (no ECDHE, no TLS 1.3); "
                            "browsers offer no DHE suites", "add-ecdhe-suites",
                            broken=ctx.fixed_by(what_if), broken_when="now"))
+    sigs = (doc.get("signature_algorithms") or {}).get("TLS 1.2") or []
+    legacy = [s for s in sigs if s.endswith(("_md5", "_sha1"))]
+    if legacy:
+        fixed = copy.deepcopy(doc)
+        fixed["signature_algorithms"]["TLS 1.2"] = [s for s in sigs if s not in legacy]
+        out.append(finding(ctx, "weak-signature-schemes", "low",
+                           "MD5 or SHA-1 signatures accepted in TLS 1.2 (deprecated by RFC 9155)",
+                           f"the server signs TLS 1.2 key exchanges with {', '.join(legacy)} when asked",
+                           "weak-signature-schemes", broken=ctx.broken_by(fixed),
+                           at_risk=ctx.using(lambda o: o.signature_scheme in legacy),
+                           fix_what="allowing SHA-256 and stronger only"))
     weak_order = [v for v, part in (doc.get("cipher_suites") or {}).items()
                   if v != "TLS 1.3" and part.get("server_order") is False and _mixed(part, table)]
     if weak_order:
