@@ -142,9 +142,12 @@ def _clients_finding(ctx: Context) -> dict[str, Any] | None:
     severity = "high" if current else "info"
     title = (f"{len(rest)} client profile{'s' if len(rest) != 1 else ''} cannot connect"
              + (f", {len(current)} of them current" if current else " (all of them old clients)"))
-    # old clients failing is the price of a current configuration: no fix is offered for them
+    # old clients failing is the price of a current configuration: no fix is offered for
+    # them; for current ones, the fix of their most common reason
+    codes = [ctx.baseline[n].codes[0] for n in current if ctx.baseline[n].codes]
+    main = max(set(codes), key=codes.count) if codes else None
     fix_id = {"protocol-version-mismatch": "enable-tls12", "no-common-cipher": "add-ecdhe-suites",
-              "no-common-group": "add-ecdhe-suites"}.get(next(iter(by_code))) if current else None
+              "no-common-group": "add-ecdhe-suites"}.get(main or "")
     return finding(ctx, "clients-cannot-connect", severity, title, evidence, fix_id,
                    broken=[o.profile for o in rest], broken_when="now")
 

@@ -178,7 +178,10 @@ class Judge:
         out = ClientOutcome(profile.name, client, True, version, suite)
 
         # the key exchange group
-        if tls13 or kx == "ECDHE":
+        if (tls13 or kx == "ECDHE") and not groups["accepted"]:
+            # the document does not say which groups the server takes: the client's first
+            out.group = (profile.offer.key_shares or profile.offer.groups or (None,))[0]
+        elif tls13 or kx == "ECDHE":
             if not common_groups:
                 return _fail(out, "no-common-group", f"{version}: no group in common; it offers "
                              f"{_join(profile.offer.groups)}, the server accepts {_join(groups['accepted'])}")

@@ -57,12 +57,13 @@ def _header(doc: dict, console: Console) -> None:
     head = Text("tlslab scan ", style="bold")
     head.append(safe_text(target_text(doc)))
     console.print(head)
-    bits = [f"scanned {doc.get('scanned_at', '')}"]
+    bits = [f"scanned {doc['scanned_at']}"] if doc.get("scanned_at") else []
     if doc.get("duration_s") is not None:
         bits.append(f"{doc['duration_s']:.1f} s")
     if doc.get("connections") is not None:
         bits.append(f"{doc['connections']} connections")
-    console.print(Text(safe_text(", ".join(bits)), style="dim"))
+    if bits:
+        console.print(Text(safe_text(", ".join(bits)), style="dim"))
     counts = severity_counts(doc)
     if counts:
         line = Text("findings: ")

@@ -264,7 +264,7 @@ def render_scan_html(doc: dict) -> str:
     from .. import __version__
     target = target_text(doc)
     counts = "".join(f'<span class="sev {sev}">{n} {_e(sev)}</span> ' for sev, n in severity_counts(doc))
-    meta = [f"scanned {doc.get('scanned_at', '')}"]
+    meta = [f"scanned {doc['scanned_at']}"] if doc.get("scanned_at") else []
     if doc.get("duration_s") is not None:
         meta.append(f"{doc['duration_s']:.1f} s")
     if doc.get("connections") is not None:
