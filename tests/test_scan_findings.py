@@ -442,3 +442,15 @@ def test_a_real_scan_of_openssl_gets_findings_simulation_and_views(openssl_serve
     text = _rendered(doc, 100)
     assert "tls10-enabled" in text and "None" not in text
     assert "tls10-enabled" in render_scan_html(doc)
+
+
+def test_terminal_fixes_limited_to_the_stacks_asked_for():
+    doc = with_tls10(trusted(sample()), ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"])
+    add_findings(doc, trust=[])
+    console = Console(record=True, width=120, force_terminal=False, highlight=False, file=io.StringIO())
+    render_scan(doc, console, stacks=("nginx",))
+    text = console.export_text()
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in text
+    assert "SSLProtocol -all" not in text and "MinProtocol" not in text
+    full = _rendered(doc, 120)
+    assert "SSLProtocol -all" in full

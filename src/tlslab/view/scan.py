@@ -193,12 +193,16 @@ def _vulnerabilities(doc: dict, console: Console) -> None:
     console.print(table)
 
 
-def _fixes_table(f: dict) -> Table:
+def _fixes(f: dict, stacks: tuple[str, ...] | None) -> list[dict]:
+    fixes = [x for x in f.get("fixes") or [] if not stacks or x.get("stack") in stacks]
+    return sorted(fixes, key=lambda x: _STACK_ORDER.index(x["stack"])
+                  if x.get("stack") in _STACK_ORDER else len(_STACK_ORDER))
+
+
+def _fixes_table(fixes: list[dict]) -> Table:
     table = Table.grid(padding=(0, 1))
     table.add_column(style="cyan", no_wrap=True)
     table.add_column(overflow="fold")  # configuration lines are copied: fold, never cut
-    fixes = sorted(f.get("fixes") or [], key=lambda x: _STACK_ORDER.index(x["stack"])
-                   if x.get("stack") in _STACK_ORDER else len(_STACK_ORDER))
     for fix in fixes:
         body = Text(safe_text(fix.get("text", "")))
         if fix.get("example"):
@@ -209,7 +213,7 @@ def _fixes_table(f: dict) -> Table:
     return table
 
 
-def _findings(doc: dict, console: Console) -> None:
+def _findings(doc: dict, console: Console, stacks: tuple[str, ...] | None) -> None:
     found = sorted_findings(doc)
     _heading(console, f"Findings ({len(found)})")
     if not found:
@@ -225,8 +229,12 @@ def _findings(doc: dict, console: Console) -> None:
         if aff.get("summary"):
             parts.append(Text(safe_text(aff["summary"]),
                               style="bold magenta" if aff.get("clients_broken") else "magenta"))
-        if f.get("fixes"):
-            parts += [Text("Fix", style="underline"), _fixes_table(f)]
+        fixes = _fixes(f, stacks)
+        if fixes:
+            parts += [Text("Fix", style="underline"), _fixes_table(fixes)]
+        elif f.get("fixes"):
+            others = ", ".join(dict.fromkeys(str(x.get("stack")) for x in f["fixes"]))
+            parts.append(Text(safe_text(f"fixes for {others} (not among the stacks asked for)"), style="dim"))
         console.print(Panel(Group(*parts), title=Text(safe_text(f"{sev} · {f.get('id')}"),
                                                       style=_SEVERITY_STYLE.get(sev, "")),
                             title_align="left", border_style=_BORDER.get(sev, "")))
@@ -283,15 +291,18 @@ def _mozilla(doc: dict, console: Console) -> None:
         console.print(Text(safe_text(f"source: {m['source']}"), style="dim"))
 
 
-def render_scan(doc: dict, console: Console | None = None, *, simulation: bool = True) -> None:
-    """The whole report of one scan document (``scan()``'s result, as ``--json`` prints it)."""
+def render_scan(doc: dict, console: Console | None = None, *, simulation: bool = True,
+                stacks: tuple[str, ...] | None = None) -> None:
+    """The whole report of one scan document (``scan()``'s result, as ``--json`` prints it).
+    ``stacks`` limits the fixes shown to these server stacks (nginx, apache, haproxy, iis,
+    java-server, go, generic, ...); ``simulation=False`` leaves out the client table."""
     console = console or Console(highlight=False)
     _header(doc, console)
     if doc.get("error"):
         console.print(Panel(Text(safe_text(doc["error"])), title="[bold red]scan failed[/]",
                             border_style="red", title_align="left"))
         return
-    _findings(doc, console)
+    _findings(doc, console, stacks)
     _protocols(doc, console)
     _suites(doc, console)
     _groups(doc, console)
