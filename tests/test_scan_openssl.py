@@ -185,11 +185,24 @@ def test_ocsp_stapling_in_tls12(openssl_server, certs_dir, tmp_path):
 
 
 def test_client_renegotiation(openssl_server):
-    """OpenSSL 3 refuses a client's renegotiation unless -legacy_renegotiation... or accepts
-    it: the scan must report what the server did, with the evidence."""
+    """OpenSSL 3 refuses a client's renegotiation by default (a no_renegotiation warning) and
+    accepts it with -client_renegotiation (it answers with a ServerHello)."""
     port = openssl_server("-no_tls1_3")
     out = _run(F.client_renegotiation(_prober(port), time.monotonic() + 30))
-    assert out["accepted"] in (True, False) and "ClientHello" in out["evidence"]
+    assert out["accepted"] is False and "no_renegotiation" in out["evidence"]
+    port = openssl_server("-no_tls1_3", "-client_renegotiation")
+    out = _run(F.client_renegotiation(_prober(port), time.monotonic() + 30))
+    assert out["accepted"] is True and "ServerHello" in out["evidence"]
+
+
+def test_legacy_renegotiation_still_announces_secure_renegotiation(openssl_server):
+    """-legacy_renegotiation lets OpenSSL renegotiate with clients that lack RFC 5746; it
+    still answers renegotiation_info, which is what the scan reports."""
+    port = openssl_server("-no_tls1_3", "-legacy_renegotiation")
+    p = _prober(port)
+    res = _run(E.cipher_suites(p, TLS12))
+    ext = _run(F.tls12_extensions(p, res.accepted))
+    assert ext["secure_renegotiation"] is True
 
 
 def test_unreachable_and_not_tls(tmp_path):

@@ -162,12 +162,22 @@ class Client12(Common12):
         renegotiation_info), only to learn how the server answers: tlslab never completes
         one, so a ServerHello in answer ends the connection (unexpected_message), and a
         no_renegotiation warning leaves it open.  The trace records the answer."""
-        from .extensions import RenegotiationInfo
+        from . import extensions as X
         from .messages import ClientHello
         if not self.tls12 or not self.handshake_complete or self.closed or not self.is_client:
             raise ConnectionError("a renegotiation probe needs a completed TLS 1.2 client connection")
-        ext = [Extension(ET.renegotiation_info, RenegotiationInfo(
-            renegotiated_connection=self._own_verify_data12))]
+        cfg = self.config
+        ext = [Extension(ET.renegotiation_info, X.RenegotiationInfo(
+            renegotiated_connection=self._own_verify_data12)),
+            Extension(ET.supported_groups, X.NamedGroupList(
+                named_group_list=[g for g in cfg.group_codes if g < 0x1000])),
+            Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0]))]
+        if self.version >= 0x0303:
+            ext.append(Extension(ET.signature_algorithms, X.SignatureSchemeList(
+                supported_signature_algorithms=list(cfg.signature_scheme_codes))))
+        if self._ems:
+            # RFC 7627 §5.3: a renegotiation must keep the extended master secret
+            ext.append(Extension(ET.extended_master_secret, X.Empty()))
         hello = ClientHello(legacy_version=self.version, random=self.provider.random(32),
                             legacy_session_id=b"", cipher_suites=[self.suite12.code],
                             legacy_compression_methods=b"\x00", extensions=ext)

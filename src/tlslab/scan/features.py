@@ -206,8 +206,14 @@ async def client_renegotiation(p: Prober, deadline: float) -> dict:
     the server answers with a ServerHello (accepted), a no_renegotiation warning, or by
     ending the connection (both refusals)."""
     t = p.target
+    def answered(conn) -> bool:
+        names = [(e.kind, e.direction, e.name) for e in conn.trace.entries[-4:]]
+        return any(k == "alert" and d == "received" or (k, d, n) == ("message", "received", "ServerHello")
+                   for k, d, n in names)
+
     hs = await handshake(t, deadline, versions=["TLS 1.2"], session_store=None,
-                         after=lambda conn: conn.send_renegotiation_probe(), wait_after=1.0)
+                         after=lambda conn: conn.send_renegotiation_probe(), wait_after=1.0,
+                         until=answered)
     p.connections += 1
     if not hs.ok:
         return {"accepted": None, "evidence": f"no TLS 1.2 handshake: {hs.failure}"}

@@ -35,11 +35,12 @@ class Handshake:
 
 async def handshake(target: ScanTarget, deadline: float, *, request: bytes | None = None,
                     early_data: bytes | None = None, wait_after: float = 0.0,
-                    after: Callable[[Any], None] | None = None, **config: Any) -> Handshake:
+                    after: Callable[[Any], None] | None = None,
+                    until: Callable[[Any], bool] | None = None, **config: Any) -> Handshake:
     """Connect and handshake with ``ClientConfig(**config)`` (never verifying: the scan
     judges certificates itself); then call ``after(conn)`` (which may queue something to
     send), send ``request``, and read the answer for up to ``wait_after`` seconds (tickets
-    arrive after the handshake in TLS 1.3)."""
+    arrive after the handshake in TLS 1.3), or until ``until(conn)`` is true."""
     from ..proto.client import ClientConnection
     from ..proto.config import ClientConfig
     from ..proto.events import ApplicationData
@@ -79,7 +80,7 @@ async def handshake(target: ScanTarget, deadline: float, *, request: bytes | Non
                 conn.send_application_data(request)
                 writer.write(conn.data_to_send())
             stop = min(end, time.monotonic() + max(wait_after, 0.05))
-            while not conn.closed and time.monotonic() < stop:
+            while not conn.closed and time.monotonic() < stop and not (until and until(conn)):
                 try:
                     data = await asyncio.wait_for(reader.read(_READ), stop - time.monotonic())
                 except asyncio.TimeoutError:

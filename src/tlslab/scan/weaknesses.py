@@ -79,15 +79,10 @@ async def assess(doc: dict, prober, deadline: float, suite_results: dict, *, act
     """Fill ``doc["vulnerabilities"]`` and ``doc["vulnerability_evidence"]``."""
     vulns, ev = passive(doc)
     if active:
-        try:
-            from . import vulns_active
-        except ImportError:  # pragma: no cover - the module ships with the package
-            vulns_active = None
-        if vulns_active is not None:
-            results = await vulns_active.run_all(prober.target, deadline, doc)
-            for r in results:
-                vulns[r.name] = r.vulnerable
-                ev[r.name] = r.evidence
-                prober.connections += r.details.get("connections", 0) if isinstance(r.details, dict) else 0
+        from .vulns_active import run_all
+        for r in await run_all(prober.target, deadline, doc):
+            vulns[r.name] = r.vulnerable
+            ev[r.name] = r.evidence
+            prober.connections += r.details.get("connections", 0)
     doc["vulnerabilities"] = vulns
     doc["vulnerability_evidence"] = ev

@@ -19,6 +19,7 @@ ChangeCipherSpec, where some stacks leak by closing early versus waiting.
 from __future__ import annotations
 
 import hashlib
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -39,8 +40,11 @@ ROUNDS = 3
 #: how long a server gets to answer one ClientKeyExchange
 WAIT = 3.0
 #: the second form (no ChangeCipherSpec): a server that is fine waits for more, so every
-#: connection of a sound server lasts this long (five in a row)
+#: connection of a sound server lasts this long (five in a row).  The wait adapts to the
+#: server: ten times its slowest answer in the first form, within these bounds (on
+#: loopback a sound server costs 5 x 0.1 s, not 5 x 1 s)
 WAIT_SHORT = 1.0
+WAIT_SHORT_MIN = 0.1
 #: a Finished record that no key authenticates (48 bytes: a valid length for AES-GCM and
 #: AES-CBC records)
 BAD_FINISHED = hashlib.sha256(b"tlslab robot finished").digest() + bytes(16)
@@ -108,7 +112,9 @@ async def _check(target, deadline: float) -> CheckResult:
         return CheckResult(NAME, False, "not applicable: the certificate's key is not RSA",
                            {"applicable": False})
     base = {"suite": f"0x{suite:04x}", "modulus_bits": key.key_size, "rounds": ROUNDS}
-    rounds = await _rounds(target, deadline, key, with_finished=True, count=ROUNDS)
+    timings: list[float] = []
+    rounds = await _rounds(target, deadline, key, with_finished=True, count=ROUNDS, timings=timings)
+    wait_short = min(WAIT_SHORT, max(WAIT_SHORT_MIN, 10 * max(timings, default=WAIT_SHORT)))
     verdict = _judge(rounds)
     form = "each with ChangeCipherSpec and a wrong Finished"
     second = None
@@ -116,9 +122,10 @@ async def _check(target, deadline: float) -> CheckResult:
         # the paper's second form: the ClientKeyExchange alone; one round first, repeated only
         # if it shows a difference (a sound server waits for more on all five).  It decides
         # only when it finds a consistent difference.
-        second = await _rounds(target, deadline, key, with_finished=False, count=1)
+        second = await _rounds(target, deadline, key, with_finished=False, count=1, wait=wait_short)
         if _judge(second) is True:
-            second += await _rounds(target, deadline, key, with_finished=False, count=ROUNDS - 1)
+            second += await _rounds(target, deadline, key, with_finished=False, count=ROUNDS - 1,
+                                    wait=wait_short)
             if _judge(second) is True:
                 rounds, verdict, form = second, True, "without ChangeCipherSpec and Finished"
     summary = "; ".join(f"{what} -> {_words(rounds[0][name])}" for name, what in VARIANTS)
@@ -140,17 +147,19 @@ async def _check(target, deadline: float) -> CheckResult:
                        "§7.4.7.1 requires", details)
 
 
-async def _rounds(target, deadline, key, *, with_finished: bool, count: int) -> list[dict]:
+async def _rounds(target, deadline, key, *, with_finished: bool, count: int,
+                  wait: float = WAIT, timings: list[float] | None = None) -> list[dict]:
     # one connection at a time: many servers (openssl s_server, gnutls-serv) serve one
     # connection at a time, and a queued handshake would look like an answer that differs
     out = []
     for _ in range(count):
-        out.append({name: await _one(target, deadline, key, name, with_finished)
+        out.append({name: await _one(target, deadline, key, name, with_finished, wait, timings)
                     for name, _ in VARIANTS})
     return out
 
 
-async def _one(target, deadline: float, key, variant: str, with_finished: bool) -> str:
+async def _one(target, deadline: float, key, variant: str, with_finished: bool,
+               wait: float = WAIT, timings: list[float] | None = None) -> str:
     """One connection, one ClientKeyExchange: how the server answered (``alert <name>``,
     ``closed``, ``reset``, ``timeout``)."""
     provider = Provider()
@@ -166,7 +175,10 @@ async def _one(target, deadline: float, key, variant: str, with_finished: bool) 
             data += x.record(ContentType.handshake, BAD_FINISHED)
         if not await x.send(data):
             return "closed"
-        answer = await x.answer(remaining(deadline, WAIT if with_finished else WAIT_SHORT))
+        sent = time.monotonic()
+        answer = await x.answer(remaining(deadline, WAIT if with_finished else wait))
+        if timings is not None and answer.ended != "timeout":
+            timings.append(time.monotonic() - sent)
     return answer.ended if not answer.records or answer.alert else f"{len(answer.records)} records, then {answer.ended}"
 
 
