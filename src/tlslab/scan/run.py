@@ -98,7 +98,12 @@ async def scan(target: ScanTarget, *, limit: float = DEFAULT_LIMIT, progress: Pr
     doc["signature_algorithms"] = sig
 
     say("certificates", 0.5)
-    doc["certificates"] = await _certificates(p, deadline, suite_results, supported)
+    from ..proto.cert_store import load_trust_store
+    try:
+        trust = load_trust_store(target.ca_file)
+    except (OSError, ValueError):
+        trust = []  # judged without anchors: every chain is reported untrusted, with why
+    doc["certificates"] = await _certificates(p, deadline, suite_results, supported, trust)
 
     say("resumption, 0-RTT, ALPN", 0.65)
     resumption: dict[str, Any] = {"session_id": None, "tickets": None, "psk": None}
@@ -145,7 +150,7 @@ async def scan(target: ScanTarget, *, limit: float = DEFAULT_LIMIT, progress: Pr
     doc["client_renegotiation"] = (await F.client_renegotiation(p, deadline)) if best12 == TLS12 \
         else {"accepted": None, "evidence": "no TLS 1.2"}
     from .findings import add_findings
-    add_findings(doc, against=against)
+    add_findings(doc, against=against, trust=trust)
     doc["duration_s"] = round(time.monotonic() - started, 3)
     doc["connections"] = p.connections
     say("done", 1.0)
@@ -190,10 +195,10 @@ async def _schemes13(p: E.Prober, deadline: float) -> list[str]:
     return found
 
 
-async def _certificates(p: E.Prober, deadline: float, suite_results: dict, supported: list) -> list:
+async def _certificates(p: E.Prober, deadline: float, suite_results: dict, supported: list,
+                        trust: list) -> list:
     """Every distinct chain: per key type in TLS 1.0-1.2 (from the suites' answers), per
     signature family in TLS 1.3 (handshakes), and with and without SNI."""
-    from ..proto.cert_store import load_trust_store
     from .handshake import handshake
     chains: dict[str, tuple[list, list[str]]] = {}
 
@@ -233,10 +238,6 @@ async def _certificates(p: E.Prober, deadline: float, suite_results: dict, suppo
         if hs.ok and hs.conn.peer_certificates:
             from cryptography.hazmat.primitives.serialization import Encoding
             add([c.public_bytes(Encoding.DER) for c in hs.conn.peer_certificates], "without SNI")
-    try:
-        trust = load_trust_store(p.target.ca_file)
-    except (OSError, ValueError):
-        trust = []
     now = datetime.datetime.now(datetime.timezone.utc)
     cache: dict = {}
     out = []
