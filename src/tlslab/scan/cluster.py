@@ -1,0 +1,138 @@
+"""The Dask cluster a fleet runs on: a local one by default, a named scheduler otherwise.
+
+``local`` starts a :class:`distributed.LocalCluster` in this process (worker processes by
+default: the engine is Python, so scans of many targets want more than one core; threads
+in each worker, because a scan mostly waits for the network).  ``tcp://HOST:PORT`` joins
+a running scheduler; its workers must be able to import tlslab (and the scan function).
+A scheduler that is not there is found out in a few seconds and said in one line.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+#: ``tcp://host:port``, ``tcp://[v6]:port`` (the scheme may be left out)
+_ADDRESS = re.compile(r"^(?:tcp://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+class FleetError(Exception):
+    """The fleet cannot run (no scheduler, a bad cluster address, no workers)."""
+
+
+@dataclass
+class ClusterHandle:
+    """A connected client, what to close, and how it was made (for the report)."""
+
+    client: Any
+    cluster: Any | None
+    description: str
+    start_s: float
+
+    def worker_threads(self) -> int:
+        try:
+            return sum(self.client.nthreads().values())
+        except Exception:  # noqa: BLE001 - a closing cluster: the caller is done anyway
+            return 0
+
+    def close(self) -> None:
+        """Close client then cluster, each bounded: shutdown must not hang a Ctrl-C."""
+        for thing in (self.client, self.cluster):
+            if thing is None:
+                continue
+            try:
+                thing.close(timeout=5) if thing is self.client else thing.close(timeout=10)
+            except Exception:  # noqa: BLE001 - already gone is as good as closed
+                pass
+
+
+def parse_scheduler_address(text: str) -> tuple[str, str, int]:
+    """``tcp://HOST:PORT`` -> (normalised address, host, port); :class:`FleetError`."""
+    m = _ADDRESS.match(text.strip())
+    if not m or not 0 < int(m.group(2)) < 65536:
+        raise FleetError(f"--cluster {text!r}: expected 'local' or tcp://SCHEDULER:PORT "
+                         "(e.g. tcp://10.0.0.5:8786)")
+    host, port = m.group(1), int(m.group(2))
+    return f"tcp://{host}:{port}", host.strip("[]"), port
+
+
+def _probe_scheduler(address: str, host: str, port: int, timeout: float) -> None:
+    """A plain TCP connect first: "connection refused" in milliseconds and in plain
+    words, where Dask's client would retry until its timeout and then say little."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except ConnectionRefusedError:
+        raise FleetError(f"no Dask scheduler at {address}: connection refused") from None
+    except (TimeoutError, socket.timeout):
+        raise FleetError(f"no Dask scheduler at {address}: no answer within "
+                         f"{timeout:g} s") from None
+    except socket.gaierror as e:
+        raise FleetError(f"no Dask scheduler at {address}: cannot resolve {host!r}: "
+                         f"{e.strerror or e}") from None
+    except OSError as e:
+        raise FleetError(f"no Dask scheduler at {address}: {e.strerror or e}") from None
+
+
+@contextmanager
+def quiet_dask(level: int = logging.CRITICAL) -> Iterator[None]:
+    """Dask logs tracebacks for events a fleet handles itself (a worker lost, a
+    connection closed at shutdown): keep them off the user's terminal."""
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, saved):
+            lg.setLevel(lvl)
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def open_cluster(cluster: str = "local", *, workers: int | None = None,
+                 threads_per_worker: int = 4, processes: bool = True,
+                 connect_timeout: float = 5.0) -> ClusterHandle:
+    """Connect a :class:`distributed.Client` to the cluster named by ``cluster``."""
+    t0 = time.monotonic()
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise FleetError("fleets need Dask: pip install 'dask[distributed]'") from None
+    if cluster == "local":
+        n = workers or default_workers()
+        try:
+            local = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker,
+                                 processes=processes, dashboard_address=None,
+                                 silence_logs=logging.CRITICAL)
+        except Exception as e:  # noqa: BLE001 - e.g. no process could be spawned
+            raise FleetError(f"cannot start a local Dask cluster: {e}") from None
+        client = Client(local)
+        how = "worker processes" if processes else "in-process workers"
+        return ClusterHandle(client, local, f"local ({n} {how} × {threads_per_worker} "
+                             "threads)", time.monotonic() - t0)
+    address, host, port = parse_scheduler_address(cluster)
+    _probe_scheduler(address, host, port, connect_timeout)
+    try:
+        client = Client(address, timeout=connect_timeout)
+    except Exception as e:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError ...
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise FleetError(f"no Dask scheduler at {address}: something answers there but "
+                         f"it is not a Dask scheduler ({reason})") from None
+    handle = ClusterHandle(client, None, address, 0.0)
+    try:
+        client.wait_for_workers(1, timeout=connect_timeout)
+    except Exception:  # noqa: BLE001 - dask raises TimeoutError
+        handle.close()
+        raise FleetError(f"the Dask scheduler at {address} has no workers "
+                         f"(waited {connect_timeout:g} s)") from None
+    handle.start_s = time.monotonic() - t0
+    return handle
