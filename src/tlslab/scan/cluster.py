@@ -123,10 +123,11 @@ def open_cluster(cluster: str = "local", *, workers: int | None = None,
     _probe_scheduler(address, host, port, connect_timeout)
     try:
         client = Client(address, timeout=connect_timeout)
-    except Exception as e:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError ...
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise FleetError(f"no Dask scheduler at {address}: something answers there but "
-                         f"it is not a Dask scheduler ({reason})") from None
+    except Exception:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError ...
+        # what Dask raises for a peer speaking another protocol means nothing to a user
+        # (a MemoryError from a garbage frame length, a timeout, a closed comm)
+        raise FleetError(f"no Dask scheduler at {address}: something answers there, but "
+                         f"no Dask scheduler within {connect_timeout:g} s") from None
     handle = ClusterHandle(client, None, address, 0.0)
     try:
         client.wait_for_workers(1, timeout=connect_timeout)

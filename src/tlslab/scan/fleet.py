@@ -144,6 +144,7 @@ def run_fleet(targets: Sequence[ScanTarget], *,
     if per_target_timeout <= 0 or max_rate <= 0 or per_target_rate <= 0:
         raise ValueError("time limit and rates must be positive")
     targets = list(targets)
+    scan = scan or default_scan()  # before the cluster: a missing scan fails at once
     own_db = db is None and db_path is not None
     if own_db:
         db = ScanDatabase.open(db_path)
@@ -155,7 +156,7 @@ def run_fleet(targets: Sequence[ScanTarget], *,
                 handle = open_cluster(cluster, workers=workers,
                                       threads_per_worker=threads_per_worker,
                                       processes=processes, connect_timeout=connect_timeout)
-            driver = _Driver(targets, scan or default_scan(), handle, db, options or {},
+            driver = _Driver(targets, scan, handle, db, options or {},
                              per_target_timeout=per_target_timeout, grace=grace,
                              max_rate=max_rate, per_target_rate=per_target_rate,
                              per_host_concurrency=per_host_concurrency,

@@ -25,7 +25,12 @@ RETRYABLE_CODES = frozenset({"timeout", "connection-reset", "reset", "connect-fa
 def default_scan() -> ScanFunction:
     """``tlslab.scan.run.scan_target``, imported when first needed (it may not exist in
     this build yet; the fleet machinery does not depend on it)."""
-    from .run import scan_target  # type: ignore[attr-defined]
+    try:
+        from .run import scan_target  # type: ignore[attr-defined]
+    except ImportError:
+        from .cluster import FleetError
+        raise FleetError("the scan of one target (tlslab.scan.run.scan_target) is not in "
+                         "this build of tlslab") from None
     return scan_target
 
 
