@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,14 +63,31 @@ def parse_scheduler_address(text: str) -> tuple[str, str, int]:
 
 
 def _probe_scheduler(address: str, host: str, port: int, timeout: float) -> None:
-    """A plain TCP connect first: "connection refused" in milliseconds and in plain
-    words, where Dask's client would retry until its timeout and then say little."""
+    """Check, with a plain socket, that a Dask scheduler answers at ``address``.
+
+    Dask's client would retry a refused connection until its timeout and then say
+    little, and it waits without any limit for the greeting of a peer that accepts and
+    stays silent.  A scheduler greets first: its handshake message begins with the
+    message's length and its frame count, two little-endian 64-bit numbers
+    (distributed.comm.tcp); anything else is not a scheduler."""
+    connected, greeting = False, b""
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            connected = True
+            deadline = time.monotonic() + timeout
+            while len(greeting) < 16:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(16 - len(greeting))
+                if not chunk:
+                    break
+                greeting += chunk
     except ConnectionRefusedError:
         raise FleetError(f"no Dask scheduler at {address}: connection refused") from None
     except (TimeoutError, socket.timeout):
+        if connected:
+            raise FleetError(f"no Dask scheduler at {address}: something accepts "
+                             f"connections there but says nothing (waited {timeout:g} s)"
+                             ) from None
         raise FleetError(f"no Dask scheduler at {address}: no answer within "
                          f"{timeout:g} s") from None
     except socket.gaierror as e:
@@ -77,6 +95,11 @@ def _probe_scheduler(address: str, host: str, port: int, timeout: float) -> None
                          f"{e.strerror or e}") from None
     except OSError as e:
         raise FleetError(f"no Dask scheduler at {address}: {e.strerror or e}") from None
+    total = int.from_bytes(greeting[:8], "little")
+    frames = int.from_bytes(greeting[8:16], "little")
+    if len(greeting) < 16 or not (16 <= total < 1 << 26 and 0 < frames < 1000):
+        raise FleetError(f"no Dask scheduler at {address}: something answers there, but "
+                         "not in Dask's protocol")
 
 
 @contextmanager
@@ -92,6 +115,29 @@ def quiet_dask(level: int = logging.CRITICAL) -> Iterator[None]:
     finally:
         for lg, lvl in zip(loggers, saved):
             lg.setLevel(lvl)
+
+
+def _bounded_client(client_class: Any, address: str, timeout: float) -> Any:
+    """``Client(address)``, given ``timeout`` plus a few seconds at most: Dask's own
+    timeout does not cover every read of its handshake.  A client that never connects is
+    left to its daemon thread."""
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = client_class(address, timeout=timeout)
+        except BaseException as e:  # noqa: BLE001 - reported below, in one line
+            box["error"] = e
+
+    thread = threading.Thread(target=connect, name="tlslab-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 5)
+    if "client" in box:
+        return box["client"]
+    # what Dask raises for a peer speaking another protocol means nothing to a user (a
+    # MemoryError from a garbage frame length, a timeout, a closed comm)
+    raise FleetError(f"no Dask scheduler at {address}: no working Dask connection "
+                     f"within {timeout:g} s")
 
 
 def default_workers() -> int:
@@ -121,13 +167,7 @@ def open_cluster(cluster: str = "local", *, workers: int | None = None,
                              "threads)", time.monotonic() - t0)
     address, host, port = parse_scheduler_address(cluster)
     _probe_scheduler(address, host, port, connect_timeout)
-    try:
-        client = Client(address, timeout=connect_timeout)
-    except Exception:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError ...
-        # what Dask raises for a peer speaking another protocol means nothing to a user
-        # (a MemoryError from a garbage frame length, a timeout, a closed comm)
-        raise FleetError(f"no Dask scheduler at {address}: something answers there, but "
-                         f"no Dask scheduler within {connect_timeout:g} s") from None
+    client = _bounded_client(Client, address, connect_timeout)
     handle = ClusterHandle(client, None, address, 0.0)
     try:
         client.wait_for_workers(1, timeout=connect_timeout)

@@ -37,6 +37,14 @@ IDENTITY_KEYS = ("id", "code", "name", "fingerprint_sha256", "fingerprint", "ver
 
 _ENABLED_WORDS = {"protocols", "versions"}
 
+#: the order changes are told in: what a reader checks first, then everything else by name
+KEY_ORDER = ("protocols", "versions", "cipher_suites", "groups", "signature_algorithms",
+             "signature_schemes", "certificate", "certificates", "findings")
+
+
+def _key_order(key: Any) -> tuple:
+    return (KEY_ORDER.index(key), "") if key in KEY_ORDER else (len(KEY_ORDER), str(key))
+
 
 @dataclass(frozen=True)
 class Change:
@@ -110,7 +118,7 @@ def diff_scans(old: dict, new: dict) -> list[Change]:
 
 def _walk(path: tuple, a: Any, b: Any, out: list[Change]) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
+        for key in sorted(set(a) | set(b), key=_key_order if not path else str):
             if key in VOLATILE_KEYS or (not path and key == "error"):
                 continue
             _walk(path + (key,), a.get(key), b.get(key), out)
