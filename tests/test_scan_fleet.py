@@ -306,7 +306,8 @@ def test_politeness_pieces():
     assert hosts.can_start("example.com")
     assert [backoff_delay(n, 1.0) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]
     assert in_flight_limit(worker_threads=8, max_rate=50, per_target_rate=10) == 5
-    assert in_flight_limit(worker_threads=2, max_rate=50, per_target_rate=10) == 2
+    assert in_flight_limit(worker_threads=2, max_rate=50, per_target_rate=10) == 4
+    assert in_flight_limit(worker_threads=1, max_rate=50, per_target_rate=10) == 2
 
 
 def test_fleet_on_a_named_scheduler(lab, tmp_path):

@@ -231,8 +231,8 @@ def _render(doc: dict) -> None:
     if shown:
         out.print(table)
     out.print(Text(f"{doc['targets']} targets: {doc['ok']} ok, {doc['failed']} failed"
-                   + (f", {len(doc['rejected_lines'])} lines skipped" if doc["rejected_lines"]
-                      else "")
+                   + (f", {_plural(len(doc['rejected_lines']), 'line')} skipped"
+                      if doc["rejected_lines"] else "")
                    + f" in {doc['duration_s']:.1f} s on {doc['cluster']}; stored in "
                    f"{_safe(doc['db'])} (run {doc['run_id']})"))
     if "diff" in doc:
@@ -249,6 +249,10 @@ def _render_diff(out, diff: dict) -> None:
         out.print(Text(_safe(d["target"]), style="bold"))
         for c in d["changes"]:
             out.print(Text("  • " + _safe(c["summary"])))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _names(value: Any) -> str:

@@ -72,13 +72,19 @@ class HostLimiter:
             del self.active[k]
 
 
+#: scans submitted per worker thread: one running and one queued behind it, so that a
+#: worker starts its next scan at once instead of idling through the round trip to the
+#: driver and back (measured: ~45 ms a task on 2 cores, as long as a loopback scan)
+QUEUE_DEPTH = 2
+
+
 def in_flight_limit(*, worker_threads: int, max_rate: float, per_target_rate: float,
                     max_in_flight: int | None = None) -> int:
-    """How many scans may run at once: no more than the cluster has threads (a scan
-    queued on a busy worker would eat its time limit waiting), and few enough that their
-    connection rates add up to ``max_rate``."""
+    """How many scans may be submitted at once: :data:`QUEUE_DEPTH` per cluster thread
+    (more would only wait on the cluster, eating into their time limits), and few enough
+    that their connection rates add up to ``max_rate``."""
     by_rate = max(1, int(max_rate // per_target_rate))
-    limit = min(max(1, worker_threads), by_rate)
+    limit = min(max(1, worker_threads) * QUEUE_DEPTH, by_rate)
     if max_in_flight is not None:
         limit = min(limit, max(1, max_in_flight))
     return limit

@@ -63,11 +63,12 @@ def run_scan_task(scan: ScanFunction, target_json: dict, options_json: dict) -> 
     then; if it does not, it is abandoned in its thread (a Python thread cannot be
     killed; its sockets time out on their own) and the target fails with ``timeout``.
 
-    Returns ``{"document", "started_at", "finished_at", "duration_s", "worker"}``.
+    Returns ``{"document", "started_at", "finished_at", "duration_s", "worker",
+    "started_unix", "finished_unix"}``.
     """
     limit = float(options_json.get("time_limit_s") or 60.0)
     options = dict(options_json, deadline_unix=time.time() + limit)
-    started_at, t0 = _now(), time.monotonic()
+    started_at, started_unix, t0 = _now(), time.time(), time.monotonic()
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -95,4 +96,6 @@ def run_scan_task(scan: ScanFunction, target_json: dict, options_json: dict) -> 
     else:
         doc = box["doc"]
     return {"document": doc, "started_at": started_at, "finished_at": _now(),
-            "duration_s": round(duration, 6), "worker": socket.gethostname()}
+            "duration_s": round(duration, 6), "worker": socket.gethostname(),
+            # for the driver's account of where time goes (same clock only on one host)
+            "started_unix": started_unix, "finished_unix": time.time()}
