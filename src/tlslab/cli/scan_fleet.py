@@ -41,10 +41,6 @@ Exit codes: 0 every target scanned; 1 some target failed or some line was skippe
 """
 
 
-class _Interrupted(Exception):
-    """Ctrl-C during the fleet, with how much is safely stored."""
-
-
 def fleet_command(targets_file: Path | str, cluster: str = "local",
                   db: Path | str | None = None, diff: bool = False, json_out: bool = False,
                   *, time_limit: float = 60.0, rate: float = 50.0,
@@ -68,7 +64,7 @@ def fleet_command(targets_file: Path | str, cluster: str = "local",
                             threads_per_worker=threads_per_worker, processes=processes,
                             options=options, scan=scan),
                        no_progress),
-        emit_error=emit, bad_input=(UsageProblem,), failure=(_Interrupted,))
+        emit_error=emit, bad_input=(UsageProblem,))
 
 
 def _emit_error(json_out: bool, targets_file: str, code: str, message: str) -> None:
@@ -134,9 +130,12 @@ def _fleet(targets_file: Path, cluster: str, db_path: Path, diff: bool, json_out
         except FleetError as e:
             raise _bad("cluster", str(e)) from None
         except KeyboardInterrupt:
-            stored = db.count()
-            raise _Interrupted(f"interrupted: targets finished so far are stored in "
-                               f"{db_path} ({stored} scans in all)") from None
+            if progress:
+                progress.stop()
+            _emit_error(json_out, str(targets_file), "interrupted",
+                        f"interrupted: every target finished so far is stored in {db_path} "
+                        f"({db.count()} scans in it)")
+            return 130
         finally:
             if progress:
                 progress.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -140,6 +141,22 @@ def _bounded_client(client_class: Any, address: str, timeout: float) -> Any:
                      f"within {timeout:g} s")
 
 
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ctrl-C reaches every process of the terminal's process group.  Worker processes
+    started meanwhile inherit "ignore SIGINT" (and Python keeps an inherited ignore), so
+    Ctrl-C is the driver's alone: it stores what finished and closes the cluster, and
+    no worker prints a KeyboardInterrupt traceback on its way down."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change signal handlers; nothing to protect
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -156,9 +173,10 @@ def open_cluster(cluster: str = "local", *, workers: int | None = None,
     if cluster == "local":
         n = workers or default_workers()
         try:
-            local = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker,
-                                 processes=processes, dashboard_address=None,
-                                 silence_logs=logging.CRITICAL)
+            with _sigint_ignored():
+                local = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker,
+                                     processes=processes, dashboard_address=None,
+                                     silence_logs=logging.CRITICAL)
         except Exception as e:  # noqa: BLE001 - e.g. no process could be spawned
             raise FleetError(f"cannot start a local Dask cluster: {e}") from None
         client = Client(local)
