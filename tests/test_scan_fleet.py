@@ -325,3 +325,21 @@ def test_fleet_on_a_named_scheduler(lab, tmp_path):
         assert report.cluster == cluster.scheduler_address
     finally:
         cluster.close()
+
+
+def test_database_that_cannot_be_written_mid_fleet(tmp_path):
+    """Writes start failing after two targets (the file turned read-only): the fleet stops
+    with a ScanDatabaseError in one line, and the two rows written stay."""
+    db = ScanDatabase.open(tmp_path / "ro.sqlite")
+
+    def turn_read_only(outcome, done, total):
+        if done == 2:
+            db.conn.execute("PRAGMA query_only = ON")
+
+    with pytest.raises(ScanDatabaseError, match="cannot write to .*ro.sqlite: attempt to write a readonly"):
+        run_fleet([ScanTarget(HOST, p) for p in range(3000, 3010)], scan=steady_scan, db=db,
+                  per_host_concurrency=1, max_rate=1000, per_target_rate=10,
+                  progress=turn_read_only, **CLUSTER)
+    db.close()
+    with ScanDatabase.open(tmp_path / "ro.sqlite") as db:
+        assert db.count() == 2

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .common import UsageProblem, _fail_line, _safe, run_command
+from .common import Failure, UsageProblem, _fail_line, _safe, run_command
 
 #: where results go without --db
 DEFAULT_DB = "tlslab-scans.sqlite"
@@ -43,7 +43,7 @@ Exit codes: 0 every target scanned; 1 some target failed or some line was skippe
 
 def fleet_command(targets_file: Path | str, cluster: str = "local",
                   db: Path | str | None = None, diff: bool = False, json_out: bool = False,
-                  *, time_limit: float = 60.0, rate: float = 50.0,
+                  *, time_limit: float = 120.0, rate: float = 50.0,
                   per_target_rate: float = 10.0, per_host: int = 2, retries: int = 2,
                   backoff: float = 1.0, workers: int | None = None,
                   threads_per_worker: int = 4, processes: bool = True,
@@ -129,6 +129,8 @@ def _fleet(targets_file: Path, cluster: str, db_path: Path, diff: bool, json_out
                                progress=progress.update if progress else None, **run)
         except FleetError as e:
             raise _bad("cluster", str(e)) from None
+        except ScanDatabaseError as e:  # a write failed mid-fleet (disk full, read-only)
+            raise Failure(f"{e}; every target finished before it is stored") from None
         except KeyboardInterrupt:
             if progress:
                 progress.stop()

@@ -274,10 +274,39 @@ class _transaction:
         self.conn = conn
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise ScanDatabaseError(_write_error(self.conn, e)) from None
 
-    def __exit__(self, exc_type, *rest) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # nothing was written; the original error says why
+            if issubclass(exc_type, sqlite3.Error):
+                raise ScanDatabaseError(_write_error(self.conn, exc)) from None
+            return
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise ScanDatabaseError(_write_error(self.conn, e)) from None
+
+
+def _write_error(conn: sqlite3.Connection, e: BaseException) -> str:
+    """One line for a failed write (disk full, read-only file, locked too long)."""
+    path = next((row[2] for row in conn.execute("PRAGMA database_list")
+                 if row[1] == "main"), "the database") if _alive(conn) else "the database"
+    return f"cannot write to {path}: {e}"
+
+
+def _alive(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1")
+        return True
+    except sqlite3.Error:
+        return False
 
 
 def open_database(path: str | Path) -> ScanDatabase:
