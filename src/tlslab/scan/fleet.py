@@ -86,6 +86,10 @@ class FleetReport:
 
 ProgressCallback = Callable[[TargetOutcome, int, int], None]
 
+#: how far down the queue one start pass looks for a target it may start: bounded, so a
+#: queue of thousands held up by one busy host costs no more than this per pass
+LOOKAHEAD = 512
+
 
 @dataclass
 class _Attempt:
@@ -247,7 +251,7 @@ class _Driver:
         wake = 0.5
         blocked_hosts: set[str] = set()
         skipped: list[_Attempt] = []
-        while self.pending and len(self.in_flight) < self.cap:
+        while self.pending and len(self.in_flight) < self.cap and len(skipped) < LOOKAHEAD:
             att = self.pending.popleft()
             host = HostLimiter.key(att.target.host)
             if att.not_before > now or host in blocked_hosts or not self.hosts.can_start(host):
