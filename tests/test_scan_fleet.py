@@ -288,6 +288,11 @@ def test_diff_of_written_documents():
     assert [c.summary for c in diff_scans(old, down)] == ["became unreachable: timed out"]
     assert [c.kind for c in diff_scans(down, old)] == ["reachable"]
     assert diff_scans(down, {"error": {"code": "timeout", "message": "timed out after 9 s"}}) == []
+    suites = [{"name": "A", "bits": 128}, {"name": "B", "bits": 256}]
+    assert [c.summary for c in diff_scans(
+        {"cipher_suites": suites, "protocols": [{"version": "TLSv1.2", "supported": True}]},
+        {"cipher_suites": suites[::-1], "protocols": [{"version": "TLSv1.2", "supported": False}]},
+    )] == ["TLSv1.2 disabled", "cipher suite order changed: A, B → B, A"]
     assert [c.summary for c in diff_scans({"protocols": ["TLSv1.2"]},
                                           {"protocols": ["TLSv1.2", "TLSv1.3"]})] == ["TLSv1.3 enabled"]
 

@@ -112,7 +112,7 @@ def _fleet(targets_file: Path, cluster: str, db_path: Path, diff: bool, json_out
         raise _bad("targets-file", str(e)) from None
     if not json_out:
         for r in parsed.rejected:
-            _warn(f"{targets_file}:{r.line}: skipped {r.text!r}: {r.reason}")
+            _warn(f"{targets_file}:{r.line}: skipped '{r.text}': {r.reason}")
     if not parsed.targets:
         raise _bad("targets-file", f"no targets in {targets_file}"
                    + (f" ({len(parsed.rejected)} lines skipped)" if parsed.rejected else ""))
@@ -199,7 +199,8 @@ class _ProgressBar:
         self.progress.start()
 
     def stop(self) -> None:
-        self.progress.stop()
+        if self.progress.live.is_started:  # stopped early on Ctrl-C, then again on the way out
+            self.progress.stop()
 
     def update(self, outcome, done: int, total: int) -> None:
         from rich.markup import escape

@@ -139,6 +139,8 @@ def _walk_list(path: tuple, a: list, b: list, out: list[Change]) -> None:
             out.append(_member_change("added", path, name, None, new[name]))
         for name in [n for n in new if n in old]:
             _walk(path + (name,), old[name], new[name], out)
+        _order_change(path, [n for n in old if n in new], [n for n in new if n in old],
+                      list(old), list(new), out)
         return
     old_keys, new_keys = [_canon(x) for x in a], [_canon(x) for x in b]
     old_set, new_set = set(old_keys), set(new_keys)
@@ -148,12 +150,16 @@ def _walk_list(path: tuple, a: list, b: list, out: list[Change]) -> None:
     for x, k in zip(b, new_keys):
         if k not in old_set:
             out.append(_member_change("added", path, _show(x), None, x))
-    common_old = [k for k in old_keys if k in new_set]
-    common_new = [k for k in new_keys if k in old_set]
-    if common_old != common_new:  # the server's preference order changed
-        where = _where(path)
-        out.append(Change("order", where, f"{_label(path)} order changed{_context(path)}: "
-                          f"{_short_list(a)} → {_short_list(b)}", a, b))
+    _order_change(path, [k for k in old_keys if k in new_set],
+                  [k for k in new_keys if k in old_set], a, b, out)
+
+
+def _order_change(path: tuple, common_old: list, common_new: list, a: list, b: list,
+                  out: list[Change]) -> None:
+    """The elements both scans have, in another order: the server's preference changed."""
+    if common_old != common_new:
+        out.append(Change("order", _where(path), f"{_label(path)} order changed"
+                          f"{_context(path)}: {_short_list(a)} → {_short_list(b)}", a, b))
 
 
 def _identity_key(items: list) -> str | None:
