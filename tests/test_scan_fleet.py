@@ -1,8 +1,8 @@
 """Fleets: ``tlslab scan --targets`` on a local Dask cluster against loopback servers.
 
-The scan of one target is :func:`fleet_lab.handshake_scan` (real handshakes with Python
-``ssl``) until ``tlslab.scan.run.scan_target`` lands; the fleet machinery is the real one.
-Loopback only.
+Most tests use :func:`fleet_lab.handshake_scan` (a few real handshakes with Python ``ssl``)
+as the scan of one target, so that 50 servers fit in seconds; one fleet runs the real
+``tlslab.scan.run.scan_target``.  The fleet machinery is the real one.  Loopback only.
 """
 from __future__ import annotations
 
@@ -110,6 +110,36 @@ def test_fleet_of_50_servers_then_diff_names_the_two_changed(lab, tmp_path, caps
     with ScanDatabase.open(db_path) as db:
         assert db.count() == 100 and len(db.runs()) == 2
     assert first_run < 30
+
+
+def test_fleet_with_the_real_scan_then_diff(lab, tmp_path, capsys):
+    """The real scan of each target (tlslab.scan.run.scan_target) on the cluster: the
+    documents are complete scans, failures carry their codes, --diff names the change."""
+    tls = {name: lab.tls(name) for name in CONFIGS}
+    dead, plain = lab.dead(), lab.plaintext()
+    every = [*tls.values(), dead, plain]
+    targets = tmp_path / "targets.txt"
+    targets.write_text("".join(f"{HOST}:{p}\n" for p in every))
+    db_path = tmp_path / "real.sqlite"
+    kw = dict(json_out=True, **CLUSTER, time_limit=60.0, rate=2000.0, per_target_rate=1000.0,
+              per_host=8, retries=0, options={"active": False})
+    code = fleet_command(targets, db=db_path, **kw)
+    doc = json.loads(capsys.readouterr()[0])
+    assert code == 1 and doc["ok"] == 4 and doc["failed"] == 2
+    by_port = {int(r["target"].rsplit(":", 1)[1]): r for r in doc["results"]}
+    assert by_port[dead]["error"]["code"] == "connection-refused"
+    assert by_port[plain]["error"]["code"] == "not-tls"
+    with ScanDatabase.open(db_path) as db:
+        full = db.latest(f"{HOST}:{tls['tls12-chacha']}").result
+        assert full["protocols"]["TLS 1.2"] and not full["protocols"]["TLS 1.3"]
+        assert full["cipher_suites"]["TLS 1.2"]["accepted"] == [
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"]
+        assert full["findings"] and full["simulation"] and full["certificates"]
+        assert db.latest(f"{HOST}:{tls['tls13']}").result["protocols"]["TLS 1.3"]
+    lab.reconfigure(tls["tls12-chacha"], "modern")
+    code = fleet_command(targets, db=db_path, diff=True, **kw)
+    doc = json.loads(capsys.readouterr()[0])
+    assert {d["target"] for d in doc["diff"]["changed"]} == {f"{HOST}:{tls['tls12-chacha']}"}
 
 
 # ------------------------------------------------------------------ bad input

@@ -35,7 +35,9 @@ Every ClientHello is built byte by byte from the IANA registries, so suites, gro
 
 STARTTLS: --starttls smtp|imap|pop3|ftp|xmpp|ldap|postgres|rdp speaks the protocol's own upgrade first.
 
-Exit codes: 0 the server was scanned; 1 it could not be scanned (unreachable, not TLS, STARTTLS refused) or, with --targets, some target failed; 2 bad input.
+Fleets: --targets FILE holds one target a line (HOST[:PORT] [servername=NAME] [starttls=PROTO], '#' comments); lines that cannot be read are reported and skipped. Targets are scanned on a local Dask cluster (or --cluster tcp://SCHEDULER:8786) within --rate connections a second overall and --per-host at once to a host, retried --retries times when a failure may pass, each within --timeout seconds; every result goes to --db (default ./tlslab-scans.sqlite) as soon as it finishes, and --diff says what changed on each host since its previous scan.
+
+Exit codes: 0 the server was scanned; 1 it could not be scanned (unreachable, not TLS, STARTTLS refused) or, with --targets, some target failed or some line was skipped; 2 bad input (also: no Dask scheduler at --cluster, a --db file that is not SQLite).
 """
 
 @app.command(epilog=EPILOG)
@@ -68,19 +70,64 @@ def scan(
     db: Optional[Path] = typer.Option(None, "--db", metavar="FILE.sqlite",
                                       help="With --targets: keep every result in this SQLite file."),
     diff: bool = typer.Option(False, "--diff", help="With --targets and --db: what changed since the last scan."),
+    rate: float = typer.Option(200.0, "--rate", metavar="N",
+                               help="With --targets: at most N new connections a second overall."),
+    per_host: int = typer.Option(2, "--per-host", metavar="N",
+                                 help="With --targets: at most N connections at once to one host."),
+    retries: int = typer.Option(2, "--retries", metavar="N",
+                                help="With --targets: retries of a target that failed in a way that may pass."),
 ) -> None:
     """Find everything a server accepts (versions, suites and order, groups, chains,
     features, weaknesses), who each problem hurts, and how to fix it."""
     if targets is not None:
-        from .scan_fleet import fleet_command
-        code = fleet_command(targets_file=targets, cluster=cluster, db=db, diff=diff,
-                             json_out=json_out, timeout=timeout, active=active, against=against,
-                             ca_file=ca_file, target=target)
-        raise typer.Exit(code)
+        raise typer.Exit(_fleet(targets, target, cluster, db, diff, json_out, timeout, active,
+                                against, ca_file, rate, per_host, retries))
     code = run_command(lambda: _scan(target, servername, ca_file, starttls, against, active,
                                      timeout, json_out, html, db, diff, stack),
                        emit_error=partial(_emit_error, json_out, target))
     raise typer.Exit(code)
+
+
+def _fleet(targets, target, cluster, db, diff, json_out, timeout_text, active, against,
+           ca_file, rate, per_host, retries) -> int:
+    """``--targets FILE``: the fleet (tlslab.cli.scan_fleet), with the options checked here."""
+    from .scan_fleet import fleet_command
+
+    def check() -> dict:
+        if target:
+            raise UsageProblem("give either HOST[:PORT] or --targets FILE, not both")
+        try:
+            limit = float(timeout_text)
+        except ValueError:
+            raise UsageProblem(f"--timeout {timeout_text!r}: expected seconds") from None
+        if not (math.isfinite(limit) and 1 <= limit <= 3600):
+            raise UsageProblem(f"--timeout {timeout_text}: expected seconds, between 1 and 3600")
+        if not (math.isfinite(rate) and 0 < rate <= 10000):
+            raise UsageProblem(f"--rate {rate}: expected connections a second, 0 to 10000")
+        if not 1 <= per_host <= 1000 or not 0 <= retries <= 10:
+            raise UsageProblem("--per-host is 1..1000 and --retries 0..10")
+        if against is not None:
+            from ..scan.mozilla import UnknownConfiguration, check_name
+            try:
+                check_name(against)
+            except UnknownConfiguration as e:
+                raise UsageProblem(str(e)) from None
+        return {"limit": limit, "options": {"active": active, "against": against,
+                                            "ca_file": _check_file(ca_file, "--ca-file")}}
+
+    checked: dict = {}
+
+    def body() -> int:
+        checked.update(check())
+        return -1
+
+    code = run_command(body, emit_error=partial(_emit_error, json_out, str(targets)))
+    if code != -1:
+        return code
+    return fleet_command(targets, cluster, db, diff, json_out, time_limit=checked["limit"],
+                         rate=rate, per_target_rate=min(40.0, rate), per_host=per_host,
+                         retries=retries,
+                         options=checked["options"])
 
 
 def _emit_error(json_out: bool, target: Optional[str], code: str, message: str) -> None:

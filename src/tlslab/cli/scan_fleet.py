@@ -267,8 +267,15 @@ def _names(value: Any) -> str:
 
 
 def _count(value: Any) -> str:
+    """How many suites: a scan document's ``cipher_suites`` is version ->
+    ``{"accepted": [...], ...}``; distinct suites are counted across versions."""
     if isinstance(value, dict):
-        return str(sum(len(v) if isinstance(v, list) else 1 for v in value.values()))
+        names: set = set()
+        for v in value.values():
+            accepted = v.get("accepted") if isinstance(v, dict) else v
+            if isinstance(accepted, list):
+                names.update(map(str, accepted))
+        return str(len(names))
     if isinstance(value, list):
         return str(len(value))
     return ""

@@ -29,12 +29,12 @@ MAX_PICKS = 400
 
 
 class Prober:
-    """Sends ClientHellos for one target under one deadline, counting connections."""
+    """Sends ClientHellos for one target under one deadline, ``concurrency`` at a time (the
+    pace and the count of connections are the scan's :class:`.pacing.Pacer`)."""
 
     def __init__(self, target: ScanTarget, deadline: float, concurrency: int = 4) -> None:
         self.target = target
         self.deadline = deadline
-        self.connections = 0
         self.concurrency = concurrency
         self._sem: asyncio.Semaphore | None = None
         self._loop = None
@@ -48,7 +48,6 @@ class Prober:
 
     async def hello(self, offer: HelloOffer | bytes) -> HelloAnswer:
         async with self._semaphore():
-            self.connections += 1
             return await send_hello(self.target, offer, self.deadline)
 
     def base_offer(self, version: int, suites_list, **kw) -> HelloOffer:

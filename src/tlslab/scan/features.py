@@ -33,7 +33,6 @@ async def resumption12(p: Prober, deadline: float) -> dict:
     t = p.target
     store = TicketStore()
     first = await handshake(t, deadline, versions=["TLS 1.2"], session_store=store)
-    p.connections += 1
     out: dict = {"session_id": None, "tickets": None, "ticket_lifetime_hint": None, "evidence": []}
     if not first.ok:
         out["evidence"].append(f"no TLS 1.2 handshake: {first.failure}")
@@ -50,7 +49,6 @@ async def resumption12(p: Prober, deadline: float) -> dict:
         # resume with the ticket
         store.add(sess)
         again = await handshake(t, deadline, versions=["TLS 1.2"], session_store=store)
-        p.connections += 1
         ok = again.ok and bool(again.conn.negotiated.get("resumed"))
         out["tickets"] = ok
         out["evidence"].append(_ev("the ticket of the first handshake",
@@ -58,7 +56,6 @@ async def resumption12(p: Prober, deadline: float) -> dict:
     if sess.session_id:
         store.add(dataclasses.replace(sess, ticket=b""))
         again = await handshake(t, deadline, versions=["TLS 1.2"], session_store=store)
-        p.connections += 1
         ok = again.ok and bool(again.conn.negotiated.get("resumed"))
         out["session_id"] = ok
         out["evidence"].append(_ev("the session ID of the first handshake",
@@ -82,7 +79,6 @@ async def resumption13(p: Prober, deadline: float) -> dict:
     request = _HTTP_REQUEST.format(host=t.sni or t.host).encode()
     first = await handshake(t, deadline, versions=["TLS 1.3"], session_store=store,
                             request=request, wait_after=0.3)
-    p.connections += 1
     out: dict = {"psk": None, "tickets_sent": 0, "ticket_lifetime": None,
                  "early_data": {"accepted": None, "max_early_data_size": None}, "evidence": []}
     if not first.ok:
@@ -99,7 +95,6 @@ async def resumption13(p: Prober, deadline: float) -> dict:
     max_early = max((e.max_early_data_size or 0) for e in tickets)
     out["early_data"]["max_early_data_size"] = max_early
     again = await handshake(t, deadline, versions=["TLS 1.3"], session_store=store)
-    p.connections += 1
     ok = again.ok and bool(again.conn.negotiated.get("resumed"))
     out["psk"] = ok
     out["evidence"].append(_ev(f"a ticket ({len(tickets)} received, lifetime "
@@ -108,7 +103,6 @@ async def resumption13(p: Prober, deadline: float) -> dict:
     if max_early > 0:
         ed = await handshake(t, deadline, versions=["TLS 1.3"], session_store=store,
                              early_data=request[:max_early], wait_after=0.2)
-        p.connections += 1
         accepted = ed.ok and bool(ed.conn.negotiated.get("early_data_accepted")
                                   or getattr(ed.conn, "early_data_accepted", False))
         out["early_data"]["accepted"] = accepted
@@ -135,7 +129,6 @@ async def alpn(p: Prober, deadline: float, tls12_suites: list[int], tls13: bool)
         else:
             hs = await handshake(p.target, deadline, versions=["TLS 1.3"],
                                  alpn_protocols=list(remaining), session_store=None)
-            p.connections += 1
             chosen = hs.conn.negotiated.get("alpn_protocol") if hs.ok else None
             refusal = None
         if chosen is None or chosen not in remaining:
@@ -214,7 +207,6 @@ async def client_renegotiation(p: Prober, deadline: float) -> dict:
     hs = await handshake(t, deadline, versions=["TLS 1.2"], session_store=None,
                          after=lambda conn: conn.send_renegotiation_probe(), wait_after=1.0,
                          until=answered)
-    p.connections += 1
     if not hs.ok:
         return {"accepted": None, "evidence": f"no TLS 1.2 handshake: {hs.failure}"}
     entries = hs.conn.trace.entries

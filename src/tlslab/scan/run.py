@@ -34,13 +34,28 @@ def _list_json(res: E.ListResult, kind: str) -> dict:
 
 
 async def scan(target: ScanTarget, *, limit: float = DEFAULT_LIMIT, progress: Progress | None = None,
-               active: bool = True, against: str | None = None) -> dict:
+               active: bool = True, against: str | None = None, rate: float | None = None,
+               concurrency: int = 4) -> dict:
     """Everything ``target`` accepts, as the scan document (never raises for what the
-    server does: a target that cannot be reached gives a document with ``error``)."""
+    server does: a target that cannot be reached gives a document with ``error``).
+
+    ``rate``: at most this many new connections per second (None: as fast as the server
+    answers); ``concurrency``: connections at once."""
+    from .pacing import CURRENT, Pacer
+    pacer = Pacer(rate)
+    token = CURRENT.set(pacer)
+    try:
+        return await _scan(target, limit, progress, active, against, pacer, concurrency)
+    finally:
+        CURRENT.reset(token)
+
+
+async def _scan(target: ScanTarget, limit: float, progress: Progress | None, active: bool,
+                against: str | None, pacer, concurrency: int) -> dict:
     started = time.monotonic()
     deadline = started + limit
     say = progress or (lambda step, frac: None)
-    p = E.Prober(target, deadline)
+    p = E.Prober(target, deadline, concurrency=max(1, concurrency))
     doc: dict[str, Any] = {"target": {"host": target.host, "port": target.port,
                                       "server_name": target.sni, "starttls": target.starttls},
                            "scanned_at": datetime.datetime.now(datetime.timezone.utc)
@@ -52,7 +67,7 @@ async def scan(target: ScanTarget, *, limit: float = DEFAULT_LIMIT, progress: Pr
     if not any(accepted.values()):
         reason = _unreachable(answers)
         doc.update(error=reason, duration_s=round(time.monotonic() - started, 3),
-                   connections=p.connections)
+                   connections=pacer.count)
         return doc
     supported = [v for name, v in _VERSIONS.items() if accepted.get(name)]
 
@@ -152,28 +167,38 @@ async def scan(target: ScanTarget, *, limit: float = DEFAULT_LIMIT, progress: Pr
     from .findings import add_findings
     add_findings(doc, against=against, trust=trust)
     doc["duration_s"] = round(time.monotonic() - started, 3)
-    doc["connections"] = p.connections
+    doc["connections"] = pacer.count
     say("done", 1.0)
     return doc
 
 
-def _unreachable(answers: dict) -> str:
+def _unreachable(answers: dict) -> dict:
+    """``{"code", "message", "retryable"}`` for a server no version could be scanned on."""
     kinds = {a.kind for a in answers.values()}
     first = next(iter(answers.values()))
+
+    def err(code: str, message: str, retryable: bool) -> dict:
+        return {"code": code, "message": message, "retryable": retryable}
+
     if kinds <= {"refused"}:
-        return first.detail or "connection refused"
+        return err("connection-refused", first.detail or "connection refused", False)
     if kinds <= {"timeout"}:
-        return "no answer: " + (first.detail or "timed out")
+        return err("timeout", "no answer: " + (first.detail or "timed out"), True)
     if kinds <= {"unreachable"}:
-        return first.detail or "unreachable"
+        return err("unreachable", first.detail or "unreachable", True)
     if "starttls_failed" in kinds:
-        return next(a.detail for a in answers.values() if a.kind == "starttls_failed")
+        return err("starttls-failed",
+                   next(a.detail for a in answers.values() if a.kind == "starttls_failed"), False)
     if "not_tls" in kinds:
         a = next(a for a in answers.values() if a.kind == "not_tls")
         shown = a.first_bytes[:40].decode("latin-1", "replace")
         shown = "".join(ch if ch.isprintable() else "." for ch in shown)
-        return f"the server does not speak TLS (it answered {shown!r})"
-    return "the server refused every protocol version offered (" + ", ".join(sorted(kinds)) + ")"
+        return err("not-tls", f"the server does not speak TLS (it answered {shown!r})", False)
+    if kinds <= {"reset", "closed", "timeout"}:
+        return err("connection-reset", "the server closed or reset every connection without "
+                   "a TLS answer", True)
+    return err("no-protocol", "the server refused every protocol version offered ("
+               + ", ".join(sorted(kinds)) + ")", False)
 
 
 async def _schemes13(p: E.Prober, deadline: float) -> list[str]:
@@ -186,7 +211,6 @@ async def _schemes13(p: E.Prober, deadline: float) -> list[str]:
     while remaining:
         hs = await handshake(p.target, deadline, versions=["TLS 1.3"], signature_algorithms=remaining,
                              session_store=None)
-        p.connections += 1
         used = hs.conn.negotiated.get("signature_scheme") if hs.ok else None
         if used not in remaining:
             break
@@ -224,7 +248,6 @@ async def _certificates(p: E.Prober, deadline: float, suite_results: dict, suppo
         for family, schemes in C.FAMILIES13.items():
             hs = await handshake(p.target, deadline, versions=["TLS 1.3"],
                                  signature_algorithms=list(schemes), session_store=None)
-            p.connections += 1
             if hs.ok and hs.conn.peer_certificates:
                 from cryptography.hazmat.primitives.serialization import Encoding
                 add([c.public_bytes(Encoding.DER) for c in hs.conn.peer_certificates],
@@ -234,7 +257,6 @@ async def _certificates(p: E.Prober, deadline: float, suite_results: dict, suppo
         hs = await handshake(p.target, deadline, server_name=None, check_hostname=False,
                              versions=[VERSION_NAMES[best]] if best >= TLS10 else None,
                              session_store=None)
-        p.connections += 1
         if hs.ok and hs.conn.peer_certificates:
             from cryptography.hazmat.primitives.serialization import Encoding
             add([c.public_bytes(Encoding.DER) for c in hs.conn.peer_certificates], "without SNI")
@@ -257,7 +279,6 @@ async def _ocsp(p: E.Prober, deadline: float, ext12: dict, supported: list) -> d
         from .handshake import handshake
         hs = await handshake(p.target, deadline, versions=["TLS 1.3"], session_store=None,
                              ocsp_stapling=True)
-        p.connections += 1
         if hs.ok:
             der = hs.conn.negotiated.get("ocsp_response")
             status = hs.conn.negotiated.get("ocsp_status") or {}
@@ -268,16 +289,24 @@ async def _ocsp(p: E.Prober, deadline: float, ext12: dict, supported: list) -> d
 
 def scan_target(target_json: dict, options_json: dict | None = None) -> dict:
     """The scan of one target as a plain function of JSON inputs (for fleets: it runs on
-    any Dask worker).  ``options_json``: ``limit`` (seconds), ``active`` (bool),
-    ``against`` (a Mozilla configuration name).  Never raises for what a server does."""
+    any Dask worker).  ``options_json``: ``time_limit_s`` (or ``limit``), ``active``,
+    ``against`` (a Mozilla configuration), ``ca_file`` (for targets without their own),
+    ``max_connections_per_second`` and ``max_concurrent_connections`` (the fleet's
+    politeness share for this target).  Never raises for what a server does."""
+    import dataclasses
     options = options_json or {}
     try:
         target = ScanTarget.from_json(target_json)
     except (TypeError, ValueError) as e:
-        return {"target": target_json, "error": f"bad target: {e}"}
-    return asyncio.run(scan(target, limit=float(options.get("limit", DEFAULT_LIMIT)),
-                            active=bool(options.get("active", True)),
-                            against=options.get("against")))
+        return {"target": target_json,
+                "error": {"code": "bad-target", "message": f"bad target: {e}", "retryable": False}}
+    if options.get("ca_file") and not target.ca_file:
+        target = dataclasses.replace(target, ca_file=options["ca_file"])
+    limit = float(options.get("time_limit_s") or options.get("limit") or DEFAULT_LIMIT)
+    return asyncio.run(scan(target, limit=limit, active=bool(options.get("active", True)),
+                            against=options.get("against"),
+                            rate=options.get("max_connections_per_second"),
+                            concurrency=int(options.get("max_concurrent_connections") or 4)))
 
 
 __all__ = ["scan", "scan_target", "DEFAULT_LIMIT", "scheme_name", "suite_name"]

@@ -83,6 +83,5 @@ async def assess(doc: dict, prober, deadline: float, suite_results: dict, *, act
         for r in await run_all(prober.target, deadline, doc):
             vulns[r.name] = r.vulnerable
             ev[r.name] = r.evidence
-            prober.connections += r.details.get("connections", 0)
     doc["vulnerabilities"] = vulns
     doc["vulnerability_evidence"] = ev

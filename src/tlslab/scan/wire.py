@@ -25,6 +25,8 @@ async def open_stream(target: ScanTarget, deadline: float):
     """A TCP connection to ``target``, past its STARTTLS dialogue if it has one.
 
     Returns ``(reader, writer)``; raises :class:`ConnectFailed` with a one-line reason."""
+    from .pacing import before_connection
+    await before_connection()
     budget = min(deadline - time.monotonic(), target.timeout)
     if budget <= 0:
         raise ConnectFailed("timeout", "no time left for another connection")

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .common import safe_text
-from .scan_parts import (OLD_VERSIONS, VERSIONS, feature_rows, severity_counts, sorted_findings,
+from .scan_parts import (OLD_VERSIONS, VERSIONS, error_message, feature_rows, severity_counts, sorted_findings,
                          suite_detail, suite_strength, target_text, vulnerability_rows)
 
 __all__ = ["render_scan", "scan_progress"]
@@ -299,7 +299,7 @@ def render_scan(doc: dict, console: Console | None = None, *, simulation: bool =
     console = console or Console(highlight=False)
     _header(doc, console)
     if doc.get("error"):
-        console.print(Panel(Text(safe_text(doc["error"])), title="[bold red]scan failed[/]",
+        console.print(Panel(Text(safe_text(error_message(doc))), title="[bold red]scan failed[/]",
                             border_style="red", title_align="left"))
         return
     _findings(doc, console, stacks)

@@ -22,7 +22,7 @@ from html import escape
 from typing import Any, Iterable
 
 from .html_assets import CSS
-from .scan_parts import (OLD_VERSIONS, VERSIONS, feature_rows, severity_counts, sorted_findings,
+from .scan_parts import (OLD_VERSIONS, VERSIONS, error_message, feature_rows, severity_counts, sorted_findings,
                          suite_detail, suite_strength, target_text, vulnerability_rows)
 
 __all__ = ["render_scan_html", "write_scan_html"]
@@ -272,7 +272,7 @@ def render_scan_html(doc: dict) -> str:
     head = (f"<h1>TLS scan of {_e(target)}</h1>"
             f'<p class="note">{_e(", ".join(meta))}</p>' + (f"<p>{counts}</p>" if counts else ""))
     if doc.get("error"):
-        body = head + f'<div class="failure"><h2>Scan failed</h2>{_e(doc["error"])}</div>'
+        body = head + f'<div class="failure"><h2>Scan failed</h2>{_e(error_message(doc))}</div>'
     else:
         toc = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
             ("findings", "Findings"), ("protocols", "Protocols"), ("suites", "Cipher suites"),

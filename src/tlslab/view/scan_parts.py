@@ -134,3 +134,12 @@ def severity_counts(doc: dict) -> list[tuple[str, int]]:
         if f.get("severity") in counts:
             counts[f["severity"]] += 1
     return [(s, n) for s, n in counts.items() if n]
+
+
+def error_message(doc: dict) -> str:
+    """The one-line reason a scan failed (``doc["error"]`` is ``{"code", "message", ...}``;
+    a bare string is accepted from older stored documents)."""
+    err = doc.get("error")
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("code") or "the scan failed")
+    return str(err or "")
