@@ -6,13 +6,13 @@ task), the database writes, politeness waits, and closing the cluster.  For scal
 same scans run in a plain thread pool of the same width in the same run (no Dask, no
 database): the difference is what the fleet machinery costs.
 
-The scan is tests/fleet_lab.py's ``handshake_scan`` (5 real handshakes with Python
-``ssl`` per target) until ``tlslab.scan.run.scan_target`` lands; ``--real-scan`` uses
-that instead.  The servers (tests/fleet_lab.py, Python ``ssl`` in threads) run in this
+The scan is the real one, ``tlslab.scan.run.scan_target`` (every item of a full scan);
+``--stand-in`` uses tests/fleet_lab.py's ``handshake_scan`` (5 handshakes with Python
+``ssl`` per target) to measure the fleet machinery alone.  The servers (tests/fleet_lab.py, Python ``ssl`` in threads) run in this
 process and share its CPU with the workers: on 2 cores that is a large share.
 
     .venv/bin/python benchmarks/fleet.py [--servers 200] [--workers 2] [--threads 4]
-                                         [--in-process] [--real-scan] [--json]
+                                         [--in-process] [--stand-in] [--json]
 
 Never asserts; exit status 1 only when the fleet could not run.
 """
@@ -42,13 +42,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=4, help="threads per worker")
     ap.add_argument("--in-process", action="store_true",
                     help="worker threads in this process instead of worker processes")
-    ap.add_argument("--real-scan", action="store_true",
-                    help="tlslab.scan.run.scan_target instead of the test's handshake scan")
+    ap.add_argument("--stand-in", action="store_true",
+                    help="scan with tests/fleet_lab.handshake_scan instead of the real scan")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     scan = handshake_scan
-    if args.real_scan:
+    if (not args.stand_in):
         from tlslab.scan.task import default_scan
         scan = default_scan()
     lab = FleetLab()
@@ -82,7 +82,7 @@ def main() -> int:
     failed = len(report.failed)
     result = {
         "servers": args.servers, "cluster": report.cluster,
-        "scan": "tlslab.scan.run.scan_target" if args.real_scan else "tests/fleet_lab.handshake_scan",
+        "scan": "tlslab.scan.run.scan_target" if (not args.stand_in) else "tests/fleet_lab.handshake_scan",
         "failed": failed, "plain_failed": sum(1 for d in plain if d.get("error")),
         "total_s": round(total, 3), "scanning_s": round(scanning, 3),
         "scans_per_minute": round(args.servers / scanning * 60, 1),
