@@ -96,22 +96,12 @@ def _fleet(targets, target, cluster, db, diff, json_out, timeout_text, active, a
     def check() -> dict:
         if target:
             raise UsageProblem("give either HOST[:PORT] or --targets FILE, not both")
-        try:
-            limit = float(timeout_text)
-        except ValueError:
-            raise UsageProblem(f"--timeout {timeout_text!r}: expected seconds") from None
-        if not (math.isfinite(limit) and 1 <= limit <= 3600):
-            raise UsageProblem(f"--timeout {timeout_text}: expected seconds, between 1 and 3600")
+        limit = _limit(timeout_text)
         if not (math.isfinite(rate) and 0 < rate <= 10000):
             raise UsageProblem(f"--rate {rate}: expected connections a second, 0 to 10000")
         if not 1 <= per_host <= 1000 or not 0 <= retries <= 10:
             raise UsageProblem("--per-host is 1..1000 and --retries 0..10")
-        if against is not None:
-            from ..scan.mozilla import UnknownConfiguration, check_name
-            try:
-                check_name(against)
-            except UnknownConfiguration as e:
-                raise UsageProblem(str(e)) from None
+        _check_against(against)
         return {"limit": limit, "options": {"active": active, "against": against,
                                             "ca_file": _check_file(ca_file, "--ca-file")}}
 
@@ -148,18 +138,8 @@ def _scan(target, servername, ca_file, starttls, against, active, timeout_text, 
         raise UsageProblem("--db and --diff go with --targets FILE")
     if starttls is not None and starttls not in STARTTLS_PROTOCOLS:
         raise UsageProblem(f"--starttls {starttls!r}: expected one of {', '.join(STARTTLS_PROTOCOLS)}")
-    if against is not None:
-        from ..scan.mozilla import UnknownConfiguration, check_name
-        try:
-            check_name(against)
-        except UnknownConfiguration as e:
-            raise UsageProblem(str(e)) from None
-    try:
-        limit = float(timeout_text)
-    except ValueError:
-        raise UsageProblem(f"--timeout {timeout_text!r}: expected seconds") from None
-    if not (math.isfinite(limit) and 1 <= limit <= 3600):
-        raise UsageProblem(f"--timeout {timeout_text}: expected seconds, between 1 and 3600")
+    _check_against(against)
+    limit = _limit(timeout_text)
     if servername is not None:
         _check_host_name(servername, "--servername")
     stacks = _stacks(stack)
@@ -194,6 +174,25 @@ def _scan(target, servername, ca_file, starttls, against, active, timeout_text, 
             _out().print(f"HTML report written to {html_path}")
     sys.stdout.flush()
     return 1 if doc.get("error") else 0
+
+
+def _limit(timeout_text: str) -> float:
+    try:
+        limit = float(timeout_text)
+    except ValueError:
+        raise UsageProblem(f"--timeout {timeout_text!r}: expected seconds") from None
+    if not (math.isfinite(limit) and 1 <= limit <= 3600):
+        raise UsageProblem(f"--timeout {timeout_text}: expected seconds, between 1 and 3600")
+    return limit
+
+
+def _check_against(against: Optional[str]) -> None:
+    if against is not None:
+        from ..scan.mozilla import UnknownConfiguration, check_name
+        try:
+            check_name(against)
+        except UnknownConfiguration as e:
+            raise UsageProblem(str(e)) from None
 
 
 def _stacks(stack: Optional[List[str]]) -> tuple[str, ...]:

@@ -10,5 +10,14 @@ Layers, bottom up (DESIGN.md "Packages": scan/):
                    parsed with the engine's codec: only that answer is needed to learn
                    what the server accepts;
 * :mod:`.enumerate` versions, cipher suites and their order, groups, signature schemes;
-* the checks above that (features, weaknesses, findings) and :func:`.run.scan`.
+* :mod:`.handshake` full handshakes with the engine, for :mod:`.features` (resumption,
+  0-RTT, ALPN, renegotiation, fallback, TLS 1.2 extensions) and :mod:`.certs` (chains);
+* :mod:`.weaknesses` (decided by the answers) and :mod:`.vulns_active` / :mod:`.active`
+  (Heartbleed, CCS injection, ROBOT, Ticketbleed, with crafted messages);
+* :mod:`.findings` (severity, evidence, who it hurts, fixes per stack from ``fixes/``),
+  :mod:`.simulation` (every client profile judged from the document) and :mod:`.mozilla`;
+* :func:`.run.scan` (one server) and :func:`.run.scan_target` (the same as a plain function
+  of JSON, for fleets), paced by :mod:`.pacing`;
+* fleets: :mod:`.targets_file`, :mod:`.fleet` and :mod:`.cluster` on Dask, :mod:`.db`
+  (SQLite) and :mod:`.diff`.
 """

@@ -13,7 +13,7 @@ import tomllib
 from importlib import resources
 from typing import Any
 
-from ..diagnose.fixes import PLACEHOLDERS, cause_data, parse_fix_file
+from ..diagnose.fixes import PLACEHOLDERS, _Values, cause_data, parse_fix_file
 
 
 @functools.lru_cache(maxsize=None)
@@ -25,11 +25,6 @@ def fix_data(fix_id: str) -> dict[str, Any]:
     except (FileNotFoundError, OSError):
         return cause_data(fix_id)
     return parse_fix_file(tomllib.loads(text), f"scan/fixes/{fix_id}.toml")
-
-
-class _Values(dict):
-    def __missing__(self, key: str) -> str:
-        return f"<{key}>"
 
 
 def server_fixes(fix_id: str, context: dict[str, Any]) -> list[dict[str, Any]]:

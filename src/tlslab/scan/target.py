@@ -1,8 +1,9 @@
 """What a scan connects to: host, port, the name to send, STARTTLS, the trust to judge by."""
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import asdict, dataclass
+
+from ..probe.spec import is_ip
 
 #: well-known ports of the protocols that start in clear and upgrade (RFC 3207, 2595,
 #: 4217, 6120, 4511/4513; PostgreSQL's SSLRequest; RDP's X.224 negotiation)
@@ -66,14 +67,6 @@ class ScanTarget:
         fields = {k: d[k] for k in ("host", "port", "server_name", "starttls", "ca_file",
                                     "timeout") if k in d}
         return cls(**fields)
-
-
-def is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def parse_target(text: str, *, starttls: str | None = None, server_name: str | None = None,
