@@ -796,5 +796,22 @@ class ServerExplainer:
 
         return handle
 
+    def async_page_handler(self, handler: Any, log: Any) -> Any:
+        """:meth:`page_handler` for an asyncio server (:class:`~tlslab.io.aio_server.AsyncTLSServer`):
+        ``await handler(stream)``, followed by the deferred line in ``log``."""
+        if not self.defer_success:
+            return handler
+
+        async def handle(tls: Any) -> None:
+            from ..io.blocking import format_peer
+            error = None
+            try:
+                await handler(tls)
+            except Exception as e:  # the line below says what happened
+                error = e
+            log(self.line(format_peer(tls.peer), tls, None, after=_after_handshake(tls, error)))
+
+        return handle
+
 
 _CLIENT_OFFERS = re.compile(r": client offers .*?(?= \((?:sent|received) alert |$)")
