@@ -226,6 +226,8 @@ async def slow_clients(port: int, n: int, until: float, st: Stats, hello: bytes)
             if closed:
                 st.closed_by_server.append(time.monotonic() - t0)
             writer.transport.abort()
+            if time.monotonic() - t0 < 1.0:
+                await asyncio.sleep(0.5)  # refused at once: no tight reconnect loop
 
     await asyncio.gather(*(one(i) for i in range(n)))
 
@@ -342,7 +344,7 @@ async def main_async(args) -> dict:
 
     async def phase(name: str, *work) -> None:
         st = Stats(started=time.monotonic())
-        stats = await asyncio.gather(*(w(st) for w in work))
+        await asyncio.gather(*(w(st) for w in work))
         st.ended = time.monotonic()
         result["phases"].append((name, st))
         await asyncio.sleep(args.pause)

@@ -49,6 +49,10 @@ READ_LIMIT = 16384
 #: ~130 KiB (RFC 8446 §4.1.2: 2^16-2 bytes of suites, 2^16-1 of extensions), a client
 #: certificate chain a few KiB; the engine itself refuses a message over 256 KiB
 MAX_HANDSHAKE_BYTES = 192 * 1024
+#: sockets accepted per wake-up of the listening socket (then connected clients get a turn)
+ACCEPT_BATCH = 64
+#: seconds before accepting again after accept() failed for want of descriptors
+ACCEPT_RETRY = 0.1
 #: file descriptors kept free for everything that is not a client (listening socket,
 #: stdio, log files, the event loop's own, a keylog...)
 FD_RESERVE = 32
@@ -109,14 +113,31 @@ class _Slot:
     __slots__ = ("writer", "peer", "received", "last_active", "handshake_done", "evicted",
                  "task")
 
-    def __init__(self, writer: asyncio.StreamWriter, peer: str) -> None:
-        self.writer = writer
+    def __init__(self, peer: str) -> None:
+        self.writer: asyncio.StreamWriter | None = None  # None until the transport is up
         self.peer = peer
         self.received = 0
         self.last_active = time.monotonic()
         self.handshake_done = False
         self.evicted = False
         self.task: asyncio.Task | None = None
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.transport.abort()
+
+
+class _ClientProtocol(asyncio.StreamReaderProtocol):
+    """The stream protocol of one client, telling the server when its socket is closed
+    (the descriptor is free only then: ``abort()`` closes it on the next loop turn)."""
+
+    def __init__(self, reader: asyncio.StreamReader, on_closed: Callable[[], None]) -> None:
+        super().__init__(reader)
+        self._on_closed = on_closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._on_closed()
 
 
 class _MeteredReader:
@@ -206,6 +227,10 @@ class AsyncTLSServer:
         self._loop.set_exception_handler(self._loop_error)
         self._stop = asyncio.Event()
         self._closed = False
+        self._accepting = False
+        self._in_use = 0  # client sockets open (evicted ones until their close is done)
+        self._tasks: set[asyncio.Task] = set()
+        self._last_accept_error = 0.0
         self._sock: socket.socket | None = _listen(host, port, backlog)
         self.server_address = self._sock.getsockname()
 
@@ -247,17 +272,18 @@ class AsyncTLSServer:
             self._loop.close()
 
     async def _serve(self) -> bool:
-        server = await asyncio.start_server(self._on_client, sock=self._sock,
-                                            limit=self.read_limit, backlog=self.backlog)
-        self._sock = None  # the asyncio server owns it now
         by_signal: list[int] = []
         restore = self._catch_signals(by_signal)
+        self._accepting = False
+        self._resume_accept()
         try:
-            async with server:
-                await self._stop.wait()
-                server.close()  # no new clients while the others are closed
-                await self._close_connections()
+            await self._stop.wait()
         finally:
+            self._pause_accept()  # no new clients while the others are closed
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            await self._close_connections()
             restore()
         self._stop.clear()
         return bool(by_signal)
@@ -291,20 +317,79 @@ class AsyncTLSServer:
 
     async def _close_connections(self) -> None:
         for slot in list(self._slots):
-            slot.writer.transport.abort()
-        tasks = [s.task for s in self._slots if s.task is not None]
+            slot.abort()
+        tasks = list(self._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        # the aborted transports close their sockets on the next turns of the loop
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        """asyncio's own errors (e.g. accept() out of file descriptors: it retries a second
-        later) as one log line, not a traceback on stderr."""
+        """asyncio's own errors as one log line, not a traceback on stderr."""
         error = context.get("exception")
         what = context.get("message") or "event loop error"
         self.log(f"server: {what}" + (f": {_one_line(error)}" if error is not None else ""))
+
+    # -- accepting -----------------------------------------------------------------------
+    # asyncio's own accept loop takes up to a whole backlog of sockets at once, past any
+    # cap, and on EMFILE logs (with a traceback) once per socket it could not take; this
+    # one accepts only while a descriptor is free for the client under the cap
+    def _resume_accept(self) -> None:
+        if not self._accepting and self._sock is not None and not self._stop.is_set():
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+            self._accepting = True
+
+    def _pause_accept(self) -> None:
+        if self._accepting and self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+        self._accepting = False
+
+    def _accept(self) -> None:
+        """The listening socket is readable: accept what the cap allows (a batch at a time,
+        so that clients already connected get their turn)."""
+        for _ in range(ACCEPT_BATCH):
+            if self._in_use >= self.max_connections:
+                if len(self._slots) >= self.max_connections:
+                    self._make_room()
+                self._pause_accept()  # until a client's socket is closed (_released)
+                return
+            try:
+                conn, address = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as e:
+                self._accept_failed(e)
+                return
+            self._in_use += 1
+            self.counts["accepted"] += 1
+            slot = _Slot(format_peer(address))
+            self._slots[slot] = None
+            slot.task = task = self._loop.create_task(self._on_client(conn, address, slot))
+            self._tasks.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._tasks.discard)
+
+    def _accept_failed(self, error: OSError) -> None:
+        """Out of descriptors (another part of the process, or a lower limit than we were
+        told): try again shortly; one log line a second at most."""
+        self._pause_accept()
+        self._loop.call_later(ACCEPT_RETRY, self._resume_accept)
+        now = time.monotonic()
+        if now - self._last_accept_error >= 1.0:
+            self._last_accept_error = now
+            self.log(f"server: cannot accept a client ({_one_line(error)}); "
+                     f"trying again in {ACCEPT_RETRY:g} s")
+
+    def _released(self) -> None:
+        """A client's socket is closed: its descriptor is free again."""
+        self._in_use -= 1
+        if self._in_use < self.max_connections:
+            self._resume_accept()
 
     # -- the cap -----------------------------------------------------------------------
     def _touch(self, slot: _Slot) -> None:
@@ -315,40 +400,52 @@ class AsyncTLSServer:
     def _make_room(self) -> None:
         """At the cap: close the least recently active connection (the head of the
         ordered dict: activity moves a connection to its end)."""
-        while len(self._slots) >= self.max_connections:
-            oldest = next(iter(self._slots))
-            del self._slots[oldest]
-            oldest.evicted = True
-            self.counts["evicted"] += 1
-            idle = time.monotonic() - oldest.last_active
-            where = "after its handshake" if oldest.handshake_done else "in its handshake"
-            self.log(f"{oldest.peer} closed to make room for a new client: the least recently "
-                     f"active of {self.max_connections} connections (the cap), silent for "
-                     f"{idle:.1f} s {where}")
-            oldest.writer.transport.abort()
+        oldest = next(iter(self._slots))
+        del self._slots[oldest]
+        oldest.evicted = True
+        self.counts["evicted"] += 1
+        idle = time.monotonic() - oldest.last_active
+        where = "after its handshake" if oldest.handshake_done else "in its handshake"
+        self.log(f"{oldest.peer} closed to make room for a new client: the least recently "
+                 f"active of {self.max_connections} connections (the cap), silent for "
+                 f"{idle:.1f} s {where}")
+        oldest.abort()  # not yet up (writer None): _on_client closes it as it starts
 
     # -- one client --------------------------------------------------------------------
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_client(self, conn: socket.socket, address: Any, slot: _Slot) -> None:
         from ..proto.server import ServerConnection
 
-        address = writer.get_extra_info("peername")
-        peer = format_peer(address)
-        slot = _Slot(writer, peer)
-        slot.task = asyncio.current_task()
-        self.counts["accepted"] += 1
-        self._make_room()
-        self._slots[slot] = None
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._released()
+
+        try:
+            # a handshake flight and the first data are separate small writes: without
+            # this, Nagle + delayed ACK add ~40 ms to every exchange
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        reader = asyncio.StreamReader(limit=self.read_limit)
+        protocol = _ClientProtocol(reader, release)
+        try:
+            transport, _ = await self._loop.connect_accepted_socket(lambda: protocol, sock=conn)
+        except BaseException:
+            conn.close()
+            release()
+            self._slots.pop(slot, None)
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
+        slot.writer = writer
+        if slot.evicted or self._stop.is_set():
+            transport.abort()
+            return
         metered = _MeteredReader(reader, slot, self)
         stream = _ServerStream(metered, writer, ServerConnection(self.config))
         stream.peer = address
-        try:
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                # a handshake flight and the first data are separate small writes: without
-                # this, Nagle + delayed ACK add ~40 ms to every exchange
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass
         try:
             await self._client(stream, slot, metered)
         except asyncio.CancelledError:
@@ -356,7 +453,7 @@ class AsyncTLSServer:
         finally:
             self._slots.pop(slot, None)
             if slot.evicted or self._stop.is_set():
-                writer.transport.abort()
+                transport.abort()
             else:
                 await self._close(stream)
 
