@@ -53,6 +53,9 @@ MAX_HANDSHAKE_BYTES = 192 * 1024
 ACCEPT_BATCH = 64
 #: seconds before accepting again after accept() failed for want of descriptors
 ACCEPT_RETRY = 0.1
+#: sockets accepted past the cap while the evicted ones close (abort() closes a socket on
+#: the loop's next turn): the descriptors come out of FD_RESERVE
+CAP_SLACK = 16
 #: file descriptors kept free for everything that is not a client (listening socket,
 #: stdio, log files, the event loop's own, a keylog...)
 FD_RESERVE = 32
@@ -337,7 +340,8 @@ class AsyncTLSServer:
     # -- accepting -----------------------------------------------------------------------
     # asyncio's own accept loop takes up to a whole backlog of sockets at once, past any
     # cap, and on EMFILE logs (with a traceback) once per socket it could not take; this
-    # one accepts only while a descriptor is free for the client under the cap
+    # one evicts as it accepts at the cap, and stops CAP_SLACK sockets past it until the
+    # evicted ones are closed
     def _resume_accept(self) -> None:
         if not self._accepting and self._sock is not None and not self._stop.is_set():
             self._loop.add_reader(self._sock.fileno(), self._accept)
@@ -352,10 +356,8 @@ class AsyncTLSServer:
         """The listening socket is readable: accept what the cap allows (a batch at a time,
         so that clients already connected get their turn)."""
         for _ in range(ACCEPT_BATCH):
-            if self._in_use >= self.max_connections:
-                if len(self._slots) >= self.max_connections:
-                    self._make_room()
-                self._pause_accept()  # until a client's socket is closed (_released)
+            if self._in_use >= self.max_connections + CAP_SLACK:
+                self._pause_accept()  # until an evicted socket is closed (_released)
                 return
             try:
                 conn, address = self._sock.accept()
@@ -368,6 +370,8 @@ class AsyncTLSServer:
                 return
             self._in_use += 1
             self.counts["accepted"] += 1
+            if len(self._slots) >= self.max_connections:
+                self._make_room()
             slot = _Slot(format_peer(address))
             self._slots[slot] = None
             slot.task = task = self._loop.create_task(self._on_client(conn, address, slot))
@@ -388,7 +392,7 @@ class AsyncTLSServer:
     def _released(self) -> None:
         """A client's socket is closed: its descriptor is free again."""
         self._in_use -= 1
-        if self._in_use < self.max_connections:
+        if self._in_use < self.max_connections + CAP_SLACK:
             self._resume_accept()
 
     # -- the cap -----------------------------------------------------------------------
