@@ -55,6 +55,8 @@ Scenarios: ok, expired, not-yet-valid, wrong-host, no-san, self-signed, untruste
 
 Each client gets a page describing its handshake (like openssl s_server -www).  One log line per connection: the handshake's result, what the client offered (highest version, suite families, groups, SNI, ALPN, client certificate) and, when it failed, why, with the diagnosis code ("client offered TLS 1.2 at most; this server speaks only TLS 1.3 → protocol-version-mismatch").  --json-log FILE appends the same as one JSON object per line: time, peer, scenario, offered, outcome, negotiated, alert_sent, alert_received, code, explanation.
 
+Without --alpn the server chooses http/1.1 when a client offers it (its page speaks HTTP/1.x only; never h2), and refuses a client offering only other protocols (no_application_protocol, RFC 7301).  Under load: one event loop, no thread per client; a client has 10 s to complete its handshake and 30 s more to send its request; at --max-connections (lowered to what ulimit -n allows) a new client closes the least recently active one, so new clients are always accepted.
+
 Ctrl-C stops the server (exit 0).  Exit codes: 0 stopped cleanly (or listed); 1 cannot listen; 2 bad input (unknown scenario, conflicting options, unreadable files).
 """
 
