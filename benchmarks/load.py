@@ -72,6 +72,16 @@ def proc_figures(pid: int) -> dict:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (/proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def start_server(args, log_path: str) -> tuple[subprocess.Popen, int]:
     """``python -m tlslab serve --port 0`` with its log in ``log_path``; (process, port)."""
     env = dict(os.environ)
@@ -145,6 +155,7 @@ class Stats:
     closed_by_server: list = field(default_factory=list)  # seconds each client lasted
     started: float = 0.0
     ended: float = 0.0
+    cpu: float = 0.0  # the server's CPU seconds during the phase
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -340,12 +351,17 @@ async def main_async(args) -> dict:
     stop = asyncio.Event()
     watch = asyncio.get_running_loop().create_task(sampler(pid, peak, stop))
     probe = await run_probe(args, port, samples)
+    # the load clients share the machine with the server and the probe: at a lower
+    # priority they cannot starve them (on a real network they would run elsewhere)
+    os.nice(args.nice)
     await asyncio.sleep(1.5)  # a few probes on an idle server: the baseline
 
     async def phase(name: str, *work) -> None:
         st = Stats(started=time.monotonic())
+        cpu0 = cpu_seconds(pid)
         await asyncio.gather(*(w(st) for w in work))
         st.ended = time.monotonic()
+        st.cpu = cpu_seconds(pid) - cpu0
         result["phases"].append((name, st))
         await asyncio.sleep(args.pause)
 
@@ -407,9 +423,11 @@ def summarize(result: dict) -> dict:
         if st is not None:
             row.update(clients_ok=st.handshakes, client_errors=st.errors,
                        closed_by_server=len(st.closed_by_server),
-                       closed_after_s_p50=pct(st.closed_by_server, 50))
+                       closed_after_s_p50=pct(st.closed_by_server, 50),
+                       server_cpu_percent=round(100 * st.cpu / max(t1 - t0, 1e-9)))
             if name == "burst":
                 row["handshakes_per_s"] = round(st.handshakes / max(t1 - t0, 1e-9), 1)
+                row["server_cpu_ms_per_handshake"] = round(1000 * st.cpu / max(st.handshakes, 1), 2)
         rows.append(row)
     return {"rows": rows, "before": result["server_before"], "peak": result["server_peak"],
             "after": result["server_after"], "load_seconds": round(result["load_seconds"], 1)}
@@ -428,7 +446,10 @@ def print_summary(s: dict, label: str) -> None:
         if r["probe_errors"]:
             notes.append("probe: " + ", ".join(r["probe_errors"]))
         if r.get("handshakes_per_s") is not None:
-            notes.append(f"{r['handshakes_per_s']} handshakes/s")
+            notes.append(f"{r['handshakes_per_s']} handshakes/s, "
+                         f"{r['server_cpu_ms_per_handshake']} ms server CPU each")
+        if r.get("server_cpu_percent") is not None:
+            notes.append(f"server CPU {r['server_cpu_percent']}%")
         if r.get("closed_after_s_p50") is not None:
             notes.append(f"closed after {r['closed_after_s_p50']:.1f} s (p50)")
         print(f"{r['phase']:<9} {r['probes']:>6} {r['probe_failures']:>4} {ms(r['probe_p50_ms']):>7} "
@@ -461,6 +482,8 @@ def main() -> int:
     ap.add_argument("--pause", type=float, default=1.0, help="seconds between phases")
     ap.add_argument("--settle", type=float, default=15.0)
     ap.add_argument("--probe-interval", type=float, default=0.5)
+    ap.add_argument("--nice", type=int, default=10,
+                    help="niceness of the load clients (not of the server or the probe)")
     ap.add_argument("--deadline", type=float, default=600.0, help="the whole run, in seconds")
     ap.add_argument("--quick", action="store_true", help="300 idle, 50 slow, 1,000 burst, 400 vanish")
     ap.add_argument("--label", default="tlslab serve under load")
@@ -493,12 +516,19 @@ def main() -> int:
         if proc is not None:
             rc = stop_server(proc)
             print(f"server log: {log_path} (exit status {rc})")
+            with open(log_path) as f:
+                served = [line for line in f if " served " in line]
+            if served:
+                print("server: " + served[-1].split(" ", 1)[1].strip())
     summary = summarize(result)
     summary["server_died"] = died
     print_summary(summary, args.label)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"summary": summary, "args": result["args"]}, f, indent=1, default=str)
+            t0 = result["probes"][0]["t"] if result["probes"] else 0
+            probes = [{**p, "t": round(p["t"] - t0, 3)} for p in result["probes"]]
+            json.dump({"summary": summary, "args": result["args"], "probes": probes}, f,
+                      indent=1, default=str)
     return 1 if died else 0
 
 

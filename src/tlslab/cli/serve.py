@@ -428,6 +428,7 @@ def _run_until_stopped(srv, cleanup, json_file, banner, log) -> None:
         banner()
         if srv.serve_forever():
             print("\nstopped", flush=True)
+        log(srv.summary())
     except KeyboardInterrupt:
         print("\nstopped", flush=True)
     finally:

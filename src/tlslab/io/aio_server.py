@@ -56,6 +56,8 @@ ACCEPT_RETRY = 0.1
 #: sockets accepted past the cap while the evicted ones close (abort() closes a socket on
 #: the loop's next turn): the descriptors come out of FD_RESERVE
 CAP_SLACK = 16
+#: seconds between two looks at the event loop's lateness (see max_loop_lag)
+LAG_TICK = 0.1
 #: file descriptors kept free for everything that is not a client (listening socket,
 #: stdio, log files, the event loop's own, a keylog...)
 FD_RESERVE = 32
@@ -225,6 +227,9 @@ class AsyncTLSServer:
         self.max_connections = connection_budget(max_connections)
         #: counters: accepted, handshakes (completed), failed, evicted, timed_out
         self.counts: collections.Counter[str] = collections.Counter()
+        #: the longest the event loop was late, in seconds (crypto, GC pauses, or the
+        #: process not getting the CPU): what a new client may wait on top of its handshake
+        self.max_loop_lag = 0.0
         self._slots: "collections.OrderedDict[_Slot, None]" = collections.OrderedDict()
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(self._loop_error)
@@ -279,6 +284,7 @@ class AsyncTLSServer:
         restore = self._catch_signals(by_signal)
         self._accepting = False
         self._resume_accept()
+        self._watch_lag(self._loop.time())
         try:
             await self._stop.wait()
         finally:
@@ -290,6 +296,20 @@ class AsyncTLSServer:
             restore()
         self._stop.clear()
         return bool(by_signal)
+
+    def _watch_lag(self, expected: float) -> None:
+        """Every LAG_TICK seconds: how late this callback runs is how long the loop was busy."""
+        now = self._loop.time()
+        self.max_loop_lag = max(self.max_loop_lag, now - expected)
+        if not self._stop.is_set():
+            self._loop.call_at(now + LAG_TICK, self._watch_lag, now + LAG_TICK)
+
+    def summary(self) -> str:
+        """One line: what the server did since it started."""
+        c = self.counts
+        return (f"served {c['accepted']} connections: {c['handshakes']} handshakes, "
+                f"{c['failed']} failed ({c['timed_out']} timed out), {c['evicted']} closed at "
+                f"the cap; longest event-loop stall {self.max_loop_lag * 1000:.0f} ms")
 
     def _catch_signals(self, caught: list[int]) -> Callable[[], None]:
         """SIGINT and SIGTERM stop the loop cleanly (only the main thread can get them)."""
