@@ -58,6 +58,8 @@ ACCEPT_RETRY = 0.1
 CAP_SLACK = 16
 #: seconds between two looks at the event loop's lateness (see max_loop_lag)
 LAG_TICK = 0.1
+#: a stall of the loop this long (seconds) gets a log line
+LAG_WARNING = 0.5
 #: file descriptors kept free for everything that is not a client (listening socket,
 #: stdio, log files, the event loop's own, a keylog...)
 FD_RESERVE = 32
@@ -254,9 +256,10 @@ class AsyncTLSServer:
     # -- running -----------------------------------------------------------------------
     def serve_forever(self) -> bool:
         """Serve until :meth:`shutdown`, or SIGINT/SIGTERM when called in the main thread;
-        True when a signal stopped it.  Open connections are closed before it returns."""
-        if self._closed:
-            raise RuntimeError("server closed")
+        True when a signal stopped it.  Open connections are closed before it returns, and
+        so is the listening socket: a server serves once."""
+        if self._closed or self._sock is None:
+            raise RuntimeError("this server was stopped; make a new one")
         return self._loop.run_until_complete(self._serve())
 
     def shutdown(self) -> None:
@@ -300,7 +303,11 @@ class AsyncTLSServer:
     def _watch_lag(self, expected: float) -> None:
         """Every LAG_TICK seconds: how late this callback runs is how long the loop was busy."""
         now = self._loop.time()
-        self.max_loop_lag = max(self.max_loop_lag, now - expected)
+        lag = now - expected
+        self.max_loop_lag = max(self.max_loop_lag, lag)
+        if lag >= LAG_WARNING:  # new clients waited that long: say so, with what is open
+            self.log(f"server: the event loop was busy for {lag * 1000:.0f} ms "
+                     f"({len(self._slots)} connections open)")
         if not self._stop.is_set():
             self._loop.call_at(now + LAG_TICK, self._watch_lag, now + LAG_TICK)
 
@@ -308,8 +315,9 @@ class AsyncTLSServer:
         """One line: what the server did since it started."""
         c = self.counts
         return (f"served {c['accepted']} connections: {c['handshakes']} handshakes, "
-                f"{c['failed']} failed ({c['timed_out']} timed out), {c['evicted']} closed at "
-                f"the cap; longest event-loop stall {self.max_loop_lag * 1000:.0f} ms")
+                f"{c['failed']} failed handshakes, {c['timed_out']} deadlines passed, "
+                f"{c['evicted']} closed at the cap; longest event-loop stall "
+                f"{self.max_loop_lag * 1000:.0f} ms")
 
     def _catch_signals(self, caught: list[int]) -> Callable[[], None]:
         """SIGINT and SIGTERM stop the loop cleanly (only the main thread can get them)."""
