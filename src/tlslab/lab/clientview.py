@@ -874,8 +874,9 @@ class ServerExplainer:
         return handle
 
     def async_page_handler(self, handler: Any, log: Any) -> Any:
-        """:meth:`page_handler` for an asyncio server (:class:`~tlslab.io.aio_server.AsyncTLSServer`):
-        ``await handler(stream)``, followed by the deferred line in ``log``."""
+        """:meth:`page_handler` for an asyncio server
+        (:class:`~tlslab.io.aio_server.AsyncTLSServer`): ``await handler(stream)``, followed
+        by the deferred line in ``log``."""
         if not self.defer_success:
             return handler
 

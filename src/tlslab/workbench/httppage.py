@@ -31,7 +31,9 @@ _MAX_VALUE = 200
 def _clip(text: str, limit: int = _MAX_VALUE) -> str:
     """``text`` cut to ``limit`` characters, saying how many more there were."""
     text = str(text)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def _clip_list(values) -> str:
@@ -153,8 +155,8 @@ def response_for_request(request: bytes, negotiated: dict, trace: Any = None, *,
     method, target, version = head
     if early and method not in EARLY_SAFE_METHODS:
         return _error_response("425 Too Early",
-                               f"{_clip(method, 32)} arrived as 0-RTT early data, which can be replayed: "
-                               "send it again after the handshake (RFC 8470)")
+                               f"{_clip(method, 32)} arrived as 0-RTT early data, which can be "
+                               "replayed: send it again after the handshake (RFC 8470)")
     if method not in ("GET", "HEAD"):
         return _error_response("405 Method Not Allowed",
                                f"{_clip(method, 32)} is not supported; use GET")
