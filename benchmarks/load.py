@@ -175,7 +175,8 @@ async def handshake(port: int, ctx: ssl.SSLContext, timeout: float):
                                 ssl_handshake_timeout=timeout), timeout)
 
 
-async def idle_clients(port: int, n: int, hold_until: float, st: Stats, ctx, window: int = 50) -> None:
+async def idle_clients(port: int, n: int, hold_until: float, st: Stats, ctx,
+                       window: int = 50) -> None:
     """``n`` connections that complete a handshake and stay silent until ``hold_until``;
     one the server closes is noted (and not replaced: it shows in the figures)."""
     gate = asyncio.Semaphore(window)
@@ -366,18 +367,24 @@ async def main_async(args) -> dict:
         await asyncio.sleep(args.pause)
 
     idle_n, slow_n, burst_n, vanish_n = args.idle, args.slow, args.burst, args.vanish
+
+    def idle(st, extra: float = 0.0):
+        return idle_clients(port, idle_n, time.monotonic() + args.hold + extra, st, ctx)
+
+    def slow(st):
+        return slow_clients(port, slow_n, time.monotonic() + args.slow_seconds, st, hello)
+
     phases = {
-        "idle": lambda: phase("idle", lambda st: idle_clients(
-            port, idle_n, time.monotonic() + args.hold, st, ctx)),
-        "slow": lambda: phase("slow", lambda st: slow_clients(
-            port, slow_n, time.monotonic() + args.slow_seconds, st, hello)),
+        "idle": lambda: phase("idle", idle),
+        "slow": lambda: phase("slow", slow),
         "burst": lambda: phase("burst", lambda st: burst(port, burst_n, args.burst_window, st, ctx)),
         "vanish": lambda: phase("vanish", lambda st: vanishers(port, vanish_n, 50, st, hello)),
-        "mixed": lambda: phase("mixed",
-                               lambda st: idle_clients(port, idle_n, time.monotonic() + args.hold + 10, st, ctx),
-                               lambda st: slow_clients(port, slow_n, time.monotonic() + args.slow_seconds, st, hello),
-                               lambda st: _after(3, burst(port, burst_n // 5, args.burst_window, st, ctx)),
-                               lambda st: _after(3, vanishers(port, vanish_n // 2, 50, st, hello))),
+        # everything at once; the burst and the vanishing clients come once the idle ones
+        # are arriving, and fewer of them
+        "mixed": lambda: phase(
+            "mixed", lambda st: idle(st, 10.0), slow,
+            lambda st: _after(3, burst(port, burst_n // 5, args.burst_window, st, ctx)),
+            lambda st: _after(3, vanishers(port, vanish_n // 2, 50, st, hello))),
     }
     t_start = time.monotonic()
     for name in args.phases:
