@@ -89,9 +89,9 @@ def _messages(body: bytes) -> list[bytes]:
 
 def _check(conn, data: bytes) -> None:
     if isinstance(conn.error, InternalError):
-        tb = [e.detail for e in conn.trace.of_kind("error") if e.name == "traceback"]
+        tb = conn.internal_error_detail
         raise Crash(f"internal_error for input {data[:64].hex()}...: {conn.error}\n"
-                    + (tb[-1] if tb else ""))
+                    + (tb or ""))
 
 
 def _feed(conn, data: bytes) -> None:

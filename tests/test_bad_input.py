@@ -526,8 +526,8 @@ def test_bad_input(pki, name, side, state, build, expected, client_options):
     alerts = sent_alerts(out, conn, snapshot)
     if expected != AD.internal_error and isinstance(conn.error, InternalError):
         # a Python exception turned into internal_error by receive_data: a parser/handler bug
-        tb = [e.detail for e in conn.trace.of_kind("error") if e.name == "traceback"]
-        pytest.fail(f"internal_error: {conn.error}\ninput: {data.hex()}\n" + (tb[-1] if tb else ""))
+        tb = conn.internal_error_detail
+        pytest.fail(f"internal_error: {conn.error}\ninput: {data.hex()}\n" + (tb or ""))
     assert alerts == [(2, int(expected))], (
         f"expected one fatal {expected.name}, got "
         f"{[AD(d).name if d in AD._value2member_map_ else d for _, d in alerts]} "

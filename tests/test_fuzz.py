@@ -87,9 +87,9 @@ def assert_no_crash(conn, data) -> None:
     """internal_error means a Python exception escaped a parser or a handler (connection.py
     turns it into InternalError so the peer sees one alert): for fuzz input that is a bug."""
     if isinstance(conn.error, InternalError):
-        tb = [e.detail for e in conn.trace.of_kind("error") if e.name == "traceback"]
+        tb = conn.internal_error_detail
         pytest.fail(f"internal_error on fuzz input: {conn.error}\ninput: {data!r}\n"
-                    + (tb[-1] if tb else ""))
+                    + (tb or ""))
 
 
 def _count_plain_alerts(out: bytes) -> int:

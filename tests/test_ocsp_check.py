@@ -68,3 +68,24 @@ def test_expired_response(pki):
 def test_garbage(pki):
     with pytest.raises(BadCertificateStatusResponse):
         check_stapled_response(b"\x30\x03\x0a\x01\x00garbage", [pki["leaf"], pki["inter"]], pki["now"])
+
+
+def test_unverifiable_response_is_not_used(pki):
+    """Review finding: with the issuer missing from the chain the response used to be taken
+    unsigned; RFC 6960 §3.2 makes an unverifiable response unusable."""
+    with pytest.raises(BadCertificateStatusResponse, match="cannot be checked"):
+        check_stapled_response(response(pki), [pki["leaf"]], pki["now"])
+
+
+def test_response_about_same_serial_of_another_issuer(pki):
+    """The CertID is issuer name hash + key hash + serial (RFC 6960 §4.1.1): the right serial
+    under another issuer's hashes is about another certificate."""
+    now = pki["now"]
+    der = ocsp.OCSPResponseBuilder().add_response(
+        cert=pki["leaf"], issuer=pki["other"], algorithm=hashes.SHA256(),
+        cert_status=ocsp.OCSPCertStatus.GOOD, this_update=now - datetime.timedelta(hours=1),
+        next_update=now + datetime.timedelta(days=1), revocation_time=None, revocation_reason=None,
+    ).responder_id(ocsp.OCSPResponderEncoding.HASH, pki["inter"]).sign(
+        pki["key"], hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    with pytest.raises(BadCertificateStatusResponse, match="another issuer"):
+        check_stapled_response(der, [pki["leaf"], pki["inter"]], pki["now"])

@@ -78,7 +78,8 @@ def rfc_session(simple, resumed, now: float) -> Session:
     received_at = now - (client_age_ms(simple, resumed) + 0.5) / 1000
     return Session(server_name="server", ticket=nst.ticket, psk=psk, suite=0x1301,
                    age_add=nst.ticket_age_add, lifetime=nst.ticket_lifetime, received_at=received_at,
-                   max_early_data=ed.max_early_data_size)
+                   max_early_data=ed.max_early_data_size,
+                   verifier=client_config().verifier_id)  # earned by the (insecure) §3 client
 
 
 class RfcTicketCodec:

@@ -178,10 +178,12 @@ def test_resumption_under_another_server_name_is_refused(mode, certs_dir, vhost_
     kind = Session if version == "1.3" else Session12
     session = store.take("a.example", first.server.provider.time(), kind)
     assert session is not None
-    store.add(dataclasses.replace(session, server_name="b.example"))
+    client_b = _client(vhost_pki, certs_dir, version, "b.example", store=store, with_cert=False)
+    # (as if client_b had earned it: a client only offers sessions it verified the same way)
+    store.add(dataclasses.replace(session, server_name="b.example",
+                                  verifier=client_b.verifier_id))
 
-    p = connect(_client(vhost_pki, certs_dir, version, "b.example", store=store, with_cert=False),
-                vhost_b)
+    p = connect(client_b, vhost_b)
     assert p.server.error is None and p.server.handshake_complete, p.server.error
     assert p.server.negotiated["resumed"] is False
     assert p.client.negotiated["resumed"] is False

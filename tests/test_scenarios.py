@@ -46,6 +46,7 @@ EXPECTED = {
     "algorithms": ["rsa-kx-only", "dhe-only", "3des-only", "no-common-group", "pkcs1-only-tls13",
                    "ecdsa-cert-rsa-suites"],
     "others": ["client-cert-required", "sni-required", "alpn-strict"],
+    "vulnerabilities": ["heartbleed", "ccs-injection", "robot", "ticketbleed"],
 }
 
 PY = sys.executable

@@ -657,8 +657,8 @@ def test_tls12_bad_input(pki, dh512, name, side, state, build, expected, copts, 
     alerts = sent_alerts(out, ctx)
     if expected != AD.internal_error and isinstance(conn.error, InternalError):
         # a Python exception turned into internal_error by receive_data: a parser/handler bug
-        tb = [e.detail for e in conn.trace.of_kind("error") if e.name == "traceback"]
-        pytest.fail(f"internal_error: {conn.error}\ninput: {data.hex()}\n" + (tb[-1] if tb else ""))
+        tb = conn.internal_error_detail
+        pytest.fail(f"internal_error: {conn.error}\ninput: {data.hex()}\n" + (tb or ""))
 
     if expected is None:  # ignored: no answer, same state, and the handshake still completes
         assert (events, out, conn.error) == ([], b"", None)

@@ -48,6 +48,7 @@ from . import diagnose as _diagnose_command  # noqa: E402,F401
 from . import explain as _explain_command  # noqa: E402,F401
 from . import fingerprint as _fingerprint_command  # noqa: E402,F401
 from . import serve as _serve_command  # noqa: E402,F401
+from . import scan as _scan_command  # noqa: E402,F401
 from . import simulate as _simulate_command  # noqa: E402,F401
 from ..workbench.httppage import http_handler  # noqa: E402,F401  (the page serve and demo answer with)
 

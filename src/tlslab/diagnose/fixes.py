@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 STACKS = ("java", "curl", "openssl", "python", "go", "node", "dotnet", "browser", "nginx",
-          "apache", "java-server", "haproxy", "generic")
+          "apache", "java-server", "haproxy", "iis", "generic")
 SIDES = ("client", "server")
 PLACEHOLDERS = ("host", "port", "ca_file", "chain_file", "versions", "suites", "groups", "sigalgs",
                 "cert_name", "address")

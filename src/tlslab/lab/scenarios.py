@@ -38,7 +38,7 @@ __all__ = ["CAPTURED_WITH", "CATEGORIES", "ClientResult", "Lab", "SCENARIOS", "S
            "build_lab", "close_names", "conflicts", "get_scenario", "start_scenario_server",
            "make_async_scenario_server"]
 
-CATEGORIES = ("certificates", "protocol", "algorithms", "others")
+CATEGORIES = ("certificates", "protocol", "algorithms", "others", "vulnerabilities")
 
 #: where the client messages in :attr:`Scenario.fails` come from (tests/test_scenarios.py
 #: runs these clients against every scenario and fails when a message changes)
@@ -154,6 +154,20 @@ def _other(name: str, category: str, summary: str, code: str, problem: str, fail
            **kw) -> Scenario:
     return Scenario(name=name, category=category, summary=summary, code=code, problem=problem,
                     fails=tuple(ClientResult(*f) for f in fails), works=works, **kw)
+
+
+def _vuln(name: str, summary: str, problem: str, scan_says: str, **kw) -> Scenario:
+    """A vulnerable server: every ordinary client works; ``tlslab scan`` says what it found."""
+    kw.setdefault("fixes", ("cert", "tls"))
+    return Scenario(name=name, category="vulnerabilities", summary=summary, code="ok",
+                    problem="", note=problem,
+                    fails=(ClientResult("tlslab scan (active check)", scan_says,
+                                        "tlslab scan {host}:{port}"),),
+                    works="every ordinary client: the handshakes themselves are healthy; only "
+                          "the crafted messages of an active check show the flaw",
+                    profile=None, try_commands=("tlslab scan {host}:{port}",
+                                                "tlslab connect {host}:{port} --ca-file {ca} "
+                                                "--tls 1.2"), **kw)
 
 
 _CURL_HS = "curl: (35) OpenSSL/3.0.19: error:0A000410:SSL routines::sslv3 alert handshake failure"
@@ -482,6 +496,59 @@ _LIST: list[Scenario] = [
            server={"alpn_protocols": ["http/1.1"]}, fixes=("cert", "alpn"), profile="alpn-h2",
            try_commands=("openssl s_client -connect {ip}:{port} -alpn h2 -CAfile {ca} </dev/null",
                          "tlslab connect {host}:{port} --ca-file {ca} --alpn h2")),
+    # ------------------------------------------------------------------ vulnerabilities
+    # Servers that complete every ordinary handshake but misbehave as known-vulnerable
+    # stacks did, through the engine's LAB ONLY options (tlslab/proto/lab_faults.py).  What
+    # they leak is fake memory ("tlslab-lab-memory ..."), never real process memory.  Only
+    # an active check (tlslab scan, tlslab.scan.vulns_active) shows the fault.
+    _vuln("heartbleed", "Heartbleed (CVE-2014-0160): the server answers a HeartbeatRequest "
+          "with as many bytes as its payload_length claims, whatever it carried",
+          "this server negotiates the heartbeat extension (RFC 6520) and answers a "
+          "HeartbeatRequest whose payload_length exceeds its payload with that many bytes, the "
+          "missing ones taken from (fake) memory, even before the handshake completes, as "
+          "OpenSSL 1.0.1 to 1.0.1f did",
+          "HEARTBLEED vulnerable: sent (after ServerHelloDone, in clear, heartbeat negotiated) "
+          "a HeartbeatRequest with payload_length=16384 and 1 byte of payload; got a "
+          "16403-byte HeartbeatResponse with payload_length=16384: the server reads past its "
+          "buffer and sent 16383 bytes that were never sent to it",
+          server={"versions": ["TLS 1.2"], "lab_heartbeat": "heartbleed"}),
+    _vuln("ccs-injection", "CCS injection (CVE-2014-0224): the server accepts a "
+          "ChangeCipherSpec before the key exchange",
+          "this server accepts a ChangeCipherSpec sent right after its ServerHelloDone, before "
+          "the ClientKeyExchange (RFC 5246 §7.1 makes it unexpected_message), and switches to "
+          "keys derived from an empty premaster, as OpenSSL before 1.0.1h did",
+          "CCS_INJECTION vulnerable: sent a ChangeCipherSpec right after the server's "
+          "ServerHelloDone, before any key exchange; no alert came back within 1.5 s (a fixed "
+          "server answers unexpected_message), and the record sent next was answered with "
+          "bad_record_mac: the server had switched to keys made without a key exchange",
+          server={"versions": ["TLS 1.2"], "lab_early_ccs": True}),
+    _vuln("robot", "ROBOT: static RSA key exchange with a Bleichenbacher padding oracle",
+          "this server accepts static RSA key exchange (TLS_RSA_WITH_AES_*) and answers a "
+          "ClientKeyExchange with bad PKCS#1 v1.5 padding with handshake_failure, but one with "
+          "good padding and a wrong Finished with bad_record_mac: a Bleichenbacher oracle "
+          "(ROBOT, Böck, Somorovsky and Young 2018) that lets an attacker decrypt recorded "
+          "sessions and sign with the server's key",
+          "ROBOT vulnerable: sent ClientKeyExchanges with the five ROBOT paddings (each with "
+          "ChangeCipherSpec and a wrong Finished), 3 rounds: correct padding and premaster -> "
+          "alert bad_record_mac; wrong first bytes (0x41 0x17 instead of 0x00 0x02) -> alert "
+          "handshake_failure; ...",
+          key_type="rsa2048",
+          server={"versions": ["TLS 1.2"],
+                  "cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                                    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+                                    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+                                    "TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA"],
+                  "lab_rsa_padding_oracle": True},
+          fixes=("cert", "tls", "cipher")),
+    _vuln("ticketbleed", "Ticketbleed (CVE-2016-9244): resuming from a session ticket, the "
+          "server echoes 32 bytes of session ID whatever length the client sent",
+          "this server, resuming a TLS 1.2 session from a ticket offered with a session ID "
+          "shorter than 32 bytes, echoes 32 bytes in its ServerHello, the extra ones from (fake) "
+          "memory, as F5 BIG-IP did (RFC 5077 §3.4 says: the same session ID)",
+          "TICKETBLEED vulnerable: resumed with the ticket of a first handshake and a 1-byte "
+          "session ID (5a); the ServerHello echoed a 32-byte session ID: 31 bytes the client "
+          "never sent (memory of the server: b'tlslab-lab-memor'...)",
+          server={"versions": ["TLS 1.2"], "lab_ticketbleed": True}),
 ]
 
 #: every scenario by name, in listing order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -117,9 +118,13 @@ class _TrustContext:
     """What one trust list costs to prepare: our anchor index and the library's
     ``Store`` (built on first use; None for an empty list, which it refuses)."""
 
-    __slots__ = ("certs", "anchors", "_store", "_lock")
+    __slots__ = ("certs", "anchors", "serial", "_store", "_lock")
 
     def __init__(self, trust: Sequence[x509.Certificate]) -> None:
+        #: unique for the life of the process, unlike id(): results remembered for this
+        #: context (certificates._STATIC_OK) can never be taken for another context's after
+        #: this one is evicted from the cache and its memory reused
+        self.serial = next(_context_serials)
         # Holding the certificates keeps their id()s from being reused while
         # this entry is cached, which is what makes the id-tuple key sound.
         self.certs = tuple(trust)
@@ -136,6 +141,7 @@ class _TrustContext:
         return self._store
 
 
+_context_serials = itertools.count(1)
 _TRUST_CACHE_SIZE = 8
 _trust_cache: OrderedDict[tuple[int, ...], _TrustContext] = OrderedDict()
 _trust_cache_lock = threading.Lock()

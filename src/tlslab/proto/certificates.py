@@ -114,7 +114,7 @@ def _verify(
     # periods depend on ``now``).
     if ders is None or len(ders) != len(chain):
         ders = [c.public_bytes(_DER) for c in chain]
-    key = (purpose, server_name, id(ctx), tuple(ders))
+    key = (purpose, server_name, ctx.serial, tuple(ders))
     known_path = _STATIC_OK.get(key)
     if known_path is not None or _fast_path_eligible(chain, ctx):
         try:
@@ -139,8 +139,9 @@ def _verify(
 
 
 _DER = serialization.Encoding.DER
-#: (purpose, name, trust context id, chain DERs) -> path DERs whose static checks passed.
-#: Trust contexts are cached objects that keep their id while they live (see _trust_context).
+#: (purpose, name, trust context serial, chain DERs) -> (path length, anchor id) of a path
+#: whose static checks passed.  The serial is never reused (see _TrustContext.serial), and the
+#: anchor is an object of that very context, so its id is stable while the context lives.
 _STATIC_OK: dict[tuple, tuple] = {}
 _STATIC_LOCK = threading.Lock()
 

@@ -209,12 +209,14 @@ class ClientConnection(ClientPha, Client12, Connection):
         # a template is replayed as recorded; one that offered a PSK gets a stored ticket in its place
         if self.session_store is not None and (template is None or template.ext(ET.pre_shared_key) is not None):
             if self.config.max_version >= 0x0304:
-                self._session = self.session_store.take(self._session_key(), now)
+                self._session = self.session_store.take(self._session_key(), now,
+                                                        verifier=self.config.verifier_id)
                 if self._session is not None and self._session.suite not in SUITES:
                     self._session = None
             if self._session is None and self.config.min_version <= 0x0303 and template is None:
                 from .tickets import Session12
-                s12 = self.session_store.take(self._session_key(), now, kind=Session12)
+                s12 = self.session_store.take(self._session_key(), now, kind=Session12,
+                                              verifier=self.config.verifier_id)
                 if s12 is not None and s12.version in self.config.version_codes \
                         and s12.suite in self.config.suites12:
                     self._session12 = s12
@@ -732,7 +734,7 @@ class ClientConnection(ClientPha, Client12, Connection):
                 age_add=msg.ticket_age_add, lifetime=msg.ticket_lifetime,
                 received_at=self.provider.time(),
                 max_early_data=ed.max_early_data_size if ed is not None else 0,
-                alpn=self.negotiated["alpn_protocol"]))
+                alpn=self.negotiated["alpn_protocol"], verifier=self.config.verifier_id))
         self._events.append(ev.NewSessionTicket(
             lifetime=msg.ticket_lifetime, age_add=msg.ticket_age_add, nonce=msg.ticket_nonce,
             ticket=msg.ticket, max_early_data_size=ed.max_early_data_size if ed is not None else None))

@@ -15,7 +15,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from .connection import State
 from .errors import (BadCertificate, DecodeError, HandshakeFailure, IllegalParameter, ProtocolVersion,
                      TLSError, UnexpectedMessage, UnsupportedCertificate, UnsupportedExtension)
-from .extensions import ET
+from .extensions import ET, Extension
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished
 from .messages12 import (Certificate12, CertificateVerify11,
                          CertificateVerify12, ClientKeyExchange, NewSessionTicket12)
@@ -129,7 +129,9 @@ class Common12:
         return verify_data(self._master, h, client, hash_name=self.suite12.prf_hash, version=self.version)
 
     def _send_finished12(self) -> None:
-        self._send_message12(Finished(verify_data=self._finished12(self.is_client)))
+        # kept for RFC 5746 §3.5: a renegotiating ClientHello carries our last verify_data
+        self._own_verify_data12 = self._finished12(self.is_client)
+        self._send_message12(Finished(verify_data=self._own_verify_data12))
 
     def _send_message12(self, msg) -> None:
         raw = self._send_message(msg)
@@ -154,6 +156,34 @@ class Common12:
 
 class Client12(Common12):
     """TLS 1.2 methods of :class:`~tlslab.proto.client.ClientConnection`."""
+
+    def send_renegotiation_probe(self) -> None:
+        """Start a client-initiated renegotiation (RFC 5246 §7.4.1.2, with RFC 5746 §3.5's
+        renegotiation_info), only to learn how the server answers: tlslab never completes
+        one, so a ServerHello in answer ends the connection (unexpected_message), and a
+        no_renegotiation warning leaves it open.  The trace records the answer."""
+        from . import extensions as X
+        from .messages import ClientHello
+        if not self.tls12 or not self.handshake_complete or self.closed or not self.is_client:
+            raise ConnectionError("a renegotiation probe needs a completed TLS 1.2 client connection")
+        cfg = self.config
+        ext = [Extension(ET.renegotiation_info, X.RenegotiationInfo(
+            renegotiated_connection=self._own_verify_data12)),
+            Extension(ET.supported_groups, X.NamedGroupList(
+                named_group_list=[g for g in cfg.group_codes if g < 0x1000])),
+            Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0]))]
+        if self.version >= 0x0303:
+            ext.append(Extension(ET.signature_algorithms, X.SignatureSchemeList(
+                supported_signature_algorithms=list(cfg.signature_scheme_codes))))
+        if self._ems:
+            # RFC 7627 §5.3: a renegotiation must keep the extended master secret
+            ext.append(Extension(ET.extended_master_secret, X.Empty()))
+        hello = ClientHello(legacy_version=self.version, random=self.provider.random(32),
+                            legacy_session_id=b"", cipher_suites=[self.suite12.code],
+                            legacy_compression_methods=b"\x00", extensions=ext)
+        self.trace.add("info", "local", "renegotiation probe",
+                       detail="a new ClientHello under the connection's keys (RFC 5746 §3.5)")
+        self._send_message(hello)
 
     # -- ServerHello ---------------------------------------------------------------------
     def _on_server_hello12(self, sh) -> type[State]:
@@ -427,7 +457,8 @@ class Client12(Common12):
             return
         store.add(Session12(server_name=self._session_key(), session_id=sid, ticket=blob,
                             master_secret=self._master, suite=self.suite12.code, version=self.version,
-                            ems=self._ems, received_at=self.provider.time(), lifetime=lifetime))
+                            ems=self._ems, received_at=self.provider.time(), lifetime=lifetime,
+                            verifier=self.config.verifier_id))
 
 from cryptography.hazmat.primitives.serialization import Encoding as _Encoding  # noqa: E402
 

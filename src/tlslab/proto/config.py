@@ -6,6 +6,7 @@ name is a clear ``ValueError`` before any byte is sent.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,15 +76,33 @@ class _Common:
     #: send a KeyUpdate after this many records under one key (None: the AEAD's safe limit)
     key_update_after_records: int | None = None
 
+    #: honour the ``SSLKEYLOGFILE`` environment variable when ``keylog_file`` is not given.
+    #: None: yes for a client (as curl, browsers and Python's ssl do), no for a server, where
+    #: a variable left in the environment would silently expose every client's traffic; a
+    #: server must ask (True), and then a warning names the file on the "tlslab" logger
+    sslkeylogfile: bool | None = None
+    _SSLKEYLOGFILE_DEFAULT = True
+
     def keylog(self):
         """The key log shared by every connection made with this config (``keylog_file``,
-        else ``SSLKEYLOGFILE``), opened once, when the config is made."""
+        else ``SSLKEYLOGFILE`` where honoured), opened once, when the config is made."""
         return self.__dict__.get("_keylog")
 
     def _open_keylog(self) -> None:
         from .keylog import KeyLog, keylog_from_env
-        self.__dict__["_keylog"] = (KeyLog(self.keylog_file) if self.keylog_file is not None
-                                    else keylog_from_env())
+        if self.keylog_file is not None:
+            log = KeyLog(self.keylog_file)
+        elif self.sslkeylogfile if self.sslkeylogfile is not None else self._SSLKEYLOGFILE_DEFAULT:
+            log = keylog_from_env()
+            if log is not None and not self._SSLKEYLOGFILE_DEFAULT:
+                import logging
+                import os
+                logging.getLogger("tlslab").warning(
+                    "SSLKEYLOGFILE: this server writes every connection's TLS secrets to %s",
+                    os.environ.get("SSLKEYLOGFILE"))
+        else:
+            log = None
+        self.__dict__["_keylog"] = log
 
     #: TLS 1.2 suites used when ``cipher_suites`` is not given (see tls12/suites.py)
     _default_suites12_name = "DEFAULT_SUITES12"
@@ -181,6 +200,10 @@ class ClientConfig(_Common):
         self._validate()
         if not self.insecure:
             self.trust_store()  # file reading belongs here, not in the sans-IO engine
+        #: how this config authenticates (trust anchors, name check, client identity), as a
+        #: digest: sessions remember it and are resumed only by a config with the same one
+        #: (built once here; the fields it covers are not meant to change after)
+        self.verifier_id = self._verifier_id()
         if isinstance(self.session_store, str) and self.session_store == "default":
             from .tickets import TicketStore
             self.session_store = TicketStore()
@@ -202,6 +225,20 @@ class ClientConfig(_Common):
                 raise ValueError(f"key share group 0x{code:04x} is not among the offered groups")
 
 
+    def _verifier_id(self) -> str:
+        from cryptography.hazmat.primitives import hashes
+        h = hashlib.sha256()
+        if self.insecure:
+            h.update(b"insecure")
+        else:
+            h.update(b"verify+name" if self.check_hostname else b"verify")
+            h.update(b"+pkcs1" if self.accept_tls13_pkcs1_signatures else b"")
+            for fp in sorted(c.fingerprint(hashes.SHA256()) for c in self.trust_store()):
+                h.update(fp)
+        for cert in self.certificate_chain or []:
+            h.update(b"client" + cert.fingerprint(hashes.SHA256()))
+        return h.hexdigest()[:32]
+
     def trust_store(self) -> list:
         """The trust anchors (``ca_file`` or the system store), loaded once per config
         (when the config is made, so that the engine itself never reads files)."""
@@ -217,6 +254,7 @@ class ServerConfig(_Common):
     #: no static RSA key exchange unless named in ``cipher_suites`` (no forward secrecy,
     #: and a Bleichenbacher oracle to guard: see decrypt_premaster in tls12/keyexchange.py)
     _default_suites12_name = "DEFAULT_SERVER_SUITES12"
+    _SSLKEYLOGFILE_DEFAULT = False  # see _Common.sslkeylogfile
 
     certificate_chain: list = field(default_factory=list)  # x509.Certificate, leaf first
     private_key: Any = None
@@ -256,9 +294,32 @@ class ServerConfig(_Common):
     #: with PKCS#1 v1.5 (the first rsa_pkcs1_* scheme the client offered, else
     #: rsa_pkcs1_sha256), as some broken servers do.  Conforming clients abort.
     tls13_pkcs1_signatures: bool = False
+    # -- LAB ONLY: servers that misbehave as vulnerable stacks did (tlslab.proto.lab_faults;
+    # the lab scenarios heartbleed, ccs-injection, robot, ticketbleed).  All off by default;
+    # never set them on a server anyone relies on.
+    #: LAB ONLY, RFC 6520 Heartbeat in TLS 1.0-1.2: None (default) does not negotiate it and
+    #: answers a heartbeat record with unexpected_message (RFC 5246 §6); "rfc6520" negotiates
+    #: it and answers as §4 says (a payload_length beyond the message is discarded silently);
+    #: "heartbleed" answers with payload_length bytes whatever arrived, the missing ones
+    #: taken from obviously fake "memory" (CVE-2014-0160), even before the handshake ends
+    lab_heartbeat: str | None = None
+    #: LAB ONLY, CVE-2014-0224: accept a TLS 1.2 ChangeCipherSpec before the
+    #: ClientKeyExchange (RFC 5246 §7.1 makes it unexpected_message) and switch to keys
+    #: derived from an empty premaster, so the next record fails with bad_record_mac
+    lab_early_ccs: bool = False
+    #: LAB ONLY, a Bleichenbacher oracle (ROBOT, Böck/Somorovsky/Young 2018): decrypt a
+    #: static-RSA ClientKeyExchange with the raw RSA operation and answer bad PKCS#1 v1.5
+    #: padding at once with handshake_failure, instead of RFC 5246 §7.4.7.1's random premaster
+    lab_rsa_padding_oracle: bool = False
+    #: LAB ONLY, CVE-2016-9244 (F5 "Ticketbleed"): when resuming a TLS 1.2 session from a
+    #: ticket offered with a session ID of 1..31 bytes, echo 32 bytes, the extra ones fake
+    #: "memory" (RFC 5077 §3.4 says the same session ID)
+    lab_ticketbleed: bool = False
 
     def __post_init__(self) -> None:
         self._validate()
+        if self.lab_heartbeat not in (None, "rfc6520", "heartbleed"):
+            raise ValueError("lab_heartbeat must be None, 'rfc6520' or 'heartbleed'")
         self.advertised_group_codes = [lookup(NamedGroup, g) for g in self.advertised_groups or []]
         from .names import PskKeyExchangeMode
         self.psk_mode_codes = [lookup(PskKeyExchangeMode, m) for m in self.psk_modes]

@@ -101,6 +101,8 @@ class Connection:
         self.handshake_complete = False
         self.closed = False
         self.error: TLSError | None = None
+        #: the Python traceback of an internal error (a tlslab bug), for developers only
+        self.internal_error_detail: str | None = None
         self.negotiated: dict = {"version": None, "cipher_suite": None, "group": None,
                                  "signature_scheme": None, "alpn_protocol": None,
                                  "server_name": None, "hello_retry": False}
@@ -145,6 +147,8 @@ class Connection:
         self._app_read_secret: bytes | None = None
         self._app_write_secret: bytes | None = None
         self.keylog = config.keylog()
+        if getattr(config, "lab_heartbeat", None):  # LAB ONLY (proto/lab_faults.py)
+            self._reader.extra_types = frozenset({ContentType.heartbeat})
 
     # -- public API ----------------------------------------------------------------
     def data_to_send(self) -> bytes:
@@ -175,11 +179,13 @@ class Connection:
                     self._process_records()
             except TLSError as err:
                 self._fail(err)
-            except Exception as exc:  # a bug of ours must still fail closed, with one alert
+            except Exception:  # a bug of ours must still fail closed, with one alert
                 import traceback
-                err = InternalError(f"internal error while processing input: {type(exc).__name__}: {exc}")
-                self._fail(err)
-                self.trace.add("error", "local", "traceback", detail=traceback.format_exc())
+                # the traceback is for developers (tests, fuzzers, TLSLAB_DEBUG): kept on the
+                # connection, never in the trace, which users see as text, JSON and HTML
+                self.internal_error_detail = traceback.format_exc()
+                self._fail(InternalError("internal error while processing input (a tlslab "
+                                         "bug: please report it)"))
         events, self._events = self._events, []
         return events
 
@@ -332,6 +338,9 @@ class Connection:
                 self._events.append(ev.ApplicationData(fragment, early=True))
             else:
                 self._events.append(ev.ApplicationData(fragment))
+        elif ctype == ContentType.heartbeat and getattr(self.config, "lab_heartbeat", None):
+            from .lab_faults import handle_heartbeat  # LAB ONLY: RFC 6520 / CVE-2014-0160
+            handle_heartbeat(self, fragment)
         else:
             raise UnexpectedMessage(f"unexpected {name_of(ContentType, ctype)} record")
 
@@ -352,6 +361,10 @@ class Connection:
             raise DecodeError(f"invalid change_cipher_spec message {fragment.hex()}")
         nxt = getattr(self.state, "after_ccs", None)
         if nxt is None or self._pending_read is None:
+            if getattr(self.config, "lab_early_ccs", False):
+                from .lab_faults import accept_early_ccs  # LAB ONLY: CVE-2014-0224
+                if accept_early_ccs(self):
+                    return
             raise UnexpectedMessage(f"ChangeCipherSpec received in state {self.state.name}")
         if len(self._hs_buffer):
             raise UnexpectedMessage("ChangeCipherSpec inside a fragmented handshake message")
@@ -384,7 +397,11 @@ class Connection:
         name = alert_name(desc)
         self.trace.add("alert", "received", name, raw=fragment,
                        summary={"level": level, "description": name, "protected": protected})
-        self._events.append(ev.AlertReceived(level=level, description=desc, name=name))
+        warning = desc == AlertDescription.user_canceled or (
+            self.tls12 and level == AlertLevel.warning and desc not in ALWAYS_FATAL)
+        fatal = desc != AlertDescription.close_notify and not warning
+        self._events.append(ev.AlertReceived(level=level, description=desc, name=name,
+                                             fatal=fatal))
         if desc == AlertDescription.close_notify:
             self._received_close = True
             if not self._close_sent and not self._alert_sent:
@@ -392,8 +409,7 @@ class Connection:
                 self._send_alert(AlertLevel.warning, AlertDescription.close_notify)
             error = None if self.handshake_complete else "peer closed the connection during the handshake"
             self._finish_closed(error, alert_received=name)
-        elif desc == AlertDescription.user_canceled or (
-                self.tls12 and level == AlertLevel.warning and desc not in ALWAYS_FATAL):
+        elif warning:
             # RFC 8446 §6.1: user_canceled is followed by close_notify; RFC 5246 §7.2.2:
             # warnings (no_renegotiation, unrecognized_name, ...) end nothing.  A peer that
             # sends either without end is cut off.

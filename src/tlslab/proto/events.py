@@ -32,15 +32,19 @@ class ApplicationData(Event):
 
 @dataclass
 class AlertReceived(Event):
-    """The peer sent an alert. ``fatal`` alerts end the connection."""
+    """The peer sent an alert. ``fatal`` alerts end the connection.
+
+    The engine says which alerts are fatal, because the rule depends on the version:
+    in TLS 1.3 every alert but close_notify and user_canceled is fatal whatever its
+    level (RFC 8446 §6); in TLS 1.0-1.2 a warning-level alert (no_renegotiation,
+    unrecognized_name, ...) ends nothing (RFC 5246 §7.2.2) unless the alert is one
+    that must always be fatal.
+    """
 
     level: int
     description: int
     name: str
-
-    @property
-    def fatal(self) -> bool:
-        return self.level == 2 or self.description not in (0, 90)
+    fatal: bool = False
 
 
 @dataclass

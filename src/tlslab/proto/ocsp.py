@@ -37,21 +37,31 @@ def check_stapled_response(der: bytes, chain: list[x509.Certificate],
     if resp.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise BadCertificateStatusResponse(f"stapled OCSP response status is {resp.response_status.name}")
     leaf = chain[0]
-    issuer = next((c for c in chain[1:] if c.subject == leaf.issuer), None)
+    # the verified path holds the issuer (for a trusted self-issued leaf, the leaf itself)
+    issuer = next((c for c in chain[1:] if c.subject == leaf.issuer),
+                  leaf if leaf.subject == leaf.issuer else None)
+    if issuer is None:
+        # RFC 6960 §3.2: a response whose signature cannot be checked is unusable; trusting
+        # its "good" (or "revoked") would let anyone on the path write it
+        raise BadCertificateStatusResponse("stapled OCSP response cannot be checked: the "
+                                           "issuer of the server's certificate is not in the chain")
     if resp.serial_number != leaf.serial_number:
         raise BadCertificateStatusResponse("stapled OCSP response is about another certificate "
                                            f"(serial {resp.serial_number:x}, ours {leaf.serial_number:x})")
+    if not _same_cert_id(resp, leaf, issuer):
+        # RFC 6960 §4.1.1: a CertID is the issuer's name and key hashes plus the serial;
+        # serials are unique only per issuer
+        raise BadCertificateStatusResponse("stapled OCSP response is about a certificate of "
+                                           "another issuer (its issuer name or key hash differs)")
     summary = {"status": resp.certificate_status.name.lower(),
                "this_update": resp.this_update_utc.isoformat(),
-               "next_update": resp.next_update_utc.isoformat() if resp.next_update_utc else None,
-               "signature": "not checked (issuer not in the chain)"}
-    if issuer is not None:
-        signer = _signer(resp, issuer)
-        try:
-            _verify(signer.public_key(), resp)
-        except (InvalidSignature, ValueError, TypeError):
-            raise BadCertificateStatusResponse("stapled OCSP response signature does not verify") from None
-        summary["signature"] = "valid" if signer is issuer else "valid (delegated responder)"
+               "next_update": resp.next_update_utc.isoformat() if resp.next_update_utc else None}
+    signer = _signer(resp, issuer)
+    try:
+        _verify(signer.public_key(), resp)
+    except (InvalidSignature, ValueError, TypeError):
+        raise BadCertificateStatusResponse("stapled OCSP response signature does not verify") from None
+    summary["signature"] = "valid" if signer is issuer else "valid (delegated responder)"
     now = now.astimezone(datetime.timezone.utc)
     if resp.this_update_utc > now + SKEW:
         raise BadCertificateStatusResponse(f"stapled OCSP response is not valid before {resp.this_update_utc}")
@@ -62,6 +72,18 @@ def check_stapled_response(der: bytes, chain: list[x509.Certificate],
         raise CertificateRevoked(f"the server's certificate was revoked on {resp.revocation_time_utc} "
                                  f"(reason: {reason}), says its stapled OCSP response")
     return summary
+
+
+def _same_cert_id(resp: ocsp.OCSPResponse, leaf: x509.Certificate,
+                  issuer: x509.Certificate) -> bool:
+    """Whether the response's CertID names ``leaf`` as issued by ``issuer`` (the library
+    computes the issuer hashes of a request built for them, with the response's hash)."""
+    try:
+        want = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, resp.hash_algorithm).build()
+    except Exception:  # a hash the library cannot use in a CertID (UnsupportedAlgorithm, ...)
+        return False  # cannot be matched, so not usable
+    return (want.issuer_name_hash == resp.issuer_name_hash
+            and want.issuer_key_hash == resp.issuer_key_hash)
 
 
 def _signer(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificate:

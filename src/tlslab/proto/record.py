@@ -34,6 +34,8 @@ class RecordReader:
     def __init__(self) -> None:
         self._buf = bytearray()
         self.seen_first = False
+        #: content types accepted beyond the four of RFC 5246 §6.2.1 (the lab's heartbeat, 24)
+        self.extra_types: frozenset[int] = frozenset()
 
     def add(self, data: bytes) -> None:
         self._buf += data
@@ -55,7 +57,7 @@ class RecordReader:
         if len(buf) < HEADER_LEN:
             return None
         ctype = buf[0]
-        if ctype not in KNOWN_CONTENT_TYPES:
+        if ctype not in KNOWN_CONTENT_TYPES and ctype not in self.extra_types:
             if not self.seen_first:
                 raise DecodeError(f"not a TLS record: first bytes {bytes(buf[:5]).hex()}"
                                   + _guess_protocol(bytes(buf[:16])))

@@ -160,9 +160,15 @@ class ServerConnection(ServerPha, Server12, Connection):
         self._own_receive_limit = 0x4001
 
     def _can_send_application_data(self) -> bool:
-        # RFC 8446 §4.4.4: the server may send data right after its Finished (0.5-RTT)
-        return self.handshake_complete or self.state in (
-            WaitEndOfEarlyData, WaitClientCertificate, WaitClientCertificateVerify, WaitClientFinished)
+        # RFC 8446 §4.4.4: the server may send data right after its Finished (0.5-RTT), to a
+        # peer not yet authenticated (§E.1).  When it asked for a client certificate, that
+        # data could be meant only for the certificate's holder: nothing is sent before the
+        # certificate (or its absence) has been checked and the client's Finished verified.
+        if self.handshake_complete:
+            return True
+        if self._cert_request is not None:
+            return False
+        return self.state in (WaitEndOfEarlyData, WaitClientFinished)
 
     def _ccs_allowed(self) -> bool:
         return self.state is not ServerStart

@@ -272,6 +272,9 @@ class Server12(Common12):
         if self._ems:
             exts.append(Extension(ET.extended_master_secret, X.Empty()))
         exts += extra
+        if self.config.lab_heartbeat is not None:
+            from .lab_faults import heartbeat_extensions  # LAB ONLY (RFC 6520 §2)
+            exts += heartbeat_extensions(self, ch)
         alpn = self.negotiated["alpn_protocol"]
         if alpn is not None:
             exts.append(Extension(ET.application_layer_protocol_negotiation,
@@ -298,6 +301,9 @@ class Server12(Common12):
         if issue:
             extra.append(Extension(ET.session_ticket, X.RawBody(data=b"")))
         sid = ch.legacy_session_id
+        if self.config.lab_ticketbleed:
+            from .lab_faults import ticketbleed_session_id  # LAB ONLY: CVE-2016-9244
+            sid = ticketbleed_session_id(self, sid, how)
         self._server_hello12(ch, suite, sid, extra)
         self._master = master
         self.resumed = True
@@ -396,7 +402,11 @@ class Server12(Common12):
         """RFC 5246 §7.4.7, §8.1: the premaster, then the (extended) master secret."""
         suite = self.suite12
         value = kx.parse_client_key_exchange(suite.kx, msg.body)
-        if suite.kx == KX_RSA:
+        if suite.kx == KX_RSA and self.config.lab_rsa_padding_oracle:
+            from .lab_faults import leaky_decrypt_premaster  # LAB ONLY: a ROBOT oracle
+            premaster = leaky_decrypt_premaster(self.config.private_key,
+                                                value.encrypted_pre_master_secret)
+        elif suite.kx == KX_RSA:
             premaster = kx.decrypt_premaster(self.config.private_key, value.encrypted_pre_master_secret,
                                              self.client_hello.legacy_version, self.provider)
         elif suite.kx.startswith("ECDHE"):

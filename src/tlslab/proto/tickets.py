@@ -12,9 +12,13 @@ CLI) hold them per server name.
 """
 from __future__ import annotations
 
+import contextlib
+import hmac
 import json
 import os
+import stat
 import struct
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -112,8 +116,15 @@ class TicketKeys:
             return None
         name, nonce, body = ticket[:self.NAME_LEN], ticket[self.NAME_LEN:self.NAME_LEN + 12], \
             ticket[self.NAME_LEN + 12:]
+        # a key lives for two rotation periods, measured by the clock the caller gives, not
+        # by when the next ticket happens to be sealed: a server that stops issuing tickets
+        # must still stop accepting old ones
+        oldest = int(now // self.rotation) - 1
         with self._lock:
-            candidates = [aead for (n, aead) in self._keys.values() if n == name]
+            for old in [p for p in self._keys if p < oldest]:
+                del self._keys[old]
+            candidates = [aead for p, (n, aead) in self._keys.items()
+                          if n == name and p <= oldest + 1]
         for aead in candidates:
             try:
                 return TicketState.decode(aead.decrypt(nonce, body, name))
@@ -158,6 +169,9 @@ class Session:
     received_at: float
     max_early_data: int = 0
     alpn: str | None = None
+    #: who checked the server when the ticket was earned (ClientConfig.verifier_id): a
+    #: session is only resumed by a client that would have checked it the same way
+    verifier: str = ""
 
     def expired(self, now: float) -> bool:
         return now > self.received_at + min(self.lifetime, MAX_TICKET_LIFETIME)
@@ -199,15 +213,21 @@ class TicketStore:
             del lst[:-self.per_server]
             self._saved()
 
-    def take(self, server_name: str, now: float, kind: type | None = None):
+    def take(self, server_name: str, now: float, kind: type | None = None,
+             verifier: str | None = None):
         """The newest unexpired session for ``server_name`` (of class ``kind``, default
-        TLS 1.3 :class:`Session`), removed from the store."""
+        TLS 1.3 :class:`Session`), removed from the store.  With ``verifier``, only a
+        session earned by a client that verified the server that same way (same trust
+        anchors, name check and client identity: ``ClientConfig.verifier_id``) is taken,
+        so a store shared with an ``insecure`` client never lets an unauthenticated
+        session be resumed as an authenticated one."""
         kind = kind or Session
         with self._lock:
             lst = self._by_name.get(server_name, [])
             lst[:] = [s for s in lst if not s.expired(now)]
             for i in range(len(lst) - 1, -1, -1):
-                if isinstance(lst[i], kind):
+                if isinstance(lst[i], kind) and (verifier is None or hmac.compare_digest(
+                        lst[i].verifier, verifier)):
                     s = lst.pop(i)
                     self._saved()
                     return s
@@ -220,29 +240,71 @@ class TicketStore:
         """Hook for persistent stores."""
 
 
+class TicketFileError(ValueError):
+    """The ticket file is not one tlslab may read or write (a symlink, not a regular file,
+    someone else's, or readable by others)."""
+
+
 class FileTicketStore(TicketStore):
     """A :class:`TicketStore` kept in a JSON file (used by ``tlslab connect --reconnect``).
 
-    The file holds resumption secrets: it is created with mode 0600.
+    The file holds resumption secrets, so it is handled like ssh handles its keys: it is
+    never followed through a symbolic link, must be a regular file owned by this user and
+    not readable by group or others (else :class:`TicketFileError`), and is rewritten by
+    creating a new 0600 file beside it and renaming it into place, so a crash never leaves
+    it half-written and a changed mode or a planted link never carries over.
     """
 
     def __init__(self, path: str, per_server: int = 4) -> None:
         super().__init__(per_server)
         self.path = path
+        raw = self._read()
         try:
-            with open(path) as f:
-                raw = json.load(f)
             for name, items in raw.items():
                 self._by_name[name] = [Session12.from_json(d) if d.get("kind") == "tls12"
                                        else Session.from_json(d) for d in items]
-        except (OSError, ValueError, TypeError, KeyError):
-            pass
+        except (AttributeError, ValueError, TypeError, KeyError):
+            self._by_name.clear()  # not our format: start afresh (rewritten on the next ticket)
+
+    def _read(self) -> dict:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            if os.path.islink(self.path):
+                raise TicketFileError(f"{self.path}: is a symbolic link; a ticket file must "
+                                      "be a regular file") from None
+            raise TicketFileError(f"{self.path}: cannot read: {e.strerror or e}") from None
+        with os.fdopen(fd) as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise TicketFileError(f"{self.path}: is not a regular file")
+            if hasattr(os, "getuid") and st.st_uid != os.getuid():
+                raise TicketFileError(f"{self.path}: belongs to another user (uid {st.st_uid})")
+            if st.st_mode & 0o077:
+                raise TicketFileError(
+                    f"{self.path}: mode {stat.S_IMODE(st.st_mode):04o} lets others read its "
+                    "resumption secrets; it must be 0600 (chmod 600, or delete it)")
+            try:
+                raw = json.load(f)
+            except (ValueError, UnicodeDecodeError):
+                return {}
+        return raw if isinstance(raw, dict) else {}
 
     def _saved(self) -> None:
         data = {k: [s.to_json() for s in v] for k, v in self._by_name.items()}
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        # mkstemp: O_EXCL and mode 0600, so nobody can have the new file open or planted
+        fd, tmp = tempfile.mkstemp(prefix=".tlslab-tickets-", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, self.path)  # rename: replaces a link itself, never its target
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 
@@ -261,6 +323,7 @@ class Session12:
     ems: bool
     received_at: float
     lifetime: int = 7200
+    verifier: str = ""  # as Session.verifier
 
     def expired(self, now: float) -> bool:
         return now > self.received_at + min(self.lifetime, 86400)
@@ -304,4 +367,4 @@ class SessionCache:
 
 
 __all__ = ["TicketState", "TicketKeys", "Session", "Session12", "SessionCache", "TicketStore",
-           "FileTicketStore", "MAX_TICKET_LIFETIME"]
+           "FileTicketStore", "TicketFileError", "MAX_TICKET_LIFETIME"]

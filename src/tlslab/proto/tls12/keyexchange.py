@@ -547,8 +547,19 @@ def encrypt_premaster(server_public_key, client_version: int, provider) -> tuple
     ``server_public_key`` may be the certificate.
     """
     pub = _rsa_public(server_public_key)
+    if pub.key_size < (PREMASTER_LEN + 11) * 8:
+        # RFC 8017 §7.2.1: a message of mLen bytes needs a modulus of mLen + 11 bytes; a
+        # smaller key (found by fuzzing) cannot carry the premaster at all
+        raise InsufficientSecurity(f"the server's RSA key of {pub.key_size} bits is too small "
+                                   f"for RSA key exchange (at least {(PREMASTER_LEN + 11) * 8} bits)")
     premaster = client_version.to_bytes(2, "big") + provider.random(PREMASTER_LEN - 2)
-    return pub.encrypt(premaster, padding.PKCS1v15()), premaster
+    try:
+        return pub.encrypt(premaster, padding.PKCS1v15()), premaster
+    except ValueError:
+        # OpenSSL refuses keys it cannot use (an even modulus, a bad exponent): the
+        # certificate is unusable, not our bug (found by fuzzing)
+        raise UnsupportedCertificate("the server's RSA public key cannot be used for "
+                                     "encryption (malformed modulus or exponent)") from None
 
 
 def decrypt_premaster(private_key: rsa.RSAPrivateKey, encrypted: bytes, client_version: int,
