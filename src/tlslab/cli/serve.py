@@ -27,6 +27,11 @@ from .main import app
 
 __all__ = ["serve", "http_handler"]
 
+#: ALPN protocols ``serve`` accepts when --alpn is not given (RFC 7301): what its page speaks
+DEFAULT_ALPN = ("http/1.1",)
+#: client connections ``serve`` holds at once unless --max-connections says otherwise
+DEFAULT_MAX_CONNECTIONS = 4096
+
 SERVE_EPILOG = """\
 [bold]Examples[/bold]
 
@@ -49,6 +54,8 @@ SERVE_EPILOG = """\
 Scenarios: ok, expired, not-yet-valid, wrong-host, no-san, self-signed, untrusted-root, missing-intermediate, sha1, rsa1024, wrong-eku; tls1.0-only, tls1.1-only, tls1.2-only, tls1.3-only; rsa-kx-only, dhe-only, 3des-only, no-common-group, pkcs1-only-tls13, ecdsa-cert-rsa-suites; client-cert-required, sni-required, alpn-strict.  A scenario sets some options itself (--cert always; --tls, --cipher, --group, --sigalg, --alpn or --client-ca for some): giving those too is an error.  TLS 1.0/1.1 and 3DES are never on by default: only in their scenarios or with an explicit --tls 1.0 / --cipher.
 
 Each client gets a page describing its handshake (like openssl s_server -www).  One log line per connection: the handshake's result, what the client offered (highest version, suite families, groups, SNI, ALPN, client certificate) and, when it failed, why, with the diagnosis code ("client offered TLS 1.2 at most; this server speaks only TLS 1.3 → protocol-version-mismatch").  --json-log FILE appends the same as one JSON object per line: time, peer, scenario, offered, outcome, negotiated, alert_sent, alert_received, code, explanation.
+
+Without --alpn the server chooses http/1.1 when a client offers it (its page speaks HTTP/1.x only; never h2), and refuses a client offering only other protocols (no_application_protocol, RFC 7301).  Under load: one event loop, no thread per client; a client has 10 s to complete its handshake and 30 s more to send its request; at --max-connections (lowered to what ulimit -n allows) a new client closes the least recently active one, so new clients are always accepted.
 
 Ctrl-C stops the server (exit 0).  Exit codes: 0 stopped cleanly (or listed); 1 cannot listen; 2 bad input (unknown scenario, conflicting options, unreadable files).
 """
@@ -95,12 +102,15 @@ def serve(
                                           help="Also write the CA certificate clients should trust to FILE."),
     json_log: Optional[Path] = typer.Option(None, "--json-log", metavar="FILE",
                                             help="Append one JSON object per connection to FILE."),
+    max_connections: int = typer.Option(DEFAULT_MAX_CONNECTIONS, "--max-connections", metavar="N",
+                                        help="Clients held at once; at the cap a new client closes "
+                                             "the least recently active one."),
 ) -> None:
     """Run a TLS server with a page about each handshake, or a broken one (--scenario)."""
     _run(_serve, host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
          client_ca, require_client_cert, early_data, prefer_client_order, tickets,
          scenario=scenario, list_scenarios=list_scenarios, json_out=json_out, ca_out=ca_out,
-         json_log=json_log)
+         json_log=json_log, max_connections=max_connections)
 
 
 class _Logger:
@@ -163,6 +173,9 @@ def _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, nam
     from ..proto.config import ServerConfig
     options = _server_options(tls, cipher, group, sigalg, alpn, keylog, hrr, client_ca,
                               require_client_cert, early_data, prefer_client_order, tickets)
+    # the page speaks HTTP/1.x only: without --alpn, choose http/1.1 when offered and never
+    # h2 (a client told h2 would talk HTTP/2 to it and fail, as curl does)
+    options["alpn_protocols"] = options["alpn_protocols"] or list(DEFAULT_ALPN)
     ca = None
     try:
         if cert is not None or key is not None:
@@ -300,7 +313,7 @@ def _list_scenarios(json_out: bool) -> None:
 def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
            client_ca=None, require_client_cert=False, early_data=0, prefer_client_order=False,
            tickets=2, *, scenario=None, list_scenarios=False, json_out=False, ca_out=None,
-           json_log=None) -> None:
+           json_log=None, max_connections=DEFAULT_MAX_CONNECTIONS) -> None:
     if list_scenarios or (scenario is not None and scenario.strip().lower() == "list"):
         _list_scenarios(json_out)
         return
@@ -312,6 +325,8 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
         _check_host_name(host, "--host")
     if not 0 <= port < 65536:
         raise UsageProblem(f"--port {port} out of range 0..65535")
+    if not 1 <= max_connections <= 1_000_000:
+        raise UsageProblem("--max-connections must be 1..1000000")
     names = ["localhost", "127.0.0.1", "::1"]
     if host not in names and host not in ("0.0.0.0", "::", ""):
         names.append(host)
@@ -321,7 +336,8 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
                         _given_options(cert, key, tls, cipher, group, sigalg, alpn, client_ca,
                                        require_client_cert),
                         (tls, cipher, group, sigalg, alpn, keylog, hrr, client_ca,
-                         require_client_cert, early_data, prefer_client_order, tickets))
+                         require_client_cert, early_data, prefer_client_order, tickets),
+                        max_connections)
         return
     if ca_out_path and cert is not None:
         raise UsageProblem("--ca-out writes the throwaway CA; with --cert the CA is yours")
@@ -330,13 +346,15 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
                                 tickets)
     json_file = _open_json_log(json_log)
     log = _Logger()
-    from ..io.blocking import make_server
+    from ..io.aio_server import AsyncTLSServer
     from ..lab.clientview import ServerExplainer, ServerProfile
+    from ..workbench.httppage import async_http_handler
     ca_path = _write_ca(ca) if ca is not None else None
     explainer = ServerExplainer(config, ServerProfile.from_config(config, ca_file=ca_path),
                                 json_log=json_file)
     try:
-        srv = make_server(host, port, config, http_handler, log=log, log_line=explainer)
+        srv = AsyncTLSServer(host, port, config, async_http_handler, log=log,
+                             log_line=explainer, max_connections=max_connections)
     except OSError as e:
         _remove(ca_path)
         raise Failure(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
@@ -359,6 +377,7 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
             features.append("client's order preferred")
         print(f"tlslab serve: listening on {shown}:{srv.port} ({', '.join(features)})")
         _legacy_warning(config)
+        _cap_warning(srv)
         if ca_path:
             print(f"throwaway certificate for {', '.join(names)}; its CA certificate: {ca_path}"
                   + (f" (also written to {ca_out_path})" if ca_out_path else ""))
@@ -367,6 +386,14 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
         print("Ctrl-C to stop", flush=True)
 
     _run_until_stopped(srv, lambda: _remove(ca_path), json_file, banner, log)
+
+
+def _cap_warning(srv) -> None:
+    """Say so when the file-descriptor limit holds the server below --max-connections."""
+    if srv.max_connections < srv.requested_connections:
+        print(f"note: at most {srv.max_connections} clients at once (the open-file limit, "
+              f"ulimit -n, allows no more); beyond, a new client closes the least recently "
+              "active one")
 
 
 def _legacy_warning(config) -> None:
@@ -394,11 +421,14 @@ def _write_file(path: str, data: bytes) -> None:
 
 def _run_until_stopped(srv, cleanup, json_file, banner, log) -> None:
     """Print the banner and serve until Ctrl-C / SIGTERM; clean up whatever happens (a
-    signal may come as soon as the banner says how to stop)."""
+    signal may come as soon as the banner says how to stop: the handler raising
+    KeyboardInterrupt covers the banner, the server's own handlers the serving)."""
     try:
         _stop_on_sigterm()
         banner()
-        srv.serve_forever(poll_interval=0.2)
+        if srv.serve_forever():
+            print("\nstopped", flush=True)
+        log(srv.summary())
     except KeyboardInterrupt:
         print("\nstopped", flush=True)
     finally:
@@ -412,8 +442,10 @@ def _run_until_stopped(srv, cleanup, json_file, banner, log) -> None:
                 pass
 
 
-def _serve_scenario(host, port, names, name, ca_out_path, json_log, given, plain) -> None:
-    from ..lab.scenarios import UnknownScenario, build_lab, conflicts, get_scenario, start_scenario_server
+def _serve_scenario(host, port, names, name, ca_out_path, json_log, given, plain,
+                    max_connections=DEFAULT_MAX_CONNECTIONS) -> None:
+    from ..lab.scenarios import (UnknownScenario, build_lab, conflicts, get_scenario,
+                                 make_async_scenario_server)
     (tls, cipher, group, sigalg, alpn, keylog, hrr, client_ca, require_client_cert, early_data,
      prefer_client_order, tickets) = plain
     try:
@@ -435,8 +467,10 @@ def _serve_scenario(host, port, names, name, ca_out_path, json_log, given, plain
     except ValueError as e:
         raise UsageProblem(f"--scenario {scenario.name}: {e}") from None
     try:
-        srv = start_scenario_server(lab, host, port, log=log, json_log=json_file)
+        srv = make_async_scenario_server(lab, host, port, log=log, json_log=json_file,
+                                         max_connections=max_connections)
     except OSError as e:
+        lab.close()
         raise Failure(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
     def banner() -> None:
@@ -450,6 +484,7 @@ def _serve_scenario(host, port, names, name, ca_out_path, json_log, given, plain
         versions = ", ".join(lab.config.version_names)
         print(f"tlslab serve: listening on {shown}:{srv.port} (scenario {scenario.name}: {versions})")
         _legacy_warning(lab.config)
+        _cap_warning(srv)
         print(f"scenario {scenario.name} ({scenario.category}): {scenario.summary}")
         for f in scenario.fails[:3]:
             print(f"  {f.client} fails: {lab.fill(f.error, url_host, srv.port)}")

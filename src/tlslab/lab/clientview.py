@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -325,8 +326,11 @@ class ClientReport:
         """The part of the log line after the engine's own words: ``client: ... | why: ...``."""
         parts = [f"client: {self.offer.text()}" if self.offer else "client: no ClientHello"]
         if self.ja4:
-            parts.append(f"ja4 {self.ja4}" + (f", looks like {self.looks_like}" if self.looks_like
-                                              else ", no close profile"))
+            if self.looks_like == NOT_COMPARED:
+                parts.append(f"ja4 {self.ja4}, {NOT_COMPARED}")
+            else:
+                parts.append(f"ja4 {self.ja4}" + (f", looks like {self.looks_like}"
+                                                  if self.looks_like else ", no close profile"))
         why = self.why()
         if why:
             label = "why" if self.outcome != "ok" else "note"
@@ -343,16 +347,77 @@ class ClientReport:
                                if n.get(k)} or None,
                 "alert_sent": self.alert_sent, "alert_received": self.alert_received,
                 "code": self.code, "explanation": self.explanation, "error": self.error,
-                "ja4": self.ja4, "looks_like": self.looks_like}
+                "ja4": self.ja4,
+                "looks_like": None if self.looks_like == NOT_COMPARED else self.looks_like}
 
 
 #: below this similarity a client is said to look like no known profile
 LOOKS_LIKE_THRESHOLD = 0.9
 
 
+#: ``looks_like`` when the comparison was skipped: too many unfamiliar ClientHellos at once
+NOT_COMPARED = "(not compared: too many unfamiliar clients at once)"
+#: comparisons with the library kept (by what the ClientHello offers), and how many new
+#: ones a second: one costs ~15 ms of CPU (difflib over ~30 profiles), which a server under
+#: load (tlslab serve's single event loop) cannot pay for every client
+_MATCHES_KEPT = 512
+_NEW_MATCHES_PER_SECOND = 10.0
+
+
+class _MatchCache:
+    """The closest-profile answers per kind of ClientHello, and a token bucket for new
+    ones (thread-safe: the threaded server explains clients from many threads)."""
+
+    def __init__(self) -> None:
+        import collections
+        import threading
+        self._answers: "collections.OrderedDict[tuple, str | None]" = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._tokens = _NEW_MATCHES_PER_SECOND
+        self._stamp = time.monotonic()
+
+    def get(self, key: tuple) -> tuple[bool, str | None]:
+        with self._lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return True, self._answers[key]
+            return False, None
+
+    def may_compute(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(_NEW_MATCHES_PER_SECOND,
+                               self._tokens + (now - self._stamp) * _NEW_MATCHES_PER_SECOND)
+            self._stamp = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+    def put(self, key: tuple, answer: str | None) -> None:
+        with self._lock:
+            self._answers[key] = answer
+            while len(self._answers) > _MATCHES_KEPT:
+                self._answers.popitem(last=False)
+
+
+_MATCHES = _MatchCache()
+
+
+def _offer_key(hello: Any, fp: str) -> tuple:
+    """What the comparison with the library depends on (extension order aside: Chrome
+    shuffles it on every connection, and it weighs little in the score)."""
+    from ..profiles import fingerprint as f
+    return (fp, tuple(f.suites(hello)), tuple(sorted(f.extension_types(hello))),
+            tuple(f.groups(hello)), tuple(f.signature_algorithms(hello)),
+            tuple(f.versions(hello)), tuple(f.alpn(hello)))
+
+
 def fingerprint_of(trace: Any) -> tuple[str | None, str | None]:
     """(JA4, the closest profile) of the ClientHello the server received, from the trace's
-    parsed message; (None, None) without one."""
+    parsed message; (None, None) without one.  The closest profile is remembered per kind
+    of ClientHello; past :data:`_NEW_MATCHES_PER_SECOND` unfamiliar ones a second it is
+    :data:`NOT_COMPARED`."""
     from ..profiles.fingerprint import closest_profiles, ja4
     hello = None
     for e in getattr(trace, "entries", []):
@@ -362,17 +427,29 @@ def fingerprint_of(trace: Any) -> tuple[str | None, str | None]:
         return None, None
     try:
         fp = ja4(hello).fingerprint
+        key = _offer_key(hello, fp)
+        known, answer = _MATCHES.get(key)
+        if known:
+            return fp, answer
+        if not _MATCHES.may_compute():
+            return fp, NOT_COMPARED
         best = closest_profiles(hello, _known_hellos(), limit=1)
     except Exception:  # a fingerprint is a courtesy: an odd hello must not break the log
         return None, None
+    answer = _looks_like(best)
+    _MATCHES.put(key, answer)
+    return fp, answer
+
+
+def _looks_like(best: list) -> str | None:
     if not best or best[0].similarity < LOOKS_LIKE_THRESHOLD:
-        return fp, None
+        return None
     m = best[0]
     if not m.exact:
-        return fp, f"{m.name} ({m.similarity:.2f} similar)"
+        return f"{m.name} ({m.similarity:.2f} similar)"
     others = list(getattr(m, "same_ja4", None) or [])
     more = f"; also {', '.join(others[:3])}{' …' if len(others) > 3 else ''}" if others else ""
-    return fp, f"{m.name} (same JA4{more})"
+    return f"{m.name} (same JA4{more})"
 
 
 _KNOWN: list | None = None
@@ -790,6 +867,24 @@ class ServerExplainer:
             error = None
             try:
                 handler(tls)
+            except Exception as e:  # the line below says what happened
+                error = e
+            log(self.line(format_peer(tls.peer), tls, None, after=_after_handshake(tls, error)))
+
+        return handle
+
+    def async_page_handler(self, handler: Any, log: Any) -> Any:
+        """:meth:`page_handler` for an asyncio server
+        (:class:`~tlslab.io.aio_server.AsyncTLSServer`): ``await handler(stream)``, followed
+        by the deferred line in ``log``."""
+        if not self.defer_success:
+            return handler
+
+        async def handle(tls: Any) -> None:
+            from ..io.blocking import format_peer
+            error = None
+            try:
+                await handler(tls)
             except Exception as e:  # the line below says what happened
                 error = e
             log(self.line(format_peer(tls.peer), tls, None, after=_after_handshake(tls, error)))

@@ -35,7 +35,8 @@ from .clientview import ServerExplainer, ServerProfile
 from .pki import make_pki
 
 __all__ = ["CAPTURED_WITH", "CATEGORIES", "ClientResult", "Lab", "SCENARIOS", "Scenario", "UnknownScenario",
-           "build_lab", "close_names", "conflicts", "get_scenario", "start_scenario_server"]
+           "build_lab", "close_names", "conflicts", "get_scenario", "start_scenario_server",
+           "make_async_scenario_server"]
 
 CATEGORIES = ("certificates", "protocol", "algorithms", "others", "vulnerabilities")
 
@@ -762,4 +763,26 @@ def start_scenario_server(name: str | Scenario | Lab, host: str = "127.0.0.1", p
     srv.lab = lab
     srv.explainer = explainer
     srv.close_lab = lab.close
+    return srv
+
+
+def make_async_scenario_server(lab: Lab, host: str = "127.0.0.1", port: int = 0, *,
+                               log: Callable[[str], Any] | None = None, json_log: Any = None,
+                               **server_options: Any):
+    """:func:`start_scenario_server` on the asyncio server that ``tlslab serve --scenario``
+    runs (:class:`~tlslab.io.aio_server.AsyncTLSServer`; ``server_options`` are its
+    keyword arguments).  The caller owns ``lab`` and closes it.  ``OSError`` if it cannot
+    listen."""
+    from ..io.aio_server import AsyncTLSServer
+    from ..workbench.httppage import async_http_handler
+
+    explainer = ServerExplainer(lab.config, lab.profile, json_log=json_log)
+    page_note = f"{lab.scenario.name}: {lab.scenario.summary}"
+    say = log or (lambda line: None)
+    handler = explainer.async_page_handler(
+        functools.partial(async_http_handler, scenario=page_note), say)
+    srv = AsyncTLSServer(host, port, lab.config, handler, log=say, log_line=explainer,
+                         **server_options)
+    srv.lab = lab
+    srv.explainer = explainer
     return srv

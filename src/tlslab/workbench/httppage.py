@@ -12,12 +12,35 @@ from typing import Any
 from .render import client_offer, connection_rows, safe_text
 
 __all__ = ["page_text", "build_response", "parse_request_head", "response_for_request",
-           "http_handler", "EARLY_SAFE_METHODS"]
+           "http_handler", "async_http_handler", "EARLY_SAFE_METHODS", "MAX_RESPONSE"]
 
 #: methods answered when the request arrived as 0-RTT early data, which an attacker can
 #: replay (RFC 8446 §8): the safe, idempotent ones.  Any other gets 425 Too Early
 #: (RFC 8470 §5.2), and the client sends it again after the handshake.
 EARLY_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+#: the whole answer (head and page) fits one TLS record (RFC 8446 §5.1: 2^14 bytes of
+#: plaintext), whatever the client sent: the page repeats its ClientHello, which may list
+#: thousands of suites or extensions, and its request line, which may be 64 KiB long
+MAX_RESPONSE = 1 << 14
+#: items of one offered list, and characters of one value, the page shows
+_MAX_ITEMS = 32
+_MAX_VALUE = 200
+
+
+def _clip(text: str, limit: int = _MAX_VALUE) -> str:
+    """``text`` cut to ``limit`` characters, saying how many more there were."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _clip_list(values) -> str:
+    """The first items of an offered list, saying how many more there were."""
+    values = [_clip(v, 64) for v in values]
+    shown = ", ".join(values[:_MAX_ITEMS])
+    return shown + (f", ... ({len(values) - _MAX_ITEMS} more)" if len(values) > _MAX_ITEMS else "")
 
 
 def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
@@ -34,7 +57,7 @@ def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
     if peer:
         lines.append(f"client:              {peer}")
     if request_line:
-        lines.append(f"request:             {request_line}"
+        lines.append(f"request:             {_clip(request_line)}"
                      + (" (sent as 0-RTT early data)" if request_early else ""))
     rows = [
         ("protocol version", n.get("version")),
@@ -57,7 +80,7 @@ def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
     for label, value in rows:
         head = label + ":"
         head = head.ljust(21) if len(head) < 21 else head + " "
-        lines.append(f"{head}{value if value is not None else '-'}")
+        lines.append(f"{head}{_clip(value) if value is not None else '-'}")
     if offer:
         lines += ["", "your ClientHello offered:"]
         for label, key in (("versions", "versions"), ("cipher suites", "cipher_suites"),
@@ -66,7 +89,7 @@ def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
                            ("extensions", "extensions")):
             values = offer.get(key)
             if values:
-                lines.append(f"  {label + ':':<23}{', '.join(map(str, values))}")
+                lines.append(f"  {label + ':':<23}{_clip_list(values)}")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines += ["", f"served by tlslab at {now}", ""]
     # the request line, SNI, ALPN and certificate names come from the client: no escape
@@ -81,12 +104,22 @@ def build_response(negotiated: dict, trace: Any = None, *, peer: str | None = No
     """A complete HTTP/1.1 response (``Connection: close``) carrying :func:`page_text`."""
     body = page_text(negotiated, trace, peer=peer, request_line=request_line,
                      scenario=scenario, request_early=request_early).encode("utf-8")
-    head = (f"HTTP/1.1 {status}\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\n"
-            "Connection: close\r\n"
-            "Server: tlslab\r\n"
-            "\r\n").encode("ascii")
+
+    def head_for(body: bytes) -> bytes:
+        return (f"HTTP/1.1 {status}\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                "Connection: close\r\n"
+                "Server: tlslab\r\n"
+                "\r\n").encode("ascii")
+
+    head = head_for(body)
+    if len(head) + len(body) > MAX_RESPONSE:
+        # the lists are clipped already; this is the backstop: cut at a line boundary
+        note = b"\n(page cut to fit one TLS record)\n"
+        room = MAX_RESPONSE - len(head) - len(note)
+        body = body[:body.rfind(b"\n", 0, room) + 1] + note
+        head = head_for(body)
     return head if head_only else head + body
 
 
@@ -122,10 +155,11 @@ def response_for_request(request: bytes, negotiated: dict, trace: Any = None, *,
     method, target, version = head
     if early and method not in EARLY_SAFE_METHODS:
         return _error_response("425 Too Early",
-                               f"{method} arrived as 0-RTT early data, which can be replayed: "
-                               "send it again after the handshake (RFC 8470)")
+                               f"{_clip(method, 32)} arrived as 0-RTT early data, which can be "
+                               "replayed: send it again after the handshake (RFC 8470)")
     if method not in ("GET", "HEAD"):
-        return _error_response("405 Method Not Allowed", f"{method} is not supported; use GET")
+        return _error_response("405 Method Not Allowed",
+                               f"{_clip(method, 32)} is not supported; use GET")
     return build_response(negotiated, trace, peer=peer,
                           request_line=f"{method} {target} {version}",
                           head_only=method == "HEAD", scenario=scenario,
@@ -157,3 +191,27 @@ def http_handler(tls_sock, scenario: str | None = None) -> None:
     tls_sock.send(response_for_request(bytes(data), tls_sock.negotiated, tls_sock.trace,
                                        peer=format_peer(tls_sock.peer), scenario=scenario,
                                        early=early))
+
+
+async def async_http_handler(stream, scenario: str | None = None) -> None:
+    """:func:`http_handler` for an :class:`~tlslab.io.aio.AsyncTLSStream` (what
+    ``tlslab serve`` runs on its asyncio server): one request head read, the page answered.
+
+    The server's idle deadline bounds the whole exchange (reads raise ``TimeoutError``),
+    so a client dripping its request a byte at a time cannot hold the connection longer."""
+    from ..io.blocking import format_peer
+
+    data = bytearray()
+    early = False
+    while b"\r\n\r\n" not in data and b"\n\n" not in data and len(data) < 65536:
+        chunk = await stream.read(65536)
+        if not chunk:
+            break
+        early = early or bool(getattr(stream, "last_read_early", False))
+        data += chunk
+    if not data:
+        return
+    stream.write(response_for_request(bytes(data), stream.negotiated, stream.trace,
+                                      peer=format_peer(getattr(stream, "peer", None)),
+                                      scenario=scenario, early=early))
+    await stream.drain()
