@@ -213,3 +213,23 @@ def test_session_from_an_insecure_client_is_not_resumed_by_a_verifying_one(pki, 
     assert pair.client.error is not None and pair.client.error.alert.name in (
         "unknown_ca", "bad_certificate")
     assert pair.client.negotiated.get("resumed") is not True
+
+
+# -- a finished connection is freed by reference counting, not by the cyclic collector -----
+@pytest.mark.parametrize("version", ["TLS 1.3", "TLS 1.2"])
+def test_connections_are_not_reference_cycles(pki, version):
+    """The key schedule used to hold a bound method of its connection: every connection was
+    a cycle, and a server with thousands of them stalled in full collections."""
+    import gc
+    import weakref
+    pair = MemoryPair(ClientConnection(pki_client_config(pki, versions=[version])),
+                      ServerConnection(pki_server_config(pki)))
+    pair.handshake()
+    assert pair.client.handshake_complete
+    refs = (weakref.ref(pair.client), weakref.ref(pair.server))
+    gc.disable()
+    try:
+        del pair
+        assert [r() is None for r in refs] == [True, True]
+    finally:
+        gc.enable()
