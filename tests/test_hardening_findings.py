@@ -233,3 +233,30 @@ def test_connections_are_not_reference_cycles(pki, version):
         assert [r() is None for r in refs] == [True, True]
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("with_flag", [False, True])
+def test_serve_key_log_is_explicit_and_loud(tmp_path, with_flag):
+    """serve ignores SSLKEYLOGFILE (with a note) and announces --keylog on stderr."""
+    import signal
+    import subprocess
+    import sys
+    env_file = tmp_path / "env.log"
+    flag_file = tmp_path / "flag.log"
+    env = dict(os.environ, SSLKEYLOGFILE=str(env_file))
+    cmd = [sys.executable, "-m", "tlslab", "serve", "--port", "0"]
+    if with_flag:
+        cmd += ["--keylog", str(flag_file)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        line = proc.stdout.readline()  # the banner: the notices were printed before it
+        assert "listening on" in line
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    if with_flag:
+        assert "warning: writing the TLS secrets" in err and str(flag_file) in err
+    else:
+        assert "SSLKEYLOGFILE is set but serve ignores it" in err
+    assert not env_file.exists()

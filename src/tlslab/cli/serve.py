@@ -331,6 +331,7 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
     if host not in names and host not in ("0.0.0.0", "::", ""):
         names.append(host)
     ca_out_path = _check_out_file(ca_out, "--ca-out")
+    _keylog_notice(keylog)
     if scenario is not None:
         _serve_scenario(host, port, names, scenario, ca_out_path, json_log,
                         _given_options(cert, key, tls, cipher, group, sigalg, alpn, client_ca,
@@ -386,6 +387,20 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
         print("Ctrl-C to stop", flush=True)
 
     _run_until_stopped(srv, lambda: _remove(ca_path), json_file, banner, log)
+
+
+def _keylog_notice(keylog: Optional[Path]) -> None:
+    """A server's key log is explicit and loud: --keylog is announced on stderr, and an
+    SSLKEYLOGFILE left in the environment is ignored, with a note saying so (the engine's
+    ServerConfig honours it only when asked: ``sslkeylogfile=True``)."""
+    import os
+    if keylog is not None:
+        print(f"warning: writing the TLS secrets of every connection to {keylog} (--keylog): "
+              "whoever can read that file can decrypt all of this server's traffic",
+              file=sys.stderr, flush=True)
+    elif os.environ.get("SSLKEYLOGFILE"):
+        print("note: SSLKEYLOGFILE is set but serve ignores it; to log this server's secrets, "
+              "ask for it with --keylog FILE", file=sys.stderr, flush=True)
 
 
 def _cap_warning(srv) -> None:
