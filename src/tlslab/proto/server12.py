@@ -317,6 +317,8 @@ class Server12(Common12):
         self.negotiated["encrypt_then_mac"] = self._etm
         self._issue_ticket = ch.ext(ET.session_ticket) is not None and cfg.tickets > 0
         extra = []
+        if suite.kx.startswith("ECDHE"):
+            X.check_point_formats(ch.ext(ET.ec_point_formats))
         if suite.kx.startswith("ECDHE") and ch.ext(ET.ec_point_formats) is not None:
             extra.append(Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
         if self._etm:
