@@ -16,9 +16,10 @@ DEFAULT_CIPHER_SUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
                          "TLS_CHACHA20_POLY1305_SHA256"]
 DEFAULT_GROUPS = ["x25519", "secp256r1", "secp384r1", "x448", "ffdhe2048"]
 #: groups a server accepts by default beyond DEFAULT_GROUPS (last in its preference): a
-#: client that offers only P-521 is answered rather than refused (RFC 8446 §4.2.7 lists it;
-#: tlsfuzzer expects it).  Clients do not offer it by default (profiles/data/default.toml).
-SERVER_EXTRA_GROUPS = ["secp521r1"]
+#: client that offers only P-521 or a larger RFC 7919 group is answered rather than refused
+#: (RFC 8446 §4.2.7 lists them; OpenSSL 3 servers accept them by default; tlsfuzzer expects
+#: them).  Clients do not offer them by default (profiles/data/default.toml).
+SERVER_EXTRA_GROUPS = ["secp521r1", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192"]
 # groups the client sends a key share for when none is configured
 DEFAULT_KEY_SHARE_GROUPS = ["x25519"]
 DEFAULT_SIGNATURE_ALGORITHMS = [
