@@ -245,6 +245,12 @@ class Connection:
                 return
             header, fragment = rec
             self._handle_record(header, fragment)
+            if self._pending_hs:
+                # the flight this record completed goes out even if a later record in the
+                # same input fails: RFC 8446 Appendix D.3 / tlsfuzzer expect a TLS 1.2
+                # ServerHello flight before the alert for 0-RTT data that follows the
+                # ClientHello; only a flight cut short by the failure itself is dropped
+                self._flush_handshake()
 
     def _handle_record(self, header: bytes, fragment: bytes) -> None:
         ctype = header[0]
