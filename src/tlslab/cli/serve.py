@@ -165,6 +165,8 @@ def _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, nam
                               require_client_cert, early_data, prefer_client_order, tickets)
     ca = None
     try:
+        from ..lab.serve_http import serve_alpn
+        options["alpn_protocols"] = serve_alpn(options["alpn_protocols"])  # the page is HTTP/1.x
         if cert is not None or key is not None:
             if cert is None or key is None:
                 raise UsageProblem("--cert and --key go together")

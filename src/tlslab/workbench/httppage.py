@@ -14,6 +14,14 @@ from .render import client_offer, connection_rows, safe_text
 __all__ = ["page_text", "build_response", "parse_request_head", "response_for_request",
            "http_handler", "EARLY_SAFE_METHODS"]
 
+#: the whole response fits one TLS record (RFC 8446 §5.1 and RFC 5246 §6.2.1: at most 2^14
+#: plaintext bytes), however large the ClientHello it describes: a client that reads one
+#: record and closes (tlsfuzzer does) must not find a second one waiting
+MAX_RESPONSE = 2 ** 14
+#: values shown per "your ClientHello offered" line; a ClientHello may carry thousands
+MAX_LISTED = 32
+_TRUNCATED = "\n[page shortened to fit one TLS record]\n"
+
 #: methods answered when the request arrived as 0-RTT early data, which an attacker can
 #: replay (RFC 8446 §8): the safe, idempotent ones.  Any other gets 425 Too Early
 #: (RFC 8470 §5.2), and the client sends it again after the handshake.
@@ -66,7 +74,10 @@ def page_text(negotiated: dict, trace: Any = None, *, peer: str | None = None,
                            ("extensions", "extensions")):
             values = offer.get(key)
             if values:
-                lines.append(f"  {label + ':':<23}{', '.join(map(str, values))}")
+                shown = ", ".join(map(str, values[:MAX_LISTED]))
+                if len(values) > MAX_LISTED:
+                    shown += f", ... ({len(values) - MAX_LISTED} more)"
+                lines.append(f"  {label + ':':<23}{shown}")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines += ["", f"served by tlslab at {now}", ""]
     # the request line, SNI, ALPN and certificate names come from the client: no escape
@@ -81,12 +92,20 @@ def build_response(negotiated: dict, trace: Any = None, *, peer: str | None = No
     """A complete HTTP/1.1 response (``Connection: close``) carrying :func:`page_text`."""
     body = page_text(negotiated, trace, peer=peer, request_line=request_line,
                      scenario=scenario, request_early=request_early).encode("utf-8")
-    head = (f"HTTP/1.1 {status}\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\n"
-            "Connection: close\r\n"
-            "Server: tlslab\r\n"
-            "\r\n").encode("ascii")
+
+    def head_for(n: int) -> bytes:
+        return (f"HTTP/1.1 {status}\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Length: {n}\r\n"
+                "Connection: close\r\n"
+                "Server: tlslab\r\n"
+                "\r\n").encode("ascii")
+
+    room = MAX_RESPONSE - len(head_for(MAX_RESPONSE))
+    if len(body) > room:  # long SNI, request line, ... even with the lists shortened
+        note = _TRUNCATED.encode("ascii")
+        body = body[:room - len(note)].decode("utf-8", "ignore").encode("utf-8") + note
+    head = head_for(len(body))
     return head if head_only else head + body
 
 
