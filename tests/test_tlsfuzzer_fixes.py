@@ -256,3 +256,59 @@ def test_page_with_huge_request_line_is_cut_to_one_record():
     assert len(response) <= MAX_RESPONSE
     assert f"Content-Length: {len(body)}".encode() in head
     assert body.endswith(b"[page shortened to fit one TLS record]\n")
+
+
+# --------------------------------------------------------------------------- CCM suites
+
+@pytest.mark.parametrize("suite", ["TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"])
+def test_ccm_suites_when_named(pki, suite):
+    """RFC 8446 §B.4: the CCM suites work when a configuration names them (on both sides)."""
+    pair = connect(client_config(pki, versions=["TLS 1.3"], cipher_suites=[suite]),
+                   server_config(pki, cipher_suites=["TLS_AES_128_GCM_SHA256", suite]))
+    check_ok(pair, "TLS 1.3")
+    assert pair.server.negotiated["cipher_suite"] == suite
+
+
+def test_ccm_suites_are_not_enabled_by_default(pki):
+    from tlslab.proto.config import ServerConfig
+    cfg = server_config(pki)
+    assert 0x1304 not in cfg.suites13 and 0x1305 not in cfg.suites13
+    assert isinstance(cfg, ServerConfig)
+    server_refuses(client_config(pki, versions=["TLS 1.3"],
+                                 cipher_suites=["TLS_AES_128_CCM_SHA256"]),
+                   server_config(pki), None, AD.handshake_failure)
+
+
+def test_ccm8_tamper_is_bad_record_mac(pki):
+    """The 8-byte tag is checked: a flipped tag byte is bad_record_mac."""
+    suite = "TLS_AES_128_CCM_8_SHA256"
+    pair = connect(client_config(pki, versions=["TLS 1.3"], cipher_suites=[suite]),
+                   server_config(pki, cipher_suites=[suite]))
+    check_ok(pair, "TLS 1.3")
+    pair.client.send_application_data(b"hello")
+    rec = bytearray(pair.client.data_to_send())
+    assert len(rec) == 5 + 5 + 1 + 8
+    rec[-1] ^= 1
+    pair.server.receive_data(bytes(rec))
+    assert pair.server.error is not None and pair.server.error.alert == AD.bad_record_mac
+
+
+# --------------------------------------------------------------------------- TLS 1.2-only extensions
+
+@pytest.mark.parametrize("ext_type", [ET.encrypt_then_mac, ET.extended_master_secret])
+def test_tls12_only_extension_with_body_ignored_in_tls13(pki, ext_type):
+    """RFC 8446 §4.2: TLS 1.3 does not use them, so their body does not matter there."""
+    def edit(ch):
+        drop_ext(ch, ext_type)
+        ch.extensions.insert(0, Extension(ext_type, data=b"\x17" * 22))
+    check_ok(connect(client_config(pki, versions=["TLS 1.3"]), server_config(pki), edit), "TLS 1.3")
+
+
+@pytest.mark.parametrize("ext_type", [ET.encrypt_then_mac, ET.extended_master_secret])
+def test_tls12_only_extension_with_body_is_decode_error_in_tls12(pki, ext_type):
+    """RFC 7366 §2, RFC 7627 §5.1: the extension_data is empty."""
+    def edit(ch):
+        drop_ext(ch, ext_type)
+        ch.extensions.insert(0, Extension(ext_type, data=b"\x01"))
+    server_refuses(client_config(pki, versions=["TLS 1.2"]), server_config(pki), edit,
+                   AD.decode_error)

@@ -266,9 +266,10 @@ class Connection:
             ctype, fragment = self._read_prot.open(header, fragment)
             protected = True
         elif self._read_prot is not None and ctype == ContentType.application_data:
-            if len(fragment) - 16 > self._receive_limit:
+            if len(fragment) - self._read_prot.tag_len > self._receive_limit:
                 # RFC 8449 §4: TLSInnerPlaintext larger than the limit we advertised
-                raise RecordOverflow(f"protected record with {len(fragment) - 16} bytes of inner plaintext "
+                raise RecordOverflow(f"protected record with {len(fragment) - self._read_prot.tag_len} "
+                                     "bytes of inner plaintext "
                                      f"exceeds our record_size_limit {self._receive_limit}")
             if self._skip_early_budget:
                 try:

@@ -272,13 +272,12 @@ BODIES: dict[tuple[int, Any], type[Struct]] = {
 
 #: ClientHello extensions a server acts on (RFC 8446 §4.2, RFC 5246 §7.4.1.4 and the
 #: extension RFCs): their bodies must parse, or the handshake ends with decode_error.
-#: ec_point_formats is not here: only TLS 1.2 uses it (RFC 8422 §5.1.2), so it is parsed
-#: leniently and the TLS 1.2 server checks it (:func:`check_point_formats`); TLS 1.3
-#: ignores it (RFC 8446 §4.2: not used in TLS 1.3).
+#: The TLS 1.2-only ones (ec_point_formats, encrypt_then_mac, extended_master_secret) are
+#: not here: a TLS 1.3 server ignores them (RFC 8446 §4.2), so they are parsed leniently
+#: and the TLS 1.2 server checks them (:func:`check_tls12_only`, :func:`check_point_formats`).
 NEGOTIATED_IN_CH = frozenset({
     ET.server_name, ET.supported_groups, ET.signature_algorithms,
-    ET.application_layer_protocol_negotiation, ET.encrypt_then_mac, ET.extended_master_secret,
-    ET.record_size_limit, ET.session_ticket, ET.pre_shared_key, ET.early_data,
+    ET.application_layer_protocol_negotiation, ET.record_size_limit, ET.session_ticket, ET.pre_shared_key, ET.early_data,
     ET.supported_versions, ET.cookie, ET.psk_key_exchange_modes,
     ET.post_handshake_auth, ET.key_share, ET.renegotiation_info, ET.padding,
 })
@@ -292,6 +291,18 @@ def lenient(ext_type: int, context: str | None) -> bool:
     not abort the handshake when its body is not what we expect (it may be a newer draft,
     or a value in the unassigned space a client uses as it likes)."""
     return context == CH and ext_type not in NEGOTIATED_IN_CH
+
+
+#: empty-bodied extensions only TLS 1.2 negotiates (RFC 7366 §2, RFC 7627 §5.1)
+TLS12_ONLY_EMPTY = (ET.encrypt_then_mac, ET.extended_master_secret)
+
+
+def check_tls12_only(extensions: "list[Extension] | None") -> None:
+    """For a TLS 1.2 server: encrypt_then_mac and extended_master_secret "MUST be empty"
+    (RFC 7366 §2, RFC 7627 §5.1); one with a body is decode_error."""
+    for e in extensions or ():
+        if e.type in TLS12_ONLY_EMPTY and e.value is None:
+            raise DecodeError(f"{e.name} extension must be empty, has {len(e.data)} bytes")
 
 
 def check_point_formats(ext: "Extension | None") -> None:

@@ -138,6 +138,7 @@ class Server12(Common12):
                                         f"supports {VERSION_NAMES[cfg.max_version]} (RFC 7507)")
         if b"\x00" not in ch.legacy_compression_methods:
             raise IllegalParameter("ClientHello does not offer the null compression method")
+        X.check_tls12_only(ch.extensions)
         ri = ch.ext_value(ET.renegotiation_info)
         if ri is not None and ri.renegotiated_connection != b"":
             raise HandshakeFailure("renegotiation_info is not empty on the initial handshake (RFC 5746 §3.6)")
