@@ -312,3 +312,88 @@ def test_tls12_only_extension_with_body_is_decode_error_in_tls12(pki, ext_type):
         ch.extensions.insert(0, Extension(ext_type, data=b"\x01"))
     server_refuses(client_config(pki, versions=["TLS 1.2"]), server_config(pki), edit,
                    AD.decode_error)
+
+
+# --------------------------------------------------------------------------- TLS 1.2 choices
+
+def test_tls12_ecdhe_without_supported_groups_uses_p256(pki):
+    """RFC 8422 §4: without supported_groups the server picks a curve; P-256 is the one
+    every ECC client has (§5.1.1), where x25519 would break an old client."""
+    from test_conformance import make_pair
+    pair = make_pair(client_config(pki, versions=["TLS 1.2"]), server_config(pki),
+                     lambda ch: drop_ext(ch, ET.supported_groups))
+    pair.server.receive_data(pair.client.data_to_send())
+    assert pair.server.error is None and pair.server.data_to_send()
+    assert pair.server.negotiated["group"] == "secp256r1"
+
+
+def test_tls12_ffdhe_groups_listed_none_common_is_insufficient_security(pki):
+    """RFC 7919 §4: FFDHE groups listed (any of 256..511), none acceptable, no other suite:
+    insufficient_security."""
+    def edit(ch):
+        replace_ext(ch, Extension(ET.supported_groups, NamedGroupList(named_group_list=[0x01FC])))
+    server_refuses(client_config(pki, versions=["TLS 1.2"],
+                                 cipher_suites=["TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"]),
+                   server_config(pki), edit, AD.insufficient_security)
+
+
+@pytest.mark.parametrize("group", ["ffdhe4096", "ffdhe8192"])
+def test_tls12_dhe_with_large_ffdhe_group(pki, group):
+    pair = connect(client_config(pki, versions=["TLS 1.2"], groups=[group],
+                                 cipher_suites=["TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"]),
+                   server_config(pki))
+    check_ok(pair, "TLS 1.2")
+    assert pair.server.negotiated["group"] == group
+
+
+def test_tls12_malformed_change_cipher_spec_is_unexpected_message(pki):
+    """A CCS other than the single byte 1: unexpected_message (RFC 8446 §5's rule; RFC 5246
+    names no alert)."""
+    from test_conformance import make_pair
+    pair = make_pair(client_config(pki, versions=["TLS 1.2"]), server_config(pki))
+    pair.server.receive_data(pair.client.data_to_send())
+    pair.client.receive_data(pair.server.data_to_send())
+    pair.server.receive_data(b"\x14\x03\x03\x00\x02\x01\x01")
+    assert pair.server.error is not None and pair.server.error.alert == AD.unexpected_message
+
+
+def test_tls12_session_id_resumption_without_its_suite_is_illegal_parameter(pki):
+    """RFC 5246 §7.4.1.2: a ClientHello resuming a session MUST offer that session's suite."""
+    from tlslab.proto.client import ClientConnection
+    scfg = server_config(pki, tickets=0)
+    ccfg = client_config(pki, versions=["TLS 1.2"], cipher_suites=["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                                                                   "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"])
+    first = connect(ccfg, scfg)
+    check_ok(first, "TLS 1.2")
+    session_id = first.server.negotiated.get("session_id") or first.server._session_id
+    assert session_id
+
+    def edit(ch):
+        ch.legacy_session_id = session_id
+        ch.cipher_suites = [c for c in ch.cipher_suites if c != 0xC02F]
+    assert isinstance(first.client, ClientConnection)
+    server_refuses(ccfg, scfg, edit, AD.illegal_parameter)
+
+
+# --------------------------------------------------------------------------- message types
+
+@pytest.mark.parametrize("msg_type", [11, 20, 15])  # Certificate, Finished, CertificateVerify
+def test_wrong_message_type_first_is_unexpected_message_even_if_malformed(pki, msg_type):
+    """RFC 8446 §6.2 / RFC 5246 §7.2.2: a message type the state does not allow is
+    unexpected_message, whatever its (here malformed) body holds."""
+    from tlslab.proto.server import ServerConnection
+    server = ServerConnection(server_config(pki))
+    body = b"\x00\x05\xff\xff\xff\xff\xff" + bytes(40)
+    msg = bytes([msg_type]) + len(body).to_bytes(3, "big") + body
+    server.receive_data(b"\x16\x03\x01" + len(msg).to_bytes(2, "big") + msg)
+    assert server.error is not None and server.error.alert == AD.unexpected_message
+
+
+def test_server_accepts_secp256r1mlkem768_by_default(pki):
+    from tlslab.proto.groups import HAVE_MLKEM
+    if not HAVE_MLKEM:
+        pytest.skip("this cryptography has no ML-KEM")
+    pair = connect(client_config(pki, versions=["TLS 1.3"], groups=["SecP256r1MLKEM768"]),
+                   server_config(pki))
+    check_ok(pair, "TLS 1.3")
+    assert pair.server.negotiated["group"] == "SecP256r1MLKEM768"

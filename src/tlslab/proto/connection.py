@@ -355,8 +355,10 @@ class Connection:
         """RFC 5246 §7.1: ChangeCipherSpec switches the read side to the pending state;
         it is allowed only where the state machine expects it."""
         if fragment != b"\x01":
-            # RFC 5246 §7.1: the message is the single byte 1; anything else is malformed
-            raise DecodeError(f"invalid change_cipher_spec message {fragment.hex()}")
+            # RFC 5246 §7.1: the message is the single byte 1.  RFC 5246 names no alert for
+            # another value; RFC 8446 §5 says unexpected_message for the same record in TLS
+            # 1.3, and TLS 1.2 stacks (tlslite-ng, tlsfuzzer's expectation) answer the same
+            raise UnexpectedMessage(f"invalid change_cipher_spec message {fragment.hex()}")
         nxt = getattr(self.state, "after_ccs", None)
         if nxt is None or self._pending_read is None:
             raise UnexpectedMessage(f"ChangeCipherSpec received in state {self.state.name}")
@@ -415,6 +417,17 @@ class Connection:
 
     # -- handshake in --------------------------------------------------------------
     def _handle_handshake(self, raw: bytes) -> None:
+        state = self.state
+        ignored_hello_request = (self.tls12 and raw[0] == HandshakeType.hello_request
+                                 and self.is_client and not self.handshake_complete)
+        if raw[0] not in state.expects and not ignored_hello_request:
+            # RFC 8446 §6.2 / RFC 5246 §7.2.2: a message type this state does not allow is
+            # unexpected_message whatever its body holds, so it is refused before parsing
+            # (a malformed body would otherwise turn it into a decode_error)
+            wanted = ", ".join(name_of(HandshakeType, t) for t in sorted(state.expects)) or "nothing"
+            self.trace.add("message", "received", name_of(HandshakeType, raw[0]), raw=raw)
+            raise UnexpectedMessage(f"{name_of(HandshakeType, raw[0])} received in state "
+                                    f"{state.name} (expected {wanted})")
         if self.tls12:
             from .messages12 import parse_message12
             msg = parse_message12(raw, self.version)
@@ -431,10 +444,6 @@ class Connection:
             self.trace.add("message", "received", msg.name, raw=raw, message=msg)
             if self.handshake_complete:
                 self._post_handshake_traced += 1
-        state = self.state
-        if msg.msg_type not in state.expects:
-            wanted = ", ".join(name_of(HandshakeType, t) for t in sorted(state.expects)) or "nothing"
-            raise UnexpectedMessage(f"{msg.name} received in state {state.name} (expected {wanted})")
         nxt = state.handle(self, msg)
         self._move(nxt)
 
