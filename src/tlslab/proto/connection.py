@@ -425,9 +425,10 @@ class Connection:
             # unexpected_message whatever its body holds, so it is refused before parsing
             # (a malformed body would otherwise turn it into a decode_error)
             wanted = ", ".join(name_of(HandshakeType, t) for t in sorted(state.expects)) or "nothing"
-            self.trace.add("message", "received", name_of(HandshakeType, raw[0]), raw=raw)
-            raise UnexpectedMessage(f"{name_of(HandshakeType, raw[0])} received in state "
-                                    f"{state.name} (expected {wanted})")
+            msg = self._parse_for_trace(raw)
+            name = msg.name if msg is not None else name_of(HandshakeType, raw[0])
+            self.trace.add("message", "received", name, raw=raw, message=msg)
+            raise UnexpectedMessage(f"{name} received in state {state.name} (expected {wanted})")
         if self.tls12:
             from .messages12 import parse_message12
             msg = parse_message12(raw, self.version)
@@ -446,6 +447,16 @@ class Connection:
                 self._post_handshake_traced += 1
         nxt = state.handle(self, msg)
         self._move(nxt)
+
+    def _parse_for_trace(self, raw: bytes):
+        """The message, parsed for the trace only (None if its body does not parse)."""
+        try:
+            if self.tls12:
+                from .messages12 import parse_message12
+                return parse_message12(raw, self.version)
+            return parse_message(raw)
+        except TLSError:
+            return None
 
     def _move(self, nxt: type[State]) -> None:
         if nxt is self.state:

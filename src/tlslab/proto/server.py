@@ -696,7 +696,6 @@ def _legacy_name(v: int) -> str:
     return VERSION_NAMES.get(v, f"0x{v:04x}") + " only"
 
 
-
 def _refuse_obsolete_groups(sg, ks) -> None:
     """RFC 8446 §4.2.7: groups in the obsolete_RESERVED ranges "MUST NOT be offered or
     negotiated by TLS 1.3 implementations".  A ClientHello that offers TLS 1.3 with one in
@@ -715,14 +714,15 @@ def _refuse_fallback(ch: ClientHello, sv, cfg: ServerConfig) -> None:
     highest is answered with inappropriate_fallback, also when that version is one the
     server does not speak at all: the alert tells the client its retry was a downgrade
     (an attack, or a broken middlebox), where protocol_version would invite another."""
-    if 0x5600 not in ch.cipher_suites:  # TLS_FALLBACK_SCSV
+    if CipherSuite.TLS_FALLBACK_SCSV not in ch.cipher_suites:
         return
     real = [v for v in (sv.versions if sv is not None else [ch.legacy_version])
-            if 0x0300 <= v <= 0x0304]
+            if 0x0300 <= v <= 0x0304]  # GREASE and drafts are not versions offered
     client_max = max(real, default=ch.legacy_version)
     if client_max < cfg.max_version:
-        raise InappropriateFallback(f"client signalled a fallback (TLS_FALLBACK_SCSV) offering "
-                                    f"at most {VERSION_NAMES.get(client_max, hex(client_max))}, but the server supports "
+        theirs = VERSION_NAMES.get(client_max, f"0x{client_max:04x}")
+        raise InappropriateFallback(f"client signalled a fallback (TLS_FALLBACK_SCSV) offering at "
+                                    f"most {theirs}, but the server supports "
                                     f"{VERSION_NAMES[cfg.max_version]} (RFC 7507 §3)")
 
 
