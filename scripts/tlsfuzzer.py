@@ -468,46 +468,47 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def _log_name(entry: Entry) -> str:
+    return entry.name.replace(" ", "_").replace("/", "_")
+
+
 def run_entry(entry: Entry, port: int, fuzzer: Path, fuzzer_python: str, tlslab_python: str,
               logs: Path | None) -> Result:
+    """Start ``tlslab serve`` for ``entry``, run its script against it, stop the server."""
+    start = time.monotonic()
+    result = _run_entry(entry, port, fuzzer, fuzzer_python, tlslab_python, logs)
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def _run_entry(entry: Entry, port: int, fuzzer: Path, fuzzer_python: str, tlslab_python: str,
+               logs: Path | None) -> Result:
     tests = fuzzer / "tests"
     serve_args = [fill(a, tests) for a in SERVERS[entry.server]]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    log_file = open(logs / f"{entry.name.replace(' ', '_').replace('/', '_')}.serve.log", "w") \
-        if logs else subprocess.DEVNULL
+    serve_log = open(logs / f"{_log_name(entry)}.serve.log", "w") if logs else subprocess.DEVNULL
     server = subprocess.Popen([tlslab_python, "-m", "tlslab", "serve", "--host", "127.0.0.1",
                                "--port", str(port)] + serve_args,
-                              stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    start = time.monotonic()
+                              stdout=serve_log, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
     try:
         if not wait_port(port, server):
-            r = Result(entry.name, failed=1, error="tlslab serve did not start")
-            return r
+            return Result(entry.name, failed=1, error="tlslab serve did not start")
         cmd = [fuzzer_python, str(fuzzer / "scripts" / f"{entry.script}.py"),
                "-h", "127.0.0.1", "-p", str(port)] + [fill(a, tests) for a in entry.argv()]
         try:
             out = subprocess.run(cmd, cwd=fuzzer, env=dict(os.environ, PYTHONPATH=str(fuzzer)),
                                  capture_output=True, text=True, timeout=entry.timeout)
-            text = out.stdout + out.stderr
+            text, result = out.stdout + out.stderr, None
         except subprocess.TimeoutExpired as e:
-            text = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
-                else (e.stdout or "")
-            r = Result(entry.name, failed=1, error=f"timed out after {entry.timeout} s")
-            if logs:
-                (logs / f"{entry.name.replace(' ', '_')}.out").write_text(text)
-            return r
+            text = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            result = Result(entry.name, failed=1, error=f"timed out after {entry.timeout} s")
         if logs:
-            (logs / f"{entry.name.replace(' ', '_').replace('/', '_')}.out").write_text(text)
-        return parse_output(entry.name, text)
+            (logs / f"{_log_name(entry)}.out").write_text(text)
+        return result or parse_output(entry.name, text)
     finally:
         stop(server)
         if logs:
-            log_file.close()
-        # the time is set by the caller's view of it too; kept here for the table
-        _elapsed[entry.name] = time.monotonic() - start
-
-
-_elapsed: dict[str, float] = {}
+            serve_log.close()
 
 
 def select(names: list[str] | None) -> list[Entry]:
@@ -586,7 +587,6 @@ def main(argv: list[str] | None = None) -> int:
             e.timeout = a.timeout
         print(f"[{i + 1}/{len(entries)}] {e.name} ...", file=sys.stderr, flush=True)
         r = run_entry(e, a.port + i % 100, fuzzer, a.fuzzer_python, a.tlslab_python, logs)
-        r.seconds = _elapsed.get(e.name, 0.0)
         results.append(r)
         print(f"    {r.ok}/{r.cases}" + (f" ({r.error})" if r.error else ""), file=sys.stderr,
               flush=True)

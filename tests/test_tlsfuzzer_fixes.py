@@ -8,12 +8,13 @@ from __future__ import annotations
 import pytest
 
 from tlslab.proto.alerts import AlertDescription as AD
-from tlslab.proto.extensions import (ET, ECPointFormats, Extension, KeyShareCH, KeyShareEntry,
-                                     NamedGroupList, ProtocolNameList)
+from tlslab.proto.extensions import (ET, Extension, KeyShareCH, KeyShareEntry, NamedGroupList,
+                                     ProtocolNameList)
 from tlslab.proto.names import CipherSuite
 
-from test_conformance import (check_ok, client_config, connect, drop_ext, pki,  # noqa: F401
-                              replace_ext, server_config, server_refuses)
+from test_conformance import (check_ok, client_config, connect, drop_ext, make_pair,
+                              pki,  # noqa: F401  (the fixture)
+                              replace_ext, server_config, server_refuses, split_records)
 
 SECP256R1 = 0x0017
 
@@ -127,7 +128,6 @@ def test_old_version_without_scsv_is_still_protocol_version(pki):
 
 def _hrr_pair(pki):
     """A client whose first ClientHello forces an HRR (no share for the server's group)."""
-    from test_conformance import make_pair
     ccfg = client_config(pki, versions=["TLS 1.3"], groups=["x448", "secp256r1"],
                          key_share_groups=["x448"])
     return make_pair(ccfg, server_config(pki, groups=["secp256r1"]))
@@ -136,7 +136,6 @@ def _hrr_pair(pki):
 def _second_hello(pair, edit) -> bytes:
     """Run CH1 -> HRR, and return the client's second flight with its ClientHello edited."""
     from tlslab.proto.messages import ClientHello
-    from test_conformance import split_records
     pair.server.receive_data(pair.client.data_to_send())
     pair.client.receive_data(pair.server.data_to_send())
     out = b""
@@ -191,7 +190,6 @@ def test_flight_already_built_goes_out_before_a_later_records_alert(pki):
     """A TLS 1.2 ServerHello flight answered to the ClientHello is sent even when the next
     record in the same input (0-RTT data a TLS 1.3 client sent) fails: the client sees the
     downgrade, then unexpected_message (RFC 8446 Appendix D.3)."""
-    from test_conformance import make_pair, split_records
     pair = make_pair(client_config(pki, versions=["TLS 1.2"]), server_config(pki))
     data = pair.client.data_to_send() + b"\x17\x03\x03\x00\x20" + bytes(32)
     pair.server.receive_data(data)
@@ -270,10 +268,8 @@ def test_ccm_suites_when_named(pki, suite):
 
 
 def test_ccm_suites_are_not_enabled_by_default(pki):
-    from tlslab.proto.config import ServerConfig
     cfg = server_config(pki)
     assert 0x1304 not in cfg.suites13 and 0x1305 not in cfg.suites13
-    assert isinstance(cfg, ServerConfig)
     server_refuses(client_config(pki, versions=["TLS 1.3"],
                                  cipher_suites=["TLS_AES_128_CCM_SHA256"]),
                    server_config(pki), None, AD.handshake_failure)
@@ -319,7 +315,6 @@ def test_tls12_only_extension_with_body_is_decode_error_in_tls12(pki, ext_type):
 def test_tls12_ecdhe_without_supported_groups_uses_p256(pki):
     """RFC 8422 §4: without supported_groups the server picks a curve; P-256 is the one
     every ECC client has (§5.1.1), where x25519 would break an old client."""
-    from test_conformance import make_pair
     pair = make_pair(client_config(pki, versions=["TLS 1.2"]), server_config(pki),
                      lambda ch: drop_ext(ch, ET.supported_groups))
     pair.server.receive_data(pair.client.data_to_send())
@@ -349,7 +344,6 @@ def test_tls12_dhe_with_large_ffdhe_group(pki, group):
 def test_tls12_malformed_change_cipher_spec_is_unexpected_message(pki):
     """A CCS other than the single byte 1: unexpected_message (RFC 8446 §5's rule; RFC 5246
     names no alert)."""
-    from test_conformance import make_pair
     pair = make_pair(client_config(pki, versions=["TLS 1.2"]), server_config(pki))
     pair.server.receive_data(pair.client.data_to_send())
     pair.client.receive_data(pair.server.data_to_send())
@@ -359,7 +353,6 @@ def test_tls12_malformed_change_cipher_spec_is_unexpected_message(pki):
 
 def test_tls12_session_id_resumption_without_its_suite_is_illegal_parameter(pki):
     """RFC 5246 §7.4.1.2: a ClientHello resuming a session MUST offer that session's suite."""
-    from tlslab.proto.client import ClientConnection
     scfg = server_config(pki, tickets=0)
     ccfg = client_config(pki, versions=["TLS 1.2"], cipher_suites=["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
                                                                    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"])
@@ -371,7 +364,6 @@ def test_tls12_session_id_resumption_without_its_suite_is_illegal_parameter(pki)
     def edit(ch):
         ch.legacy_session_id = session_id
         ch.cipher_suites = [c for c in ch.cipher_suites if c != 0xC02F]
-    assert isinstance(first.client, ClientConnection)
     server_refuses(ccfg, scfg, edit, AD.illegal_parameter)
 
 
