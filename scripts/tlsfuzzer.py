@@ -12,8 +12,11 @@ signature schemes), so install both from git into a virtualenv of their own::
 
     git clone https://github.com/tlsfuzzer/tlsfuzzer /work/tlsfuzzer
     python3 -m venv /work/tlsfuzzer-venv
-    /work/tlsfuzzer-venv/bin/pip install ecdsa \\
+    /work/tlsfuzzer-venv/bin/pip install ecdsa kyber-py \\
         git+https://github.com/tlsfuzzer/tlslite-ng
+
+(kyber-py is only needed by the ML-KEM scripts.)  Last run: tlsfuzzer 14555fe,
+tlslite-ng 0d03169.
 
 Running
 -------
@@ -34,10 +37,14 @@ timeout and stops the server.  The cases a script reports are counted: PASS, XFA
 (an expected failure that passed) as failed; a script that crashes or times out
 counts as one failed case.
 
-Expected failures (``XFAIL`` below) are only for what tlslab deliberately does not do
-(TLS 1.0/1.1 and SHA-1 signatures are off by default; no external PSKs, no
-renegotiation).  Excluded cases (``-e``) are those that need a server feature the
-script cannot be told about (an echo server...).
+Expected failures (``xfail`` below) are only for what tlslab deliberately does not do
+(TLS 1.0/1.1 and SHA-1 signatures are off by default, renegotiation is refused, h2 is
+never chosen by serve) or what one server certificate cannot do (a P-256 key cannot sign
+for a P-384-only client); each names the alert or message expected and the reason.
+Scripts left out entirely are listed in ``EXCLUDED`` with the reason (``--list``).  A few
+server configurations name suites that are never on by default (static RSA key exchange
+for scripts that offer nothing else, the TLS 1.3 CCM suites): the defaults themselves
+stay as they are.
 
 Exit codes: 0 every case passed (or failed as expected), 1 some case failed,
 2 bad usage (tlsfuzzer or its Python not found, unknown --only name).
