@@ -389,3 +389,15 @@ def test_server_accepts_secp256r1mlkem768_by_default(pki):
                    server_config(pki))
     check_ok(pair, "TLS 1.3")
     assert pair.server.negotiated["group"] == "SecP256r1MLKEM768"
+
+
+def test_serve_command_config_offers_http1_alpn_and_refuses_h2():
+    """What ``tlslab serve`` builds: ALPN http/1.1, http/1.0 without --alpn; --alpn h2 is a
+    usage error (its page is HTTP/1.x)."""
+    from tlslab.cli.common import UsageProblem
+    from tlslab.cli.serve import _server_config
+    config, ca = _server_config(None, None, None, None, None, None, None, None, False,
+                                ["localhost"])
+    assert config.alpn_protocols == ["http/1.1", "http/1.0"] and ca is not None
+    with pytest.raises(UsageProblem, match="HTTP/2"):
+        _server_config(None, None, None, None, None, None, ["h2"], None, False, ["localhost"])
