@@ -190,10 +190,11 @@ def _zero_x25519_share(ch: ClientHello) -> None:
 
 
 def _no_common_group(ch: ClientHello) -> None:
-    # ffdhe3072 is a real group the server does not enable by default (secp521r1 now is)
-    _replace(ch, Extension(ET.supported_groups, NamedGroupList(named_group_list=[0x0101])))
+    # brainpoolP256r1tls13 (RFC 8734) is a real TLS 1.3 group tlslab does not implement
+    # (secp521r1 and the larger FFDHE groups are enabled on servers by default now)
+    _replace(ch, Extension(ET.supported_groups, NamedGroupList(named_group_list=[0x001F])))
     _replace(ch, Extension(ET.key_share, KeyShareCH(client_shares=[
-        KeyShareEntry(group=0x0101, key_exchange=bytes(383) + b"\x02")])))
+        KeyShareEntry(group=0x001F, key_exchange=b"\x04" + bytes(64))])))
 
 
 def _duplicate_ext(ch: ClientHello) -> None:

@@ -60,6 +60,7 @@ def test_group_names_are_iana_names():
 # Expected key_exchange lengths: (client share, server share, shared secret).
 LENGTHS = {0x1D: (32, 32, 32), 0x17: (65, 65, 32), 0x18: (97, 97, 48), 0x19: (133, 133, 66),
            0x1E: (56, 56, 56), 0x100: (256, 256, 256), 0x101: (384, 384, 384),
+           0x102: (512, 512, 512), 0x103: (768, 768, 768), 0x104: (1024, 1024, 1024),
            0x11EC: (1216, 1120, 64), 0x11EB: (1249, 1153, 64)}
 
 
@@ -90,6 +91,9 @@ def _rfc7919_prime(bits: int, constant: int) -> int:
 def test_ffdhe_primes_match_rfc7919_formula():
     assert groups.FFDHE2048_P == _rfc7919_prime(2048, 560316)
     assert groups.FFDHE3072_P == _rfc7919_prime(3072, 2625351)
+    assert groups.FFDHE4096_P == _rfc7919_prime(4096, 5736041)
+    assert groups.FFDHE6144_P == _rfc7919_prime(6144, 15705020)
+    assert groups.FFDHE8192_P == _rfc7919_prime(8192, 10965728)
 
 
 def _share(group):

@@ -54,6 +54,9 @@ SUITES13 = {
 
 # --------------------------------------------------------------------------- helpers
 
+_TLS12_BRAINPOOL = ("brainpoolP256r1", "brainpoolP384r1", "brainpoolP512r1")
+
+
 def settings(version: tuple[int, int], *, ciphers: list[str] | None = None,
              kex: list[str] | None = None, groups: list[str] | None = None,
              key_shares: list[str] | None = None, etm: bool = True, ems: bool = True,
@@ -70,6 +73,11 @@ def settings(version: tuple[int, int], *, ciphers: list[str] | None = None,
     if groups is not None:
         s.eccCurves = [g for g in groups if not g.startswith("ffdhe")]
         s.dhGroups = [g for g in groups if g.startswith("ffdhe")] or s.dhGroups
+    elif version == TLS13:
+        # tlslite-ng's default list has the TLS 1.2 brainpool curves (0x1A-0x1C) even in a
+        # TLS 1.3 ClientHello; RFC 8446 §4.2.7 forbids offering them and the tlslab server
+        # answers illegal_parameter (test_tlslite_client_tls13_obsolete_groups_refused)
+        s.eccCurves = [g for g in s.eccCurves if g not in _TLS12_BRAINPOOL]
     if key_shares is not None:
         s.keyShares = list(key_shares)
     elif groups is not None:
@@ -304,6 +312,18 @@ def test_tlslite_client_tls13_cookie_hrr(certs_dir):
     with TlslabServer(server_config(certs_dir, key_type="rsa", cookie_hrr=True)) as server:
         result = tlslite_client(server.port, settings(TLS13, groups=["x25519"]))
     check_tlslite_client(result, server, certs_dir, "rsa", TLS13, group="x25519", hello_retry=True)
+
+
+def test_tlslite_client_tls13_obsolete_groups_refused(certs_dir):
+    """tlslite-ng's default groups put brainpoolP256r1/384r1/512r1 (TLS 1.2 code points,
+    obsolete in TLS 1.3) in its TLS 1.3 ClientHello: illegal_parameter (RFC 8446 §4.2.7)."""
+    from tlslite.errors import TLSRemoteAlert
+    hs = settings(TLS13)
+    hs.eccCurves = HandshakeSettings().eccCurves  # tlslite-ng's own default, brainpool included
+    with TlslabServer(server_config(certs_dir, key_type="rsa")) as server:
+        with pytest.raises(TLSRemoteAlert, match="illegal_parameter"):
+            tlslite_client(server.port, hs)
+    assert "obsolete" in str(server.served[0].conn.error)
 
 
 def test_tlslite_client_tls13_resumption(certs_dir):

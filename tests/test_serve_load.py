@@ -330,12 +330,16 @@ def test_serve_default_alpn_is_http11_never_h2(certs_dir, offered, chosen):
     assert client.negotiated["alpn_protocol"] == chosen
 
 
-def test_serve_alpn_given_explicitly_is_honoured(certs_dir):
-    client, _ = _handshake(_serve_config(certs_dir, alpn=["h2", "http/1.1"]),
+def test_serve_alpn_given_explicitly_is_honoured_but_never_h2(certs_dir):
+    from tlslab.cli.common import UsageProblem
+    client, _ = _handshake(_serve_config(certs_dir, alpn=["http/1.0"]),
                            tlslab.ClientConfig(ca_file=str(certs_dir / "ca.pem"),
                                                server_name="localhost",
-                                               alpn_protocols=["h2", "http/1.1"]))
-    assert client.negotiated["alpn_protocol"] == "h2"
+                                               alpn_protocols=["http/1.1", "http/1.0"]))
+    assert client.negotiated["alpn_protocol"] == "http/1.0"
+    # the page cannot speak HTTP/2: asking for it is a usage error, not a broken server
+    with pytest.raises(UsageProblem, match="HTTP/2"):
+        _serve_config(certs_dir, alpn=["h2", "http/1.1"])
 
 
 def test_page_fits_one_record_whatever_the_client_hello(pki):

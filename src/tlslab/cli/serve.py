@@ -27,8 +27,6 @@ from .main import app
 
 __all__ = ["serve", "http_handler"]
 
-#: ALPN protocols ``serve`` accepts when --alpn is not given (RFC 7301): what its page speaks
-DEFAULT_ALPN = ("http/1.1",)
 #: client connections ``serve`` holds at once unless --max-connections says otherwise
 DEFAULT_MAX_CONNECTIONS = 4096
 
@@ -173,11 +171,12 @@ def _server_config(cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr, nam
     from ..proto.config import ServerConfig
     options = _server_options(tls, cipher, group, sigalg, alpn, keylog, hrr, client_ca,
                               require_client_cert, early_data, prefer_client_order, tickets)
-    # the page speaks HTTP/1.x only: without --alpn, choose http/1.1 when offered and never
-    # h2 (a client told h2 would talk HTTP/2 to it and fail, as curl does)
-    options["alpn_protocols"] = options["alpn_protocols"] or list(DEFAULT_ALPN)
     ca = None
     try:
+        # the page speaks HTTP/1.x only: http/1.1 (then http/1.0) by default, never h2 (a
+        # client told h2 would talk HTTP/2 to it and fail, as curl does)
+        from ..lab.serve_http import serve_alpn
+        options["alpn_protocols"] = serve_alpn(options["alpn_protocols"])
         if cert is not None or key is not None:
             if cert is None or key is None:
                 raise UsageProblem("--cert and --key go together")
@@ -331,6 +330,8 @@ def _serve(host, port, cert, key, tls, cipher, group, sigalg, alpn, keylog, hrr,
     if host not in names and host not in ("0.0.0.0", "::", ""):
         names.append(host)
     ca_out_path = _check_out_file(ca_out, "--ca-out")
+    if keylog is not None:
+        _check_keylog(keylog)  # a --keylog that cannot be written is bad input, before any notice
     _keylog_notice(keylog)
     if scenario is not None:
         _serve_scenario(host, port, names, scenario, ca_out_path, json_log,

@@ -17,9 +17,12 @@ DEFAULT_CIPHER_SUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
                          "TLS_CHACHA20_POLY1305_SHA256"]
 DEFAULT_GROUPS = ["x25519", "secp256r1", "secp384r1", "x448", "ffdhe2048"]
 #: groups a server accepts by default beyond DEFAULT_GROUPS (last in its preference): a
-#: client that offers only P-521 is answered rather than refused (RFC 8446 §4.2.7 lists it;
-#: tlsfuzzer expects it).  Clients do not offer it by default (profiles/data/default.toml).
-SERVER_EXTRA_GROUPS = ["secp521r1"]
+#: client that offers only P-521 or a larger RFC 7919 group is answered rather than refused
+#: (RFC 8446 §4.2.7 lists them; OpenSSL 3 servers accept them by default; tlsfuzzer expects
+#: them).  Clients do not offer them by default (profiles/data/default.toml).
+SERVER_EXTRA_GROUPS = ["secp521r1", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192"]
+#: likewise the second hybrid, for clients that need an ECDH half from P-256 (FIPS)
+SERVER_EXTRA_HYBRIDS = ["SecP256r1MLKEM768"]
 # groups the client sends a key share for when none is configured
 DEFAULT_KEY_SHARE_GROUPS = ["x25519"]
 DEFAULT_SIGNATURE_ALGORITHMS = [
@@ -327,7 +330,11 @@ class ServerConfig(_Common):
             from .tickets import SessionCache
             self.session_cache = SessionCache()
         if self.groups is None:
-            self.group_codes += [c for c in _codes(NamedGroup, SERVER_EXTRA_GROUPS, [])
+            from .groups import SUPPORTED_GROUPS
+            # SecP256r1MLKEM768 (draft-ietf-tls-ecdhe-mlkem) when this cryptography has ML-KEM
+            extra = SERVER_EXTRA_GROUPS + [g for g in SERVER_EXTRA_HYBRIDS
+                                           if lookup(NamedGroup, g) in SUPPORTED_GROUPS]
+            self.group_codes += [c for c in _codes(NamedGroup, extra, [])
                                  if c not in self.group_codes]
         if self.max_version < 0x0303:
             # TLS 1.0/1.1 only (listed explicitly: never a default): RFC 5246 Appendix A.5

@@ -72,9 +72,13 @@ class SupportedVersionsSH(Struct):
 
 
 class KeyShareEntry(Struct):
-    """RFC 8446 §4.2.8."""
+    """RFC 8446 §4.2.8.
 
-    FIELDS = (("group", UInt(2, NamedGroup)), ("key_exchange", Opaque(2, min=1)))
+    ``key_exchange<1..2^16-1>`` is read with no minimum: an empty share is a share of the
+    wrong size for its group, which the key exchange answers with illegal_parameter
+    (§4.2.8.1, §4.2.8.2), as tlslite-ng does, rather than a decode_error here."""
+
+    FIELDS = (("group", UInt(2, NamedGroup)), ("key_exchange", Opaque(2)))
 
 
 class KeyShareCH(Struct):
@@ -266,6 +270,53 @@ BODIES: dict[tuple[int, Any], type[Struct]] = {
 }
 
 
+#: ClientHello extensions a server acts on (RFC 8446 §4.2, RFC 5246 §7.4.1.4 and the
+#: extension RFCs): their bodies must parse, or the handshake ends with decode_error.
+#: The TLS 1.2-only ones (ec_point_formats, encrypt_then_mac, extended_master_secret) are
+#: not here: a TLS 1.3 server ignores them (RFC 8446 §4.2), so they are parsed leniently
+#: and the TLS 1.2 server checks them (:func:`check_tls12_only`, :func:`check_point_formats`).
+NEGOTIATED_IN_CH = frozenset({
+    ET.server_name, ET.supported_groups, ET.signature_algorithms,
+    ET.application_layer_protocol_negotiation, ET.record_size_limit, ET.session_ticket, ET.pre_shared_key, ET.early_data,
+    ET.supported_versions, ET.cookie, ET.psk_key_exchange_modes,
+    ET.post_handshake_auth, ET.key_share, ET.renegotiation_info, ET.padding,
+})
+
+
+def lenient(ext_type: int, context: str | None) -> bool:
+    """Whether a malformed body of ``ext_type`` is kept as raw bytes instead of failing.
+
+    RFC 8446 §4.2 and §9.3: a server ignores extensions it does not negotiate, so one it
+    only decodes for display (ALPS 17513/17613, ECH 0xfe0d, status_request_v2, ...) must
+    not abort the handshake when its body is not what we expect (it may be a newer draft,
+    or a value in the unassigned space a client uses as it likes)."""
+    return context == CH and ext_type not in NEGOTIATED_IN_CH
+
+
+#: empty-bodied extensions only TLS 1.2 negotiates (RFC 7366 §2, RFC 7627 §5.1)
+TLS12_ONLY_EMPTY = (ET.encrypt_then_mac, ET.extended_master_secret)
+
+
+def check_tls12_only(extensions: "list[Extension] | None") -> None:
+    """For a TLS 1.2 server: encrypt_then_mac and extended_master_secret "MUST be empty"
+    (RFC 7366 §2, RFC 7627 §5.1); one with a body is decode_error."""
+    for e in extensions or ():
+        if e.type in TLS12_ONLY_EMPTY and e.value is None:
+            raise DecodeError(f"{e.name} extension must be empty, has {len(e.data)} bytes")
+
+
+def check_point_formats(ext: "Extension | None") -> None:
+    """RFC 8422 §5.1.2, for a TLS 1.2 server choosing ECDHE: the client's ec_point_formats,
+    when sent, must be well formed (decode_error) and list uncompressed (illegal_parameter)."""
+    if ext is None:
+        return
+    if ext.value is None:
+        raise DecodeError("malformed ec_point_formats extension")
+    if 0 not in ext.value.ec_point_format_list:
+        raise IllegalParameter("ec_point_formats does not offer the uncompressed format "
+                               "(RFC 8422 §5.1.2)")
+
+
 def body_class(ext_type: int, context: str | None) -> type[Struct] | None:
     cls = BODIES.get((ext_type, context))
     if cls is None:
@@ -315,11 +366,16 @@ class ExtensionKind(Kind):
         cls = body_class(ext_type, r.ctx)
         value = None
         if cls is not None:
-            value = cls._read_fields(sub)
-            if sub.pos != sub.end:
-                raise DecodeError(f"{sub.end - sub.pos} trailing bytes in extension "
-                                  f"{name_of(ExtensionType, ext_type)}")
-            value.raw = data
+            try:
+                value = cls._read_fields(sub)
+                if sub.pos != sub.end:
+                    raise DecodeError(f"{sub.end - sub.pos} trailing bytes in extension "
+                                      f"{name_of(ExtensionType, ext_type)}")
+                value.raw = data
+            except DecodeError:
+                if not lenient(ext_type, r.ctx):
+                    raise
+                value = None  # shown as raw bytes; nothing negotiates it
         if r.spans is not None:
             children = [FieldSpan("extension_type", start, 2, name_of(ExtensionType, ext_type)),
                         FieldSpan("length", start + 2, 2, length)]

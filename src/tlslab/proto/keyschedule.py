@@ -17,7 +17,9 @@ except ImportError:  # pragma: no cover - CPython without OpenSSL hashes
 from dataclasses import dataclass
 from typing import Callable
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+import functools
+
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
 from .errors import InternalError
 
@@ -33,7 +35,9 @@ class SuiteInfo:
     hash_len: int
     key_len: int
     iv_len: int
-    aead: type
+    aead: Callable
+    #: bytes of AEAD tag per record: 16, except 8 for AES-128-CCM-8 (RFC 6655 §3)
+    tag_len: int = 16
 
 
 SUITES: dict[int, SuiteInfo] = {
@@ -41,6 +45,12 @@ SUITES: dict[int, SuiteInfo] = {
     0x1302: SuiteInfo(0x1302, "TLS_AES_256_GCM_SHA384", "sha384", 48, 32, 12, AESGCM),
     0x1303: SuiteInfo(0x1303, "TLS_CHACHA20_POLY1305_SHA256", "sha256", 32, 32, 12,
                       ChaCha20Poly1305),
+    # RFC 8446 §B.4 also lists the CCM suites (RFC 5116 §5.3, RFC 6655).  They are never in
+    # a default list (OpenSSL's neither): only a configuration naming them enables them,
+    # e.g. for IoT peers (RFC 7925); CCM_8's short tag is "not recommended" (RFC 8447 §8).
+    0x1304: SuiteInfo(0x1304, "TLS_AES_128_CCM_SHA256", "sha256", 32, 16, 12, AESCCM),
+    0x1305: SuiteInfo(0x1305, "TLS_AES_128_CCM_8_SHA256", "sha256", 32, 16, 12,
+                      functools.partial(AESCCM, tag_length=8), tag_len=8),
 }
 
 _HASH_LEN = {"sha256": 32, "sha384": 48, "sha512": 64}

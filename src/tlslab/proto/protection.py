@@ -15,7 +15,7 @@ from .keyschedule import SuiteInfo, traffic_key_iv
 MAX_PLAINTEXT = 2 ** 14                 # §5.1: TLSPlaintext.length limit
 MAX_INNER_PLAINTEXT = MAX_PLAINTEXT + 1  # §5.4: content + type byte + padding
 MAX_CIPHERTEXT = MAX_PLAINTEXT + 256    # §5.2: TLSCiphertext.length limit
-TAG_LEN = 16                            # all three TLS 1.3 AEADs have a 16-byte tag
+TAG_LEN = 16                            # the AEAD tag, except AES-128-CCM-8 (8 bytes)
 _SEQ_LIMIT = 2 ** 64
 _APPLICATION_DATA = 23
 _HEADER_PREFIX = b"\x17\x03\x03"        # opaque_type 23, legacy_record_version 0x0303
@@ -38,6 +38,7 @@ class RecordProtector:
         self._encrypt_into = getattr(self._aead, "encrypt_into", None)  # cryptography >= 47
         self._iv_int = int.from_bytes(self.iv, "big")
         self._iv_len = len(self.iv)
+        self.tag_len = suite.tag_len
         self.seq = seq
 
     def _nonce(self) -> bytes:
@@ -59,10 +60,11 @@ class RecordProtector:
         if padding < 0 or len(plaintext) + 1 + padding > MAX_INNER_PLAINTEXT:
             raise InternalError("record padding exceeds the 2^14 + 1 inner plaintext limit")
         n = len(plaintext) + 1 + padding
-        header = _HEADER_PREFIX + (n + TAG_LEN).to_bytes(2, "big")
+        tag_len = self.tag_len
+        header = _HEADER_PREFIX + (n + tag_len).to_bytes(2, "big")
         if self._encrypt_into is not None and not padding:
             # one buffer for header + ciphertext + tag: avoids two 16 KiB copies per record
-            out = bytearray(5 + n + TAG_LEN)
+            out = bytearray(5 + n + tag_len)
             out[:5] = header
             self._encrypt_into(self._nonce(), plaintext + _TYPE_BYTES[content_type], header,
                                memoryview(out)[5:])
@@ -89,7 +91,7 @@ class RecordProtector:
             raise DecodeError("record length field does not match the record body")
         if len(ciphertext) > MAX_CIPHERTEXT:
             raise RecordOverflow(f"protected record of {len(ciphertext)} bytes exceeds 2^14 + 256")
-        if len(ciphertext) < TAG_LEN + 1:
+        if len(ciphertext) < self.tag_len + 1:
             raise BadRecordMac("protected record shorter than the AEAD tag")
         nonce = self._nonce()
         try:

@@ -13,11 +13,12 @@ import hmac
 
 from .config import ServerConfig
 from .connection import Connection, State
-from .errors import (CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter, MissingExtension,
+from .errors import (CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter,
+                     InappropriateFallback, MissingExtension,
                      NoApplicationProtocol, ProtocolVersion, UnexpectedMessage, UnrecognizedName)
 from . import extensions as X
 from .extensions import ET, Extension
-from .groups import SUPPORTED_GROUPS, server_key_share
+from .groups import SUPPORTED_GROUPS, obsolete_in_tls13, server_key_share
 from .keyschedule import SUITES, Transcript
 from .messages import (Certificate, certificate_entries, truncated_for_binders, CertificateRequest, CertificateVerify, ClientHello,
                        EncryptedExtensions, Finished, HRR_RANDOM, KeyUpdate, ServerHello)
@@ -181,6 +182,11 @@ class ServerConnection(ServerPha, Server12, Connection):
             self.client_random = ch.random
             if cfg.require_sni:
                 _require_server_name(ch)
+        else:
+            # RFC 8446 §4.2.10: records skipped after a HelloRetryRequest are the 0-RTT data
+            # sent with the first ClientHello; the second may not offer early data, so from
+            # here a record that does not decrypt is bad_record_mac, not more skipped 0-RTT
+            self._skip_early_budget = 0
         sv = ch.ext_value(ET.supported_versions)
         if sv is None or TLS13 not in sv.versions or TLS13 not in cfg.version_codes:
             if second:
@@ -188,6 +194,7 @@ class ServerConnection(ServerPha, Server12, Connection):
             # RFC 8446 §4.2.1: with supported_versions, legacy_version is ignored
             offered = ([v for v in sv.versions if v <= 0x0303] if sv is not None
                        else [v for v in (0x0303, 0x0302, 0x0301, 0x0300) if v <= ch.legacy_version])
+            _refuse_fallback(ch, sv, cfg)
             if cfg.min_version > 0x0303 or not offered:
                 theirs = (", ".join(name_of(PV, v) for v in sv.versions) if sv is not None
                           else _legacy_name(ch.legacy_version))
@@ -236,6 +243,7 @@ class ServerConnection(ServerPha, Server12, Connection):
         # key exchange group
         sg = ch.ext_value(ET.supported_groups)
         ks = ch.ext_value(ET.key_share)
+        _refuse_obsolete_groups(sg, ks)
         if psk_ke_only and ch.ext(ET.pre_shared_key) is not None:
             psk = self._select_psk(ch, second, psk_ke=True)
             if psk is not None:
@@ -372,6 +380,9 @@ class ServerConnection(ServerPha, Server12, Connection):
         if (ch.random != ch1.random or ch.legacy_session_id != ch1.legacy_session_id
                 or ch.cipher_suites != ch1.cipher_suites):
             raise IllegalParameter("second ClientHello changed random, session id or cipher suites")
+        if _fixed_extensions(ch) != _fixed_extensions(ch1):
+            raise IllegalParameter("second ClientHello changed, added, removed or reordered "
+                                   "extensions other than those RFC 8446 §4.1.2 lets it change")
         if self._cookie_key is not None:
             c = ch.ext_value(ET.cookie)
             if c is None:
@@ -690,3 +701,44 @@ def _legacy_name(v: int) -> str:
     from .names import VERSION_NAMES
     return VERSION_NAMES.get(v, f"0x{v:04x}") + " only"
 
+
+def _refuse_obsolete_groups(sg, ks) -> None:
+    """RFC 8446 §4.2.7: groups in the obsolete_RESERVED ranges "MUST NOT be offered or
+    negotiated by TLS 1.3 implementations".  A ClientHello that offers TLS 1.3 with one in
+    supported_groups or key_share breaks that rule; the stricter reading (tlslite-ng's, and
+    what tlsfuzzer expects) answers illegal_parameter instead of quietly skipping it."""
+    offered = list(sg.named_group_list if sg is not None else [])
+    offered += [e.group for e in (ks.client_shares if ks is not None else [])]
+    bad = next((g for g in offered if obsolete_in_tls13(g)), None)
+    if bad is not None:
+        raise IllegalParameter(f"ClientHello offering TLS 1.3 lists {name_of(NamedGroup, bad)}, "
+                               "a group TLS 1.3 made obsolete (RFC 8446 §4.2.7)")
+
+
+def _refuse_fallback(ch: ClientHello, sv, cfg: ServerConfig) -> None:
+    """RFC 7507 §3: TLS_FALLBACK_SCSV with a highest offered version below the server's
+    highest is answered with inappropriate_fallback, also when that version is one the
+    server does not speak at all: the alert tells the client its retry was a downgrade
+    (an attack, or a broken middlebox), where protocol_version would invite another."""
+    if CipherSuite.TLS_FALLBACK_SCSV not in ch.cipher_suites:
+        return
+    real = [v for v in (sv.versions if sv is not None else [ch.legacy_version])
+            if 0x0300 <= v <= 0x0304]  # GREASE and drafts are not versions offered
+    client_max = max(real, default=ch.legacy_version)
+    if client_max < cfg.max_version:
+        theirs = VERSION_NAMES.get(client_max, f"0x{client_max:04x}")
+        raise InappropriateFallback(f"client signalled a fallback (TLS_FALLBACK_SCSV) offering at "
+                                    f"most {theirs}, but the server supports "
+                                    f"{VERSION_NAMES[cfg.max_version]} (RFC 7507 §3)")
+
+
+#: RFC 8446 §4.1.2: what the ClientHello after a HelloRetryRequest may change: a new
+#: key_share, early_data removed, the cookie added, pre_shared_key updated, padding
+#: resized; and ECH, whose payload is new in each ClientHello (draft-ietf-tls-esni §6.1.5).
+_MAY_CHANGE_AFTER_HRR = frozenset({ET.key_share, ET.early_data, ET.cookie, ET.pre_shared_key,
+                                   ET.padding, ET.encrypted_client_hello})
+
+
+def _fixed_extensions(ch: ClientHello) -> list[tuple[int, bytes]]:
+    """The extensions a second ClientHello must repeat, in the same order and byte for byte."""
+    return [(e.type, e.data) for e in ch.extensions or [] if e.type not in _MAY_CHANGE_AFTER_HRR]

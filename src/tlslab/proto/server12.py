@@ -20,8 +20,8 @@ from . import extensions as X
 from .client12 import Common12
 from .resumption import encode_chain, may_resume
 from .connection import State
-from .errors import (HandshakeFailure,
-                     IllegalParameter, InappropriateFallback, ProtocolVersion, TLSError)
+from .errors import (HandshakeFailure, IllegalParameter, InappropriateFallback,
+                     InsufficientSecurity, ProtocolVersion, TLSError)
 from .extensions import ET, Extension
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished, ServerHello
 from .messages12 import (Certificate12, CertificateRequest11, CertificateRequest12, CertificateVerify12,
@@ -34,7 +34,12 @@ from .tls12.suites import KX_DHE_RSA, KX_RSA, SUITES12
 
 FALLBACK_SCSV = 0x5600
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
-_FFDHE_NAMES = {0x0100: "ffdhe2048", 0x0101: "ffdhe3072"}
+_FFDHE_NAMES = {0x0100: "ffdhe2048", 0x0101: "ffdhe3072", 0x0102: "ffdhe4096",
+                0x0103: "ffdhe6144", 0x0104: "ffdhe8192"}
+#: RFC 8422 §4: a client without supported_groups lets the server pick any curve; P-256 is
+#: the one every ECC client implements (RFC 8422 §5.1.1 "MUST support secp256r1"), where
+#: x25519 would fail an old client that never heard of it
+_CURVE_WITHOUT_EXTENSION = 0x0017
 
 
 class WaitClientCertificate12(State):
@@ -138,6 +143,7 @@ class Server12(Common12):
                                         f"supports {VERSION_NAMES[cfg.max_version]} (RFC 7507)")
         if b"\x00" not in ch.legacy_compression_methods:
             raise IllegalParameter("ClientHello does not offer the null compression method")
+        X.check_tls12_only(ch.extensions)
         ri = ch.ext_value(ET.renegotiation_info)
         if ri is not None and ri.renegotiated_connection != b"":
             raise HandshakeFailure("renegotiation_info is not empty on the initial handshake (RFC 5746 §3.6)")
@@ -174,6 +180,7 @@ class Server12(Common12):
         order = ([c for c in cfg.suites12 if c in ch.cipher_suites] if cfg.prefer_server_order
                  else [c for c in ch.cipher_suites if c in cfg.suites12])
         reasons = []
+        ffdhe_mismatch = False
         for code in order:
             suite = SUITES12[code]
             # 3DES / RC4 (suite.legacy) are in cfg.suites12 only when named explicitly:
@@ -192,17 +199,21 @@ class Server12(Common12):
                 candidates = [g for g in cfg.group_codes if g in kx.ECDHE_GROUPS]
                 if client_groups is not None:
                     candidates = [g for g in candidates if g in client_groups]
+                elif _CURVE_WITHOUT_EXTENSION in candidates:
+                    candidates = [_CURVE_WITHOUT_EXTENSION]
                 if not candidates:
                     reasons.append(f"{suite.name}: no common curve")
                     continue
                 group = candidates[0]
             elif suite.kx == KX_DHE_RSA:
-                # RFC 7919 §4: use a named FFDHE group the client lists; none listed -> ffdhe2048
-                listed = [g for g in (client_groups or []) if g in _FFDHE_NAMES]
+                # RFC 7919 §4: use a named FFDHE group the client lists; none listed -> ffdhe2048.
+                # Any code point 256..511 counts as listed, even one unknown to us.
+                listed = [g for g in (client_groups or []) if 0x0100 <= g <= 0x01FF]
                 if listed:
                     ours = [g for g in cfg.group_codes if g in listed and g in _FFDHE_NAMES]
                     if not ours:
                         reasons.append(f"{suite.name}: no common FFDHE group")
+                        ffdhe_mismatch = True
                         continue
                     group = ours[0]
                 else:
@@ -221,6 +232,12 @@ class Server12(Common12):
             return suite, group, scheme
         offered = ", ".join(name_of(CipherSuite, c) for c in ch.cipher_suites[:8])
         detail = "; ".join(reasons[:4])
+        if ffdhe_mismatch:
+            # RFC 7919 §4: FFDHE groups listed, none acceptable, and no other suite fits
+            raise InsufficientSecurity(
+                f"no FFDHE group in common for TLS 1.2 DHE (client lists "
+                f"{', '.join(name_of(NamedGroup, g) for g in client_groups if g in range(0x100, 0x200))}) "
+                "and no other cipher suite fits (RFC 7919 §4)")
         raise HandshakeFailure(f"no cipher suite in common for {VERSION_NAMES[version]}: client offers "
                                f"{offered}" + (f" ({detail})" if detail else ""))
 
@@ -251,6 +268,11 @@ class Server12(Common12):
             item = cfg.session_cache.get(sid, now)
             if item is not None:
                 master, suite, v, ems, peer, sni = item
+                if v == version and suite not in ch.cipher_suites:
+                    # RFC 5246 §7.4.1.2: a ClientHello resuming a session "MUST include at
+                    # least the cipher_suite from that session" (OpenSSL: illegal_parameter)
+                    raise IllegalParameter(f"ClientHello resumes a session of "
+                                           f"{name_of(CipherSuite, suite)} without offering it")
                 if v == version and suite in ch.cipher_suites and suite in cfg.suites12 \
                         and self._check_ems_on_resumption(ems) and may_resume(self, ch, sni, peer):
                     self.trace.add("info", "local", "session ID resumed")
@@ -323,6 +345,8 @@ class Server12(Common12):
         self.negotiated["encrypt_then_mac"] = self._etm
         self._issue_ticket = ch.ext(ET.session_ticket) is not None and cfg.tickets > 0
         extra = []
+        if suite.kx.startswith("ECDHE"):
+            X.check_point_formats(ch.ext(ET.ec_point_formats))
         if suite.kx.startswith("ECDHE") and ch.ext(ET.ec_point_formats) is not None:
             extra.append(Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
         if self._etm:

@@ -21,7 +21,8 @@ EARLY_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: the whole answer (head and page) fits one TLS record (RFC 8446 §5.1: 2^14 bytes of
 #: plaintext), whatever the client sent: the page repeats its ClientHello, which may list
-#: thousands of suites or extensions, and its request line, which may be 64 KiB long
+#: thousands of suites or extensions, and its request line, which may be 64 KiB long (a
+#: client that reads one record and closes, as tlsfuzzer does, finds nothing left over)
 MAX_RESPONSE = 1 << 14
 #: items of one offered list, and characters of one value, the page shows
 _MAX_ITEMS = 32

@@ -46,7 +46,9 @@ _MONTGOMERY_LEN = {groups.X25519: 32, groups.X448: 56}
 
 # Known DH groups, so a trace can say "ffdhe2048" rather than "a 2048-bit prime".
 _KNOWN_DH = {(groups.FFDHE2048_P, 2): "ffdhe2048", (groups.FFDHE3072_P, 2): "ffdhe3072"}
-_FFDHE_PRIMES = {"ffdhe2048": groups.FFDHE2048_P, "ffdhe3072": groups.FFDHE3072_P}
+_FFDHE_PRIMES = {"ffdhe2048": groups.FFDHE2048_P, "ffdhe3072": groups.FFDHE3072_P,
+                 "ffdhe4096": groups.FFDHE4096_P, "ffdhe6144": groups.FFDHE6144_P,
+                 "ffdhe8192": groups.FFDHE8192_P}
 
 
 # --------------------------------------------------------------------------- codec
