@@ -189,6 +189,17 @@ class _Lab:
             time.sleep(0.05)
         pytest.fail(f"the server logged no line for the connection; lines: {self.lines}")
 
+    def wait_line(self, peer: str, timeout: float = 8.0) -> str:
+        """The log line of ``peer``: the report is recorded a moment before its line is
+        written, so the line is waited for (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [line for line in reversed(self.lines) if line.startswith(peer + " ")]
+            if found:
+                return found[0]
+            time.sleep(0.02)
+        pytest.fail(f"no log line for {peer}; lines: {self.lines}")
+
     def close(self) -> None:
         self.srv.shutdown()
         self.srv.server_close()
@@ -453,7 +464,7 @@ def test_scenario_against_real_client(lab, case):
     if printed:
         assert printed in said, f"{client} no longer prints {printed!r}:\n{said[-1500:]}"
     report = t.wait_report(before)
-    line = next(l for l in reversed(t.lines) if l.startswith(report.peer + " "))
+    line = t.wait_line(report.peer)
     assert report.code == code, (report.code, report.explanation, line)
     if code != "ok":
         assert f"→ {code}" in line, line
