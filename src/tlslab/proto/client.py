@@ -712,7 +712,7 @@ class ClientConnection(ClientPha, Client12, Connection):
         Bounded: MAX_TICKETS_IN_A_ROW without application data in between, and only the
         first MAX_TICKETS_STORED_PER_CONNECTION go to the store (a file store is rewritten
         on each one)."""
-        from .connection import MAX_TICKETS_IN_A_ROW
+        from .limits import MAX_TICKETS_IN_A_ROW
         from .errors import UnexpectedMessage as _Unexpected
         self._tickets_in_a_row += 1
         if self._tickets_in_a_row > MAX_TICKETS_IN_A_ROW:
