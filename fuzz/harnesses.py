@@ -59,14 +59,43 @@ def _ca_file() -> str:
 
 
 def _server(**opts) -> ServerConnection:
-    if opts.pop("client_auth", False):
-        opts["client_ca_file"] = _ca_file()
-    chain, key, _ = _pki()
-    return ServerConnection(ServerConfig(certificate_chain=chain, private_key=key, **opts))
+    return ServerConnection(_server_config(**opts))
 
 
 def _client(**opts) -> ClientConnection:
-    return ClientConnection(ClientConfig(server_name="localhost", insecure=True, **opts))
+    return ClientConnection(_client_config(**opts))
+
+
+def _frozen(opts: dict) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in opts.items()))
+
+
+@lru_cache(maxsize=16)
+def _server_config_for(key: tuple) -> ServerConfig:
+    opts = {k: list(v) if isinstance(v, tuple) else v for k, v in key}
+    if opts.pop("client_auth", False):
+        opts["client_ca_file"] = _ca_file()
+    chain, key_, _ = _pki()
+    return ServerConfig(certificate_chain=chain, private_key=key_, **opts)
+
+
+@lru_cache(maxsize=16)
+def _client_config_for(key: tuple) -> ClientConfig:
+    opts = {k: list(v) if isinstance(v, tuple) else v for k, v in key}
+    # no tickets carried from one input to the next: every input starts a full handshake
+    opts.setdefault("session_store", None)
+    return ClientConfig(server_name="localhost", insecure=True, **opts)
+
+
+# configs are built once per set of options and shared, as an application shares them
+# (a config is immutable once built); building one per input tripled the cost of the
+# handshake harnesses.  Each connection still gets fresh state.
+def _server_config(**opts) -> ServerConfig:
+    return _server_config_for(_frozen(opts))
+
+
+def _client_config(**opts) -> ClientConfig:
+    return _client_config_for(_frozen(opts))
 
 
 def _records(data: bytes) -> list[tuple[bytes, bytes]]:
