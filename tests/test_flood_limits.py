@@ -18,7 +18,7 @@ from tlslab.io import blocking
 from tlslab.io.blocking import MAX_KEPT_TICKETS, make_server
 from tlslab.io.memory import MemoryPair
 from tlslab.proto import client as client_mod
-from tlslab.proto import connection as conn_mod
+from tlslab.proto import limits as conn_mod  # the bounds live in limits.py
 from tlslab.proto import pha as pha_mod
 from tlslab.proto import server as server_mod
 from tlslab.proto import extensions as X

@@ -31,7 +31,6 @@ from .record import MAX_CIPHERTEXT, MAX_PLAINTEXT, RecordReader, plaintext_recor
 from .limits import (ALWAYS_FATAL, MAX_EMPTY_RECORDS, MAX_KEY_UPDATES_IN_A_ROW,
                      MAX_WARNING_ALERTS, TRACED_APP_RECORDS, TRACED_POST_HANDSHAKE,
                      _key_update_limit)
-from .limits import MAX_TICKETS_IN_A_ROW  # noqa: F401  (its tests read it from here)
 from .trace import Trace
 
 CCS_RECORD = plaintext_record(ContentType.change_cipher_spec, b"\x01")

@@ -27,7 +27,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from .. import groups, signatures
 from ..codec import Opaque, Reader, Struct, StructKind, UInt
-from ..errors import (DecryptError, HandshakeFailure, IllegalParameter, InsufficientSecurity,
+from ..errors import (HandshakeFailure, IllegalParameter, InsufficientSecurity,
                       InternalError, UnsupportedCertificate)
 from ..names import NamedGroup, SignatureScheme, name_of
 from . import legacy
