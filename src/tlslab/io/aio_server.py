@@ -33,6 +33,7 @@ import collections
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Any, Awaitable, Callable
@@ -321,7 +322,9 @@ class AsyncTLSServer:
 
     def _catch_signals(self, caught: list[int]) -> Callable[[], None]:
         """SIGINT and SIGTERM stop the loop cleanly (only the main thread can get them)."""
-        if threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread() or sys.platform == "win32":
+            # Windows event loops take no signal handlers: Ctrl-C then stops serve through
+            # KeyboardInterrupt, as before
             return lambda: None
         installed = []
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -333,7 +336,7 @@ class AsyncTLSServer:
 
             try:
                 self._loop.add_signal_handler(signum, stop)
-            except (ValueError, RuntimeError, NotImplementedError):
+            except (ValueError, RuntimeError):
                 continue
             installed.append((signum, previous))
 
