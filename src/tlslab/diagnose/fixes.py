@@ -8,7 +8,7 @@ import functools
 import string
 import tomllib
 from importlib import resources
-from typing import Any
+from typing import Any, Callable
 
 STACKS = ("java", "curl", "openssl", "python", "go", "node", "dotnet", "browser", "nginx",
           "apache", "java-server", "haproxy", "iis", "generic")
@@ -68,18 +68,17 @@ class _Values(dict):
         return f"<{key}>"
 
 
-def fixes_for(code: str, context: dict[str, Any], stacks: tuple[str, ...] | None = None
-              ) -> list[dict[str, Any]]:
-    """The fixes of ``code`` with placeholders filled from ``context``."""
+def fill_fixes(fixes: list[dict[str, Any]], context: dict[str, Any], *,
+               stacks: tuple[str, ...] | None = None,
+               keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+    """``fixes`` (the ``[[fix]]`` tables of a fix file) with placeholders filled from
+    ``context``; only those of ``stacks`` (when given) and those ``keep`` accepts."""
     values = _Values({k: str(v) for k, v in context.items()
                       if v not in (None, "", []) and k in PLACEHOLDERS})
     out = []
-    when = context.get("when")
-    for fix in cause_data(code).get("fix", []):
-        if stacks and fix["stack"] not in stacks:
+    for fix in fixes:
+        if (stacks and fix["stack"] not in stacks) or (keep is not None and not keep(fix)):
             continue
-        if fix.get("when") and when and fix["when"] != when:
-            continue  # e.g. downgrade advice when the server is the newer side
         item = {"stack": fix["stack"], "side": fix["side"],
                 "text": fix["text"].format_map(values)}
         if fix.get("example"):
@@ -88,3 +87,12 @@ def fixes_for(code: str, context: dict[str, Any], stacks: tuple[str, ...] | None
             item["source"] = fix["source"]
         out.append(item)
     return out
+
+
+def fixes_for(code: str, context: dict[str, Any], stacks: tuple[str, ...] | None = None
+              ) -> list[dict[str, Any]]:
+    """The fixes of ``code`` with placeholders filled from ``context``."""
+    when = context.get("when")
+    # e.g. downgrade advice only when the server is the newer side
+    return fill_fixes(cause_data(code).get("fix", []), context, stacks=stacks,
+                      keep=lambda fix: not (fix.get("when") and when and fix["when"] != when))

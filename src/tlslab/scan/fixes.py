@@ -13,7 +13,7 @@ import tomllib
 from importlib import resources
 from typing import Any
 
-from ..diagnose.fixes import PLACEHOLDERS, _Values, cause_data, parse_fix_file
+from ..diagnose.fixes import cause_data, fill_fixes, parse_fix_file
 
 
 @functools.lru_cache(maxsize=None)
@@ -28,17 +28,8 @@ def fix_data(fix_id: str) -> dict[str, Any]:
 
 
 def server_fixes(fix_id: str, context: dict[str, Any]) -> list[dict[str, Any]]:
-    """The server-side fixes of ``fix_id`` with placeholders filled from ``context``."""
-    values = _Values({k: str(v) for k, v in context.items()
-                      if v not in (None, "", []) and k in PLACEHOLDERS})
-    out = []
-    for fix in fix_data(fix_id).get("fix", []):
-        if fix["side"] != "server" or fix.get("when"):
-            continue  # "when" fixes answer a client-side situation of diagnose
-        item = {"stack": fix["stack"], "text": fix["text"].format_map(values)}
-        if fix.get("example"):
-            item["example"] = fix["example"].format_map(values)
-        if fix.get("source"):
-            item["source"] = fix["source"]
-        out.append(item)
-    return out
+    """The server-side fixes of ``fix_id`` with placeholders filled from ``context``
+    ("when" fixes answer a client-side situation of diagnose and are left out)."""
+    fixes = fill_fixes(fix_data(fix_id).get("fix", []), context,
+                       keep=lambda fix: fix["side"] == "server" and not fix.get("when"))
+    return [{k: v for k, v in item.items() if k != "side"} for item in fixes]
