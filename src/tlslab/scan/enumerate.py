@@ -70,11 +70,11 @@ def _picked(answer: HelloAnswer, version: int) -> bool:
 async def protocols(p: Prober) -> tuple[dict[str, bool], dict[str, HelloAnswer]]:
     """Each version, asked alone; returns name -> accepted, and the answers (evidence)."""
     from ..proto.sslv2 import CIPHER_KINDS, build_client_hello_v2
-    from .hello import random_bytes
+    from ..proto.provider import Provider
 
     async def one(version: int) -> tuple[str, HelloAnswer]:
         if version == 0x0002:
-            return "SSL 2.0", await p.hello(build_client_hello_v2(list(CIPHER_KINDS), random_bytes(16)))
+            return "SSL 2.0", await p.hello(build_client_hello_v2(list(CIPHER_KINDS), Provider().random(16)))
         return VERSION_NAMES[version], await p.hello(p.base_offer(version, suites_for(version)))
 
     results = await asyncio.gather(*(one(v) for v in (0x0002, SSL3, TLS10, TLS11, TLS12, TLS13)))

@@ -9,7 +9,6 @@ nothing after the server's first flight is needed.  Bytes are built and parsed o
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from ..proto import extensions as X
@@ -335,7 +334,3 @@ def suite_kx(code: int | None) -> str | None:
     if s.kx == "DHE":
         return "DHE_RSA"
     return None
-
-
-def random_bytes(n: int) -> bytes:
-    return os.urandom(n)
