@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""tlslab vs Python ``ssl``: TLS 1.3 and 1.2 handshakes per second and bulk throughput, in memory.
+"""tlslab vs Python ``ssl``: TLS 1.3 and 1.2 handshakes per second, memory per idle connection
+and bulk throughput, in memory.
 
 Usage::
 
@@ -13,10 +14,14 @@ connections hand bytes to each other directly; ``ssl`` runs an ``SSLObject``
 pair over ``ssl.MemoryBIO``.  Both use the same throwaway CA and server
 certificate and X25519, and the client verifies the chain and the name
 "localhost" on both sides.  Measured: full TLS 1.3 handshakes
-(TLS_AES_128_GCM_SHA256), resumed TLS 1.3 handshakes (psk_dhe_ke, a fresh
-ticket each time), full TLS 1.2 handshakes (ECDHE-ECDSA / ECDHE-RSA with
-AES128-GCM-SHA256) and TLS 1.3 bulk throughput.  Measurements are
-interleaved in short slices so that both stacks run under the same machine
+(TLS_AES_128_GCM_SHA256), with X25519 and with the hybrid X25519MLKEM768
+(compared with ``ssl`` only where its OpenSSL has the group), resumed TLS 1.3
+handshakes (psk_dhe_ke, a fresh ticket each time), full TLS 1.2 handshakes
+(ECDHE-ECDSA / ECDHE-RSA with AES128-GCM-SHA256), the memory an idle
+connection holds (RSS growth in a forked child), and TLS 1.3 bulk throughput.
+Under the full handshakes, a "crypto floor" row replays the cryptography and
+hashlib calls of a tlslab handshake alone (handshake_floor.py).  Measurements
+are interleaved in short slices so that all sides run under the same machine
 conditions.  The targets (ratio tlslab/ssl >= 0.8) are reported, never asserted.
 See benchmarks/README.md.
 """
@@ -72,7 +77,13 @@ from tlslab.proto.config import ClientConfig, ServerConfig  # noqa: E402
 from tlslab.proto.events import ApplicationData  # noqa: E402
 from tlslab.proto.server import ServerConnection  # noqa: E402
 from tlslab.proto.tickets import TicketStore  # noqa: E402
+from tlslab.proto.groups import HAVE_MLKEM  # noqa: E402
 from tlslab.workbench.certgen import make_throwaway_chain, write_pem  # noqa: E402
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported rather than run
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import handshake_floor  # noqa: E402  (benchmarks/, next to this file)
+import handshake_memory  # noqa: E402
 
 SUITE = "TLS_AES_128_GCM_SHA256"
 GROUP = "x25519"
@@ -80,6 +91,8 @@ SERVER_NAME = "localhost"
 RECORD = 16 * 1024          # bytes of application data per record (the TLS maximum, 2^14)
 TARGET = 0.8                # issue target: tlslab >= 0.8 x ssl
 SLICE = 0.25                # seconds per interleaved slice
+IDLE_CONNECTIONS = 500      # default connections kept per memory measurement
+HYBRID = "X25519MLKEM768"   # tlslab's name of the hybrid group (proto/groups.py)
 CERT_TYPES = {"ecdsa-p256": "ECDSA P-256", "rsa2048": "RSA-2048"}
 
 
@@ -95,22 +108,28 @@ class Scenario:
     resume: bool = False        # TLS 1.3 resumption with a fresh ticket per handshake
     suite: str = SUITE          # IANA name, as tlslab reports it
     ssl_cipher: str = SUITE     # the name Python ssl reports (and set_ciphers takes, for 1.2)
+    group: str = GROUP          # the only group enabled on both sides (tlslab's name)
+    floor: bool = False         # also measure the crypto floor (handshake_floor.py)
 
 
 HANDSHAKES = [
     Scenario("handshake_ecdsa_p256", "ecdsa-p256", "TLS 1.3 handshakes/s, ECDSA P-256 cert",
-             "ecdsa-p256"),
-    Scenario("handshake_rsa2048", "rsa2048", "TLS 1.3 handshakes/s, RSA-2048 cert", "rsa2048"),
+             "ecdsa-p256", floor=True),
+    Scenario("handshake_rsa2048", "rsa2048", "TLS 1.3 handshakes/s, RSA-2048 cert", "rsa2048",
+             floor=True),
+    Scenario("handshake_x25519mlkem768", "x25519mlkem768",
+             f"TLS 1.3 handshakes/s, {HYBRID}, ECDSA P-256 cert", "ecdsa-p256", group=HYBRID,
+             floor=True),
     Scenario("handshake_resumed_ecdsa_p256", "resumed-ecdsa-p256",
              "TLS 1.3 resumed handshakes/s, psk_dhe_ke", "ecdsa-p256", resume=True),
     Scenario("handshake_tls12_ecdsa_p256", "tls12-ecdsa-p256",
              "TLS 1.2 handshakes/s, ECDHE-ECDSA P-256", "ecdsa-p256", version="1.2",
              suite="TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-             ssl_cipher="ECDHE-ECDSA-AES128-GCM-SHA256"),
+             ssl_cipher="ECDHE-ECDSA-AES128-GCM-SHA256", floor=True),
     Scenario("handshake_tls12_rsa2048", "tls12-rsa2048",
              "TLS 1.2 handshakes/s, ECDHE-RSA-2048", "rsa2048", version="1.2",
              suite="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-             ssl_cipher="ECDHE-RSA-AES128-GCM-SHA256"),
+             ssl_cipher="ECDHE-RSA-AES128-GCM-SHA256", floor=True),
 ]
 SCENARIOS = {sc.name: sc for sc in HANDSHAKES}
 
@@ -128,6 +147,7 @@ class Pki:
     ca_file: str
     chain: list
     key: object
+    ca_cert: object
 
 
 def make_pki(key_type: str, directory: str) -> Pki:
@@ -139,7 +159,7 @@ def make_pki(key_type: str, directory: str) -> Pki:
     with open(ca_file, "wb") as f:
         from cryptography.hazmat.primitives.serialization import Encoding
         f.write(ca_cert.public_bytes(Encoding.PEM))
-    return Pki(key_type, cert_file, key_file, ca_file, chain, key)
+    return Pki(key_type, cert_file, key_file, ca_file, chain, key, ca_cert)
 
 
 # -- tlslab side --------------------------------------------------------------------------
@@ -155,12 +175,12 @@ class TlslabSide:
         # resumed ones included, so each resumption uses a fresh ticket.
         self.client_config = ClientConfig(server_name=SERVER_NAME, ca_file=pki.ca_file,
                                           versions=[sc.version], cipher_suites=[sc.suite],
-                                          groups=[GROUP],
+                                          groups=[sc.group],
                                           session_store=TicketStore() if sc.resume else None)
         # Loaded from the files, as `tlslab serve --cert/--key` would.
         self.server_config = ServerConfig.from_files(pki.cert_file, pki.key_file,
                                                      versions=[sc.version], cipher_suites=[sc.suite],
-                                                     groups=[GROUP], tickets=1 if sc.resume else 0)
+                                                     groups=[sc.group], tickets=1 if sc.resume else 0)
         if sc.resume:  # a full handshake for the first ticket
             client, _ = self._handshake()
             if client.negotiated["resumed"]:
@@ -221,6 +241,26 @@ class TlslabSide:
 
 
 # -- Python ssl side ----------------------------------------------------------------------
+def ssl_group_problem(group: str) -> str | None:
+    """None if Python's ``ssl`` can use ``group`` as the only group *and report it*, so that
+    the run can check it was negotiated; otherwise the reason, for the table and the JSON."""
+    if group == GROUP:
+        return None  # set_ecdh_curve("X25519"), as in every row
+    major, minor = ssl.OPENSSL_VERSION_INFO[:2]
+    if (major, minor) < (3, 5):  # OpenSSL 3.5 is the first with ML-KEM hybrids in TLS
+        return f"n/a (OpenSSL {major}.{minor} has no {group})"
+    # set_ecdh_curve() only takes curve names; SSLContext.set_groups() and SSLObject.group()
+    # (Python 3.15) are needed to pin the group and to check what was negotiated
+    if not (hasattr(ssl.SSLContext, "set_groups") and hasattr(ssl.SSLObject, "group")):
+        return (f"n/a (Python {platform.python_version()}'s ssl cannot select or report "
+                f"{group})")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_groups(group)
+    except (ssl.SSLError, ValueError) as err:
+        return f"n/a (ssl refuses {group}: {err})"
+    return None
+
+
 class SslSide:
     """An ssl.SSLObject client and server over ssl.MemoryBIO."""
 
@@ -232,8 +272,12 @@ class SslSide:
         cctx.load_verify_locations(cafile=pki.ca_file)
         sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         sctx.load_cert_chain(pki.cert_file, pki.key_file)
-        # the server's only group (OpenSSL 3: SSL_CTX_set1_groups), so x25519 is certain
-        sctx.set_ecdh_curve("X25519")
+        if sc.group == GROUP:
+            # the server's only group (OpenSSL 3: SSL_CTX_set1_groups), so x25519 is certain
+            sctx.set_ecdh_curve("X25519")
+        else:  # only where ssl_group_problem() found no problem
+            for ctx in (cctx, sctx):
+                ctx.set_groups(sc.group)
         version = ssl.TLSVersion.TLSv1_3 if sc.version == "1.3" else ssl.TLSVersion.TLSv1_2
         for ctx in (cctx, sctx):
             ctx.minimum_version = ctx.maximum_version = version
@@ -309,9 +353,15 @@ class SslSide:
         client, server, _ = self.handshake()
         if (server.cipher()[0], server.version()) != (client.cipher()[0], client.version()):
             raise BenchError(f"ssl client and server disagree: {client.cipher()} / {server.cipher()}")
+        if self.scenario.group == GROUP:
+            group = f"{GROUP} (the ssl server's only group)"
+        else:  # ssl_group_problem() made sure ssl can report it
+            group = client.group()
+            if group != server.group():
+                raise BenchError(f"ssl client and server disagree on the group: {group} / "
+                                 f"{server.group()}")
         return {"version": client.version(), "cipher_suite": client.cipher()[0],
-                "group": f"{GROUP} (the ssl server's only group)", "signature_scheme": None,
-                "resumed": client.session_reused}
+                "group": group, "signature_scheme": None, "resumed": client.session_reused}
 
     def bulk_runner(self) -> Callable[[int], int]:
         sender, receiver, (_, s_out_bio, r_in_bio, _) = self.handshake()
@@ -378,24 +428,111 @@ def interleaved(steps: dict[str, Callable[[], int]], seconds: float,
 
 
 # -- the benchmark --------------------------------------------------------------------------
-def _row(metric: str, unit: str, tallies: dict[str, Tally], **extra) -> dict:
-    ours, theirs = tallies["tlslab"], tallies["ssl"]
-    ratio = ours.rate / theirs.rate if theirs.rate else float("nan")
-    return {"metric": metric, "unit": unit,
-            "tlslab": ours.rate, "ssl": theirs.rate, "ratio": ratio, "target": TARGET,
-            "status": "PASS" if ratio >= TARGET else "BELOW",
-            "spread": {name: {"min": min(t.slices), "max": max(t.slices), "slices": len(t.slices)}
-                       for name, t in tallies.items()},
-            **extra}
+def _spread(tallies: dict[str, Tally]) -> dict:
+    return {name: {"min": min(t.slices), "max": max(t.slices), "slices": len(t.slices)}
+            for name, t in tallies.items()}
 
 
-def run_all(seconds: float, warmup: float, progress: Callable[[str], None]) -> dict:
+def _row(metric: str, unit: str, tallies: dict[str, Tally], ssl_note: str | None = None,
+         **extra) -> dict:
+    """A result row; without an ``ssl`` tally the ssl rate, the ratio and the status are
+    null / "n/a" and ``ssl_note`` says why."""
+    ours, theirs = tallies["tlslab"], tallies.get("ssl")
+    row = {"metric": metric, "unit": unit, "tlslab": ours.rate,
+           "ssl": theirs.rate if theirs else None, "ratio": None, "target": TARGET,
+           "status": "n/a", "spread": _spread({k: v for k, v in tallies.items() if k != "floor"})}
+    if theirs:
+        row["ratio"] = ratio = ours.rate / theirs.rate if theirs.rate else float("nan")
+        row["status"] = "PASS" if ratio >= TARGET else "BELOW"
+    else:
+        row["ssl_note"] = ssl_note
+    return {**row, **extra}
+
+
+def _floor_row(tallies: dict[str, Tally], found: handshake_floor.Census) -> dict:
+    floor = tallies["floor"].rate
+    theirs = tallies.get("ssl")
+    return {"metric": "crypto floor (cryptography calls alone)", "unit": "handshakes/s",
+            "rate": floor, "tlslab_over_floor": tallies["tlslab"].rate / floor,
+            "ssl_over_floor": theirs.rate / floor if theirs else None,
+            "spread": _spread({"floor": tallies["floor"]}),
+            "calls_by_kind": handshake_floor.summary(found.calls), **found.as_json()}
+
+
+def _floor_inputs(pki: Pki, neg: dict) -> handshake_floor.FloorInputs:
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return handshake_floor.FloorInputs(
+        key=pki.key, scheme=neg["signature_scheme"],
+        chain_ders=[c.public_bytes(Encoding.DER) for c in pki.chain], ca_cert=pki.ca_cert,
+        server_name=SERVER_NAME)
+
+
+#: what an idle connection holds on to, per stack and part: picks from what handshake() returns
+_KEEP = {
+    "tlslab": {"client": lambda r: (r[0],), "server": lambda r: (r[1],), "pair": lambda r: r},
+    # ssl: the SSLObject and its two MemoryBIOs (an application keeps those, as a socket)
+    "ssl": {"client": lambda r: (r[0], r[2][0], r[2][1]),
+            "server": lambda r: (r[1], r[2][2], r[2][3]), "pair": lambda r: r},
+}
+
+
+def memory_rows(pki: Pki, n: int, progress: Callable[[str], None]) -> list[dict]:
+    """Bytes of RSS per idle TLS 1.3 connection (ECDSA P-256, after a full handshake), for
+    the client, the server and a pair of each stack, each in its own forked child."""
+    sc = HANDSHAKES[0]
+    factories = {"tlslab": lambda: TlslabSide(pki, sc).handshake,
+                 "ssl": lambda: SslSide(pki, sc).handshake}
+    got: dict[str, dict[str, dict]] = {"tlslab": {}, "ssl": {}}
+    for part in ("client", "server", "pair"):
+        progress(f"memory per idle connection, {part}, {n:,} connections ...")
+        for stack in ("tlslab", "ssl"):
+            try:
+                got[stack][part] = handshake_memory.measure(factories[stack], _KEEP[stack][part], n)
+            except RuntimeError as err:
+                raise BenchError(f"memory, {stack} {part}: {err}") from None
+    rows = []
+    for part in ("client", "server", "pair"):
+        ours, theirs = (got[s][part]["bytes_per_connection"] for s in ("tlslab", "ssl"))
+        rows.append({
+            "key": f"memory_idle_{part}",
+            "metric": f"memory per idle connection, {part}" + (" (client + server)" if part == "pair" else ""),
+            "unit": "bytes/connection", "tlslab": ours, "ssl": theirs,
+            "ratio": ours / theirs if theirs > 0 else None, "target": None, "status": "info",
+            "lower_is_better": True, "connections": n,
+            "method": f"RSS growth in a forked child per stack and part ({sc.name}, TLS 1.3)",
+            "rss": {s: {k: got[s][part][k] for k in ("rss_before", "rss_after")} for s in got},
+            "malloc_trim": got["tlslab"][part]["malloc_trim"]})
+    return rows
+
+
+def run_all(seconds: float, warmup: float, progress: Callable[[str], None],
+            idle_connections: int = IDLE_CONNECTIONS) -> dict:
     rows = []
     negotiated = {}
+    notes = []  # rows left out, and why
+
+    def skip(msg: str) -> None:
+        notes.append(msg)
+        progress(msg)
+
     pkis = {kt: make_pki(kt, _TMPDIR.name) for kt in CERT_TYPES}
+    # memory first: the forked children start from a parent that has run nothing yet
+    memory = []
+    if idle_connections > 0:
+        why_not = handshake_memory.available()
+        if why_not:
+            skip(f"memory per idle connection: left out, it {why_not}")
+        else:
+            memory = memory_rows(pkis["ecdsa-p256"], idle_connections, progress)
     for sc in HANDSHAKES:
-        tls, ossl = TlslabSide(pkis[sc.cert], sc), SslSide(pkis[sc.cert], sc)
-        negotiated[sc.name] = {"tlslab": tls.describe(), "ssl": ossl.describe()}
+        if sc.group == HYBRID and not HAVE_MLKEM:
+            skip(f"{sc.metric}: left out, this cryptography build has no ML-KEM")
+            continue
+        ssl_note = ssl_group_problem(sc.group)
+        tls = TlslabSide(pkis[sc.cert], sc)
+        ossl = SslSide(pkis[sc.cert], sc) if ssl_note is None else None
+        negotiated[sc.name] = {"tlslab": tls.describe(),
+                               "ssl": ossl.describe() if ossl else {"unsupported": ssl_note}}
         _check_negotiated(sc, negotiated[sc.name])
         progress(f"{sc.metric} ...")
 
@@ -407,9 +544,23 @@ def run_all(seconds: float, warmup: float, progress: Callable[[str], None]) -> d
             side.handshake()
             return 1
 
-        tallies = interleaved({"tlslab": tls_step, "ssl": ssl_step}, seconds, warmup)
+        steps = {"tlslab": tls_step}
+        if ossl:
+            steps["ssl"] = ssl_step
+        found = None
+        if sc.floor:
+            found = handshake_floor.census(tls.handshake)
+            try:
+                steps["floor"] = handshake_floor.floor_step(
+                    found, _floor_inputs(pkis[sc.cert], negotiated[sc.name]["tlslab"]))
+            except (RuntimeError, ValueError) as err:
+                raise BenchError(f"{sc.name}: the crypto floor cannot replay this handshake: {err}") from None
+        tallies = interleaved(steps, seconds, warmup)
         extra = {"ssl_session_getter_us": ossl.session_getter_us()} if sc.resume else {}
-        rows.append(_row(sc.metric, "handshakes/s", tallies, key=sc.key, **extra))
+        if found is not None:
+            extra["crypto_floor"] = _floor_row(tallies, found)
+        rows.append(_row(sc.metric, "handshakes/s", tallies, ssl_note=ssl_note, key=sc.key, **extra))
+    rows += memory
 
     progress(f"bulk transfer, {RECORD // 1024} KiB records, {SUITE} ...")
     pki = pkis["ecdsa-p256"]
@@ -437,13 +588,16 @@ def run_all(seconds: float, warmup: float, progress: Callable[[str], None]) -> d
         },
         "negotiated": negotiated,
         "results": {r.pop("key"): r for r in rows},
+        "notes": notes,
     }
 
 
 def _check_negotiated(sc: Scenario, neg: dict) -> None:
-    """Stop unless both sides negotiated the scenario's version, suite and resumption."""
+    """Stop unless both sides negotiated the scenario's version, suite, group and resumption."""
     want = {"tlslab": (f"TLS {sc.version}", sc.suite), "ssl": (f"TLSv{sc.version}", sc.ssl_cipher)}
     for side, info in neg.items():
+        if "unsupported" in info:
+            continue
         version, suite = want[side]
         if info["cipher_suite"] != suite:
             hint = (" (ssl was imported before the OpenSSL configuration could be set)"
@@ -453,8 +607,11 @@ def _check_negotiated(sc: Scenario, neg: dict) -> None:
             raise BenchError(f"{sc.name}: {side} negotiated {info['version']}, not {version}")
         if info["resumed"] != sc.resume:
             raise BenchError(f"{sc.name}: {side} resumed={info['resumed']}, expected {sc.resume}")
-    if neg["tlslab"]["group"] != GROUP:
-        raise BenchError(f"{sc.name}: tlslab negotiated group {neg['tlslab']['group']}, not {GROUP}")
+    if neg["tlslab"]["group"] != sc.group:
+        raise BenchError(f"{sc.name}: tlslab negotiated group {neg['tlslab']['group']}, not {sc.group}")
+    ssl_group = neg["ssl"].get("group")
+    if sc.group != GROUP and ssl_group is not None and ssl_group.lower() != sc.group.lower():
+        raise BenchError(f"{sc.name}: ssl negotiated group {ssl_group}, not {sc.group}")
 
 
 def _cryptography_openssl() -> str:
@@ -466,39 +623,86 @@ def _cryptography_openssl() -> str:
 
 
 # -- output ---------------------------------------------------------------------------------
-def _fmt(value: float, unit: str) -> str:
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "bytes/connection":
+        return f"{value / 1024:,.1f} KiB"
     return f"{value:,.0f}" if unit == "handshakes/s" else f"{value:,.1f}"
 
 
-def print_table(report: dict) -> None:
+def table_rows(report: dict) -> list[tuple[str, str, str, str, str]]:
+    """(metric, tlslab, ssl, ratio, style) per table line; the crypto floor goes on its own
+    line under its handshake row, with its rate in the tlslab column (it is made of
+    tlslab's calls) and both stacks' fraction of it in the ratio column."""
+    lines = []
+    for r in report["results"].values():
+        unit = r["unit"]
+        ssl_cell = _fmt(r["ssl"], unit) if r["ssl"] is not None else (r.get("ssl_note") or "n/a")
+        if r["ratio"] is None:
+            ratio, style = "—", ""
+        elif r["status"] == "info":
+            ratio, style = f"{r['ratio']:.2f}x (lower is better)", ""
+        else:
+            ratio, style = f"{r['ratio']:.2f}x {r['status']}", "green" if r["status"] == "PASS" else "red"
+        lines.append((r["metric"], _fmt(r["tlslab"], unit), ssl_cell, ratio, style))
+        floor = r.get("crypto_floor")
+        if floor:
+            vs = f"tlslab/floor {floor['tlslab_over_floor']:.2f}x"
+            if floor["ssl_over_floor"] is not None:
+                vs += f", ssl/floor {floor['ssl_over_floor']:.2f}x"
+            lines.append(("  " + floor["metric"], _fmt(floor["rate"], floor["unit"]), "", vs, "floor"))
+    return lines
+
+
+def _footer(report: dict) -> list[str]:
     env = report["environment"]
+    neg = "; ".join(f"{kt}: {v['tlslab']['cipher_suite']}, {v['tlslab']['group']}, "
+                    f"{v['tlslab']['signature_scheme']}" for kt, v in report["negotiated"].items())
+    lines = [f"tlslab negotiated: {neg}; bulk: TLS 1.3, {SUITE}, {GROUP}"]
+    memory = report["results"].get("memory_idle_client")
+    if memory:
+        lines.append(f"memory: RSS growth per kept connection, {memory['connections']:,} connections "
+                     f"after a full TLS 1.3 handshake (ECDSA P-256), each stack and part in its own "
+                     f"forked child")
+    lines.append("crypto floor: the cryptography/hashlib calls counted in one real tlslab handshake "
+                 "(both sides), replayed alone; --json lists them")
+    lines += report.get("notes", [])
+    lines.append(f"Python {env['python']}, ssl with {env['ssl_openssl']}, cryptography "
+                 f"{env['cryptography']} ({env['cryptography_openssl']}), {env['cpus']} CPUs")
+    return lines
+
+
+def print_table(report: dict) -> None:
     title = (f"tlslab vs Python ssl, in memory, {report['seconds_per_side']:g} s per side")
+    lines = table_rows(report)
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
         print(title)
-        for r in report["results"].values():
-            print(f"  {r['metric']:<48} {_fmt(r['tlslab'], r['unit']):>10} {_fmt(r['ssl'], r['unit']):>10}"
-                  f"  {r['ratio']:.2f}x {r['status']}")
+        for metric, ours, theirs, ratio, _ in lines:
+            print(f"  {metric:<52} {ours:>12} {theirs:>12}  {ratio}")
+        for line in _footer(report):
+            print(f"  {line}")
         return
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("tlslab", justify="right")
     table.add_column("ssl", justify="right")
     table.add_column(f"ratio (≥ {TARGET})", justify="right")
-    for r in report["results"].values():
-        style = "green" if r["status"] == "PASS" else "red"
-        table.add_row(r["metric"], _fmt(r["tlslab"], r["unit"]), _fmt(r["ssl"], r["unit"]),
-                      f"{r['ratio']:.2f}x [{style}]{r['status']}[/{style}]")
+    for metric, ours, theirs, ratio, style in lines:
+        if style in ("green", "red"):
+            number, status = ratio.rsplit(" ", 1)
+            ratio = f"{number} [{style}]{status}[/{style}]"
+        table.add_row(metric, ours, theirs, ratio, style="dim" if style == "floor" else None)
     console = Console()
+    if not console.is_terminal:  # a file or a pipe: no need to squeeze into 80 columns
+        wide = console.options.update(max_width=1000)
+        console = Console(width=max(console.width, console.measure(table, options=wide).maximum))
     console.print(table)
-    neg = "; ".join(f"{kt}: {v['tlslab']['cipher_suite']}, {v['tlslab']['signature_scheme']}"
-                    for kt, v in report["negotiated"].items())
-    console.print(f"[dim]{GROUP} everywhere; bulk: TLS 1.3, {SUITE}; tlslab negotiated: {neg}; "
-                  f"Python {env['python']}, ssl with {env['ssl_openssl']}, "
-                  f"cryptography {env['cryptography']} ({env['cryptography_openssl']}), "
-                  f"{env['cpus']} CPUs[/dim]")
+    for line in _footer(report):
+        console.print(f"[dim]{line}[/dim]", highlight=False)
 
 
 # -- profiling ------------------------------------------------------------------------------
@@ -514,7 +718,11 @@ def profile(what: str, seconds: float, top: int) -> None:
             return run(64)
     else:
         sc = SCENARIOS[what.split("-", 1)[1]]
+        if sc.group == HYBRID and not HAVE_MLKEM:
+            raise BenchError(f"this cryptography build has no ML-KEM, so tlslab has no {HYBRID}")
         side = TlslabSide(make_pki(sc.cert, _TMPDIR.name), sc)
+        if side.describe()["group"] != sc.group:
+            raise BenchError(f"tlslab did not negotiate {sc.group}")
 
         def step() -> int:
             side.handshake()
@@ -543,9 +751,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=[f"handshake-{sc.name}" for sc in HANDSHAKES] + ["bulk"],
                         help="instead of the comparison, cProfile the tlslab side of one measurement")
     parser.add_argument("--top", type=int, default=25, help="functions shown by --profile")
+    parser.add_argument("--idle-connections", type=int, default=IDLE_CONNECTIONS, metavar="N",
+                        help="connections kept per memory measurement (default "
+                             f"{IDLE_CONNECTIONS}; 0 skips the memory rows)")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.warmup < 0:
-        parser.error("--seconds must be > 0 and --warmup >= 0")
+    if args.seconds <= 0 or args.warmup < 0 or args.idle_connections < 0:
+        parser.error("--seconds must be > 0, --warmup and --idle-connections >= 0")
     try:
         if args.profile:
             profile(args.profile, args.seconds, args.top)
@@ -554,7 +765,8 @@ def main(argv: list[str] | None = None) -> int:
         def progress(msg: str) -> None:
             print(msg, file=sys.stderr, flush=True)
 
-        report = run_all(args.seconds, args.warmup, progress if not args.json else (lambda m: None))
+        report = run_all(args.seconds, args.warmup, progress if not args.json else (lambda m: None),
+                         args.idle_connections)
     except BenchError as err:
         print(f"benchmark error: {err}", file=sys.stderr)
         return 1
