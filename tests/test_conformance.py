@@ -70,6 +70,12 @@ def client_config(pki, kind: str = "rsa", **options) -> ClientConfig:
 
 # --------------------------------------------------------------------------- harness
 
+def sent_hellos(conn) -> list[bytes]:
+    """The ClientHellos a connection sent, as bytes (from its trace)."""
+    return [e.raw for e in conn.trace.entries
+            if e.kind == "message" and e.direction == "sent" and e.name == "ClientHello"]
+
+
 class EditingClient(ClientConnection):
     """A tlslab client whose ClientHello is changed by ``edit`` before it is sent (and before
     a PSK binder is computed), so its own transcript matches what it really sent."""
@@ -255,7 +261,7 @@ def test_client_hello_with_200_unknown_extensions(pki, versions):
         insert_before_psk(ch, unknown)
     pair = connect(client_config(pki, versions=versions), server_config(pki), edit)
     check_ok(pair, "TLS " + versions[0])
-    sent = ClientHello.parse(pair.client._ch_raw[0])
+    sent = ClientHello.parse(sent_hellos(pair.client)[0])
     assert sum(1 for e in sent.extensions if 0x4000 <= e.type < 0x40C8) == 200
 
 
@@ -272,7 +278,7 @@ def test_client_hello_with_1000_signature_algorithms(pki, versions):
             supported_signature_algorithms=unknown + real)))
     pair = connect(client_config(pki, versions=versions), server_config(pki), edit)
     check_ok(pair, "TLS " + versions[0])
-    assert len(ClientHello.parse(pair.client._ch_raw[0]).ext_value(
+    assert len(ClientHello.parse(sent_hellos(pair.client)[0]).ext_value(
         ET.signature_algorithms).supported_signature_algorithms) == 1000
 
 
@@ -289,7 +295,7 @@ def test_client_hello_extensions_in_random_order(pki, seed):
         orders.append([e.type for e in exts])
     pair = connect(client_config(pki), server_config(pki), edit)
     check_ok(pair, "TLS 1.3")
-    assert [e.type for e in ClientHello.parse(pair.client._ch_raw[0]).extensions] == orders[0]
+    assert [e.type for e in ClientHello.parse(sent_hellos(pair.client)[0]).extensions] == orders[0]
 
 
 def test_heartbeat_extension_is_ignored(pki):
@@ -483,7 +489,7 @@ def test_legacy_version_tls13_without_supported_versions_negotiates_tls12(pki):
         ch.legacy_version = 0x0304
     pair = connect(client_config(pki, versions=["1.2"]), server_config(pki), edit)
     check_ok(pair, "TLS 1.2")
-    assert ClientHello.parse(pair.client._ch_raw[0]).legacy_version == 0x0304
+    assert ClientHello.parse(sent_hellos(pair.client)[0]).legacy_version == 0x0304
 
 
 def test_legacy_version_ssl3_only(pki):
@@ -582,7 +588,7 @@ def test_tls12_renegotiation_is_refused_with_a_warning(pki):
     ClientHello on an established connection with a no_renegotiation *warning*; the
     connection continues."""
     pair = _connected12(pki)
-    ch = ClientHello.parse(pair.client._ch_raw[0])
+    ch = ClientHello.parse(sent_hellos(pair.client)[0])
     # the server refuses before looking at renegotiation_info (RFC 5746 §3.7 would want the
     # client's verify_data there; any 12 bytes do for a refusal)
     ch.extensions = [Extension(ET.renegotiation_info, X.RenegotiationInfo(
@@ -611,7 +617,7 @@ def test_tls12_ems_session_resumed_without_ems_is_refused(pki):
     check_ok(first, "TLS 1.2")
     assert first.server.negotiated["extended_master_secret"] is True
     pair = make_pair(ccfg, scfg, _drop_ems)
-    offered = ClientHello.parse(pair.client._ch_raw[0])
+    offered = ClientHello.parse(sent_hellos(pair.client)[0])
     assert offered.legacy_session_id, "the client did not offer the session ID"
     events, _, alerts = inject(pair.server, pair.client.data_to_send(), opener=None)
     assert_fatal(pair.server, events, alerts, AD.handshake_failure)
@@ -636,7 +642,7 @@ def test_tls12_non_ems_session_resumed_with_ems_is_a_full_handshake(pki):
     check_ok(first, "TLS 1.2")
     assert first.server.negotiated["extended_master_secret"] is False
     pair = make_pair(ccfg, scfg)
-    assert ClientHello.parse(pair.client._ch_raw[0]).legacy_session_id
+    assert ClientHello.parse(sent_hellos(pair.client)[0]).legacy_session_id
     pair.pump()
     check_ok(pair, "TLS 1.2")
     assert not pair.server.negotiated.get("resumed"), pair.describe()
@@ -655,7 +661,7 @@ def test_tls12_encrypt_then_mac_with_only_aead_suites_is_not_echoed(pki):
     pair = connect(client_config(pki, versions=["1.2"], cipher_suites=[ECDHE_RSA_GCM]),
                    server_config(pki), add_etm)
     check_ok(pair, "TLS 1.2")
-    assert ClientHello.parse(pair.client._ch_raw[0]).ext(ET.encrypt_then_mac) is not None
+    assert ClientHello.parse(sent_hellos(pair.client)[0]).ext(ET.encrypt_then_mac) is not None
     sh = next(e for e in pair.server.trace.entries
               if e.kind == "message" and e.direction == "sent" and e.name == "ServerHello")
     assert ET.encrypt_then_mac not in [x.type for x in ServerHello.parse(sh.raw).extensions or []]
@@ -757,7 +763,7 @@ def test_client_echoes_hrr_cookie(pki):
     cookie = hrr.ext_value(ET.cookie).cookie
     assert cookie
     pair.client_events += pair.client.receive_data(b"".join(h + f for h, f in recs))
-    ch2 = ClientHello.parse(pair.client._ch_raw[1])
+    ch2 = ClientHello.parse(sent_hellos(pair.client)[1])
     assert ch2.ext_value(ET.cookie).cookie == cookie
     # the raw bytes of the extension: type 44, length, opaque cookie<1..2^16-1>
     raw = next(e for e in ch2.extensions if e.type == ET.cookie).data
@@ -784,7 +790,7 @@ def test_client_hrr_for_a_group_already_sent(pki):
     ccfg = client_config(pki, versions=["1.3"], groups=["x25519", "secp256r1"], key_share_groups=["x25519"])
     pair = make_pair(ccfg, server_config(pki))
     pair.client.data_to_send()
-    client_refuses(pair, _hrr(pair.client._client_hello, X25519), AD.illegal_parameter)
+    client_refuses(pair, _hrr(pair.client.hs.offer.client_hello, X25519), AD.illegal_parameter)
 
 
 def test_client_second_hrr(pki):
@@ -794,9 +800,9 @@ def test_client_second_hrr(pki):
                          key_share_groups=["x25519"])
     pair = make_pair(ccfg, server_config(pki))
     pair.client.data_to_send()
-    pair.client.receive_data(_hrr(pair.client._client_hello, SECP256R1))
+    pair.client.receive_data(_hrr(pair.client.hs.offer.client_hello, SECP256R1))
     assert pair.client.error is None, pair.describe()
-    ch2 = ClientHello.parse(pair.client._ch_raw[1])
+    ch2 = ClientHello.parse(sent_hellos(pair.client)[1])
     assert [s.group for s in ch2.ext_value(ET.key_share).client_shares] == [SECP256R1]
     pair.client.data_to_send()
-    client_refuses(pair, _hrr(pair.client._client_hello, SECP384R1), AD.unexpected_message)
+    client_refuses(pair, _hrr(pair.client.hs.offer.client_hello, SECP384R1), AD.unexpected_message)

@@ -17,10 +17,12 @@ import tlslab
 from tlslab.io import blocking
 from tlslab.io.blocking import MAX_KEPT_TICKETS, make_server
 from tlslab.io.memory import MemoryPair
-from tlslab.proto import client as client_mod
+from tlslab.proto import client13 as client_mod
+from tlslab.proto.client_hello import add_psk as real_add_psk
+from tlslab.proto.handshake import psk_binder
 from tlslab.proto import limits as conn_mod  # the bounds live in limits.py
 from tlslab.proto import pha as pha_mod
-from tlslab.proto import server as server_mod
+from tlslab.proto import server13 as server_mod
 from tlslab.proto import extensions as X
 from tlslab.proto.alerts import AlertDescription as AD, AlertLevel
 from tlslab.proto.client import ClientConnection
@@ -234,7 +236,7 @@ def test_async_stream_keeps_the_newest_tickets(pki):
 
 # -- post-handshake CertificateRequest ---------------------------------------------------------
 
-def test_post_handshake_certificate_request_flood(pki, certs_dir):
+def test_post_handshake_certificate_request_flood(pki, certs_dir, monkeypatch):
     chain, key = load_identity(str(certs_dir / "client-chain.pem"), str(certs_dir / "client.key"))
     scfg = server_config(pki, client_ca_file=str(certs_dir / "ca.pem"), client_auth_in_handshake=False)
     ccfg = client_config(pki, post_handshake_auth=True, certificate_chain=chain, private_key=key)
@@ -242,13 +244,13 @@ def test_post_handshake_certificate_request_flood(pki, certs_dir):
     server, client = pair.server, pair.client
     limit = pha_mod.MAX_POST_HANDSHAKE_AUTH
     signatures = []
-    real_answer = client._answer_certificate_request
+    real_answer = pha_mod.answer_certificate_request
 
-    def counting_answer(cr, transcript):
+    def counting_answer(conn, cr, transcript):
         signatures.append(cr.certificate_request_context)
-        return real_answer(cr, transcript)
+        return real_answer(conn, cr, transcript)
 
-    client._answer_certificate_request = counting_answer
+    monkeypatch.setattr(pha_mod, "answer_certificate_request", counting_answer)
 
     def request():
         server.request_client_certificate()
@@ -269,30 +271,29 @@ def test_post_handshake_certificate_request_flood(pki, certs_dir):
 
 # -- PSK identities tried by the server ------------------------------------------------------
 
-class ManyPsksClient(ClientConnection):
-    """Offers ``junk`` unknown identities before its real ticket (binders recomputed)."""
-
-    junk = 0
-
-    def _add_psk(self, ch, prefix):
-        ch = super()._add_psk(ch, prefix)
+def many_psks(junk: int):
+    """An add_psk that offers ``junk`` unknown identities before the real ticket (binders
+    recomputed), for monkeypatching tlslab.proto.client13.add_psk."""
+    def add(offer, ch, prefix, conn):
+        ch = real_add_psk(offer, ch, prefix, conn)
         offered = ch.extensions[-1].value
-        suite = SUITES[self._session.suite]
+        suite = SUITES[offer.session.suite]
         offered.identities = [X.PskIdentity(identity=b"junk%03d" % i, obfuscated_ticket_age=0)
-                              for i in range(self.junk)] + offered.identities
-        offered.binders = [bytes(suite.hash_len)] * (self.junk + 1)
+                              for i in range(junk)] + offered.identities
+        offered.binders = [bytes(suite.hash_len)] * (junk + 1)
         ch.extensions[-1] = Extension(ET.pre_shared_key, offered)
-        binder, ks = self._psk_binder(suite, self._session.psk, prefix,
-                                      truncated_for_binders(ch.build(), offered.binders))
+        binder, ks = psk_binder(conn, suite, offer.session.psk, prefix,
+                                truncated_for_binders(ch.build(), offered.binders))
         offered.binders[-1] = binder
         ch.extensions[-1] = Extension(ET.pre_shared_key, offered)
-        self._early_schedule = ks
+        offer.early_schedule = ks
         return ch
+    return add
 
 
 @pytest.mark.parametrize("junk", [server_mod.MAX_PSK_IDENTITIES_TRIED - 1,
                                   server_mod.MAX_PSK_IDENTITIES_TRIED, 200])
-def test_psk_identities_tried_are_bounded(pki, junk):
+def test_psk_identities_tried_are_bounded(pki, junk, monkeypatch):
     scfg = server_config(pki)
     ccfg = client_config(pki)
     first = connected(ccfg, scfg)
@@ -302,8 +303,8 @@ def test_psk_identities_tried_are_bounded(pki, junk):
     real_open = keys.open
     keys.open = lambda ticket, now: (opened.append(ticket), real_open(ticket, now))[1]
     try:
-        client_cls = type("C", (ManyPsksClient,), {"junk": junk})
-        pair = MemoryPair(client_cls(ccfg), ServerConnection(scfg))
+        monkeypatch.setattr(client_mod, "add_psk", many_psks(junk))
+        pair = MemoryPair(ClientConnection(ccfg), ServerConnection(scfg))
         pair.handshake()
     finally:
         del keys.open

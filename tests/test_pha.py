@@ -6,6 +6,8 @@ import subprocess
 import threading
 
 import pytest
+
+from tlslab.proto.server13 import certificate_request
 from conftest import require_tool
 
 from tlslab.io.memory import MemoryPair
@@ -77,7 +79,7 @@ def test_not_offered(certs_dir, identity):
 
 def test_unsolicited_request_is_unexpected(certs_dir, identity):
     pair = connected(client_config(certs_dir, identity, pha=False), server_config(certs_dir))
-    cr = pair.server._certificate_request()
+    cr = certificate_request(pair.server.config)
     cr.certificate_request_context = b"\x01" * 8
     pair.server._send_message(cr)
     pair.pump()
@@ -86,7 +88,7 @@ def test_unsolicited_request_is_unexpected(certs_dir, identity):
 
 def test_empty_context_is_illegal(certs_dir, identity):
     pair = connected(client_config(certs_dir, identity), server_config(certs_dir))
-    cr = pair.server._certificate_request()  # context b"": only valid during the handshake
+    cr = certificate_request(pair.server.config)  # context b"": only valid during the handshake
     assert isinstance(cr, CertificateRequest)
     pair.server._send_message(cr)
     pair.pump()

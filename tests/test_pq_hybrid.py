@@ -160,7 +160,7 @@ def test_engine_sends_illegal_parameter_for_bad_hybrid_client_share():
     client = tlslab.ClientConnection(tlslab.ClientConfig(server_name="localhost", insecure=True))
     client.start_handshake()
     hello = client.data_to_send()
-    ek = client._key_shares[X25519MLKEM768].public[:1184]
+    ek = client.hs.offer.key_shares[X25519MLKEM768].public[:1184]
     assert hello.count(ek) == 1
     hello = hello.replace(ek, b"\xff\xff\xff" + ek[3:])  # same length, invalid coefficients
     server = tlslab.ServerConnection(tlslab.ServerConfig.from_files(

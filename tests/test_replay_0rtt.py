@@ -192,12 +192,12 @@ def test_rfc8448_0rtt_client_own_hello_offers_rfc_ticket(simple, resumed, vector
     rfc_ident = offered_psk(resumed).identities[0]
     assert [(i.identity, i.obfuscated_ticket_age) for i in offer.identities] == \
         [(rfc_ident.identity, rfc_ident.obfuscated_ticket_age)]
-    check_secrets(client._early_schedule, rn, ["early_secret", "binder_key"])
+    check_secrets(client.hs.offer.early_schedule, rn, ["early_secret", "binder_key"])
     ks = KeySchedule(SUITE)
     truncated = flight[0][5:len(flight[0]) - (2 + 1 + SUITE.hash_len)]
     assert offer.binders == [ks.verify_data(h(rn["binder_key"]), hash_bytes("sha256", truncated))]
     # the 0-RTT record is under client_early_traffic_secret over this ClientHello
-    c_early = client._early_schedule.secrets["client_early_traffic_secret"]
+    c_early = client.hs.offer.early_schedule.secrets["client_early_traffic_secret"]
     ks.extract_early(h(rn["psk"]))
     assert c_early == ks.early_traffic(hash_bytes("sha256", flight[0][5:]))
     opened = RecordProtector(SUITE, c_early).open(flight[1][:5], flight[1][5:])
@@ -240,7 +240,7 @@ def test_rfc8448_0rtt_client(simple, resumed):
     # ClientHello with the RFC's binder, then the 0-RTT data under client_early_traffic_secret
     assert split_records(client.data_to_send()) == c_recs[:2]
     assert store.count("server") == 0  # the ticket is used once (RFC 8446 §C.4)
-    check_secrets(client._early_schedule, rn, EARLY_SECRET_NAMES)
+    check_secrets(client.hs.offer.early_schedule, rn, EARLY_SECRET_NAMES)
     events = client.receive_data(s_recs[0] + s_recs[1])
     assert [type(e) for e in events] == [HandshakeComplete]
     assert events[0].resumed and events[0].early_data_accepted

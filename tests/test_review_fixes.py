@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlslab.proto import events as ev
 from tlslab.proto import extensions as X
-from tlslab.proto import server as server13
+from tlslab.proto import server13
 from tlslab.proto import server12
 from tlslab.proto.client import ClientConnection
 from tlslab.proto.config import ClientConfig, ServerConfig, load_identity
@@ -290,38 +290,37 @@ def test_client_that_sent_early_data_refuses_tls12_server_hello(certs_dir):
 # --------------------------------------------------------------------------- 5. unbounded state
 
 def test_tls12_renegotiation_flood_is_cut_off(certs_dir):
-    """Post-handshake ClientHellos are refused with no_renegotiation; they are not added to
-    the handshake log, and after three refusals the fourth ends the connection."""
+    """Post-handshake ClientHellos are refused with no_renegotiation; no handshake log is
+    kept after the handshake to grow, and after three refusals the fourth ends the connection."""
     p = connect(client_config(certs_dir, versions=["1.2"]), server_config(certs_dir))
     assert p.server.handshake_complete and p.server.tls12
     client, server = p.client, p.server
     hello = ClientHello(legacy_version=0x0303, random=bytes(32), legacy_session_id=b"",
                         cipher_suites=[0xC02B, 0xC02F], legacy_compression_methods=b"\x00",
                         extensions=[Extension(ET.padding, X.RawBody(data=bytes(4000)))]).encode()
-    log_size = len(server._hs_log)
+    from tlslab.proto.handshake12 import PostHandshake12
+    assert type(server.hs) is PostHandshake12 and not hasattr(server.hs, "hs_log")
     for i in range(3):
         client._send_records(22, hello)
         server.receive_data(client.data_to_send())
         assert not server.closed, f"renegotiation attempt {i + 1} closed the connection"
-        assert len(server._hs_log) == log_size, "post-handshake ClientHello grew _hs_log"
         client.receive_data(server.data_to_send())  # the no_renegotiation warning
     assert alerts_sent(server).count("no_renegotiation") == 3
     client._send_records(22, hello)
     events = server.receive_data(client.data_to_send())
     assert server.closed
     assert closed_event(events).alert_sent == "unexpected_message"
-    assert len(server._hs_log) == log_size
 
 
 def test_tls12_repeated_new_session_ticket_is_unexpected(certs_dir, monkeypatch):
     """RFC 5077 §3.3: one NewSessionTicket per handshake; a second one is unexpected_message."""
-    original = server12.Server12._send_ticket12
+    original = server12.ServerHandshake12._send_ticket
 
     def twice(self):
         original(self)
         original(self)
 
-    monkeypatch.setattr(server12.Server12, "_send_ticket12", twice)
+    monkeypatch.setattr(server12.ServerHandshake12, "_send_ticket", twice)
     p = connect(client_config(certs_dir, versions=["1.2"]), server_config(certs_dir))
     assert not p.client.handshake_complete
     assert p.client.error is not None and p.client.error.alert.name == "unexpected_message", p.client.error
@@ -367,14 +366,14 @@ def test_tls13_server_enforces_its_record_size_limit(certs_dir):
 
 def test_tls12_client_honours_server_record_size_limit(certs_dir, monkeypatch):
     """RFC 8449 §4: a TLS 1.2 server's record_size_limit bounds the client's plaintext fragments."""
-    original = server12.Server12._server_hello12
+    original = server12.ServerHandshake12._server_hello
 
     def with_limit(self, ch, suite, sid, extra):  # an RFC 8449-aware TLS 1.2 server
         if ch.ext(ET.record_size_limit) is not None:
             extra = extra + [Extension(ET.record_size_limit, X.RecordSizeLimit(record_size_limit=256))]
         return original(self, ch, suite, sid, extra)
 
-    monkeypatch.setattr(server12.Server12, "_server_hello12", with_limit)
+    monkeypatch.setattr(server12.ServerHandshake12, "_server_hello", with_limit)
     p = connect(client_config(certs_dir, versions=["1.2"], record_size_limit=1024),
                 server_config(certs_dir))
     assert p.client.handshake_complete and p.client.tls12
@@ -398,17 +397,17 @@ def test_tls12_client_honours_server_record_size_limit(certs_dir, monkeypatch):
 ], ids=["renegotiation_info", "extended_master_secret", "ec_point_formats"])
 def test_tls13_client_refuses_tls12_extensions_in_encrypted_extensions(extension, certs_dir, monkeypatch):
     """RFC 8446 §4.2: a known extension in a message where it is not defined → illegal_parameter."""
-    original = server13.ServerConnection._ordered
+    original = server13.ordered
     seen = []
 
-    def patched(self, exts):
+    def patched(cfg, exts):
         exts = list(exts)
         if not seen and not any(e.type in (ET.supported_versions, ET.key_share) for e in exts):
             seen.append(True)  # the first list after ServerHello's is EncryptedExtensions'
             exts.append(extension)
-        return original(self, exts)
+        return original(cfg, exts)
 
-    monkeypatch.setattr(server13.ServerConnection, "_ordered", patched)
+    monkeypatch.setattr(server13, "ordered", patched)
     p = connect(client_config(certs_dir), server_config(certs_dir))
     assert seen
     assert not p.client.handshake_complete

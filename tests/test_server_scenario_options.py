@@ -169,7 +169,7 @@ def test_legacy_mac_then_encrypt(certs_dir, version):
     options = dict(versions=[version], cipher_suites=["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"])
     probe = ClientConnection(client_config(certs_dir, **options))
     probe.start_handshake()
-    hello = probe._client_hello
+    hello = probe.hs.offer.client_hello
     hello.extensions = [e for e in hello.extensions if e.type != ET.encrypt_then_mac]
     hello.raw = None
     pair = run(client_config(certs_dir, client_hello_template=hello.build(), **options),
@@ -388,7 +388,7 @@ def test_tls13_pkcs1_signature_refused_by_tlslab(certs_dir, client_schemes, expe
     cv = _server_certificate_verify(pair)
     assert name_of(SignatureScheme, cv.algorithm) == expected
     # the client refused before adding CertificateVerify to its transcript
-    signed = signatures.certificate_verify_input(pair.client.transcript.digest(), server=True)
+    signed = signatures.certificate_verify_input(pair.client.hs.transcript.digest(), server=True)
     signatures.verify(scfg.certificate_chain[0], cv.algorithm, signed, cv.signature, tls13=False)
 
 

@@ -17,6 +17,8 @@ is set, ``.error.alert`` agrees and its text is one line.
 """
 from __future__ import annotations
 
+import io
+
 import hmac
 import os
 from dataclasses import dataclass, field
@@ -118,11 +120,17 @@ class Ctx:
     server_final: list = field(default_factory=list)   # (header, fragment) of CCS, Finished
     cke: bytes = b""
     key: object = None                  # the server's private key
+    keylogs: list = field(default_factory=list)   # both sides' key logs (StringIO)
 
     # -- keys -----------------------------------------------------------------------
     def _keys(self):
-        c = self.conn if getattr(self.conn, "_master", None) else self.server
-        return key_material(c.suite12, c._master, c.client_random, c.server_random, c.version)
+        # the master secret, from the key logs of both sides (a connection does not keep it
+        # once the key block is made); CLIENT_RANDOM lines (NSS key log format)
+        masters = [bytes.fromhex(line.split()[2]) for log in self.keylogs
+                   for line in log.getvalue().splitlines() if line.startswith("CLIENT_RANDOM ")]
+        assert masters, "no master secret yet"
+        c = self.server if self.server.suite12 is not None else self.conn
+        return key_material(c.suite12, masters[-1], c.client_random, c.server_random, c.version)
 
     def peer_sealer(self) -> RecordProtector12:
         """Seals as the peer of the connection under test, at the sequence number it expects."""
@@ -231,10 +239,11 @@ def reach(side: str, state: str, pki, copts: dict, sopts: dict) -> Ctx:
     soptions = {"versions": ["1.2"], "tickets": 0, **sopts}
     if soptions["versions"] is None:
         del soptions["versions"]
-    client = ClientConnection(ClientConfig(**coptions))
+    keylogs = [io.StringIO(), io.StringIO()]
+    client = ClientConnection(ClientConfig(keylog_file=keylogs[0], **coptions))
     server = ServerConnection(ServerConfig(certificate_chain=pki["chain"], private_key=pki["key"],
-                                           **soptions))
-    ctx = Ctx(client, server, key=pki["key"])
+                                           keylog_file=keylogs[1], **soptions))
+    ctx = Ctx(client, server, key=pki["key"], keylogs=keylogs)
     ctx.conn = client if side == "client" else server
     client.start_handshake()
     c1 = client.data_to_send()

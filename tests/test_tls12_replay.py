@@ -159,16 +159,19 @@ def _illustrated_server(ill, keylog=None, cls=ServerConnection):
     return cls(config, provider)
 
 
-class _NoPointFormatsServer(ServerConnection):
+@pytest.fixture
+def no_point_formats(monkeypatch):
     """Test-only shim: the recorded server did not echo ec_point_formats in its ServerHello.
 
     RFC 8422 §5.2 says a server that selects an ECC suite for a ClientHello carrying the
     extension appends it, which tlslab does; ServerConfig has no switch to leave it out
-    (extension_order only reorders), so this subclass drops it to reproduce the trace.
+    (extension_order only reorders), so the extension ordering step drops it here to
+    reproduce the trace.
     """
-
-    def _ordered(self, exts):
-        return [e for e in super()._ordered(exts) if e.type != ET.ec_point_formats]
+    from tlslab.proto import server12
+    real = server12.ordered
+    monkeypatch.setattr(server12, "ordered",
+                        lambda cfg, exts: [e for e in real(cfg, exts) if e.type != ET.ec_point_formats])
 
 
 def test_illustrated_tls12_server_flight_engine_as_is(ill):
@@ -188,10 +191,10 @@ def test_illustrated_tls12_server_flight_engine_as_is(ill):
     assert b"\x16\x03\x03" + len(ours.build()).to_bytes(2, "big") + ours.build() == sh_recorded
 
 
-def test_illustrated_tls12_server(ill):
+def test_illustrated_tls12_server(ill, no_point_formats):
     c_recs, s_recs = recs(ill, "client->server"), recs(ill, "server->client")
     keylog = io.StringIO()
-    server = _illustrated_server(ill, keylog, cls=_NoPointFormatsServer)
+    server = _illustrated_server(ill, keylog)
     assert server.receive_data(c_recs[0]) == []
     assert split_records(server.data_to_send()) == s_recs[:4]   # SH, Certificate, SKE, SHD
     assert server.state.name == "WAIT_CKE"

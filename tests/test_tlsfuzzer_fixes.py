@@ -358,7 +358,9 @@ def test_tls12_session_id_resumption_without_its_suite_is_illegal_parameter(pki)
                                                                    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"])
     first = connect(ccfg, scfg)
     check_ok(first, "TLS 1.2")
-    session_id = first.server.negotiated.get("session_id") or first.server._session_id
+    sh = next(e.message for e in first.server.trace.entries
+              if e.kind == "message" and e.direction == "sent" and e.name == "ServerHello")
+    session_id = sh.legacy_session_id_echo
     assert session_id
 
     def edit(ch):

@@ -1,7 +1,8 @@
 """TLS 1.2 (and 1.0/1.1) client state machine (RFC 5246 §7.3, RFC 8422, RFC 7627, RFC 5746, RFC 5077).
 
 The client always sends one ClientHello; when the ServerHello selects TLS 1.2 or
-older, :class:`ClientConnection` hands over to these states:
+older, the TLS 1.3 handshake object hands its offer over to a :class:`ClientHandshake12`
+and these states:
 
 full:        WAIT_SH → WAIT_CERT → WAIT_SKE_CR_SHD → (send flight) → WAIT_CCS → WAIT_FINISHED → CONNECTED
 abbreviated: WAIT_SH → WAIT_CCS → WAIT_FINISHED → (send CCS + Finished) → CONNECTED
@@ -13,6 +14,8 @@ import hmac
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from .connection import State
+from .handshake12 import Handshake12
+from .peer_chain import check_ocsp, load_peer_chain, validate_peer_chain
 from .errors import (BadCertificate, DecodeError, HandshakeFailure, IllegalParameter, ProtocolVersion,
                      TLSError, UnexpectedMessage, UnsupportedCertificate, UnsupportedExtension)
 from .extensions import ET, Extension
@@ -22,8 +25,7 @@ from .messages12 import (Certificate12, CertificateVerify11,
 from .names import VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup, SignatureScheme, name_of
 from .tls12 import keyexchange as kx
 from .tls12 import legacy
-from .tls12.prf import handshake_hash, key_material, master_secret, verify_data
-from .tls12.protection import RecordProtector12
+from .tls12.prf import handshake_hash, master_secret
 from .tls12.suites import KX_RSA, SUITES12
 
 #: extensions a TLS 1.2 ServerHello may carry (each only if we offered it)
@@ -40,8 +42,8 @@ class WaitCertificate12(State):
     expects = frozenset({HT.certificate})
 
     @classmethod
-    def handle(cls, conn, msg: Certificate12) -> type[State]:
-        conn._on_certificate12(msg)
+    def handle(cls, hs, msg: Certificate12) -> type[State]:
+        hs.on_certificate(msg)
         return WaitServerKeyExchange12
 
 
@@ -53,8 +55,8 @@ class WaitServerKeyExchange12(State):
                          HT.server_hello_done})
 
     @classmethod
-    def handle(cls, conn, msg) -> type[State]:
-        return conn._on_server_flight12(msg)
+    def handle(cls, hs, msg) -> type[State]:
+        return hs.on_server_flight(msg)
 
 
 class WaitNewTicketOrCCS12(State):
@@ -64,8 +66,8 @@ class WaitNewTicketOrCCS12(State):
     expects = frozenset({HT.new_session_ticket})
 
     @classmethod
-    def handle(cls, conn, msg: NewSessionTicket12) -> type[State]:
-        conn._on_new_session_ticket12(msg)
+    def handle(cls, hs, msg: NewSessionTicket12) -> type[State]:
+        hs.on_new_session_ticket(msg)
         return WaitNewTicketOrCCS12
 
 
@@ -76,8 +78,8 @@ class WaitServerFinished12(State):
     expects = frozenset({HT.finished})
 
     @classmethod
-    def handle(cls, conn, msg: Finished) -> type[State]:
-        conn._on_server_finished12(msg)
+    def handle(cls, hs, msg: Finished) -> type[State]:
+        hs.on_server_finished(msg)
         return ClientConnected12
 
 
@@ -88,8 +90,8 @@ class ClientConnected12(State):
     expects = frozenset({HT.hello_request})
 
     @classmethod
-    def handle(cls, conn, msg) -> type[State]:
-        conn._refuse_renegotiation()
+    def handle(cls, hs, msg) -> type[State]:
+        hs.refuse_renegotiation()
         return ClientConnected12
 
 
@@ -104,94 +106,31 @@ CLIENT12_TRANSITIONS = {
 }
 
 
-class Common12:
-    """TLS 1.2 record keys, ChangeCipherSpec and Finished, shared by client and server."""
+class ClientHandshake12(Handshake12):
+    """One TLS 1.0-1.2 client handshake, from the server's ServerHello on (the ClientHello
+    was sent by the TLS 1.3 handshake object, which handed over its offer)."""
 
-    # -- keys, CCS, Finished -----------------------------------------------------------------
-    def _install_keys12(self) -> None:
-        """RFC 5246 §6.3: the key block; the writer becomes active at our CCS, the reader at theirs."""
-        keys = key_material(self.suite12, self._master, self.client_random, self.server_random,
-                            self.version)
-        mine, theirs = keys.writer(self.is_client), keys.writer(not self.is_client)
-        self._pending_write = RecordProtector12(self.suite12, *mine, version=self.version,
-                                                encrypt_then_mac=self._etm, provider=self.provider)
-        self._pending_read = RecordProtector12(self.suite12, *theirs, version=self.version,
-                                               encrypt_then_mac=self._etm, provider=self.provider)
+    __slots__ = ("offer", "server_session_id", "ticket_expected", "ocsp_expected", "ske", "cr12",
+                 "new_ticket")
 
-    def _log_master(self) -> None:
-        """The master secret goes to the trace by name and to the key log as CLIENT_RANDOM."""
-        self.trace.add("secret", "local", "master_secret", summary={"length": 48, "ems": self._ems})
-        if self.keylog is not None:
-            self.keylog.write("CLIENT_RANDOM", self.client_random, self._master)
-
-    def _finished12(self, client: bool, log: bytes | None = None) -> bytes:
-        h = handshake_hash(bytes(self._hs_log) if log is None else log, self.suite12.prf_hash, self.version)
-        return verify_data(self._master, h, client, hash_name=self.suite12.prf_hash, version=self.version)
-
-    def _send_finished12(self) -> None:
-        # kept for RFC 5746 §3.5: a renegotiating ClientHello carries our last verify_data
-        self._own_verify_data12 = self._finished12(self.is_client)
-        self._send_message12(Finished(verify_data=self._own_verify_data12))
-
-    def _send_message12(self, msg) -> None:
-        raw = self._send_message(msg)
-        self._hs_log += raw
-
-    def _check_finished12(self, msg: Finished, client: bool) -> None:
-        """The peer's Finished, already appended to the log, covers the messages before it."""
-        before = bytes(self._hs_log[:len(self._hs_log) - len(msg.raw)])
-        self._check_finished(self._finished12(client, before), msg.verify_data,
-                             "client Finished" if client else "server Finished")
-
-    def _refuse_renegotiation(self) -> None:
-        """RFC 5746 §4.2 / RFC 5246 §7.2.2: answer a HelloRequest with a no_renegotiation warning."""
-        from .alerts import AlertDescription, AlertLevel
-        self._renegotiations_refused = getattr(self, "_renegotiations_refused", 0) + 1
-        if self._renegotiations_refused > 3:
-            raise UnexpectedMessage("repeated renegotiation attempts after being refused")
-        self.trace.add("info", "local", "renegotiation refused",
-                       detail="server sent HelloRequest; answered with a no_renegotiation warning")
-        self._send_alert(AlertLevel.warning, AlertDescription.no_renegotiation)
-
-
-class Client12(Common12):
-    """TLS 1.2 methods of :class:`~tlslab.proto.client.ClientConnection`."""
-
-    def send_renegotiation_probe(self) -> None:
-        """Start a client-initiated renegotiation (RFC 5246 §7.4.1.2, with RFC 5746 §3.5's
-        renegotiation_info), only to learn how the server answers: tlslab never completes
-        one, so a ServerHello in answer ends the connection (unexpected_message), and a
-        no_renegotiation warning leaves it open.  The trace records the answer."""
-        from . import extensions as X
-        from .messages import ClientHello
-        if not self.tls12 or not self.handshake_complete or self.closed or not self.is_client:
-            raise ConnectionError("a renegotiation probe needs a completed TLS 1.2 client connection")
-        cfg = self.config
-        ext = [Extension(ET.renegotiation_info, X.RenegotiationInfo(
-            renegotiated_connection=self._own_verify_data12)),
-            Extension(ET.supported_groups, X.NamedGroupList(
-                named_group_list=[g for g in cfg.group_codes if g < 0x1000])),
-            Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0]))]
-        if self.version >= 0x0303:
-            ext.append(Extension(ET.signature_algorithms, X.SignatureSchemeList(
-                supported_signature_algorithms=list(cfg.signature_scheme_codes))))
-        if self._ems:
-            # RFC 7627 §5.3: a renegotiation must keep the extended master secret
-            ext.append(Extension(ET.extended_master_secret, X.Empty()))
-        hello = ClientHello(legacy_version=self.version, random=self.provider.random(32),
-                            legacy_session_id=b"", cipher_suites=[self.suite12.code],
-                            legacy_compression_methods=b"\x00", extensions=ext)
-        self.trace.add("info", "local", "renegotiation probe",
-                       detail="a new ClientHello under the connection's keys (RFC 5746 §3.5)")
-        self._send_message(hello)
+    def __init__(self, conn, offer) -> None:
+        super().__init__(conn)
+        self.offer = offer
+        self.server_session_id = b""
+        self.ticket_expected = False   # RFC 5077 §3.2: the server answered session_ticket
+        self.ocsp_expected = False     # RFC 6066 §8: the server answered status_request
+        self.ske = None                # the ServerKeyExchange, parsed and verified
+        self.cr12 = None               # the CertificateRequest, if any
+        self.new_ticket: NewSessionTicket12 | None = None
 
     # -- ServerHello ---------------------------------------------------------------------
-    def _on_server_hello12(self, sh) -> type[State]:
+    def on_server_hello(self, sh) -> type[State]:
         """RFC 5246 §7.4.1.3 with RFC 8446 §4.1.3's downgrade protection."""
-        cfg = self.config
+        conn, cfg, offer = self.conn, self.config, self.offer
+        ch = offer.client_hello
         version = sh.legacy_version
-        if getattr(self, "_early_data", None) is not None:
-            self._write_prot = None  # a TLS 1.2 server cannot read our early-data key: alert in clear
+        if offer.early_data is not None:
+            conn._write_prot = None  # a TLS 1.2 server cannot read our early-data key: alert in clear
             raise ProtocolVersion("0-RTT data was sent but the server answered with TLS 1.2 or older "
                                   "(RFC 8446 §D.3)")
         if version not in cfg.version_codes or version > 0x0303:
@@ -205,14 +144,13 @@ class Client12(Common12):
                                    "§4.1.3): the server supports a newer version, so this is an attack "
                                    "or a broken middlebox")
         suite = SUITES12.get(sh.cipher_suite)
-        if suite is None or sh.cipher_suite not in self._client_hello.cipher_suites \
-                or suite.min_version > version:
+        if suite is None or sh.cipher_suite not in ch.cipher_suites or suite.min_version > version:
             raise IllegalParameter(f"server selected cipher suite {name_of(CipherSuite, sh.cipher_suite)} "
                                    f"that was not offered for {VERSION_NAMES[version]}")
         if sh.legacy_compression_method != 0:
             raise IllegalParameter("ServerHello selected a compression method we did not offer")
-        offered = {e.type for e in self._client_hello.extensions or []}
-        if 0x00FF in (self._client_hello.cipher_suites or []):
+        offered = offer.offered_types()
+        if 0x00FF in (ch.cipher_suites or []):
             # RFC 5746 §3.3: TLS_EMPTY_RENEGOTIATION_INFO_SCSV offers secure renegotiation as
             # the extension does, and the server answers with the extension (§3.6)
             offered.add(ET.renegotiation_info)
@@ -221,11 +159,11 @@ class Client12(Common12):
                 raise UnsupportedExtension(f"server sent extension {e.name} that was not offered")
             if e.type not in SH12_ALLOWED:
                 raise IllegalParameter(f"extension {e.name} is not allowed in a TLS 1.2 ServerHello")
-        self.tls12 = True
-        self.version = version
-        self._server_session_id = sh.legacy_session_id_echo
-        self.suite12 = suite
-        self.server_random = sh.random
+        conn.tls12 = True
+        conn.version = version
+        self.server_session_id = sh.legacy_session_id_echo
+        conn.suite12 = suite
+        conn.server_random = sh.random
         n = self.negotiated
         n.update(version=VERSION_NAMES[version], cipher_suite=suite.name)
         ri = sh.ext_value(ET.renegotiation_info)
@@ -234,18 +172,18 @@ class Client12(Common12):
         n["secure_renegotiation"] = ri is not None
         if ri is None:
             self.trace.add("info", "local", "server does not support secure renegotiation (RFC 5746)")
-        self._ems = sh.ext(ET.extended_master_secret) is not None
-        n["extended_master_secret"] = self._ems
-        self._etm = sh.ext(ET.encrypt_then_mac) is not None and suite.cbc
-        n["encrypt_then_mac"] = self._etm
-        self._ticket_expected = sh.ext(ET.session_ticket) is not None
+        self.ems = sh.ext(ET.extended_master_secret) is not None
+        n["extended_master_secret"] = self.ems
+        self.etm = sh.ext(ET.encrypt_then_mac) is not None and suite.cbc
+        n["encrypt_then_mac"] = self.etm
+        self.ticket_expected = sh.ext(ET.session_ticket) is not None
         rsl = sh.ext_value(ET.record_size_limit)
         if rsl is not None:
             if rsl.record_size_limit < 64:
                 raise IllegalParameter(f"record_size_limit {rsl.record_size_limit} is below 64 (RFC 8449 §4)")
             # RFC 8449 §4: in TLS 1.2 the limit counts the plaintext only
-            self._max_fragment = min(1 << 14, rsl.record_size_limit)
-        self._ocsp_expected = sh.ext(ET.status_request) is not None
+            conn._max_fragment = min(1 << 14, rsl.record_size_limit)
+        self.ocsp_expected = sh.ext(ET.status_request) is not None
         alpn = sh.ext_value(ET.application_layer_protocol_negotiation)
         if alpn is not None:
             names = alpn.protocol_name_list
@@ -254,34 +192,36 @@ class Client12(Common12):
             n["alpn_protocol"] = names[0].decode("latin-1")
         if sh.ext(ET.server_name) is not None:
             n["server_name"] = cfg.server_name
-        self._hs_log = bytearray(self._ch_raw[-1])
-        self._hs_log += sh.raw
-        sess = getattr(self, "_session12", None)
+        self.hs_log = bytearray(offer.ch_raw[-1])
+        self.hs_log += sh.raw
+        sess = offer.session12
         if sess is not None and sh.legacy_session_id_echo and \
-                hmac.compare_digest(sh.legacy_session_id_echo, self._client_hello.legacy_session_id):
+                hmac.compare_digest(sh.legacy_session_id_echo, ch.legacy_session_id):
             # RFC 5246 §7.3 / RFC 5077 §3.4: the server resumes our session
-            if sess.ems and not self._ems:
+            if sess.ems and not self.ems:
                 raise HandshakeFailure("server resumed an extended-master-secret session without the "
                                        "extension (RFC 7627 §5.3)")
-            if sess.suite != suite.code or sess.version != version or sess.ems != self._ems:
+            if sess.suite != suite.code or sess.version != version or sess.ems != self.ems:
                 raise IllegalParameter("server resumed a session with other parameters (RFC 5246 §7.4.1.3)")
-            self.resumed = True
-            self._master = sess.master_secret
-            self._install_keys12()
+            conn.resumed = True
+            self.master = sess.master_secret
+            self.install_keys()
             return WaitNewTicketOrCCS12
         return WaitCertificate12
 
     # -- server flight ---------------------------------------------------------------------
-    def _on_certificate12(self, msg: Certificate12) -> None:
+    def on_certificate(self, msg: Certificate12) -> None:
+        conn = self.conn
         if not msg.certificate_list:
             raise DecodeError("server sent an empty Certificate message")
-        certs = self._load_peer_chain(msg.certificate_list)
-        self._validate_peer_chain(certs)
+        certs = load_peer_chain(conn, msg.certificate_list)
+        validate_peer_chain(conn, certs, msg.certificate_list)
+        kx_name = conn.suite12.kx
         try:
-            kx.check_key_for_kx(self.suite12.kx, certs[0])
+            kx.check_key_for_kx(kx_name, certs[0])
         except (ValueError, UnsupportedAlgorithm) as e:
             raise UnsupportedCertificate(f"the server's certificate key cannot be used: {e}") from None
-        if self.suite12.kx == KX_RSA:
+        if kx_name == KX_RSA:
             # RFC 5246 §7.4.2 / RFC 5280 §4.2.1.3: RSA key transport needs keyEncipherment
             from cryptography import x509
             try:
@@ -296,103 +236,102 @@ class Client12(Common12):
             if ku is not None and not ku.key_encipherment:
                 raise UnsupportedCertificate("the server's certificate does not allow keyEncipherment, "
                                              "which RSA key exchange needs")
-        self._ske = None
-        self._cr12 = None
+        self.ske = None
+        self.cr12 = None
 
-    def _on_server_flight12(self, msg) -> type[State]:
-        suite = self.suite12
+    def on_server_flight(self, msg) -> type[State]:
+        conn = self.conn
+        suite = conn.suite12
         if msg.msg_type == HT.certificate_status:
-            if not self._ocsp_expected or self._ske is not None or self._cr12 is not None \
+            if not self.ocsp_expected or self.ske is not None or self.cr12 is not None \
                     or "ocsp_response" in self.negotiated:
                 raise UnexpectedMessage("CertificateStatus out of place")
-            self._check_ocsp(msg.response, self.peer_certificates)
+            check_ocsp(conn, msg.response, conn.peer_certificates)
             return WaitServerKeyExchange12
         if msg.msg_type == HT.server_key_exchange:
-            if suite.kx == KX_RSA or self._ske is not None or self._cr12 is not None:
+            if suite.kx == KX_RSA or self.ske is not None or self.cr12 is not None:
                 raise UnexpectedMessage("ServerKeyExchange is not expected here")
-            ske = kx.parse_server_key_exchange(suite.kx, msg.body, self.version)
-            offered = self._offered_schemes() if self.version >= 0x0303 else None
-            if self.version >= 0x0303 and self._client_hello.ext(ET.signature_algorithms) is None:
-                offered = None
-            kx.verify_server_key_exchange(self.peer_certificates[0], ske, self._client_hello.random,
-                                          self.server_random, offered_schemes=offered, version=self.version)
+            version = conn.version
+            ske = kx.parse_server_key_exchange(suite.kx, msg.body, version)
+            ch = self.offer.client_hello
+            offered = None
+            if version >= 0x0303 and ch.ext(ET.signature_algorithms) is not None:
+                offered = self.offer.offered_schemes()
+            kx.verify_server_key_exchange(conn.peer_certificates[0], ske, ch.random, conn.server_random,
+                                          offered_schemes=offered, version=version)
             if ske.scheme is not None:
                 self.negotiated["signature_scheme"] = name_of(SignatureScheme, ske.scheme)
-            self._ske = ske
+            self.ske = ske
             return WaitServerKeyExchange12
         if msg.msg_type == HT.certificate_request:
-            if self._cr12 is not None:
+            if self.cr12 is not None:
                 raise UnexpectedMessage("second CertificateRequest")
-            if suite.ephemeral and self._ske is None:
+            if suite.ephemeral and self.ske is None:
                 raise UnexpectedMessage("CertificateRequest before ServerKeyExchange")
-            self._cr12 = msg
+            self.cr12 = msg
             return WaitServerKeyExchange12
         # ServerHelloDone
-        if suite.ephemeral and self._ske is None:
+        if suite.ephemeral and self.ske is None:
             raise UnexpectedMessage("ServerHelloDone without the ServerKeyExchange this key exchange needs")
-        self._send_client_flight12()
+        self._send_client_flight()
         return WaitNewTicketOrCCS12
 
-    def _send_client_flight12(self) -> None:
+    def _send_client_flight(self) -> None:
         """RFC 5246 §7.3: [Certificate], ClientKeyExchange, [CertificateVerify], CCS, Finished."""
-        suite = self.suite12
-        identity = self._client_identity12() if self._cr12 is not None else None
-        if self._cr12 is not None:
+        conn = self.conn
+        suite, version = conn.suite12, conn.version
+        ch = self.offer.client_hello
+        identity = self._client_identity() if self.cr12 is not None else None
+        if self.cr12 is not None:
             certs = [] if identity is None else [c.public_bytes(_DER) for c in identity[0]]
-            self._send_message12(Certificate12(certificate_list=certs))
+            self.send(Certificate12(certificate_list=certs))
         if suite.kx == KX_RSA:
-            encrypted, premaster = kx.encrypt_premaster(self.peer_certificates[0],
-                                                        self._client_hello.legacy_version, self.provider)
+            encrypted, premaster = kx.encrypt_premaster(conn.peer_certificates[0], ch.legacy_version,
+                                                        self.provider)
             body = kx.build_client_key_exchange(suite.kx, encrypted)
         elif suite.kx.startswith("ECDHE"):
-            group = self._ske.params.named_curve
-            public, premaster = kx.ecdhe_client_exchange(self._ske.params, self.provider,
-                                                         self._offered_groups())
+            group = self.ske.params.named_curve
+            public, premaster = kx.ecdhe_client_exchange(self.ske.params, self.provider,
+                                                         self.offer.offered_groups())
             self.negotiated["group"] = name_of(NamedGroup, group)
             body = kx.build_client_key_exchange(suite.kx, public)
         else:
-            res = kx.dhe_client_exchange(self._ske.params, self.provider)
+            res = kx.dhe_client_exchange(self.ske.params, self.provider)
             public, premaster = res.public, res.premaster
-            bits = self._ske.params.p.bit_length()
-            known = kx.known_dh_group(self._ske.params.p, self._ske.params.g)
+            bits = self.ske.params.p.bit_length()
+            known = kx.known_dh_group(self.ske.params.p, self.ske.params.g)
             self.negotiated["group"] = known or f"DH {bits} bits (server-chosen)"
             if res.warning:
                 self.negotiated.setdefault("warnings", []).append(res.warning)
                 self.trace.add("info", "local", "weak DH parameters", detail=res.warning)
             body = kx.build_client_key_exchange(suite.kx, public)
-        self._send_message12(ClientKeyExchange(body=body))
-        if self._ems:
-            session_hash = handshake_hash(bytes(self._hs_log), suite.prf_hash, self.version)
-            self._master = master_secret(premaster, self._client_hello.random, self.server_random,
-                                         hash_name=suite.prf_hash, session_hash=session_hash,
-                                         version=self.version)
-        else:
-            self._master = master_secret(premaster, self._client_hello.random, self.server_random,
-                                         hash_name=suite.prf_hash, version=self.version)
-        self._log_master()
+        self.send(ClientKeyExchange(body=body))
+        session_hash = handshake_hash(bytes(self.hs_log), suite.prf_hash, version) if self.ems else None
+        self.master = master_secret(premaster, ch.random, conn.server_random, hash_name=suite.prf_hash,
+                                    session_hash=session_hash, version=version)
+        self.log_master()
         if identity is not None:
             chain, key, scheme = identity
             from .signatures import sign
-            if self.version >= 0x0303:
-                sig = sign(key, scheme, bytes(self._hs_log), tls13=False)
-                self._send_message12(CertificateVerify12(algorithm=scheme, signature=sig))
+            if version >= 0x0303:
+                sig = sign(key, scheme, bytes(self.hs_log), tls13=False)
+                self.send(CertificateVerify12(algorithm=scheme, signature=sig))
             else:  # RFC 2246 §7.4.8: no algorithm field, the key type fixes the signature
-                self._send_message12(CertificateVerify11(signature=legacy.sign(key, bytes(self._hs_log))))
-        self._install_keys12()
-        writer = self._pending_write
-        self._send_ccs12(writer)
-        self._send_finished12()
+                self.send(CertificateVerify11(signature=legacy.sign(key, bytes(self.hs_log))))
+        self.install_keys()
+        conn._send_ccs12(conn._pending_write)
+        self.send_finished()
 
-    def _client_identity12(self):
+    def _client_identity(self):
         """The chain, key and scheme to answer a CertificateRequest with, or None (RFC 5246 §7.4.6)."""
         cfg = self.config
         if not (cfg.certificate_chain and cfg.private_key is not None):
             self.trace.add("info", "local", "server asked for a client certificate; none configured")
             return None
-        if self.version < 0x0303:
+        if self.conn.version < 0x0303:
             return self._client_identity11()
         from .signatures import schemes_for_key
-        allowed = getattr(self._cr12, "supported_signature_algorithms", None) or []
+        allowed = self.cr12.supported_signature_algorithms or []
         scheme = next((s for s in schemes_for_key(cfg.certificate_chain[0]) if s in allowed), None)
         if scheme is None:
             # TLS 1.2 also allows PKCS#1 v1.5 for RSA keys (RFC 5246 §7.4.1.4.1)
@@ -416,49 +355,80 @@ class Client12(Common12):
         except TLSError:
             kind = None
         wanted = {"rsa_md5_sha1": legacy.RSA_SIGN, "ecdsa_sha1": legacy.ECDSA_SIGN}.get(kind)
-        if wanted not in self._cr12.certificate_types:
+        if wanted not in self.cr12.certificate_types:
             self.trace.add("info", "local", "client certificate not sent",
                            detail="the CertificateRequest's certificate_types do not include our key type")
             return None
         self.negotiated["client_certificate"] = cfg.certificate_chain[0].subject.rfc4514_string()
         return cfg.certificate_chain, cfg.private_key, None
 
-    def _on_server_finished12(self, msg: Finished) -> None:
-        # the Finished itself is already in _hs_log: check against the log before it
-        self._check_finished12(msg, client=False)
-        if self.resumed:
-            self._send_ccs12(self._pending_write)
-            self._send_finished12()
-        self._store_session12()
-        self._complete(resumed=self.resumed)
+    def on_server_finished(self, msg: Finished) -> None:
+        # the Finished itself is already in hs_log: check against the log before it
+        conn = self.conn
+        self.check_peer_finished(msg, client=False)
+        if conn.resumed:
+            conn._send_ccs12(conn._pending_write)
+            self.send_finished()
+        self._store_session()
+        self.complete()
 
-    def _on_new_session_ticket12(self, msg: NewSessionTicket12) -> None:
-        if not self._ticket_expected or getattr(self, "_new_ticket12", None) is not None:
+    def on_new_session_ticket(self, msg: NewSessionTicket12) -> None:
+        if not self.ticket_expected or self.new_ticket is not None:
             raise UnexpectedMessage("NewSessionTicket not expected here (RFC 5077 §3.3: one, and only "
                                     "after a session_ticket extension)")
-        self._new_ticket12 = msg
+        self.new_ticket = msg
 
-    def _store_session12(self) -> None:
+    def _store_session(self) -> None:
         """Keep what resumption needs: the session id and/or ticket, and the master secret."""
-        store = self.session_store
+        conn = self.conn
+        store = conn.session_store
         if store is None:
             return
         from .tickets import Session12
-        ticket = getattr(self, "_new_ticket12", None)
-        sid = self._server_session_id if hasattr(self, "_server_session_id") else b""
+        ticket = self.new_ticket
+        sid = self.server_session_id
+        s12 = self.offer.session12
         if ticket is not None and ticket.ticket:
             lifetime = ticket.ticket_lifetime_hint or 7200
             blob = ticket.ticket
-        elif self.resumed and self._session12 is not None:
-            blob, lifetime = self._session12.ticket, self._session12.lifetime
+        elif conn.resumed and s12 is not None:
+            blob, lifetime = s12.ticket, s12.lifetime
         else:
             blob, lifetime = b"", 7200
         if not blob and not sid:
             return
-        store.add(Session12(server_name=self._session_key(), session_id=sid, ticket=blob,
-                            master_secret=self._master, suite=self.suite12.code, version=self.version,
-                            ems=self._ems, received_at=self.provider.time(), lifetime=lifetime,
+        store.add(Session12(server_name=conn._session_key(), session_id=sid, ticket=blob,
+                            master_secret=self.master, suite=conn.suite12.code, version=conn.version,
+                            ems=self.ems, received_at=self.provider.time(), lifetime=lifetime,
                             verifier=self.config.verifier_id))
+
+
+def send_renegotiation_probe(conn) -> None:
+    """Start a client-initiated renegotiation (RFC 5246 §7.4.1.2, with RFC 5746 §3.5's
+    renegotiation_info), only to learn how the server answers: tlslab never completes
+    one, so a ServerHello in answer ends the connection (unexpected_message), and a
+    no_renegotiation warning leaves it open.  The trace records the answer."""
+    from . import extensions as X
+    from .messages import ClientHello
+    post = conn.hs
+    cfg = conn.config
+    ext = [Extension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=post.own_verify_data)),
+           Extension(ET.supported_groups, X.NamedGroupList(
+               named_group_list=[g for g in cfg.group_codes if g < 0x1000])),
+           Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0]))]
+    if conn.version >= 0x0303:
+        ext.append(Extension(ET.signature_algorithms, X.SignatureSchemeList(
+            supported_signature_algorithms=list(cfg.signature_scheme_codes))))
+    if post.ems:
+        # RFC 7627 §5.3: a renegotiation must keep the extended master secret
+        ext.append(Extension(ET.extended_master_secret, X.Empty()))
+    hello = ClientHello(legacy_version=conn.version, random=conn.provider.random(32),
+                        legacy_session_id=b"", cipher_suites=[conn.suite12.code],
+                        legacy_compression_methods=b"\x00", extensions=ext)
+    conn.trace.add("info", "local", "renegotiation probe",
+                   detail="a new ClientHello under the connection's keys (RFC 5746 §3.5)")
+    conn._send_message(hello)
+
 
 from cryptography.hazmat.primitives.serialization import Encoding as _Encoding  # noqa: E402
 

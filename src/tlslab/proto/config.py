@@ -6,6 +6,7 @@ name is a clear ``ValueError`` before any byte is sent.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,6 +208,7 @@ class ClientConfig(_Common):
         #: digest: sessions remember it and are resumed only by a config with the same one
         #: (built once here; the fields it covers are not meant to change after)
         self.verifier_id = self._verifier_id()
+        self._hello_plans: dict = {}   # see hello_plan()
         if isinstance(self.session_store, str) and self.session_store == "default":
             from .tickets import TicketStore
             self.session_store = TicketStore()
@@ -241,6 +243,20 @@ class ClientConfig(_Common):
         for cert in self.certificate_chain or []:
             h.update(b"client" + cert.fingerprint(hashes.SHA256()))
         return h.hexdigest()[:32]
+
+    def hello_plan(self, tls12: bool, tls13: bool, with_store: bool) -> tuple[list, list[int]]:
+        """The ClientHello's extensions in order (placeholders "key_share" and
+        "session_ticket" for the parts made per connection) and its cipher suites.
+
+        Owned by the config by design: derived from its fields only, built once per shape
+        (three booleans, so at most eight entries) and never modified after; the fields it
+        covers are not meant to change once the config is made, like ``verifier_id``."""
+        key = (tls12, tls13, with_store)
+        plan = self._hello_plans.get(key)
+        if plan is None:
+            from .client_hello import build_hello_plan
+            plan = self._hello_plans[key] = build_hello_plan(self, tls12, tls13, with_store)
+        return plan
 
     def trust_store(self) -> list:
         """The trust anchors (``ca_file`` or the system store), loaded once per config
@@ -359,6 +375,24 @@ class ServerConfig(_Common):
         if not self.certificate_chain or self.private_key is None:
             raise ValueError("ServerConfig needs certificate_chain and private_key "
                              "(use ServerConfig.from_files or tlslab.workbench.certgen)")
+
+    # -- derived once, owned by the config (its identity does not change once it is made) ----
+    @functools.cached_property
+    def schemes13(self) -> list[int]:
+        """The signature schemes our certificate's key can make, in our order of preference
+        (RFC 8446 §4.2.3), limited to ``signature_algorithms``."""
+        from .signatures import schemes_for_key
+        return [s for s in schemes_for_key(self.certificate_chain[0]) if s in self.signature_scheme_codes]
+
+    @functools.cached_property
+    def certificate_message13(self):
+        """Our TLS 1.3 Certificate message (RFC 8446 §4.4.2): the same bytes in every full
+        handshake, so encoded once; never modified after."""
+        from .messages import Certificate, certificate_entries
+        msg = Certificate(certificate_request_context=b"",
+                          certificate_list=certificate_entries(self.certificate_chain))
+        msg.encode()
+        return msg
 
     @classmethod
     def from_files(cls, cert_file: str, key_file: str, **options) -> "ServerConfig":

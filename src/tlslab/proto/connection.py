@@ -41,9 +41,13 @@ class State:
 
     name: ClassVar[str] = "?"
     expects: ClassVar[frozenset[int]] = frozenset()
+    #: TLS 1.2: the state a ChangeCipherSpec moves to from this one (None: CCS not allowed here)
+    after_ccs: ClassVar[type["State"] | None] = None
 
     @classmethod
-    def handle(cls, conn: "Connection", msg: Message) -> type["State"]:  # pragma: no cover
+    def handle(cls, hs, msg: Message) -> type["State"]:  # pragma: no cover
+        """Check ``msg`` with the data of ``hs`` (the connection's current handshake object)
+        and return the next state."""
         raise UnexpectedMessage(f"{msg.name} is not expected in state {cls.name}")
 
 
@@ -69,24 +73,46 @@ class Connection:
         self.error: TLSError | None = None
         #: the Python traceback of an internal error (a tlslab bug), for developers only
         self.internal_error_detail: str | None = None
+        # -- what the handshake settles and the connection keeps ----------------------------
         self.negotiated: dict = {"version": None, "cipher_suite": None, "group": None,
                                  "signature_scheme": None, "alpn_protocol": None,
                                  "server_name": None, "hello_retry": False}
         self.peer_certificates: list = []
-        self.suite: SuiteInfo | None = None
-        self.transcript: Transcript | None = None
-        self.schedule: KeySchedule | None = None
+        self.verified_path: list = []   # leaf .. trust anchor, once the peer's chain is verified
+        self.resumed = False
         self.client_random: bytes = b""
+        self.server_random: bytes = b""
+        #: the handshake object while the handshake runs (ClientHandshake13, ServerHandshake12,
+        #: ...), then the small object that handles post-handshake messages
+        self.hs = None
+        # -- keys in use ----------------------------------------------------------------------
+        self.suite: SuiteInfo | None = None     # TLS 1.3 cipher suite
+        self.suite12 = None                     # TLS 1.0-1.2 cipher suite
+        self.schedule: KeySchedule | None = None   # TLS 1.3: KeyUpdate and resumption
+        self._app_read_secret: bytes | None = None
+        self._app_write_secret: bytes | None = None
+        self._read_prot: RecordProtector | None = None
+        self._write_prot: RecordProtector | None = None
+        self._pending_read = None     # TLS 1.2: the read state ChangeCipherSpec activates
+        self._pending_write = None    # TLS 1.2: the write state our ChangeCipherSpec activates
+        self._key_update_after = 1 << 64
+        # -- record layer ---------------------------------------------------------------------
+        #: TLS 1.0-1.2 once negotiated: records, CCS, alerts and messages follow RFC 5246
+        self.tls12 = False
+        self.version = 0x0304
         self._reader = RecordReader()
         self._hs_buffer = HandshakeBuffer()
         self._out = bytearray()
         self._pending_hs = bytearray()
         self._plain_records_sent = 0
-        #: TLS 1.0-1.2 once negotiated: records, CCS, alerts and messages follow RFC 5246
-        self.tls12 = False
-        self.version = 0x0304
-        self._pending_read = None     # TLS 1.2: the read state ChangeCipherSpec activates
-        self._hs_log = bytearray()    # TLS 1.2: handshake messages for Finished / EMS / CV
+        #: largest plaintext we put in one record (RFC 8449 lowers it)
+        self._max_fragment = MAX_PLAINTEXT
+        self._receive_limit = MAX_PLAINTEXT + 1   # RFC 8449: lowered once our limit is agreed
+        #: send each handshake message in its own record (as OpenSSL does) instead of coalescing
+        self._one_message_per_record = bool(config.one_message_per_record)
+        self._skip_early_budget = 0   # bytes of rejected 0-RTT records still skipped
+        self._ccs_received = 0        # compatibility CCS records received (RFC 8446 §D.4)
+        self._ccs_sent = False
         self._app_records_traced = 0
         self._app_records_sent_traced = 0
         self._post_handshake_traced = 0   # messages after the handshake, traced one by one
@@ -97,23 +123,16 @@ class Connection:
         #: counters for what the trace does not keep one by one
         self.stats = {"records_sent": 0, "records_received": 0, "app_bytes_sent": 0,
                       "app_bytes_received": 0}
-        self._skip_early_budget = 0
-        #: largest plaintext we put in one record (RFC 8449 lowers it)
-        self._max_fragment = MAX_PLAINTEXT
-        self._key_update_after = 1 << 64
-        self._receive_limit = MAX_PLAINTEXT + 1   # RFC 8449: lowered once our limit is agreed
-        #: send each handshake message in its own record (as OpenSSL does) instead of coalescing
-        self._one_message_per_record = bool(getattr(config, "one_message_per_record", False))
-        self._read_prot: RecordProtector | None = None
-        self._write_prot: RecordProtector | None = None
         self._events: list[ev.Event] = []
         self._alert_sent = False
         self._close_sent = False
-        self._ccs_received = 0
-        self._app_read_secret: bytes | None = None
-        self._app_write_secret: bytes | None = None
+        self._received_close = False
+        self._now = None              # a fixed validation time (tests), else the provider's clock
+        self._lab_heartbeat_negotiated = False
         self.keylog = config.keylog()
-        if getattr(config, "lab_heartbeat", None):  # LAB ONLY (proto/lab_faults.py)
+        #: LAB ONLY (proto/lab_faults.py): a lab server's deliberate heartbeat handling
+        self._lab_heartbeat = None if self.is_client else config.lab_heartbeat
+        if self._lab_heartbeat:
             self._reader.extra_types = frozenset({ContentType.heartbeat})
 
     # -- public API ----------------------------------------------------------------
@@ -207,8 +226,6 @@ class Connection:
         self._update_write_key()
 
     # -- records in ----------------------------------------------------------------
-    _received_close = False
-
     def _process_records(self) -> None:
         while not self.closed:
             rec = self._reader.next_record(protected=self._read_prot is not None,
@@ -311,7 +328,7 @@ class Connection:
                 self._events.append(ev.ApplicationData(fragment, early=True))
             else:
                 self._events.append(ev.ApplicationData(fragment))
-        elif ctype == ContentType.heartbeat and getattr(self.config, "lab_heartbeat", None):
+        elif ctype == ContentType.heartbeat and self._lab_heartbeat:
             from .lab_faults import handle_heartbeat  # LAB ONLY: RFC 6520 / CVE-2014-0160
             handle_heartbeat(self, fragment)
         else:
@@ -334,9 +351,9 @@ class Connection:
             # another value; RFC 8446 §5 says unexpected_message for the same record in TLS
             # 1.3, and TLS 1.2 stacks (tlslite-ng, tlsfuzzer's expectation) answer the same
             raise UnexpectedMessage(f"invalid change_cipher_spec message {fragment.hex()}")
-        nxt = getattr(self.state, "after_ccs", None)
+        nxt = self.state.after_ccs
         if nxt is None or self._pending_read is None:
-            if getattr(self.config, "lab_early_ccs", False):
+            if not self.is_client and self.config.lab_early_ccs:
                 from .lab_faults import accept_early_ccs  # LAB ONLY: CVE-2014-0224
                 if accept_early_ccs(self):
                     return
@@ -420,15 +437,14 @@ class Connection:
                                detail="ignored during the handshake (RFC 5246 §7.4.1.1)")
                 return
             if raw[0] != HandshakeType.hello_request and not self.handshake_complete:
-                self._hs_log += raw  # RFC 5246 §7.4.9: all messages except HelloRequest
+                self.hs.hs_log += raw  # RFC 5246 §7.4.9: all messages except HelloRequest
         else:
             msg = parse_message(raw)
         if self._post_handshake_traced < TRACED_POST_HANDSHAKE:
             self.trace.add("message", "received", msg.name, raw=raw, message=msg)
             if self.handshake_complete:
                 self._post_handshake_traced += 1
-        nxt = state.handle(self, msg)
-        self._move(nxt)
+        self._move(state.handle(self.hs, msg))
 
     def _parse_for_trace(self, raw: bytes):
         """The message, parsed for the trace only (None if its body does not parse)."""
@@ -594,144 +610,11 @@ class Connection:
             self._send_message(KeyUpdate(request_update=0))
             self._update_write_key()
 
-    # -- shared checks and derivations -------------------------------------------------
+    # -- shared derivations -------------------------------------------------------------
     def _now_utc(self):
-        """The validation time: the provider's clock (or the test's fixed ``_now``), in UTC."""
+        """The validation time: the provider's clock (or the fixed ``now`` a client was given), in UTC."""
         import datetime
-        return getattr(self, "_now", None) or datetime.datetime.fromtimestamp(
-            self.provider.time(), datetime.timezone.utc)
-
-    @staticmethod
-    def _check_finished(expected: bytes, received: bytes, what: str) -> None:
-        """RFC 8446 §4.4.4 / RFC 5246 §7.4.9: a wrong length is decode_error (§6.2), a wrong
-        value decrypt_error; compared in constant time."""
-        if len(received) != len(expected):
-            raise DecodeError(f"{what} has {len(received)} bytes of verify_data, expected {len(expected)}")
-        if not hmac.compare_digest(expected, received):
-            raise DecryptError(f"{what} verify_data is wrong")
-
-    def _psk_binder(self, suite, psk: bytes, prefix, truncated_hello: bytes):
-        """RFC 8446 §4.2.11.2: the binder over the transcript up to the ClientHello truncated
-        before its binders (after ``prefix``, the HelloRetryRequest part, if any).  Returns
-        (binder, the key schedule with the PSK's early secret)."""
-        t = Transcript(suite.hash_name) if prefix is None else prefix.copy()
-        t.update(truncated_hello)
-        ks = self._new_schedule(suite)
-        ks.extract_early(psk)
-        return ks.verify_data(ks.binder_key(resumption=True), t.digest()), ks
-
-    def _answer_certificate_request(self, cr, transcript) -> None:
-        """TLS 1.3 client, in the handshake or after it (RFC 8446 §4.4.2, §4.6.2): our chain and
-        CertificateVerify if a scheme the request allows fits our key, else an empty Certificate.
-        ``transcript`` is the one the CertificateVerify signs; it is updated."""
-        from .extensions import ET
-        from .messages import Certificate, CertificateVerify, certificate_entries
-        from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, schemes_for_key, sign
-        allowed = cr.ext_value(ET.signature_algorithms).supported_signature_algorithms
-        cfg = self.config
-        scheme = None
-        if cfg.certificate_chain and cfg.private_key is not None:
-            scheme = next((s for s in schemes_for_key(cfg.certificate_chain[0])
-                           if s in allowed and s in TLS13_CERTVERIFY_SCHEMES), None)
-            if scheme is None:
-                self.trace.add("info", "local", "client certificate not sent",
-                               detail="no signature scheme allowed by the CertificateRequest fits our key")
-            else:
-                cas = cr.ext_value(ET.certificate_authorities)
-                if cas is not None and not _chain_matches(cfg.certificate_chain, cas.authorities):
-                    self.trace.add("info", "local", "client certificate does not match certificate_authorities",
-                                   detail="sent anyway: the server may still accept it")
-        else:
-            self.trace.add("info", "local", "server asked for a client certificate; none configured")
-        entries = certificate_entries(cfg.certificate_chain) if scheme is not None else []
-        transcript.update(self._send_message(Certificate(
-            certificate_request_context=cr.certificate_request_context, certificate_list=entries)))
-        if scheme is not None:
-            data = certificate_verify_input(transcript.digest(), server=False)
-            transcript.update(self._send_message(CertificateVerify(
-                algorithm=scheme, signature=sign(cfg.private_key, scheme, data))))
-            self.negotiated["client_certificate"] = cfg.certificate_chain[0].subject.rfc4514_string()
-
-    def _check_client_certificate_verify(self, cr, transcript, msg) -> None:
-        """TLS 1.3 server (RFC 8446 §4.4.3): the client's signature, with a scheme the
-        CertificateRequest allowed, over ``transcript`` (which is then updated)."""
-        from .errors import IllegalParameter
-        from .extensions import ET
-        from .names import SignatureScheme
-        from .signatures import certificate_verify_input, verify
-        offered = cr.ext_value(ET.signature_algorithms).supported_signature_algorithms
-        if msg.algorithm not in offered:
-            raise IllegalParameter(f"client signed with {name_of(SignatureScheme, msg.algorithm)}, "
-                                   "which the CertificateRequest did not allow")
-        data = certificate_verify_input(transcript.digest(), server=False)
-        verify(self.peer_certificates[0], msg.algorithm, data, msg.signature)
-        self.negotiated["client_signature_scheme"] = name_of(SignatureScheme, msg.algorithm)
-        transcript.update(msg.raw)
-
-    # -- certificates (both versions, both sides) ------------------------------------
-    def _load_peer_chain(self, ders: list[bytes]) -> list:
-        """Parse the peer's chain (RFC 8446 §4.4.2, RFC 5246 §7.4.2): DER X.509, leaf first."""
-        from cryptography import x509
-        from .errors import BadCertificate
-        who = "server's" if self.is_client else "client's"
-        from .cert_paths import MAX_PEER_CERTIFICATES
-        if len(ders) > MAX_PEER_CERTIFICATES:
-            raise BadCertificate(f"the {who} Certificate message carries {len(ders)} certificates; "
-                                 f"at most {MAX_PEER_CERTIFICATES} are accepted")
-        certs = []
-        for i, der in enumerate(ders):
-            try:
-                certs.append(x509.load_der_x509_certificate(der))
-            except (ValueError, x509.InvalidVersion) as e:
-                raise BadCertificate(f"certificate {i} in the {who} chain is not valid DER X.509: {e}") from None
-        self.peer_certificates = certs
-        self._peer_ders = list(ders)
-        self.trace.add("info", "local", "certificate chain", summary={"certificates": len(certs)})
-        return certs
-
-    def _validate_peer_chain(self, certs: list) -> None:
-        """Path validation and name check (or the client's chain against the client CAs)."""
-        from .certificates import verify_client_chain, verify_server_chain
-        cfg = self.config
-        now = self._now_utc()
-        if self.is_client:
-            if cfg.insecure:
-                self.trace.add("info", "local", "certificate not verified (--insecure)")
-                return
-            try:
-                self.verified_path = verify_server_chain(certs, cfg.server_name if cfg.check_hostname else None, cfg.trust_store(), now,
-                                                         ders=getattr(self, "_peer_ders", None))
-            except (ValueError, TypeError) as e:
-                # a certificate that parses but whose contents cryptography cannot interpret
-                from .errors import BadCertificate
-                raise BadCertificate(f"the server's certificate cannot be interpreted: {e}") from None
-            self.trace.add("info", "local", "certificate verified",
-                           summary={"path_length": len(self.verified_path)})
-        else:
-            try:
-                verify_client_chain(certs, cfg.client_trust, now)
-            except (ValueError, TypeError) as e:
-                from .errors import BadCertificate
-                raise BadCertificate(f"the client's certificate cannot be interpreted: {e}") from None
-            self.negotiated["client_certificate"] = certs[0].subject.rfc4514_string()
-            self.trace.add("info", "local", "client certificate verified",
-                           summary={"subject": self.negotiated["client_certificate"]})
-
-    def _check_ocsp(self, der: bytes, certs: list) -> None:
-        """A stapled OCSP response (RFC 6066 §8): checked, summarised; fatal when it says
-        revoked or is unusable, unless verification is switched off (--insecure)."""
-        from .errors import TLSError as _TLSError
-        from .ocsp import check_stapled_response
-        self.negotiated["ocsp_response"] = der
-        now = self._now_utc()
-        try:
-            summary = check_stapled_response(der, getattr(self, "verified_path", None) or certs, now)
-        except _TLSError as err:
-            if not getattr(self.config, "insecure", False):
-                raise
-            summary = {"status": "not usable", "error": str(err)}
-        self.negotiated["ocsp_status"] = summary
-        self.trace.add("info", "local", "stapled OCSP response", summary={"bytes": len(der), **summary})
+        return self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
 
     # -- hooks for subclasses ------------------------------------------------------
     def _can_send_application_data(self) -> bool:
@@ -758,14 +641,6 @@ class Connection:
             signature_scheme=n["signature_scheme"], alpn_protocol=n["alpn_protocol"],
             server_name=n["server_name"], peer_certificates=list(self.peer_certificates),
             hello_retry=n["hello_retry"], resumed=resumed, early_data_accepted=early_data_accepted))
-
-
-def _chain_matches(chain, authorities: list[bytes]) -> bool:
-    """RFC 8446 §4.2.4: does any certificate of our chain come from one of the named CAs?"""
-    for cert in chain:
-        if cert.issuer.public_bytes() in authorities or cert.subject.public_bytes() in authorities:
-            return True
-    return False
 
 
 class _SecretReporter:

@@ -51,7 +51,7 @@ def handle_heartbeat(conn, fragment: bytes) -> None:
     did (it copied payload_length bytes from its receive buffer without checking it against
     the record length), and whether or not Heartbeat was negotiated."""
     mode = conn.config.lab_heartbeat
-    negotiated = getattr(conn, "_lab_heartbeat_negotiated", False)
+    negotiated = conn._lab_heartbeat_negotiated
     if mode is None or not conn.tls12 or (mode == "rfc6520" and not negotiated):
         raise UnexpectedMessage(f"unexpected {ContentType.heartbeat.name} record")
     try:
@@ -104,16 +104,16 @@ def accept_early_ccs(conn) -> bool:
     authenticate.  True if accepted (only with ``lab_early_ccs``)."""
     from .tls12.prf import key_material, master_secret
     from .tls12.protection import RecordProtector12
-    if not getattr(conn.config, "lab_early_ccs", False) or conn.is_client:
+    if conn.is_client or not conn.config.lab_early_ccs:
         return False
-    suite = getattr(conn, "suite12", None)
+    suite = conn.suite12
     if suite is None or conn._read_prot is not None or conn.state.name not in ("WAIT_CKE", "WAIT_CERT"):
         return False
     master = master_secret(b"", conn.client_random, conn.server_random, hash_name=suite.prf_hash,
                            version=conn.version)
     keys = key_material(suite, master, conn.client_random, conn.server_random, conn.version)
     conn._read_prot = RecordProtector12(suite, *keys.writer(True), version=conn.version,
-                                        encrypt_then_mac=getattr(conn, "_etm", False),
+                                        encrypt_then_mac=conn.hs.etm,
                                         provider=conn.provider)
     conn.trace.add("info", "local", "LAB: early ChangeCipherSpec accepted",
                    detail="before the ClientKeyExchange, with keys from an empty premaster "
@@ -155,7 +155,7 @@ def ticketbleed_session_id(conn, session_id: bytes, how: str) -> bytes:
     """The session ID echoed when resuming: with ``lab_ticketbleed`` and a ticket offered
     with a session ID of 1..31 bytes, 32 bytes, as F5 BIG-IP did (it copied 32 bytes
     whatever the client's length)."""
-    if not getattr(conn.config, "lab_ticketbleed", False) or how != "ticket" \
+    if not conn.config.lab_ticketbleed or how != "ticket" \
             or not 0 < len(session_id) < 32:
         return session_id
     conn.trace.add("info", "local", "LAB: ticketbleed",

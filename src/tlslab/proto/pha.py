@@ -11,13 +11,15 @@ application traffic secret (§4.4, "post-handshake").
 from __future__ import annotations
 
 
-from .connection import State
-from .errors import CertificateRequired, IllegalParameter, UnexpectedMessage
-from .extensions import ET, Extension
-from . import extensions as X
-from .messages import Certificate, CertificateRequest, CertificateVerify, Finished
-from .names import HandshakeType as HT
 from . import events as ev
+from .cert_auth13 import answer_certificate_request, check_client_certificate_verify
+from .connection import State
+from .errors import CertificateRequired, IllegalParameter, MissingExtension, UnexpectedMessage
+from .extensions import ET
+from .handshake import check_finished
+from .messages import Certificate, CertificateRequest, Finished
+from .names import HandshakeType as HT
+from .peer_chain import load_peer_chain, validate_peer_chain
 
 #: Post-handshake CertificateRequests a client answers per connection.  Each answer costs us
 #: a private-key signature (CertificateVerify) while the request costs the server nothing; a
@@ -33,11 +35,11 @@ class PhaWaitCertificate(State):
     expects = frozenset({HT.certificate, HT.key_update})
 
     @classmethod
-    def handle(cls, conn, msg) -> type[State]:
+    def handle(cls, hs, msg) -> type[State]:
         if msg.msg_type == HT.key_update:
-            conn._handle_key_update(msg)
+            hs.conn._handle_key_update(msg)
             return cls
-        return conn._pha_on_certificate(msg)
+        return on_certificate(hs, msg)
 
 
 class PhaWaitCertificateVerify(State):
@@ -45,8 +47,8 @@ class PhaWaitCertificateVerify(State):
     expects = frozenset({HT.certificate_verify})
 
     @classmethod
-    def handle(cls, conn, msg) -> type[State]:
-        conn._pha_on_certificate_verify(msg)
+    def handle(cls, hs, msg) -> type[State]:
+        check_client_certificate_verify(hs.conn, hs.pha_request, hs.pha_transcript, msg)
         return PhaWaitFinished
 
 
@@ -55,89 +57,75 @@ class PhaWaitFinished(State):
     expects = frozenset({HT.finished})
 
     @classmethod
-    def handle(cls, conn, msg) -> type[State]:
-        conn._pha_on_finished(msg)
-        return conn.CONNECTED_STATE
+    def handle(cls, hs, msg) -> type[State]:
+        on_finished(hs, msg)
+        return hs.conn.CONNECTED_STATE
 
 
-class ServerPha:
-    """Post-handshake authentication, server side (mixed into ServerConnection)."""
+def request_client_certificate(conn) -> None:
+    """Send a post-handshake CertificateRequest (RFC 8446 §4.6.2); see
+    :meth:`tlslab.proto.server.ServerConnection.request_client_certificate`."""
+    hs = conn.hs
+    if not conn.handshake_complete or conn.tls12 or conn.closed:
+        raise ConnectionError("post-handshake authentication needs an open TLS 1.3 connection")
+    if not hs.pha_offered:
+        raise ConnectionError("the client did not offer post_handshake_auth (RFC 8446 §4.2.6)")
+    if not conn.config.client_trust:
+        raise ConnectionError("post-handshake authentication needs ServerConfig(client_ca_file=...)")
+    if conn.state is not conn.CONNECTED_STATE:
+        raise ConnectionError("a post-handshake CertificateRequest is already outstanding")
+    from .server13 import certificate_request
+    cr = certificate_request(conn.config)
+    cr.certificate_request_context = conn.provider.random(8)
+    hs.pha_transcript = hs.handshake_transcript.copy()
+    hs.pha_transcript.update(conn._send_message(cr))
+    hs.pha_request = cr
+    conn._move(PhaWaitCertificate)
 
-    def request_client_certificate(self) -> None:
-        """Ask the client for a certificate now (RFC 8446 §4.6.2).
 
-        Needs a completed TLS 1.3 handshake with a client that sent post_handshake_auth,
-        and ``ServerConfig(client_ca_file=...)`` to validate the answer.  The outcome
-        arrives as a :class:`~tlslab.proto.events.PeerAuthenticated` event (or a fatal
-        alert when ``require_client_cert`` is set and none comes).
-        """
-        if not self.handshake_complete or self.tls12 or self.closed:
-            raise ConnectionError("post-handshake authentication needs an open TLS 1.3 connection")
-        if self.client_hello.ext(ET.post_handshake_auth) is None:
-            raise ConnectionError("the client did not offer post_handshake_auth (RFC 8446 §4.2.6)")
-        if not self.config.client_trust:
-            raise ConnectionError("post-handshake authentication needs ServerConfig(client_ca_file=...)")
-        if self.state is not self.CONNECTED_STATE:
-            raise ConnectionError("a post-handshake CertificateRequest is already outstanding")
-        context = self.provider.random(8)
-        cr = self._certificate_request()
-        cr.certificate_request_context = context
-        cr.raw = None
-        self._pha_transcript = self._handshake_transcript.copy()
-        self._pha_transcript.update(self._send_message(cr))
-        self._pha_request = cr
-        self._move(PhaWaitCertificate)
+def on_certificate(hs, msg: Certificate) -> type[State]:
+    if msg.certificate_request_context != hs.pha_request.certificate_request_context:
+        raise IllegalParameter("client Certificate context does not match the CertificateRequest")
+    hs.pha_transcript.update(msg.raw)
+    if not msg.certificate_list:
+        if hs.config.require_client_cert:
+            raise CertificateRequired("client sent no certificate after a post-handshake request")
+        hs.pha_certs = []
+        return PhaWaitFinished
+    ders = [e.cert_data for e in msg.certificate_list]
+    certs = load_peer_chain(hs.conn, ders)
+    validate_peer_chain(hs.conn, certs, ders)
+    hs.pha_certs = certs
+    return PhaWaitCertificateVerify
 
-    def _pha_on_certificate(self, msg: Certificate) -> type[State]:
-        if msg.certificate_request_context != self._pha_request.certificate_request_context:
-            raise IllegalParameter("client Certificate context does not match the CertificateRequest")
-        self._pha_transcript.update(msg.raw)
-        if not msg.certificate_list:
-            if self.config.require_client_cert:
-                raise CertificateRequired("client sent no certificate after a post-handshake request")
-            self._pha_certs = []
-            return PhaWaitFinished
-        certs = self._load_peer_chain([e.cert_data for e in msg.certificate_list])
-        self._validate_peer_chain(certs)
-        self._pha_certs = certs
-        return PhaWaitCertificateVerify
 
-    def _pha_on_certificate_verify(self, msg: CertificateVerify) -> None:
-        self._check_client_certificate_verify(self._pha_request, self._pha_transcript, msg)
-
-    def _pha_on_finished(self, msg: Finished) -> None:
-        self._check_finished(self.schedule.verify_data(self._app_read_secret, self._pha_transcript.digest()),
-                             msg.verify_data, "post-handshake Finished")
-        self.trace.add("info", "local", "post-handshake authentication",
-                       summary={"certificates": len(self._pha_certs)})
-        self._events.append(ev.PeerAuthenticated(certificates=list(self._pha_certs)))
+def on_finished(hs, msg: Finished) -> None:
+    conn = hs.conn
+    check_finished(conn.schedule.verify_data(conn._app_read_secret, hs.pha_transcript.digest()),
+                   msg.verify_data, "post-handshake Finished")
+    hs.trace.add("info", "local", "post-handshake authentication",
+                 summary={"certificates": len(hs.pha_certs)})
+    conn._events.append(ev.PeerAuthenticated(certificates=list(hs.pha_certs)))
 
 
 # -- client side ---------------------------------------------------------------------------
 
-class ClientPha:
-    """Post-handshake authentication, client side (mixed into ClientConnection)."""
-
-    def _pha_on_certificate_request(self, cr: CertificateRequest) -> None:
-        if self._client_hello.ext(ET.post_handshake_auth) is None:
-            raise UnexpectedMessage("post-handshake CertificateRequest without post_handshake_auth offered")
-        if not cr.certificate_request_context:
-            raise IllegalParameter("post-handshake CertificateRequest with an empty context (RFC 8446 §4.3.2)")
-        self._pha_requests = getattr(self, "_pha_requests", 0) + 1
-        if self._pha_requests > MAX_POST_HANDSHAKE_AUTH:
-            raise UnexpectedMessage(f"more than {MAX_POST_HANDSHAKE_AUTH} post-handshake "
-                                    "CertificateRequests on one connection")
-        sa = cr.ext_value(ET.signature_algorithms)
-        if sa is None:
-            from .errors import MissingExtension
-            raise MissingExtension("CertificateRequest without signature_algorithms")
-        t = self._handshake_transcript.copy()
-        t.update(cr.raw)
-        self._answer_certificate_request(cr, t)
-        fin = Finished(verify_data=self.schedule.verify_data(self._app_write_secret, t.digest()))
-        self._send_message(fin)
-        self.trace.add("info", "local", "post-handshake authentication answered")
-
-
-def pha_extension() -> Extension:
-    return Extension(ET.post_handshake_auth, X.Empty())
+def answer_post_handshake_request(hs, cr: CertificateRequest) -> None:
+    """A client's answer to a post-handshake CertificateRequest: Certificate,
+    [CertificateVerify], Finished over the handshake transcript and these (RFC 8446 §4.4)."""
+    conn = hs.conn
+    if not hs.pha_offered:
+        raise UnexpectedMessage("post-handshake CertificateRequest without post_handshake_auth offered")
+    if not cr.certificate_request_context:
+        raise IllegalParameter("post-handshake CertificateRequest with an empty context (RFC 8446 §4.3.2)")
+    hs.pha_requests += 1
+    if hs.pha_requests > MAX_POST_HANDSHAKE_AUTH:
+        raise UnexpectedMessage(f"more than {MAX_POST_HANDSHAKE_AUTH} post-handshake "
+                                "CertificateRequests on one connection")
+    if cr.ext_value(ET.signature_algorithms) is None:
+        raise MissingExtension("CertificateRequest without signature_algorithms")
+    t = hs.handshake_transcript.copy()
+    t.update(cr.raw)
+    answer_certificate_request(conn, cr, t)
+    conn._send_message(Finished(verify_data=conn.schedule.verify_data(conn._app_write_secret, t.digest())))
+    hs.trace.add("info", "local", "post-handshake authentication answered")

@@ -17,9 +17,11 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import extensions as X
-from .client12 import Common12
-from .resumption import encode_chain, may_resume
 from .connection import State
+from .handshake12 import Handshake12
+from .peer_chain import load_peer_chain, validate_peer_chain
+from .resumption import encode_chain, may_resume
+from .server13 import choose_alpn, ordered
 from .errors import (HandshakeFailure, IllegalParameter, InappropriateFallback,
                      InsufficientSecurity, ProtocolVersion, TLSError)
 from .extensions import ET, Extension
@@ -47,8 +49,8 @@ class WaitClientCertificate12(State):
     expects = frozenset({HT.certificate})
 
     @classmethod
-    def handle(cls, conn, msg: Certificate12) -> type[State]:
-        conn._on_client_certificate12(msg)
+    def handle(cls, hs, msg: Certificate12) -> type[State]:
+        hs.on_client_certificate(msg)
         return WaitClientKeyExchange12
 
 
@@ -59,9 +61,9 @@ class WaitClientKeyExchange12(State):
     expects = frozenset({HT.client_key_exchange})
 
     @classmethod
-    def handle(cls, conn, msg: ClientKeyExchange) -> type[State]:
-        conn._on_client_key_exchange12(msg)
-        return WaitClientCertificateVerify12 if conn.peer_certificates else WaitClientCCS12
+    def handle(cls, hs, msg: ClientKeyExchange) -> type[State]:
+        hs.on_client_key_exchange(msg)
+        return WaitClientCertificateVerify12 if hs.conn.peer_certificates else WaitClientCCS12
 
 
 class WaitClientCertificateVerify12(State):
@@ -71,8 +73,8 @@ class WaitClientCertificateVerify12(State):
     expects = frozenset({HT.certificate_verify})
 
     @classmethod
-    def handle(cls, conn, msg: CertificateVerify12) -> type[State]:
-        conn._on_client_certificate_verify12(msg)
+    def handle(cls, hs, msg: CertificateVerify12) -> type[State]:
+        hs.on_client_certificate_verify(msg)
         return WaitClientCCS12
 
 
@@ -87,8 +89,8 @@ class WaitClientFinished12(State):
     expects = frozenset({HT.finished})
 
     @classmethod
-    def handle(cls, conn, msg: Finished) -> type[State]:
-        conn._on_client_finished12(msg)
+    def handle(cls, hs, msg: Finished) -> type[State]:
+        hs.on_client_finished(msg)
         return ServerConnected12
 
 
@@ -99,8 +101,8 @@ class ServerConnected12(State):
     expects = frozenset({HT.client_hello})
 
     @classmethod
-    def handle(cls, conn, msg) -> type[State]:
-        conn._refuse_renegotiation()
+    def handle(cls, hs, msg) -> type[State]:
+        hs.refuse_renegotiation()
         return ServerConnected12
 
 
@@ -117,10 +119,21 @@ SERVER12_TRANSITIONS = {
 SERVER12_ENTRY = {WaitClientCertificate12, WaitClientKeyExchange12, WaitClientCCS12}
 
 
-class Server12(Common12):
-    """TLS 1.2 methods of :class:`~tlslab.proto.server.ServerConnection`."""
+class ServerHandshake12(Handshake12):
+    """One TLS 1.0-1.2 server handshake, from the ClientHello (handed over by the TLS 1.3
+    handshake object when TLS 1.3 is not negotiated) to the client's Finished."""
 
-    def _on_client_hello12(self, ch, offered_versions: list[int]) -> type[State]:
+    __slots__ = ("client_hello", "kx_key", "cr12", "issue_ticket", "session_id")
+
+    def __init__(self, conn, client_hello) -> None:
+        super().__init__(conn)
+        self.client_hello = client_hello
+        self.kx_key = None          # our ephemeral (EC)DH private key
+        self.cr12 = None            # the CertificateRequest we sent, if any
+        self.issue_ticket = False   # RFC 5077 §3.2: the client asked, and we issue tickets
+        self.session_id = b""       # the session ID a full handshake puts in the cache
+
+    def on_client_hello(self, ch, offered_versions: list[int]) -> type[State]:
         """RFC 5246 §7.4.1.2-§7.4.1.3: negotiate version, suite, extensions; send our flight.
 
         The version is the highest one both sides support (RFC 5246 Appendix E.1; without
@@ -148,27 +161,27 @@ class Server12(Common12):
         if ri is not None and ri.renegotiated_connection != b"":
             raise HandshakeFailure("renegotiation_info is not empty on the initial handshake (RFC 5746 §3.6)")
         secure_reneg = ri is not None or EMPTY_RENEGOTIATION_INFO_SCSV in ch.cipher_suites
-        self.tls12 = True
-        self.version = version
-        self._hs_log = bytearray(ch.raw)
-        self.client_random = ch.random
-        self._ems = ch.ext(ET.extended_master_secret) is not None
+        self.conn.tls12 = True
+        self.conn.version = version
+        self.hs_log = bytearray(ch.raw)
+        self.conn.client_random = ch.random
+        self.ems = ch.ext(ET.extended_master_secret) is not None
         n = self.negotiated
         n.update(version=VERSION_NAMES[version], secure_renegotiation=secure_reneg,
-                 extended_master_secret=self._ems)
+                 extended_master_secret=self.ems)
         sni = ch.ext_value(ET.server_name)
         if sni is not None:
             names = [s.host_name.decode("ascii", "replace") for s in sni.server_name_list if s.name_type == 0]
             n["server_name"] = names[0] if names else None
-        alpn = self._choose_alpn(ch)
+        alpn = choose_alpn(cfg, ch)
         n["alpn_protocol"] = alpn
-        resumed = self._try_resume12(ch, version)
+        resumed = self._try_resume(ch, version)
         if resumed is not None:
-            return self._resume12(ch, resumed)
-        return self._full_handshake12(ch, version, secure_reneg)
+            return self._resume(ch, resumed)
+        return self._full_handshake(ch, version, secure_reneg)
 
     # -- choices ---------------------------------------------------------------------------
-    def _choose_suite12(self, ch, version: int):
+    def _choose_suite(self, ch, version: int):
         """Suite, group, signature scheme: the first of our (or the client's) preferences that
         our certificate and the client's groups/signature algorithms can serve."""
         cfg = self.config
@@ -245,12 +258,12 @@ class Server12(Common12):
     def _check_ems_on_resumption(self, session_ems: bool) -> bool:
         """RFC 7627 §5.3: a session made with EMS must not be resumed without it (abort);
         one made without EMS is not resumed when the client now offers it (full handshake)."""
-        if session_ems and not self._ems:
+        if session_ems and not self.ems:
             raise HandshakeFailure("the session used the extended master secret but this ClientHello "
                                    "does not offer it (RFC 7627 §5.3)")
-        return session_ems == self._ems
+        return session_ems == self.ems
 
-    def _try_resume12(self, ch, version: int):
+    def _try_resume(self, ch, version: int):
         cfg = self.config
         now = self.provider.time()
         st = ch.ext_value(ET.session_ticket)
@@ -259,7 +272,7 @@ class Server12(Common12):
             if state is not None and state.version == version and now - state.issued_ms / 1000 <= state.lifetime:
                 if state.suite in ch.cipher_suites and state.suite in cfg.suites12 \
                         and self._check_ems_on_resumption(state.ems) \
-                        and may_resume(self, ch, state.server_name, state.peer_cert):
+                        and may_resume(self.conn, ch, state.server_name, state.peer_cert):
                     self.trace.add("info", "local", "session ticket accepted")
                     return (state.psk, state.suite, "ticket")
             self.trace.add("info", "local", "session ticket not usable: full handshake")
@@ -274,113 +287,113 @@ class Server12(Common12):
                     raise IllegalParameter(f"ClientHello resumes a session of "
                                            f"{name_of(CipherSuite, suite)} without offering it")
                 if v == version and suite in ch.cipher_suites and suite in cfg.suites12 \
-                        and self._check_ems_on_resumption(ems) and may_resume(self, ch, sni, peer):
+                        and self._check_ems_on_resumption(ems) and may_resume(self.conn, ch, sni, peer):
                     self.trace.add("info", "local", "session ID resumed")
                     return (master, suite, "session_id")
         return None
 
-    def _server_hello12(self, ch, suite, session_id: bytes, extra: list) -> None:
+    def _server_hello(self, ch, suite, session_id: bytes, extra: list) -> None:
         random = self.provider.random(32)
         if self.config.max_version >= 0x0304:
             # RFC 8446 §4.1.3: tell a TLS 1.3 client that we could have done better
-            random = random[:24] + (DOWNGRADE_TLS12 if self.version == 0x0303 else DOWNGRADE_TLS11)
-        elif self.config.max_version == 0x0303 and self.version < 0x0303:
+            random = random[:24] + (DOWNGRADE_TLS12 if self.conn.version == 0x0303 else DOWNGRADE_TLS11)
+        elif self.config.max_version == 0x0303 and self.conn.version < 0x0303:
             # RFC 8446 §4.1.3: a TLS 1.2 server negotiating TLS 1.1 or below SHOULD say so too
             random = random[:24] + DOWNGRADE_TLS11
-        self.server_random = random
+        self.conn.server_random = random
         exts = []
         if self.negotiated["secure_renegotiation"]:
             exts.append(Extension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b"")))
-        if self._ems:
+        if self.ems:
             exts.append(Extension(ET.extended_master_secret, X.Empty()))
         exts += extra
         if self.config.lab_heartbeat is not None:
             from .lab_faults import heartbeat_extensions  # LAB ONLY (RFC 6520 §2)
-            exts += heartbeat_extensions(self, ch)
+            exts += heartbeat_extensions(self.conn, ch)
         alpn = self.negotiated["alpn_protocol"]
         if alpn is not None:
             exts.append(Extension(ET.application_layer_protocol_negotiation,
                                   X.ProtocolNameList(protocol_name_list=[alpn.encode("latin-1")])))
         if self.negotiated["server_name"] is not None and self.config.acknowledge_server_name:
             exts.append(Extension(ET.server_name, X.Empty()))
-        sh = ServerHello(legacy_version=self.version, random=random, legacy_session_id_echo=session_id,
+        sh = ServerHello(legacy_version=self.conn.version, random=random, legacy_session_id_echo=session_id,
                          cipher_suite=suite.code, legacy_compression_method=0,
-                         extensions=self._ordered(exts))
-        self._send_message12(sh)
-        self.suite12 = suite
+                         extensions=ordered(self.config, exts))
+        self.send(sh)
+        self.conn.suite12 = suite
         self.negotiated["cipher_suite"] = suite.name
 
-    def _resume12(self, ch, resumed) -> type[State]:
+    def _resume(self, ch, resumed) -> type[State]:
         """Abbreviated handshake: ServerHello, [NewSessionTicket], ChangeCipherSpec, Finished."""
         master, suite_code, how = resumed
         suite = SUITES12[suite_code]
-        self._etm = ch.ext(ET.encrypt_then_mac) is not None and suite.cbc
-        self.negotiated["encrypt_then_mac"] = self._etm
+        self.etm = ch.ext(ET.encrypt_then_mac) is not None and suite.cbc
+        self.negotiated["encrypt_then_mac"] = self.etm
         issue = ch.ext(ET.session_ticket) is not None and self.config.tickets > 0
         extra = []
-        if self._etm:
+        if self.etm:
             extra.append(Extension(ET.encrypt_then_mac, X.Empty()))
         if issue:
             extra.append(Extension(ET.session_ticket, X.RawBody(data=b"")))
         sid = ch.legacy_session_id
         if self.config.lab_ticketbleed:
             from .lab_faults import ticketbleed_session_id  # LAB ONLY: CVE-2016-9244
-            sid = ticketbleed_session_id(self, sid, how)
-        self._server_hello12(ch, suite, sid, extra)
-        self._master = master
-        self.resumed = True
-        self._log_master()
+            sid = ticketbleed_session_id(self.conn, sid, how)
+        self._server_hello(ch, suite, sid, extra)
+        self.master = master
+        self.conn.resumed = True
+        self.log_master()
         if issue:
-            self._send_ticket12()
-        self._install_keys12()
-        self._send_ccs12(self._pending_write)
-        self._send_finished12()
+            self._send_ticket()
+        self.install_keys()
+        self.conn._send_ccs12(self.conn._pending_write)
+        self.send_finished()
         return WaitClientCCS12
 
     # -- full handshake ------------------------------------------------------------------------
-    def _full_handshake12(self, ch, version: int, secure_reneg: bool) -> type[State]:
+    def _full_handshake(self, ch, version: int, secure_reneg: bool) -> type[State]:
         cfg = self.config
-        suite, group, scheme = self._choose_suite12(ch, version)
-        self._etm = ch.ext(ET.encrypt_then_mac) is not None and suite.cbc
-        self.negotiated["encrypt_then_mac"] = self._etm
-        self._issue_ticket = ch.ext(ET.session_ticket) is not None and cfg.tickets > 0
+        suite, group, scheme = self._choose_suite(ch, version)
+        self.etm = ch.ext(ET.encrypt_then_mac) is not None and suite.cbc
+        self.negotiated["encrypt_then_mac"] = self.etm
+        self.issue_ticket = ch.ext(ET.session_ticket) is not None and cfg.tickets > 0
         extra = []
         if suite.kx.startswith("ECDHE"):
             X.check_point_formats(ch.ext(ET.ec_point_formats))
         if suite.kx.startswith("ECDHE") and ch.ext(ET.ec_point_formats) is not None:
             extra.append(Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
-        if self._etm:
+        if self.etm:
             extra.append(Extension(ET.encrypt_then_mac, X.Empty()))
-        if self._issue_ticket:
+        if self.issue_ticket:
             extra.append(Extension(ET.session_ticket, X.RawBody(data=b"")))
-        self._session_id = self.provider.random(32) if cfg.session_cache is not None else b""
-        self._server_hello12(ch, suite, self._session_id, extra)
-        self._send_message12(Certificate12(certificate_list=[c.public_bytes(Encoding.DER)
+        self.session_id = self.provider.random(32) if cfg.session_cache is not None else b""
+        self._server_hello(ch, suite, self.session_id, extra)
+        self.send(Certificate12(certificate_list=[c.public_bytes(Encoding.DER)
                                                              for c in cfg.certificate_chain]))
         if suite.ephemeral:
             if suite.kx.startswith("ECDHE"):
-                self._kx_key, params = kx.ecdhe_server_key(group, self.provider)
+                self.kx_key, params = kx.ecdhe_server_key(group, self.provider)
                 self.negotiated["group"] = name_of(NamedGroup, group)
             else:
-                self._kx_key, params = kx.dhe_server_key(self.provider, _FFDHE_NAMES[group])
+                self.kx_key, params = kx.dhe_server_key(self.provider, _FFDHE_NAMES[group])
                 self.negotiated["group"] = _FFDHE_NAMES[group]
-            sig = self._sign_server_params12(ch, scheme, params)
-            self._send_message12(ServerKeyExchange(body=kx.build_server_key_exchange(params, scheme, sig,
+            sig = self._sign_server_params(ch, scheme, params)
+            self.send(ServerKeyExchange(body=kx.build_server_key_exchange(params, scheme, sig,
                                                                                      version)))
             if scheme is not None:
                 self.negotiated["signature_scheme"] = name_of(SignatureScheme, scheme)
-        self._cr12 = None
+        self.cr12 = None
         if cfg.client_trust and cfg.client_auth_in_handshake:
-            self._cr12 = self._certificate_request12()
-            self._send_message12(self._cr12)
-        self._send_message12(ServerHelloDone())
-        return WaitClientCertificate12 if self._cr12 is not None else WaitClientKeyExchange12
+            self.cr12 = self._certificate_request()
+            self.send(self.cr12)
+        self.send(ServerHelloDone())
+        return WaitClientCertificate12 if self.cr12 is not None else WaitClientKeyExchange12
 
-    def _sign_server_params12(self, ch, scheme: int | None, params: bytes) -> bytes:
+    def _sign_server_params(self, ch, scheme: int | None, params: bytes) -> bytes:
         """The ServerKeyExchange signature (RFC 5246 §7.4.3); ``scheme`` None means TLS 1.0/1.1,
         whose signature algorithm is fixed by the key type (RFC 2246 §7.4.3, RFC 4492 §5.4)."""
         cfg = self.config
-        signed = kx.signed_content(ch.random, self.server_random, params)
+        signed = kx.signed_content(ch.random, self.conn.server_random, params)
         sig = self.provider.recorded_signature(scheme)
         if scheme is None:
             if sig is not None:  # replaying a recorded trace: the signature must still verify
@@ -394,9 +407,9 @@ class Server12(Common12):
             from .signatures import verify
             verify(cfg.certificate_chain[0], scheme, signed, sig, tls13=False)
             return sig
-        return kx.sign_server_params(cfg.private_key, scheme, ch.random, self.server_random, params)
+        return kx.sign_server_params(cfg.private_key, scheme, ch.random, self.conn.server_random, params)
 
-    def _certificate_request12(self):
+    def _certificate_request(self):
         """RFC 5246 §7.4.4: the certificate types and CAs we accept, and in TLS 1.2 the
         signature algorithms; TLS 1.0/1.1 have no such list (RFC 4346 §7.4.4)."""
         cfg = self.config
@@ -406,25 +419,25 @@ class Server12(Common12):
             if der not in cas:
                 cas.append(der)
         types = [legacy.RSA_SIGN, legacy.ECDSA_SIGN]  # RFC 4492 §5.5 adds ecdsa_sign
-        if self.version < 0x0303:
+        if self.conn.version < 0x0303:
             return CertificateRequest11(certificate_types=types, certificate_authorities=cas)
         schemes = [s for s in cfg.signature_scheme_codes if s < 0x0900]
         return CertificateRequest12(certificate_types=types, supported_signature_algorithms=schemes,
                                     certificate_authorities=cas)
 
-    def _on_client_certificate12(self, msg: Certificate12) -> None:
+    def on_client_certificate(self, msg: Certificate12) -> None:
         if not msg.certificate_list:
             if self.config.require_client_cert:
                 # certificate_required exists only in TLS 1.3; RFC 5246 §7.4.6 says handshake_failure
                 raise HandshakeFailure("client sent no certificate, and one is required")
             self.trace.add("info", "local", "client sent no certificate (optional)")
             return
-        certs = self._load_peer_chain(msg.certificate_list)
-        self._validate_peer_chain(certs)
+        certs = load_peer_chain(self.conn, msg.certificate_list)
+        validate_peer_chain(self.conn, certs, msg.certificate_list)
 
-    def _on_client_key_exchange12(self, msg: ClientKeyExchange) -> None:
+    def on_client_key_exchange(self, msg: ClientKeyExchange) -> None:
         """RFC 5246 §7.4.7, §8.1: the premaster, then the (extended) master secret."""
-        suite = self.suite12
+        suite = self.conn.suite12
         value = kx.parse_client_key_exchange(suite.kx, msg.body)
         if suite.kx == KX_RSA and self.config.lab_rsa_padding_oracle:
             from .lab_faults import leaky_decrypt_premaster  # LAB ONLY: a ROBOT oracle
@@ -434,64 +447,60 @@ class Server12(Common12):
             premaster = kx.decrypt_premaster(self.config.private_key, value.encrypted_pre_master_secret,
                                              self.client_hello.legacy_version, self.provider)
         elif suite.kx.startswith("ECDHE"):
-            premaster = kx.ecdhe_server_premaster(self._kx_key, value.ecdh_Yc)
+            premaster = kx.ecdhe_server_premaster(self.kx_key, value.ecdh_Yc)
         else:
-            premaster = kx.dhe_server_premaster(self._kx_key, value.dh_Yc)
-        if self._ems:
-            session_hash = handshake_hash(bytes(self._hs_log), suite.prf_hash, self.version)
-            self._master = master_secret(premaster, self.client_random, self.server_random,
-                                         hash_name=suite.prf_hash, session_hash=session_hash,
-                                         version=self.version)
-        else:
-            self._master = master_secret(premaster, self.client_random, self.server_random,
-                                         hash_name=suite.prf_hash, version=self.version)
-        self._log_master()
-        self._install_keys12()
+            premaster = kx.dhe_server_premaster(self.kx_key, value.dh_Yc)
+        conn = self.conn
+        session_hash = handshake_hash(bytes(self.hs_log), suite.prf_hash, conn.version) if self.ems else None
+        self.master = master_secret(premaster, conn.client_random, conn.server_random,
+                                    hash_name=suite.prf_hash, session_hash=session_hash, version=conn.version)
+        self.log_master()
+        self.install_keys()
 
-    def _on_client_certificate_verify12(self, msg: CertificateVerify12) -> None:
+    def on_client_certificate_verify(self, msg: CertificateVerify12) -> None:
         """RFC 5246 §7.4.8: the client's signature over the handshake messages before it;
         in TLS 1.0/1.1 without an algorithm field, MD5+SHA-1 RSA or SHA-1 ECDSA (RFC 2246 §7.4.8)."""
-        if self.version < 0x0303:
-            signed = bytes(self._hs_log[:-len(msg.raw)])
-            legacy.verify(self.peer_certificates[0], signed, msg.signature, "client CertificateVerify")
+        if self.conn.version < 0x0303:
+            signed = bytes(self.hs_log[:-len(msg.raw)])
+            legacy.verify(self.conn.peer_certificates[0], signed, msg.signature, "client CertificateVerify")
             self.trace.add("info", "local", "client CertificateVerify verified",
-                           detail=legacy.signature_name(self.peer_certificates[0]))
+                           detail=legacy.signature_name(self.conn.peer_certificates[0]))
             return
-        if msg.algorithm not in self._cr12.supported_signature_algorithms:
+        if msg.algorithm not in self.cr12.supported_signature_algorithms:
             raise IllegalParameter(f"client signed with {name_of(SignatureScheme, msg.algorithm)}, "
                                    "which the CertificateRequest did not allow")
         from .signatures import verify
-        signed = bytes(self._hs_log[:-len(msg.raw)])
-        verify(self.peer_certificates[0], msg.algorithm, signed, msg.signature, tls13=False)
+        signed = bytes(self.hs_log[:-len(msg.raw)])
+        verify(self.conn.peer_certificates[0], msg.algorithm, signed, msg.signature, tls13=False)
         self.negotiated["client_signature_scheme"] = name_of(SignatureScheme, msg.algorithm)
 
-    def _on_client_finished12(self, msg: Finished) -> None:
-        self._check_finished12(msg, client=True)
-        if not self.resumed:
-            if self._issue_ticket:
-                self._send_ticket12()
-            self._send_ccs12(self._pending_write)
-            self._send_finished12()
-            if self._session_id and self.config.session_cache is not None:
+    def on_client_finished(self, msg: Finished) -> None:
+        self.check_peer_finished(msg, client=True)
+        if not self.conn.resumed:
+            if self.issue_ticket:
+                self._send_ticket()
+            self.conn._send_ccs12(self.conn._pending_write)
+            self.send_finished()
+            if self.session_id and self.config.session_cache is not None:
                 self.config.session_cache.put(
-                    self._session_id, (self._master, self.suite12.code, self.version, self._ems,
-                                       encode_chain(self.peer_certificates),
+                    self.session_id, (self.master, self.conn.suite12.code, self.conn.version, self.ems,
+                                       encode_chain(self.conn.peer_certificates),
                                        self.negotiated["server_name"] or ""),
                     self.provider.time())
-        self._complete(resumed=self.resumed)
+        self.complete()
 
-    def _send_ticket12(self) -> None:
+    def _send_ticket(self) -> None:
         """RFC 5077 §3.3: the session state sealed under our ticket keys."""
         from .tickets import TicketState
         cfg = self.config
         now = self.provider.time()
         lifetime = min(cfg.ticket_lifetime, 86400)
-        state = TicketState(suite=self.suite12.code, psk=self._master, issued_ms=int(now * 1000),
+        state = TicketState(suite=self.conn.suite12.code, psk=self.master, issued_ms=int(now * 1000),
                             lifetime=lifetime, age_add=0, alpn=self.negotiated["alpn_protocol"] or "",
-                            server_name=self.negotiated["server_name"] or "", version=self.version,
-                            ems=self._ems, peer_cert=encode_chain(self.peer_certificates))
-        self._send_message12(NewSessionTicket12(ticket_lifetime_hint=lifetime,
+                            server_name=self.negotiated["server_name"] or "", version=self.conn.version,
+                            ems=self.ems, peer_cert=encode_chain(self.conn.peer_certificates))
+        self.send(NewSessionTicket12(ticket_lifetime_hint=lifetime,
                                                 ticket=cfg.ticket_keys.seal(state, now, self.provider)))
 
 
-__all__ = ["Server12", "SERVER12_TRANSITIONS", "SERVER12_ENTRY"]
+__all__ = ["ServerHandshake12", "SERVER12_TRANSITIONS", "SERVER12_ENTRY"]
