@@ -119,14 +119,25 @@ def test_a_changed_trust_list_is_a_new_context(pki, calls):
     with pytest.raises(UnknownCA) as ei:
         verify_server_chain(_fresh(ders), "localhost", [lookalike], NOW, ders=ders)
     assert ei.value.code == "untrusted-root"
-    with pytest.raises(UnknownCA) as ei:  # no anchors at all
-        verify_server_chain(_fresh(ders), "localhost", [], NOW, ders=ders)
-    assert ei.value.code == "missing-intermediate"
+    for _ in range(2):  # no anchors at all (the second time from a cached context)
+        with pytest.raises(UnknownCA) as ei:
+            verify_server_chain(_fresh(ders), "localhost", [], NOW, ders=ders)
+        assert ei.value.code == "missing-intermediate"
     # more anchors make another context: checked again, and still good
     before = calls["parse"]
     assert verify_server_chain(_fresh(ders), "localhost", [other_ca, ca], NOW, ders=ders)[-1] is ca
     assert calls["parse"] > before
     assert verify_server_chain(_fresh(ders), "localhost", [ca], NOW, ders=ders)[-1] is ca
+
+
+def test_a_pinned_leaf_in_a_changed_trust_list_is_not_taken_for_the_known_path(pki):
+    chain, ca, ders = pki
+    assert len(verify_server_chain(_fresh(ders), "localhost", [ca], NOW, ders=ders)) == 2
+    # with the leaf itself an anchor, the path is the leaf alone (our checks decide;
+    # the library would build past it): twice, the second time from a cached context
+    for _ in range(2):
+        path = verify_server_chain(_fresh(ders), "localhost", [ca, chain[0]], NOW, ders=ders)
+        assert path == [chain[0]]
 
 
 def test_a_server_chain_known_good_is_not_good_for_a_client(pki, calls):
@@ -140,40 +151,69 @@ def test_a_server_chain_known_good_is_not_good_for_a_client(pki, calls):
     assert calls["parse"] == 3  # and so is the purpose
 
 
-def _client_chain():
-    """A CA and a client certificate (clientAuth, no subjectAltName) under it."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "memo client CA")])
-    start, end = NOW - datetime.timedelta(days=1), NOW + datetime.timedelta(days=30)
-    ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
+_START, _END = NOW - datetime.timedelta(days=1), NOW + datetime.timedelta(days=30)
+
+
+def _ca():
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "memo test CA")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(_START).not_valid_after(_END)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
     )
-    leaf = (
+    return cert, key
+
+
+def _leaf(ca, ca_key, eku, names=(), digital_signature=True):
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "memo client")]))
-        .issuer_name(ca_name).public_key(leaf_key.public_key())
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "memo leaf")]))
+        .issuer_name(ca.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
+        .not_valid_before(_START).not_valid_after(_END)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(_key_usage(cert_sign=False, signs=digital_signature), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
-        .sign(ca_key, hashes.SHA256())
     )
-    return leaf, ca
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+    return builder.sign(ca_key, hashes.SHA256())
 
 
-def _key_usage(cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(not cert_sign, False, False, False, False, cert_sign, cert_sign, False, False)
+def _key_usage(cert_sign: bool, signs: bool = True) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        signs and not cert_sign, False, not signs, False, False, cert_sign, cert_sign, False, False
+    )
+
+
+def _client_chain():
+    """A CA and a client certificate (clientAuth, no subjectAltName) under it."""
+    ca, ca_key = _ca()
+    return _leaf(ca, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH), ca
+
+
+def test_another_chain_for_the_same_name_is_checked_on_its_own():
+    ca, ca_key = _ca()
+    good = _leaf(ca, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, ["memo.test"])
+    # keyUsage without digitalSignature: the library accepts it, our check does not
+    bad = _leaf(ca, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, ["memo.test"], digital_signature=False)
+    good_ders, bad_ders = [good.public_bytes(DER)], [bad.public_bytes(DER)]
+    for _ in range(2):
+        assert verify_server_chain(_fresh(good_ders), "memo.test", [ca], NOW, ders=good_ders)[-1] is ca
+        with pytest.raises(UnsupportedCertificate) as ei:
+            verify_server_chain(_fresh(bad_ders), "memo.test", [ca], NOW, ders=bad_ders)
+        assert ei.value.code == "wrong-key-usage"
 
 
 def test_client_chains_are_remembered_and_validated_each_time(calls):
