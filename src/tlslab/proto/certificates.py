@@ -29,6 +29,13 @@ stores), :mod:`.cert_info` (certificate facts), :mod:`.cert_paths` (bounded path
 building), :mod:`.cert_findings` (each check and its evidence); this module verifies.
 Only :func:`load_trust_store` touches the file system; the rest is pure and
 takes the validation time as an argument (the engine has no clock).
+
+What is remembered between calls (each bounded and safe across threads) never
+decides a verdict: trust contexts (anchor index and library ``Store`` per trust
+list, :func:`.cert_paths._trust_context`) and, for chains that passed, the
+outcome of our own static checks (:data:`_STATIC_OK`, keyed by purpose, name,
+trust context and the chain's bytes).  The library validates every chain again
+with the caller's time, so expiry and signatures are checked on every call.
 """
 from __future__ import annotations
 
