@@ -190,3 +190,67 @@ def test_rsassa_pss_certificate(tmp_path):
     verify(cert, sig.RSA_PSS_PSS_SHA256, b"d", signature)
     with pytest.raises(IllegalParameter):           # rsae scheme with an RSASSA-PSS key
         verify(cert, sig.RSA_PSS_RSAE_SHA256, b"d", signature)
+
+
+# -- the key family of a type is looked up once (signatures._FAMILIES) -------------------
+class _WrappedP256(ec.EllipticCurvePrivateKey):
+    """A key class of the application's own (as an HSM binding would have), not a backend type."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    curve = property(lambda self: self._inner.curve)
+    key_size = property(lambda self: self._inner.key_size)
+
+    def sign(self, data, algorithm):
+        return self._inner.sign(data, algorithm)
+
+    def public_key(self):
+        return self._inner.public_key()
+
+    def exchange(self, *a):
+        return self._inner.exchange(*a)
+
+    def private_bytes(self, *a):
+        return self._inner.private_bytes(*a)
+
+    def private_numbers(self):
+        return self._inner.private_numbers()
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class _NotAKey:
+    curve = ec.SECP256R1()
+
+
+def test_key_families_of_new_types_are_found_and_kept_apart(monkeypatch):
+    monkeypatch.setattr(sig, "_FAMILIES", {})
+    wrapped = _WrappedP256(KEYS["p256"])
+    for _ in range(2):  # the second time from the cache
+        assert schemes_for_key(wrapped) == [sig.ECDSA_SECP256R1_SHA256]
+        verify(KEYS["p256"].public_key(), sig.ECDSA_SECP256R1_SHA256, b"d",
+               sign(wrapped, sig.ECDSA_SECP256R1_SHA256, b"d"))
+        # an object with a curve but no key class of ours is refused, cached or not
+        assert schemes_for_key(_NotAKey()) == []
+        with pytest.raises(IllegalParameter, match="needs an ECDSA key"):
+            verify(_NotAKey(), sig.ECDSA_SECP256R1_SHA256, b"d", b"s")
+        with pytest.raises(IllegalParameter, match="needs an RSA key"):
+            verify(KEYS["ed25519"].public_key(), sig.RSA_PSS_RSAE_SHA256, b"d", b"s")
+    assert sig._FAMILIES[_NotAKey] is None and sig._FAMILIES[_WrappedP256] == "ec"
+
+
+def test_key_family_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(sig, "_FAMILIES", {})
+    monkeypatch.setattr(sig, "_FAMILIES_MAX", 2)
+    kinds = [type(f"Thing{i}", (), {}) for i in range(4)]
+    for kind in kinds:
+        assert schemes_for_key(kind()) == []
+    # past the bound a type is classified each time, and still correctly
+    assert len(sig._FAMILIES) == 2
+    assert schemes_for_key(KEYS["ed448"]) == [sig.ED448]
+    assert type(KEYS["ed448"]) not in sig._FAMILIES

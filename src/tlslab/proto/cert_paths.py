@@ -171,6 +171,19 @@ def _trust_context(trust: Sequence[x509.Certificate]) -> _TrustContext:
     return ctx
 
 
+def _cached_trust_context(trust: Sequence[x509.Certificate]) -> _TrustContext | None:
+    """The :class:`_TrustContext` for ``trust`` if one is cached, else None (nothing built).
+
+    Lets a caller look up what it remembered for this context before doing any work
+    that could fail, and so keep the order in which a first verification fails."""
+    key = tuple(map(id, trust))
+    with _trust_cache_lock:
+        ctx = _trust_cache.get(key)
+        if ctx is not None:
+            _trust_cache.move_to_end(key)
+        return ctx
+
+
 @dataclass
 class _PathResult:
     paths: list[list[x509.Certificate]]  # complete paths leaf..anchor

@@ -9,6 +9,8 @@ by far the common case.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -61,19 +63,55 @@ _CURVE_SCHEME = {"secp256r1": ECDSA_SECP256R1_SHA256, "secp384r1": ECDSA_SECP384
 
 _SERVER_CONTEXT = b"TLS 1.3, server CertificateVerify"
 _CLIENT_CONTEXT = b"TLS 1.3, client CertificateVerify"
+_SERVER_PREFIX = b"\x20" * 64 + _SERVER_CONTEXT + b"\x00"
+_CLIENT_PREFIX = b"\x20" * 64 + _CLIENT_CONTEXT + b"\x00"
 
 
 def certificate_verify_input(transcript_hash: bytes, server: bool) -> bytes:
     """The content covered by a CertificateVerify signature (RFC 8446 §4.4.3): 64 spaces,
     the context string, a zero byte, then the transcript hash."""
-    return b"\x20" * 64 + (_SERVER_CONTEXT if server else _CLIENT_CONTEXT) + b"\x00" + transcript_hash
+    return (_SERVER_PREFIX if server else _CLIENT_PREFIX) + transcript_hash
 
 
-def _split(key):
-    """(key object, is RSASSA-PSS key) for a key or a certificate."""
-    if isinstance(key, x509.Certificate):
-        return key.public_key(), key.public_key_algorithm_oid == _RSASSA_PSS_OID
-    return key, False
+# -- key families --------------------------------------------------------------------
+# ``cryptography``'s key classes are ABCs with the backend's types registered under them,
+# and isinstance against an ABC costs far more than a dict lookup.  The family of a
+# concrete type never changes, so it is looked up once per type (public and private key
+# types alike: a private key's family and curve need no public key derived from it).
+_EC, _RSA, _ED25519, _ED448 = "ec", "rsa", "ed25519", "ed448"
+_FAMILY_CLASSES = (
+    (_EC, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)),
+    (_RSA, (rsa.RSAPublicKey, rsa.RSAPrivateKey)),
+    (_ED25519, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey)),
+    (_ED448, (ed448.Ed448PublicKey, ed448.Ed448PrivateKey)),
+)
+#: concrete key type -> family (or None: no key we sign or verify with).  Bounded: a
+#: process has a handful of key types; past the bound, types are classified each time.
+_FAMILIES: dict[type, str | None] = {}
+_FAMILIES_MAX = 64
+
+
+def _family(key) -> str | None:
+    kind = type(key)
+    try:
+        return _FAMILIES[kind]
+    except KeyError:
+        pass
+    family = next((f for f, classes in _FAMILY_CLASSES if isinstance(key, classes)), None)
+    if len(_FAMILIES) < _FAMILIES_MAX:
+        _FAMILIES[kind] = family  # same value whichever thread writes it
+    return family
+
+
+# -- what each scheme needs and how it signs (RFC 8446 §4.2.3) ---------------------------
+class _Scheme(NamedTuple):
+    family: str
+    curve: str | None  # ECDSA: the curve TLS 1.3 ties to the scheme
+    #: RSA: which key the scheme needs: "pss" (RSASSA-PSS), "rsae" (rsaEncryption),
+    #: "pkcs1" (not RSASSA-PSS; any RSA key for a private key)
+    rsa_key: str | None
+    #: the arguments after (signature,) data for verify and after data for sign
+    args: tuple
 
 
 def _pss(hash_cls) -> padding.PSS:
@@ -81,12 +119,24 @@ def _pss(hash_cls) -> padding.PSS:
     return padding.PSS(mgf=padding.MGF1(hash_cls()), salt_length=hash_cls.digest_size)
 
 
-_PRIVATE_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
-                  ed448.Ed448PrivateKey)
+# Algorithm and padding objects hold no state once built: one per scheme serves every
+# signature, from any thread.
+_SCHEMES: dict[int, _Scheme] = {}
+for _code, (_hash, _curve) in _ECDSA.items():
+    _SCHEMES[_code] = _Scheme(_EC, _curve, None, (ec.ECDSA(_hash()),))
+for _code, _hash in _RSA_PKCS1.items():
+    _SCHEMES[_code] = _Scheme(_RSA, None, "pkcs1", (padding.PKCS1v15(), _hash()))
+for _code, _hash in _RSA_PSS_PSS.items():
+    _SCHEMES[_code] = _Scheme(_RSA, None, "pss", (_pss(_hash), _hash()))
+for _code, _hash in _RSA_PSS_RSAE.items():
+    _SCHEMES[_code] = _Scheme(_RSA, None, "rsae", (_pss(_hash), _hash()))
+_SCHEMES[ED25519] = _Scheme(_ED25519, None, None, ())
+_SCHEMES[ED448] = _Scheme(_ED448, None, None, ())
+_NEEDS = {_EC: "an ECDSA key", _RSA: "an RSA key"}
 
 
-def _params(key, is_pss_key: bool | None, scheme: int, tls13: bool, error):
-    """Check that ``scheme`` fits ``key`` and return (kind, hash, padding).
+def _params(key, is_pss_key, scheme: int, tls13: bool, error) -> _Scheme:
+    """Check that ``scheme`` fits ``key`` (a public or private key) and return its entry.
 
     ``is_pss_key`` None means "unknown" (a private key): either RSA-PSS family fits.
     """
@@ -95,42 +145,48 @@ def _params(key, is_pss_key: bool | None, scheme: int, tls13: bool, error):
         # offered in signature_algorithms (where they may be listed for certificates).
         raise error(f"signature scheme {_scheme_name(scheme)} is not allowed in TLS 1.3 "
                     "CertificateVerify")
-    public = key.public_key() if isinstance(key, _PRIVATE_TYPES) else key
-    if scheme in _ECDSA:
-        hash_cls, curve = _ECDSA[scheme]
-        if not isinstance(public, ec.EllipticCurvePublicKey):
-            raise error(f"signature scheme 0x{scheme:04x} needs an ECDSA key")
+    entry = _SCHEMES.get(scheme)
+    if entry is None:
+        raise error(f"signature scheme 0x{scheme:04x} is not supported")
+    family = _family(key)
+    if family != entry.family:
+        if entry.family == _ED25519:
+            raise error("ed25519 needs an Ed25519 key")
+        if entry.family == _ED448:
+            raise error("ed448 needs an Ed448 key")
+        raise error(f"signature scheme 0x{scheme:04x} needs {_NEEDS[entry.family]}")
+    if family == _EC:
         # §4.2.3: in TLS 1.3 the scheme fixes the curve; TLS 1.2 only named the hash.
-        if tls13 and curve is not None and public.curve.name != curve:
+        curve = entry.curve
+        if tls13 and curve is not None and key.curve.name != curve:
             raise error(f"signature scheme 0x{scheme:04x} needs a {curve} key, "
-                        f"not {public.curve.name}")
-        return "ecdsa", hash_cls, None
-    if scheme in _RSA_PSS_RSAE or scheme in _RSA_PSS_PSS or scheme in _RSA_PKCS1:
-        if not isinstance(public, rsa.RSAPublicKey):
-            raise error(f"signature scheme 0x{scheme:04x} needs an RSA key")
-        if scheme in _RSA_PKCS1:
+                        f"not {key.curve.name}")
+    elif family == _RSA:
+        rsa_key = entry.rsa_key
+        if rsa_key == "pkcs1":
             if is_pss_key:
                 raise error("an RSASSA-PSS key cannot make PKCS#1 v1.5 signatures")
-            return "rsa", _RSA_PKCS1[scheme], padding.PKCS1v15()
         # §4.2.3: rsae schemes are for rsaEncryption keys, pss schemes for RSASSA-PSS keys.
-        if scheme in _RSA_PSS_PSS:
+        elif rsa_key == "pss":
             if is_pss_key is False:
                 raise error("rsa_pss_pss_* needs an RSASSA-PSS certificate key, "
                             "the certificate has an rsaEncryption key")
-            return "rsa", _RSA_PSS_PSS[scheme], _pss(_RSA_PSS_PSS[scheme])
-        if is_pss_key:
+        elif is_pss_key:
             raise error("rsa_pss_rsae_* needs an rsaEncryption key, the certificate key is "
                         "RSASSA-PSS")
-        return "rsa", _RSA_PSS_RSAE[scheme], _pss(_RSA_PSS_RSAE[scheme])
-    if scheme == ED25519:
-        if not isinstance(public, ed25519.Ed25519PublicKey):
-            raise error("ed25519 needs an Ed25519 key")
-        return "eddsa", None, None
-    if scheme == ED448:
-        if not isinstance(public, ed448.Ed448PublicKey):
-            raise error("ed448 needs an Ed448 key")
-        return "eddsa", None, None
-    raise error(f"signature scheme 0x{scheme:04x} is not supported")
+    return entry
+
+
+def _params_for(public_key, scheme: int, tls13: bool):
+    """(key object, scheme entry) for :func:`verify`; ``public_key`` may be a certificate,
+    whose key algorithm OID is read only for RSA schemes (the only ones it decides)."""
+    if isinstance(public_key, x509.Certificate):
+        key = public_key.public_key()
+        entry = _SCHEMES.get(scheme)
+        is_pss_key = (public_key.public_key_algorithm_oid == _RSASSA_PSS_OID
+                      if entry is not None and entry.family == _RSA else False)
+        return key, _params(key, is_pss_key, scheme, tls13, IllegalParameter)
+    return public_key, _params(public_key, False, scheme, tls13, IllegalParameter)
 
 
 def sign(private_key, scheme: int, data: bytes, *, tls13: bool = True) -> bytes:
@@ -144,12 +200,8 @@ def sign(private_key, scheme: int, data: bytes, *, tls13: bool = True) -> bytes:
     """
     if scheme in _SIGN_ONLY_FORBIDDEN:
         raise InternalError("tlslab does not make SHA-1 signatures")
-    kind, hash_cls, pad = _params(private_key, None, scheme, tls13, InternalError)
-    if kind == "ecdsa":
-        return private_key.sign(data, ec.ECDSA(hash_cls()))
-    if kind == "rsa":
-        return private_key.sign(data, pad, hash_cls())
-    return private_key.sign(data)
+    entry = _params(private_key, None, scheme, tls13, InternalError)
+    return private_key.sign(data, *entry.args)
 
 
 def verify(public_key, scheme: int, data: bytes, signature: bytes, *, tls13: bool = True) -> None:
@@ -161,15 +213,9 @@ def verify(public_key, scheme: int, data: bytes, signature: bytes, *, tls13: boo
     PKCS#1 / SHA-1 signatures) and DecryptError when
     the signature is wrong, the alert §4.4.3 asks for.
     """
-    key, is_pss_key = _split(public_key)
-    kind, hash_cls, pad = _params(key, is_pss_key, scheme, tls13, IllegalParameter)
+    key, entry = _params_for(public_key, scheme, tls13)
     try:
-        if kind == "ecdsa":
-            key.verify(signature, data, ec.ECDSA(hash_cls()))
-        elif kind == "rsa":
-            key.verify(signature, data, pad, hash_cls())
-        else:
-            key.verify(signature, data)
+        key.verify(signature, data, *entry.args)
     except (InvalidSignature, ValueError, UnsupportedAlgorithm):
         raise DecryptError(f"signature ({_scheme_name(scheme)}) does not verify") from None
 
@@ -177,21 +223,23 @@ def verify(public_key, scheme: int, data: bytes, signature: bytes, *, tls13: boo
 def schemes_for_key(key) -> list[int]:
     """The TLS 1.3 CertificateVerify schemes usable with ``key`` (a private key, public
     key or certificate), in our order of preference (RFC 8446 §4.2.3)."""
-    key, is_pss_key = _split(key)
-    if isinstance(key, _PRIVATE_TYPES):
+    is_pss_key = False
+    if isinstance(key, x509.Certificate):
+        is_pss_key = key.public_key_algorithm_oid == _RSASSA_PSS_OID
         key = key.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
+    family = _family(key)
+    if family == _EC:
         scheme = _CURVE_SCHEME.get(key.curve.name)
         return [scheme] if scheme else []
-    if isinstance(key, rsa.RSAPublicKey):
+    if family == _RSA:
         table = _RSA_PSS_PSS if is_pss_key else _RSA_PSS_RSAE
         # RFC 8017 §9.1.1: PSS with an hLen-byte salt needs emLen >= 2 * hLen + 2, where
         # emLen = ceil((modBits - 1) / 8); e.g. a 1024-bit key cannot do SHA-512.
         em_len = (key.key_size - 1 + 7) // 8
         return [s for s, h in table.items() if em_len >= 2 * h.digest_size + 2]
-    if isinstance(key, ed25519.Ed25519PublicKey):
+    if family == _ED25519:
         return [ED25519]
-    if isinstance(key, ed448.Ed448PublicKey):
+    if family == _ED448:
         return [ED448]
     return []
 
