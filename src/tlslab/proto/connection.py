@@ -12,7 +12,7 @@ a :class:`~tlslab.proto.events.ConnectionClosed` event and fails closed.
 """
 from __future__ import annotations
 
-import hmac
+import time
 import weakref
 
 from typing import ClassVar
@@ -66,7 +66,8 @@ class Connection:
     def __init__(self, config, provider: Provider | None = None) -> None:
         self.config = config
         self.provider = provider or Provider()
-        self.trace = Trace(clock=self.provider.time)
+        # the default provider's clock is time.time itself: read it without a method in between
+        self.trace = Trace(clock=time.time if type(self.provider) is Provider else self.provider.time)
         self.state: type[State] = self.INITIAL
         self.handshake_complete = False
         self.closed = False

@@ -51,7 +51,7 @@ def validate_peer_chain(conn, certs: list, ders: list[bytes]) -> None:
                        summary={"path_length": len(conn.verified_path)})
     else:
         try:
-            verify_client_chain(certs, cfg.client_trust, now)
+            verify_client_chain(certs, cfg.client_trust, now, ders=ders)
         except (ValueError, TypeError) as e:
             raise BadCertificate(f"the client's certificate cannot be interpreted: {e}") from None
         conn.negotiated["client_certificate"] = certs[0].subject.rfc4514_string()

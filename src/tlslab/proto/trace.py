@@ -63,19 +63,18 @@ class Trace:
     def __init__(self, clock=None) -> None:
         self._pending: list[tuple] = []
         self._entries: list[TraceEntry] = []
-        self._clock = clock
+        self._clock = clock if clock is not None else _no_clock
         self._count = 0
         self.dropped = 0
 
     def add(self, kind: str, direction: str, name: str, raw: bytes = b"",
             summary: dict | None = None, detail: str = "", message: Any = None) -> None:
-        self._count += 1
-        if self._count > self.MAX_ENTRIES:
+        # called ~30 times per handshake and side: one counter, one clock read, one tuple
+        count = self._count = self._count + 1
+        if count > self.MAX_ENTRIES:
             self.dropped += 1
             return
-        clock = self._clock
-        self._pending.append((kind, direction, name, clock() if clock is not None else 0.0, raw,
-                              summary, detail, message))
+        self._pending.append((kind, direction, name, self._clock(), raw, summary, detail, message))
 
     @property
     def entries(self) -> list[TraceEntry]:
@@ -88,3 +87,7 @@ class Trace:
 
     def of_kind(self, kind: str) -> list[TraceEntry]:
         return [e for e in self.entries if e.kind == kind]
+
+
+def _no_clock() -> float:
+    return 0.0
