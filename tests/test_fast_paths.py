@@ -1,0 +1,97 @@
+"""The fast paths of record protection and key exchange give the same bytes and the same
+errors as the general code they bypass (RFC 8446 §5.2-§5.4, §4.2.8.2, §7.4.2)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tlslab.proto import groups
+from tlslab.proto.errors import (BadRecordMac, DecodeError, IllegalParameter, InternalError,
+                                 RecordOverflow, UnexpectedMessage)
+from tlslab.proto.keyschedule import SUITES
+from tlslab.proto.protection import RecordProtector
+from tlslab.proto.provider import Provider, ReplayProvider
+
+SECRET = bytes(range(48))
+
+
+@settings(max_examples=60, deadline=None)
+@given(code=st.sampled_from(sorted(SUITES)), ctype=st.integers(1, 255),
+       content=st.binary(max_size=2000))
+def test_unpadded_seal_equals_the_general_path(code, ctype, content):
+    fast = RecordProtector(SUITES[code], SECRET[:SUITES[code].hash_len])
+    general = RecordProtector(SUITES[code], SECRET[:SUITES[code].hash_len])
+    for _ in range(2):
+        record = fast.seal(ctype, content)
+        assert bytes(record) == general._seal_general(ctype, content, 0)
+        assert fast.seq == general.seq
+
+
+def test_full_size_record_both_ways():
+    suite = SUITES[0x1301]
+    sealer, opener = RecordProtector(suite, SECRET[:32]), RecordProtector(suite, SECRET[:32])
+    content = bytes(range(256)) * 64
+    record = sealer.seal(23, content)
+    assert len(record) == 5 + 2 ** 14 + 1 + 16
+    assert opener.open(bytes(record[:5]), bytes(record[5:])) == (23, content)
+    # a record ending in zero bytes of content is told from padding by its type byte
+    record = sealer.seal(23, b"ab\x00\x00", padding=3)
+    assert opener.open(bytes(record[:5]), bytes(record[5:])) == (23, b"ab\x00\x00")
+
+
+@pytest.mark.parametrize("header,body,error", [
+    (b"\x17\x03\x03\x00", bytes(20), InternalError),             # header not 5 bytes
+    (b"\x16\x03\x03\x00\x14", bytes(20), UnexpectedMessage),     # outer type not 23
+    (b"\x17\x03\x03\x00\x15", bytes(20), DecodeError),           # length field differs
+    (b"\x17\x03\x03\x41\x01", bytes(2 ** 14 + 257), RecordOverflow),
+    (b"\x17\x03\x03\x00\x10", bytes(16), BadRecordMac),          # no room for the type byte
+    (b"\x17\x03\x03\x00\x14", bytes(20), BadRecordMac),          # tag does not verify
+])
+def test_open_errors(header, body, error):
+    opener = RecordProtector(SUITES[0x1301], SECRET[:32])
+    with pytest.raises(error):
+        opener.open(header, body)
+    assert opener.seq == 0
+
+
+class _ZeroKey:
+    """A private key whose exchange gives the all-zero result (RFC 7748 §6), which OpenSSL
+    itself would refuse first; it exercises our own check."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._real = groups.x25519.X25519PrivateKey.generate()
+
+    def public_key(self):
+        return self._real.public_key()
+
+    def exchange(self, peer) -> bytes:
+        return bytes(self.size)
+
+
+def test_all_zero_x25519_result_is_rejected_on_both_sides():
+    peer = groups.new_key_share(groups.X25519, Provider()).public
+    share = groups.KeyShare(groups.X25519, _ZeroKey(32))
+    with pytest.raises(IllegalParameter, match="all zeros"):
+        share.shared_secret(peer)
+    provider = ReplayProvider(keys={"x25519": [_ZeroKey(32)]})
+    with pytest.raises(IllegalParameter, match="all zeros"):
+        groups.server_key_share(groups.X25519, peer, provider)
+
+
+class _CountingProvider(Provider):
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def private_key(self, group: str):
+        self.asked.append(group)
+        return None
+
+
+def test_x25519_asks_the_provider_once_per_share():
+    provider = _CountingProvider()
+    share = groups.new_key_share(groups.X25519, provider)
+    public, secret = groups.server_key_share(groups.X25519, share.public, provider)
+    assert provider.asked == ["x25519", "x25519"]
+    assert share.shared_secret(public) == secret
+    assert len(secret) == 32 and share.name == "x25519"
