@@ -95,3 +95,42 @@ def test_x25519_asks_the_provider_once_per_share():
     assert provider.asked == ["x25519", "x25519"]
     assert share.shared_secret(public) == secret
     assert len(secret) == 32 and share.name == "x25519"
+
+
+# --------------------------------------------------------------------------- TLS 1.2
+
+from tlslab.proto.tls12 import prf as prf12  # noqa: E402
+from tlslab.proto.tls12.protection import RecordProtector12  # noqa: E402
+from tlslab.proto.tls12.suites import SUITES12  # noqa: E402
+
+AEAD12 = sorted(s.code for s in SUITES12.values() if s.aead and s.available)
+
+
+@pytest.mark.parametrize("code", AEAD12)
+def test_tls12_aead_seal_into_one_buffer_equals_the_general_path(code):
+    version = 0x0303
+    suite = SUITES12[code]
+    key, iv = bytes(range(suite.key_len)), bytes(range(100, 100 + suite.fixed_iv_len))
+    fast = RecordProtector12(suite, key, iv=iv, version=version)
+    general = RecordProtector12(suite, key, iv=iv, version=version)
+    general._encrypt_into = None  # as with a cryptography without encrypt_into
+    opener = RecordProtector12(suite, key, iv=iv, version=version)
+    for ctype, content in ((22, b""), (23, b"x" * 300), (21, b"\x01\x00"), (23, bytes(2 ** 14))):
+        record = fast.seal(ctype, content)
+        assert bytes(record) == general.seal(ctype, content)
+        assert opener.open(bytes(record[:5]), bytes(record[5:])) == (ctype, content)
+    assert fast.seq == general.seq == opener.seq == 4
+
+
+def _prf_tls10_bytewise(secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
+    half = (len(secret) + 1) // 2
+    md5 = prf12.p_hash("md5", secret[:half], label + seed, length)
+    sha = prf12.p_hash("sha1", secret[len(secret) - half:], label + seed, length)
+    return bytes(x ^ y for x, y in zip(md5, sha))
+
+
+@pytest.mark.parametrize("secret,length", [(bytes(48), 12), (bytes(range(5)), 20),
+                                           (bytes(range(48)), 104), (b"\xff" * 47, 1)])
+def test_tls10_prf_xor_as_integers(secret, length):
+    assert prf12.prf_tls10(secret, b"key expansion", b"seed", length) == \
+        _prf_tls10_bytewise(secret, b"key expansion", b"seed", length)
