@@ -134,3 +134,26 @@ def _prf_tls10_bytewise(secret: bytes, label: bytes, seed: bytes, length: int) -
 def test_tls10_prf_xor_as_integers(secret, length):
     assert prf12.prf_tls10(secret, b"key expansion", b"seed", length) == \
         _prf_tls10_bytewise(secret, b"key expansion", b"seed", length)
+
+
+# --------------------------------------------------------------------------- record framing
+
+from tlslab.proto.record import RecordReader, plaintext_record  # noqa: E402
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 100000])
+def test_reader_gives_the_same_records_around_the_view_threshold(chunk):
+    sizes = [0, 1, 4095, 4096, 4097, 2 ** 14, 300, 2 ** 14 + 256]
+    records = [(23, bytes([i % 251]) * n) for i, n in enumerate(sizes)]
+    stream = b"".join(plaintext_record(ct, frag) for ct, frag in records)
+    reader = RecordReader()
+    got = []
+    for i in range(0, len(stream), chunk):
+        reader.add(stream[i:i + chunk])
+        while (rec := reader.next_record(protected=True)) is not None:
+            got.append(rec)
+    assert [(h, f) for h, f in got] == [(plaintext_record(ct, frag)[:5], frag) for ct, frag in records]
+    assert all(type(h) is bytes and type(f) is bytes for h, f in got)
+    assert len(reader) == 0
+    reader.add(b"\x17\x03\x03")  # the buffer still grows and shrinks after views were taken
+    assert reader.next_record(protected=True) is None and len(reader) == 3
