@@ -66,15 +66,18 @@ class RecordProtector:
         if padding or n > MAX_PLAINTEXT or encrypt_into is None:
             return self._seal_general(content_type, plaintext, padding)
         # The common case, inlined (it runs once per record of a bulk transfer): no padding.
+        seq = self.seq
+        if seq >= _SEQ_LIMIT:
+            self._nonce()  # raises
         length = n + 1 + self.tag_len
         header = _HEADER_PREFIX + length.to_bytes(2, "big")
         # header and ciphertext || tag in one buffer: the AEAD writes straight into it,
         # so the record is not copied again to prepend the header
         out = bytearray(5 + length)
         out[:5] = header
-        encrypt_into(self._nonce(), plaintext + _TYPE_BYTES[content_type], header,
-                     memoryview(out)[5:])
-        self.seq += 1
+        encrypt_into((self._iv_int ^ seq).to_bytes(self._iv_len, "big"),  # §5.3 nonce
+                     plaintext + _TYPE_BYTES[content_type], header, memoryview(out)[5:])
+        self.seq = seq + 1
         return out
 
     def _seal_general(self, content_type: int, plaintext: bytes, padding: int) -> bytes:
@@ -100,13 +103,17 @@ class RecordProtector:
         if (len(header) != 5 or header[0] != _APPLICATION_DATA
                 or (header[3] << 8 | header[4]) != n or n > MAX_CIPHERTEXT or n <= self.tag_len):
             _reject(header, n, self.tag_len)
+        seq = self.seq
+        if seq >= _SEQ_LIMIT:
+            self._nonce()  # raises
         try:
-            inner = self._decrypt(self._nonce(), ciphertext, header)
+            inner = self._decrypt((self._iv_int ^ seq).to_bytes(self._iv_len, "big"),  # §5.3
+                                  ciphertext, header)
         except InvalidTag:
             # seq is not advanced: a server skipping rejected 0-RTT data (§4.2.10) trial-
             # decrypts with the handshake key and must keep its sequence number.
             raise BadRecordMac("record authentication failed (wrong key, sequence or tampering)") from None
-        self.seq += 1
+        self.seq = seq + 1
         if len(inner) > MAX_INNER_PLAINTEXT:
             raise RecordOverflow(f"inner plaintext of {len(inner)} bytes exceeds 2^14 + 1")
         content_type = inner[-1]  # n > tag_len: at least one byte
