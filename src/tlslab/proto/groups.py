@@ -74,6 +74,7 @@ def obsolete_in_tls13(group: int) -> bool:
 _CURVES = {SECP256R1: ec.SECP256R1(), SECP384R1: ec.SECP384R1(), SECP521R1: ec.SECP521R1()}
 _CURVE_BYTES = {SECP256R1: 32, SECP384R1: 48, SECP521R1: 66}
 # bound once: these run on every x25519 handshake
+_X25519_NAME = SUPPORTED_GROUPS[X25519]
 _X25519_GENERATE = x25519.X25519PrivateKey.generate
 _X25519_PUBLIC = x25519.X25519PublicKey.from_public_bytes
 #: the all-zero X25519 / X448 result (RFC 7748 §6), by length
@@ -397,7 +398,7 @@ def new_key_share(group: int, provider) -> KeyShare:
     ``(MLKEM768PrivateKey, EllipticCurvePrivateKey)`` one); otherwise one is generated.
     """
     if group == X25519:  # the usual group, without _generate's dispatch
-        key = provider.private_key("x25519") if provider is not None else None
+        key = provider.private_key(_X25519_NAME) if provider is not None else None
         return KeyShare(X25519, key if key is not None else _X25519_GENERATE())
     return KeyShare(group, _generate(group, provider))
 
@@ -425,7 +426,7 @@ def server_key_share(group: int, client_public: bytes, provider) -> tuple[bytes,
         return (_join(kem_first, ciphertext, _public_bytes(classic, ecdh_key)),
                 _join(kem_first, kem_secret, ecdh_secret))
     if group == X25519:  # the usual group: no KeyShare object, which the server never keeps
-        key = provider.private_key("x25519") if provider is not None else None
+        key = provider.private_key(_X25519_NAME) if provider is not None else None
         if key is None:
             key = _X25519_GENERATE()
         return key.public_key().public_bytes_raw(), _montgomery(X25519, key, client_public)

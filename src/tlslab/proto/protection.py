@@ -17,6 +17,7 @@ MAX_INNER_PLAINTEXT = MAX_PLAINTEXT + 1  # §5.4: content + type byte + padding
 MAX_CIPHERTEXT = MAX_PLAINTEXT + 256    # §5.2: TLSCiphertext.length limit
 TAG_LEN = 16                            # the AEAD tag, except AES-128-CCM-8 (8 bytes)
 _SEQ_LIMIT = 2 ** 64
+_SEQ_WRAP = "record sequence number would wrap; a KeyUpdate was needed"
 _APPLICATION_DATA = 23
 _HEADER_PREFIX = b"\x17\x03\x03"        # opaque_type 23, legacy_record_version 0x0303
 _TYPE_BYTES = [bytes((i,)) for i in range(256)]
@@ -52,7 +53,7 @@ class RecordProtector:
         seq = self.seq
         if seq >= _SEQ_LIMIT:
             # §5.3: sequence numbers MUST NOT wrap; the connection must rekey or close first.
-            raise InternalError("record sequence number would wrap; a KeyUpdate was needed")
+            raise InternalError(_SEQ_WRAP)
         return (self._iv_int ^ seq).to_bytes(self._iv_len, "big")
 
     def seal(self, content_type: int, plaintext: bytes, padding: int = 0) -> bytes:
@@ -67,8 +68,8 @@ class RecordProtector:
             return self._seal_general(content_type, plaintext, padding)
         # The common case, inlined (it runs once per record of a bulk transfer): no padding.
         seq = self.seq
-        if seq >= _SEQ_LIMIT:
-            self._nonce()  # raises
+        if seq >= _SEQ_LIMIT:  # §5.3, as in _nonce
+            raise InternalError(_SEQ_WRAP)
         length = n + 1 + self.tag_len
         header = _HEADER_PREFIX + length.to_bytes(2, "big")
         # header and ciphertext || tag in one buffer: the AEAD writes straight into it,
@@ -104,8 +105,8 @@ class RecordProtector:
                 or (header[3] << 8 | header[4]) != n or n > MAX_CIPHERTEXT or n <= self.tag_len):
             _reject(header, n, self.tag_len)
         seq = self.seq
-        if seq >= _SEQ_LIMIT:
-            self._nonce()  # raises
+        if seq >= _SEQ_LIMIT:  # §5.3, as in _nonce
+            raise InternalError(_SEQ_WRAP)
         try:
             inner = self._decrypt((self._iv_int ^ seq).to_bytes(self._iv_len, "big"),  # §5.3
                                   ciphertext, header)
