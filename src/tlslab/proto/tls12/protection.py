@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import hmac
 
-try:  # the C HMAC object: cheaper per call than hmac.digest with OpenSSL 3 (see keyschedule.py)
-    from _hashlib import hmac_new as _hmac_new
-except ImportError:  # pragma: no cover - CPython without OpenSSL hashes
-    _hmac_new = hmac.new
-
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..errors import BadRecordMac, DecodeError, InternalError, RecordOverflow
 from .suites import Suite12
+
+try:  # the C HMAC object: cheaper per call than hmac.digest with OpenSSL 3 (see keyschedule.py)
+    from _hashlib import hmac_new as _hmac_new
+except ImportError:  # pragma: no cover - CPython without OpenSSL hashes
+    _hmac_new = hmac.new
 
 MAX_PLAINTEXT = 2 ** 14                 # RFC 5246 §6.2.1
 MAX_CIPHERTEXT = 2 ** 14 + 2048         # RFC 5246 §6.2.3
