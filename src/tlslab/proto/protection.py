@@ -31,7 +31,7 @@ class RecordProtector:
     ``seq`` is the sequence number of the next record.
     """
 
-    __slots__ = ("suite", "key", "iv", "seq", "tag_len", "_aead", "_encrypt_into", "_decrypt",
+    __slots__ = ("suite", "key", "iv", "seq", "tag_len", "_aead", "_encrypt", "_decrypt",
                  "_iv_int", "_iv_len")
 
     def __init__(self, suite: SuiteInfo, secret: bytes, seq: int = 0) -> None:
@@ -39,7 +39,7 @@ class RecordProtector:
         self.key, self.iv = traffic_key_iv(suite, secret)
         # Built once: constructing the AEAD context per record would dominate bulk transfer.
         self._aead = aead = suite.aead(self.key)
-        self._encrypt_into = getattr(aead, "encrypt_into", None)  # cryptography >= 47
+        self._encrypt = aead.encrypt
         self._decrypt = aead.decrypt
         # §5.3: the per-record nonce is the IV XOR the sequence number; as an int, the XOR
         # is one operation per record instead of a 12-byte loop.
@@ -63,33 +63,31 @@ class RecordProtector:
         padding beyond the 2^14 + 1 inner-plaintext limit, is a programming error.
         """
         n = len(plaintext)
-        encrypt_into = self._encrypt_into
-        if padding or n > MAX_PLAINTEXT or encrypt_into is None:
+        if padding or n > MAX_PLAINTEXT:
             return self._seal_general(content_type, plaintext, padding)
         # The common case, inlined (it runs once per record of a bulk transfer): no padding.
         seq = self.seq
         if seq >= _SEQ_LIMIT:  # §5.3, as in _nonce
             raise InternalError(_SEQ_WRAP)
-        length = n + 1 + self.tag_len
-        header = _HEADER_PREFIX + length.to_bytes(2, "big")
-        # header and ciphertext || tag in one buffer: the AEAD writes straight into it,
-        # so the record is not copied again to prepend the header
-        out = bytearray(5 + length)
-        out[:5] = header
-        encrypt_into((self._iv_int ^ seq).to_bytes(self._iv_len, "big"),  # §5.3 nonce
-                     plaintext + _TYPE_BYTES[content_type], header, memoryview(out)[5:])
+        header = _HEADER_PREFIX + (n + 1 + self.tag_len).to_bytes(2, "big")
+        # encrypt() then one concatenation, rather than encrypt_into() a buffer that already
+        # holds the header: a fresh bytearray is zero-filled and needs a memoryview, and
+        # measured (16 KiB and 100-byte records, alone and followed by the connection's
+        # copy into its output buffer) that was never faster and up to 0.4 µs slower.
+        record = header + self._encrypt((self._iv_int ^ seq).to_bytes(self._iv_len, "big"),
+                                         plaintext + _TYPE_BYTES[content_type], header)
         self.seq = seq + 1
-        return out
+        return record
 
     def _seal_general(self, content_type: int, plaintext: bytes, padding: int) -> bytes:
-        """:meth:`seal` with padding (§5.4), its limits, or without ``encrypt_into``."""
+        """:meth:`seal` with padding (§5.4) or beyond its limits."""
         if len(plaintext) > MAX_PLAINTEXT:
             raise InternalError(f"record content of {len(plaintext)} bytes exceeds 2^14")
         if padding < 0 or len(plaintext) + 1 + padding > MAX_INNER_PLAINTEXT:
             raise InternalError("record padding exceeds the 2^14 + 1 inner plaintext limit")
         inner = plaintext + _TYPE_BYTES[content_type] + bytes(padding)
         header = _HEADER_PREFIX + (len(inner) + self.tag_len).to_bytes(2, "big")
-        record = header + self._aead.encrypt(self._nonce(), inner, header)
+        record = header + self._encrypt(self._nonce(), inner, header)
         self.seq += 1
         return record
 

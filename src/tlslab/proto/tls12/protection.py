@@ -114,10 +114,6 @@ class RecordProtector12:
             cipher = Cipher(_block_algorithm(suite, key), mode=None)
             self._rc4_enc = cipher.encryptor()
             self._rc4_dec = cipher.decryptor()
-        # header || explicit nonce || ciphertext || tag written into one buffer by the AEAD
-        # itself, instead of two more copies of the record (cryptography >= 47)
-        self._encrypt_into = (getattr(self._aead, "encrypt_into", None)
-                              if self._mode in ("gcm", "chacha") else None)
 
     # -- helpers -------------------------------------------------------------
 
@@ -188,18 +184,9 @@ class RecordProtector12:
         seq = self._seq_bytes()
         mode = self._mode
         if mode == "gcm" or mode == "chacha":
-            if self._encrypt_into is not None:
-                return self._seal_aead(seq, content_type, plaintext)
+            return self._seal_aead(seq, content_type, plaintext)
         pseudo = self._pseudo_header(seq, content_type, len(plaintext))
-        if mode == "gcm":
-            # RFC 5288 §3: the explicit nonce must never repeat under one key; the
-            # sequence number is the simplest value with that property.
-            nonce = self._salt + seq
-            fragment = seq + self._aead.encrypt(nonce, plaintext, pseudo)
-        elif mode == "chacha":
-            nonce = (self._iv_int ^ self.seq).to_bytes(12, "big")
-            fragment = self._aead.encrypt(nonce, plaintext, pseudo)
-        elif mode == "cbc":
+        if mode == "cbc":
             iv = self._next_iv()
             iv_part = iv if self._explicit_iv else b""
             if self.encrypt_then_mac:
@@ -215,8 +202,9 @@ class RecordProtector12:
         self.seq += 1
         return self._header(content_type, len(fragment)) + fragment
 
-    def _seal_aead(self, seq: bytes, content_type: int, plaintext: bytes) -> bytearray:
-        """AES-GCM (RFC 5288 §3) or ChaCha20-Poly1305 (RFC 7905 §2) into one buffer."""
+    def _seal_aead(self, seq: bytes, content_type: int, plaintext: bytes) -> bytes:
+        """AES-GCM (RFC 5288 §3) or ChaCha20-Poly1305 (RFC 7905 §2): header, explicit
+        nonce (GCM only) and ciphertext joined by one copy of the ciphertext."""
         n = len(plaintext)
         v1, v2 = self._v1, self._v2
         # additional_data = seq_num || type || version || length (RFC 5246 §6.2.3.3)
@@ -224,19 +212,17 @@ class RecordProtector12:
         if self._mode == "gcm":
             # RFC 5288 §3: the explicit nonce must never repeat under one key; the
             # sequence number is the simplest value with that property.
-            explicit = 8
-            nonce = self._salt + seq
+            length = 8 + n + AEAD_TAG_LEN
+            prefix = bytes((content_type, v1, v2, length >> 8, length & 0xFF)) + seq
+            ciphertext = self._aead.encrypt(self._salt + seq, plaintext, aad)
         else:
-            explicit = 0
-            nonce = (self._iv_int ^ self.seq).to_bytes(12, "big")
-        length = explicit + n + AEAD_TAG_LEN
-        out = bytearray(5 + length)
-        out[:5] = bytes((content_type, v1, v2, length >> 8, length & 0xFF))
-        if explicit:
-            out[5:13] = seq
-        self._encrypt_into(nonce, plaintext, aad, memoryview(out)[5 + explicit:])
+            length = n + AEAD_TAG_LEN
+            prefix = bytes((content_type, v1, v2, length >> 8, length & 0xFF))
+            ciphertext = self._aead.encrypt((self._iv_int ^ self.seq).to_bytes(12, "big"),
+                                            plaintext, aad)
         self.seq += 1
-        return out
+        # one concatenation: measured faster than encrypt_into() a zero-filled bytearray
+        return prefix + ciphertext
 
     # -- opening -------------------------------------------------------------
 
