@@ -12,6 +12,7 @@ Private keys come from ``provider.private_key(group_name)`` when it returns one
 from __future__ import annotations
 
 import contextlib
+import hmac
 import warnings
 
 from cryptography.hazmat.primitives.asymmetric import dh, ec, x448, x25519
@@ -72,6 +73,12 @@ def obsolete_in_tls13(group: int) -> bool:
 
 _CURVES = {SECP256R1: ec.SECP256R1(), SECP384R1: ec.SECP384R1(), SECP521R1: ec.SECP521R1()}
 _CURVE_BYTES = {SECP256R1: 32, SECP384R1: 48, SECP521R1: 66}
+# bound once: these run on every x25519 handshake
+_X25519_NAME = SUPPORTED_GROUPS[X25519]
+_X25519_GENERATE = x25519.X25519PrivateKey.generate
+_X25519_PUBLIC = x25519.X25519PublicKey.from_public_bytes
+#: the all-zero X25519 / X448 result (RFC 7748 §6), by length
+_ZEROS = {32: bytes(32), 56: bytes(56)}
 
 # RFC 7919 Appendix A.1 to A.5 safe primes (generator 2).  Each equals
 # 2^b - 2^(b-64) + {[2^(b-130) e] + c} * 2^64 - 1 (the tests recompute that).
@@ -229,7 +236,7 @@ def _generate(group: int, provider):
     if key is not None:
         return key
     if group == X25519:
-        return x25519.X25519PrivateKey.generate()
+        return _X25519_GENERATE()
     if group == X448:
         return x448.X448PrivateKey.generate()
     if group in _CURVES:
@@ -263,7 +270,7 @@ def _public_bytes(group: int, key) -> bytes:
 
 def _generate_classic(group: int):
     if group == X25519:
-        return x25519.X25519PrivateKey.generate()
+        return _X25519_GENERATE()
     return ec.generate_private_key(_CURVES[group])
 
 
@@ -293,18 +300,20 @@ def _ffdhe_len(group: int) -> int:
 
 
 def _montgomery(group: int, key, peer_public: bytes) -> bytes:
-    cls, size = ((x25519.X25519PublicKey, 32) if group in (X25519, X25519MLKEM768)
-                 else (x448.X448PublicKey, 56))
+    """X25519 / X448 (RFC 7748 §5) with the checks of RFC 8446 §4.2.8.2 and §7.4.2."""
+    cls, size = ((_X25519_PUBLIC, 32) if group == X25519 or group == X25519MLKEM768
+                 else (x448.X448PublicKey.from_public_bytes, 56))
     if len(peer_public) != size:
         raise IllegalParameter(f"{SUPPORTED_GROUPS[group]} share has {len(peer_public)} bytes, "
                                f"expected {size}")
     try:
-        shared = key.exchange(cls.from_public_bytes(peer_public))
+        shared = key.exchange(cls(peer_public))
     except ValueError:
         # OpenSSL refuses low-order points, whose result would be all zeros.
         raise IllegalParameter("x25519/x448 key share is a low-order point") from None
-    # RFC 8446 §7.4.2 / RFC 7748 §6: an all-zero result MUST be rejected.
-    if not any(shared):
+    # RFC 8446 §7.4.2 / RFC 7748 §6: an all-zero result MUST be rejected.  compare_digest
+    # takes the same time whatever the secret is (any() would stop at its first non-zero byte).
+    if hmac.compare_digest(shared, _ZEROS[size]):
         raise IllegalParameter("x25519/x448 shared secret is all zeros")
     return shared
 
@@ -348,16 +357,20 @@ class KeyShare:
     turns the server's key_exchange value into the (EC)DHE / hybrid shared secret.
     """
 
+    __slots__ = ("group", "name", "private_key", "public")
+
     def __init__(self, group: int, private_key) -> None:
         self.group = group
         self.name = _group_name(group)
         self.private_key = private_key
-        self.public = _public_bytes(group, private_key)
+        # x25519 is nearly every handshake's group: its public value without the dispatch
+        self.public = (private_key.public_key().public_bytes_raw() if group == X25519
+                       else _public_bytes(group, private_key))
 
     def shared_secret(self, peer_public: bytes) -> bytes:
         """The shared secret with the server's key_exchange; IllegalParameter if it is invalid."""
         group = self.group
-        if group in (X25519, X448):
+        if group == X25519 or group == X448:
             return _montgomery(group, self.private_key, peer_public)
         if group in _CURVES:
             return _ecdh(group, self.private_key, peer_public)
@@ -384,6 +397,9 @@ def new_key_share(group: int, provider) -> KeyShare:
     ``(MLKEM768PrivateKey, X25519PrivateKey)`` pair, for SecP256r1MLKEM768 a
     ``(MLKEM768PrivateKey, EllipticCurvePrivateKey)`` one); otherwise one is generated.
     """
+    if group == X25519:  # the usual group, without _generate's dispatch
+        key = provider.private_key(_X25519_NAME) if provider is not None else None
+        return KeyShare(X25519, key if key is not None else _X25519_GENERATE())
     return KeyShare(group, _generate(group, provider))
 
 
@@ -409,5 +425,10 @@ def server_key_share(group: int, client_public: bytes, provider) -> tuple[bytes,
         ecdh_secret = _classic_secret(group, ecdh_key, classic_public)
         return (_join(kem_first, ciphertext, _public_bytes(classic, ecdh_key)),
                 _join(kem_first, kem_secret, ecdh_secret))
+    if group == X25519:  # the usual group: no KeyShare object, which the server never keeps
+        key = provider.private_key(_X25519_NAME) if provider is not None else None
+        if key is None:
+            key = _X25519_GENERATE()
+        return key.public_key().public_bytes_raw(), _montgomery(X25519, key, client_public)
     share = new_key_share(group, provider)
     return share.public, share.shared_secret(client_public)

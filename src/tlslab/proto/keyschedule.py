@@ -1,27 +1,33 @@
 """The TLS 1.3 key schedule (RFC 8446 §7.1), Finished (§4.4.4), traffic keys (§7.3),
 key update (§7.2), resumption (§4.6.1) and exporters (§7.5).
 
-HMAC and hashing use :mod:`hmac` / :mod:`hashlib`: the inputs are a few dozen
-bytes and the one-shot C functions there are far cheaper per call than building
-``cryptography`` HMAC objects, and the handshake calls them about thirty times.
+HMAC and hashing use the standard library's OpenSSL bindings: the inputs are a few
+dozen bytes, and a one-shot C call there is far cheaper than building
+``cryptography`` HMAC objects; a handshake makes about twenty HMAC calls per side.
+Every HkdfLabel the handshake uses is a constant per hash (label and length are fixed,
+the context is a transcript hash or empty), so it is encoded once at import.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-
-try:  # the C function behind hmac.digest, without its Python wrapper (hot path)
-    from _hashlib import hmac_digest as _hmac_digest
-except ImportError:  # pragma: no cover - CPython without OpenSSL hashes
-    _hmac_digest = hmac.digest
 from dataclasses import dataclass
 from typing import Callable
-
-import functools
 
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
 from .errors import InternalError
+
+try:
+    # ``_hashlib.hmac_new(key, msg, name).digest()`` is the C HMAC object behind ``hmac.new``.
+    # Measured (CPython 3.11, OpenSSL 3.0, an 80-byte input): 0.95 µs against 1.35 µs for
+    # the one-shot ``hmac.digest`` (OpenSSL 3's one-shot ``HMAC()`` is the slower path), and
+    # 1.6 against 2.0 µs for SHA-384.  Under cProfile it looks no faster: it is two C calls,
+    # and the profiler charges each one.
+    from _hashlib import hmac_new as _hmac_new
+except ImportError:  # pragma: no cover - CPython without OpenSSL hashes
+    _hmac_new = hmac.new
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ SUITES: dict[int, SuiteInfo] = {
 _HASH_LEN = {"sha256": 32, "sha384": 48, "sha512": 64}
 # Hash("") per hash, used by every "derived" step and the binder key (RFC 8446 §7.1).
 _EMPTY_HASH = {name: hashlib.new(name).digest() for name in _HASH_LEN}
+_BYTE = [bytes((i,)) for i in range(256)]
 
 
 def hash_bytes(hash_name: str, data: bytes) -> bytes:
@@ -66,7 +73,7 @@ def hash_bytes(hash_name: str, data: bytes) -> bytes:
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract (RFC 5869 §2.2); an empty salt is ``HashLen`` zeros, which HMAC
     treats identically, so no special case is needed."""
-    return _hmac_digest(salt, ikm, hash_name)
+    return _hmac_new(salt, ikm, hash_name).digest()
 
 
 def _hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
@@ -74,17 +81,25 @@ def _hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     hash_len = _HASH_LEN[hash_name]
     if length <= hash_len:
         # every TLS 1.3 secret, key and IV fits in one block: T(1) = HMAC(PRK, info | 0x01)
-        return _hmac_digest(prk, info + b"\x01", hash_name)[:length]
+        return _hmac_new(prk, info + b"\x01", hash_name).digest()[:length]
     if length > 255 * hash_len:
         raise InternalError("HKDF-Expand output too long")
     out = b""
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac.digest(prk, block + info + bytes((counter,)), hash_name)
+        block = _hmac_new(prk, block + info + _BYTE[counter], hash_name).digest()
         out += block
         counter += 1
     return out[:length]
+
+
+def _label_prefix(label: bytes, length: int) -> bytes:
+    """``uint16 length || opaque label<7..255>`` of an HkdfLabel (RFC 8446 §7.1)."""
+    full_label = b"tls13 " + label
+    if len(full_label) > 255:
+        raise InternalError("HKDF label too long")
+    return length.to_bytes(2, "big") + _BYTE[len(full_label)] + full_label
 
 
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes,
@@ -92,34 +107,55 @@ def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: byte
     """HKDF-Expand-Label (RFC 8446 §7.1); ``label`` is given without the "tls13 " prefix."""
     prefix = _LABEL_PREFIX.get((label, length))
     if prefix is None:
-        full_label = b"tls13 " + label
-        if len(full_label) > 255:
-            raise InternalError("HKDF label too long")
-        prefix = length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
-        if len(_LABEL_PREFIX) < 256:
+        prefix = _label_prefix(label, length)
+        if len(_LABEL_PREFIX) < 256:  # exporter labels come from applications: bounded
             _LABEL_PREFIX[(label, length)] = prefix
     n = len(context)
     if n > 255:
         raise InternalError("HKDF context too long")
     if length <= _HASH_LEN[hash_name]:  # one HKDF-Expand block (all of TLS 1.3's outputs)
-        return _hmac_digest(secret, prefix + _BYTE[n] + context + b"\x01", hash_name)[:length]
+        return _hmac_new(secret, prefix + _BYTE[n] + context + b"\x01", hash_name).digest()[:length]
     return _hkdf_expand(hash_name, secret, prefix + _BYTE[n] + context, length)
 
 
-_BYTE = [bytes((i,)) for i in range(256)]
-
-
-#: hash name -> (early secret without PSK, its "derived" secret): both are constants
-_NO_PSK_DERIVED: dict[str, tuple[bytes, bytes]] = {}
-
 #: encoded HkdfLabel prefixes (length, label) -> bytes; the labels are a handful of constants
 _LABEL_PREFIX: dict[tuple[bytes, int], bytes] = {}
+
+#: The Derive-Secret labels of RFC 8446 §7.1.
+_DERIVE_LABELS = (b"ext binder", b"res binder", b"c e traffic", b"e exp master", b"derived",
+                  b"c hs traffic", b"s hs traffic", b"c ap traffic", b"s ap traffic",
+                  b"exp master", b"res master")
+
+#: hash name -> {label: HkdfLabel up to and including the context length byte}.  The
+#: context of Derive-Secret is a Transcript-Hash, always Hash.length bytes, so for a
+#: Derive-Secret the whole HKDF-Expand input is ``prefix || transcript_hash || 0x01``.
+_DERIVE_PREFIX: dict[str, dict[bytes, bytes]] = {
+    name: {label: _label_prefix(label, n) + _BYTE[n] for label in _DERIVE_LABELS}
+    for name, n in _HASH_LEN.items()}
+
+#: hash name -> HKDF-Expand input of finished_key and of "traffic upd": both have an
+#: empty context (RFC 8446 §4.4.4, §7.2).
+_FINISHED_INFO = {name: _label_prefix(b"finished", n) + b"\x00\x01" for name, n in _HASH_LEN.items()}
+_TRAFFIC_UPD_INFO = {name: _label_prefix(b"traffic upd", n) + b"\x00\x01"
+                     for name, n in _HASH_LEN.items()}
 
 
 def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
     """Derive-Secret (RFC 8446 §7.1), taking the transcript hash rather than the messages,
     because the engine keeps a running transcript hash anyway."""
     return hkdf_expand_label(hash_name, secret, label, transcript_hash, _HASH_LEN[hash_name])
+
+
+def _no_psk_secrets(hash_name: str) -> tuple[bytes, bytes]:
+    """(Early Secret, Derive-Secret(Early Secret, "derived", "")) without a PSK (RFC 8446
+    §7.1): HKDF-Extract(0, 0) has no input that varies, so both are constants per hash."""
+    zeros = bytes(_HASH_LEN[hash_name])
+    early = hkdf_extract(hash_name, zeros, zeros)
+    return early, derive_secret(hash_name, early, b"derived", _EMPTY_HASH[hash_name])
+
+
+#: hash name -> (early secret without PSK, its "derived" secret), computed once at import
+_NO_PSK = {name: _no_psk_secrets(name) for name in _HASH_LEN}
 
 
 class Transcript:
@@ -182,6 +218,7 @@ class KeySchedule:
         self.on_secret = on_secret
         self._zeros = bytes(self.hash_len)
         self._empty_hash = _EMPTY_HASH[self.hash_name]
+        self._prefix = _DERIVE_PREFIX[self.hash_name]
         self._app_generation = {"client": 0, "server": 0}
         self._psk_used = False
 
@@ -199,14 +236,22 @@ class KeySchedule:
             raise InternalError(f"key schedule: {name} not derived yet") from None
 
     def _derive(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
-        return derive_secret(self.hash_name, secret, label, transcript_hash)
+        """Derive-Secret (§7.1): one HMAC over the prebuilt HkdfLabel of an RFC label."""
+        prefix = self._prefix.get(label)
+        if prefix is None or len(transcript_hash) != self.hash_len:
+            return derive_secret(self.hash_name, secret, label, transcript_hash)
+        return _hmac_new(secret, prefix + transcript_hash + b"\x01", self.hash_name).digest()
 
     # -- stages --------------------------------------------------------------
     def extract_early(self, psk: bytes | None = None) -> bytes:
         """Early Secret = HKDF-Extract(0, PSK), with PSK = zeros when none is used (§7.1)."""
-        self._psk_used = bool(psk)
-        return self._store("early_secret",
-                           hkdf_extract(self.hash_name, self._zeros, psk or self._zeros))
+        if psk:
+            self._psk_used = True
+            early = _hmac_new(self._zeros, psk, self.hash_name).digest()
+        else:
+            self._psk_used = False
+            early = _NO_PSK[self.hash_name][0]  # HKDF-Extract(0, 0): a constant
+        return self._store("early_secret", early)
 
     def binder_key(self, resumption: bool = True) -> bytes:
         """binder_key from "res binder" (resumption PSK) or "ext binder" (external PSK) (§7.1)."""
@@ -232,16 +277,12 @@ class KeySchedule:
         """
         if "early_secret" not in self.secrets:
             self.extract_early(None)
-        early = self.secrets["early_secret"]
-        cached = _NO_PSK_DERIVED.get(self.hash_name)
-        if cached is not None and cached[0] == early:
-            derived = cached[1]  # without a PSK this value is a constant per hash
+        if self._psk_used:
+            derived = self._derive(self.secrets["early_secret"], b"derived", self._empty_hash)
         else:
-            derived = self._derive(early, b"derived", self._empty_hash)
-            if not self._psk_used:
-                _NO_PSK_DERIVED[self.hash_name] = (early, derived)
-        return self._store("handshake_secret",
-                           hkdf_extract(self.hash_name, derived, shared_secret or self._zeros))
+            derived = _NO_PSK[self.hash_name][1]  # from the constant early secret: a constant
+        return self._store("handshake_secret", _hmac_new(derived, shared_secret or self._zeros,
+                                                         self.hash_name).digest())
 
     def handshake_traffic(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
         """(client_handshake_traffic_secret, server_handshake_traffic_secret) over
@@ -256,7 +297,8 @@ class KeySchedule:
     def extract_master(self) -> bytes:
         """Master Secret = HKDF-Extract(Derive-Secret(Handshake, "derived", ""), 0) (§7.1)."""
         derived = self._derive(self._need("handshake_secret"), b"derived", self._empty_hash)
-        return self._store("master_secret", hkdf_extract(self.hash_name, derived, self._zeros))
+        return self._store("master_secret",
+                           _hmac_new(derived, self._zeros, self.hash_name).digest())
 
     def application_traffic(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
         """(client_application_traffic_secret_0, server_application_traffic_secret_0), and
@@ -279,12 +321,14 @@ class KeySchedule:
     # -- helpers -------------------------------------------------------------
     def finished_key(self, secret: bytes) -> bytes:
         """finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length) (§4.4.4)."""
-        return hkdf_expand_label(self.hash_name, secret, b"finished", b"", self.hash_len)
+        return _hmac_new(secret, _FINISHED_INFO[self.hash_name], self.hash_name).digest()
 
     def verify_data(self, base_key_secret: bytes, transcript_hash: bytes) -> bytes:
         """Finished.verify_data = HMAC(finished_key, Transcript-Hash) (§4.4.4); also the
         PSK binder when ``base_key_secret`` is the binder_key (§4.2.11.2)."""
-        return hmac.digest(self.finished_key(base_key_secret), transcript_hash, self.hash_name)
+        h = self.hash_name
+        finished_key = _hmac_new(base_key_secret, _FINISHED_INFO[h], h).digest()
+        return _hmac_new(finished_key, transcript_hash, h).digest()
 
     def traffic_key_iv(self, secret: bytes) -> tuple[bytes, bytes]:
         """(write_key, write_iv) from a traffic secret (§7.3)."""
@@ -293,7 +337,7 @@ class KeySchedule:
     def next_traffic_secret(self, secret: bytes) -> bytes:
         """application_traffic_secret_N+1 = HKDF-Expand-Label(N, "traffic upd", "", Hash.length)
         (§7.2).  Pure: does not record anything (see :meth:`update_application_traffic`)."""
-        return hkdf_expand_label(self.hash_name, secret, b"traffic upd", b"", self.hash_len)
+        return _hmac_new(secret, _TRAFFIC_UPD_INFO[self.hash_name], self.hash_name).digest()
 
     def update_application_traffic(self, client: bool) -> bytes:
         """Advance one side's application traffic secret after a KeyUpdate (§4.6.3, §7.2),
@@ -339,8 +383,8 @@ def traffic_key_iv(suite: SuiteInfo, secret: bytes) -> tuple[bytes, bytes]:
             length.to_bytes(2, "big") + bytes((len(b"tls13 " + label),)) + b"tls13 " + label + b"\x00\x01"
             for label, length in ((b"key", suite.key_len), (b"iv", suite.iv_len)))
     h = suite.hash_name
-    return (_hmac_digest(secret, infos[0], h)[:suite.key_len],
-            _hmac_digest(secret, infos[1], h)[:suite.iv_len])
+    return (_hmac_new(secret, infos[0], h).digest()[:suite.key_len],
+            _hmac_new(secret, infos[1], h).digest()[:suite.iv_len])
 
 
 #: suite code -> (HkdfLabel || 0x01 for "key", the same for "iv")
