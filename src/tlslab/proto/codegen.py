@@ -1,0 +1,206 @@
+"""Parse and build functions generated from a structure's description (RFC 8446 §3).
+
+Each :class:`~tlslab.proto.codec.Struct` is described once, by its ``FIELDS``.  The
+first time a structure is parsed or built without field spans, the description is
+turned into Python source for one reader and one writer, much as ``dataclasses``
+writes ``__init__``: every field kind emits its own lines (bounds check, value, new
+position), so a ClientHello is read by a single function with a loop per vector,
+where interpreting the description costs a method call, a bound check and a slice
+object per integer.
+
+The generated code gives exactly what interpreting the description gives (the kinds'
+``read``/``write`` methods, still used when spans are recorded): the same values and
+types, the same ``DecodeError`` text for the same damage, checked in the same order.
+Every loop advances by at least the bytes it checks, so work stays bounded by the input.
+
+Contract for a kind's ``emit_read(code, what, end)``: locals ``data``, ``pos`` and
+``ctx`` hold the input, the cursor and the parsing context, and the local named by
+``end`` the bound of the enclosing structure; ``what`` is the field's name as text
+to put inside an f-string (it may hold ``{...}`` for an element index).  It emits
+lines that check, read, advance ``pos``, and returns the name of a local holding the
+value.  ``emit_write(code, value)`` emits lines appending the encoding of the local
+named ``value`` to the bytearray ``out``.
+"""
+from __future__ import annotations
+
+import struct
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from .errors import DecodeError
+
+_FORMAT = {1: "B", 2: "H", 4: "I"}
+#: vectors of up to this many integers are read and written with a struct.Struct made
+#: once per (prefix, size, count): a bounded cache (3 x 3 x 257 entries at most)
+MAX_CACHED_COUNT = 256
+
+
+class _Structs(dict):
+    """count -> struct.Struct(format % count).<method>, made on first use."""
+
+    def __init__(self, fmt: str, method: str) -> None:
+        super().__init__()
+        self.fmt, self.method = fmt, method
+
+    def __missing__(self, count: int) -> Callable:
+        fn = getattr(struct.Struct(self.fmt % count), self.method)
+        if count <= MAX_CACHED_COUNT:
+            self[count] = fn
+        return fn
+
+
+_unpackers = {size: _Structs(f">%d{_FORMAT[size]}", "unpack_from") for size in (2, 4)}
+_packers: dict[tuple[int, int], _Structs] = {}
+
+
+def uint_vector(data: Any, pos: int, n: int, size: int) -> list[int]:
+    """``n`` bytes at ``pos`` as big-endian unsigned integers of ``size`` (2 or 4) bytes;
+    ``n`` is a multiple of ``size`` (checked by the caller)."""
+    return list(_unpackers[size][n // size](data, pos))
+
+
+def packers(prefix: int, size: int) -> _Structs:
+    """count -> pack(length, *values): a vector of ``size``-byte integers with its
+    ``prefix``-byte length (1 or 2) in one call."""
+    key = (prefix, size)
+    if key not in _packers:
+        _packers[key] = _Structs(f">{_FORMAT[prefix]}%d{_FORMAT[size]}", "pack")
+    return _packers[key]
+
+
+def uint_expr(n: int, at: str = "pos") -> str:
+    """An expression reading an ``n``-byte big-endian integer from ``data`` at ``at``
+    (indexing is faster than int.from_bytes of a slice for up to 3 bytes)."""
+    if n == 1:
+        return f"data[{at}]"
+    if n == 2:
+        return f"(data[{at}] << 8 | data[{at} + 1])"
+    if n == 3:
+        return f"(data[{at}] << 16 | data[{at} + 1] << 8 | data[{at} + 2])"
+    if n == 4:
+        return f"_u32(data, {at})[0]"
+    return f"int.from_bytes(data[{at}:{at} + {n}], 'big')"
+
+
+class Code:
+    """Source of one generated function, with the objects it refers to (``env``)."""
+
+    def __init__(self, header: str) -> None:
+        self.lines = [header]
+        self.env: dict[str, Any] = {"DecodeError": DecodeError, "_u32": struct.Struct(">I").unpack_from,
+                                    "uint_vector": uint_vector, "struct_error": struct.error}
+        self.depth = 1
+        self._n = 0
+
+    def __call__(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    def use(self, **names: Any) -> None:
+        """Make ``names`` visible to the generated code under those names."""
+        self.env.update(names)
+
+    def var(self, hint: str) -> str:
+        """A fresh local name."""
+        self._n += 1
+        return f"{hint}_{self._n}"
+
+    def const(self, value: Any, hint: str = "k") -> str:
+        """A name under which the generated code sees ``value``."""
+        for k, v in self.env.items():
+            if v is value:
+                return k
+        name = self.var(hint)
+        self.env[name] = value
+        return name
+
+    @contextmanager
+    def block(self, header: str) -> Iterator[None]:
+        self(header)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    def check(self, n: Any, what: str, end: str) -> None:
+        """``Reader.uint``/``Reader.take``'s bound check for ``n`` bytes at ``pos``."""
+        self(f"if pos + {n} > {end}: raise DecodeError("
+             f"f\"truncated {what}: need {{{n}}} bytes, {{{end} - pos}} left\")")
+
+    def function(self, name: str) -> Callable:
+        ns: dict = {}
+        exec(compile("\n".join(self.lines) + "\n", f"<codec {name}>", "exec"), self.env, ns)
+        fn = next(iter(ns.values()))
+        fn.__qualname__ = name
+        fn.__source__ = "\n".join(self.lines)  # for reading what was generated
+        return fn
+
+
+def _store(cls: type, obj: str, name: str, value: str) -> str:
+    """``obj.name = value``, or through ``__dict__`` where the class has an attribute of
+    that name (a property would otherwise intercept the store)."""
+    if hasattr(cls, name):
+        return f"{obj}.__dict__[{name!r}] = {value}"
+    return f"{obj}.{name} = {value}"
+
+
+def compile_reader(cls: type, hooked: bool, make_reader: Callable) -> Callable:
+    """``read(data, pos, end, ctx) -> (obj, pos)`` for ``cls.FIELDS``: the structure at
+    ``pos``, within ``end``, with the cursor after it (``raw`` is left to the caller,
+    which knows whether the bytes are a slice or the whole input).
+
+    Attributes are set in the order the interpreter sets them (``raw``, ``_spans``, then
+    the fields), so parsed objects look the same either way.  ``hooked``: the class has
+    an ``_after_field`` hook, called after each field with a Reader
+    (``make_reader(data, end)``) positioned after it, as when interpreted; a context the
+    hook sets applies to the rest of this structure."""
+    code = Code("def read(data, pos, end, ctx):")
+    code(f"obj = {code.const(cls.__new__, 'new')}({code.const(cls, 'cls')})")
+    code(_store(cls, "obj", "raw", "None"))
+    code(_store(cls, "obj", "_spans", "None"))
+    if hooked:
+        code(f"r = {code.const(make_reader, 'make_reader')}(data, end)")
+    for name, kind in cls.FIELDS:
+        assert name.isidentifier(), name
+        optional = name in cls.OPTIONAL_TAIL
+        if optional:
+            with code.block("if pos == end:"):
+                code(_store(cls, "obj", name, "None"))
+            code("else:")
+            code.depth += 1
+        code(_store(cls, "obj", name, kind.emit_read(code, name, "end")))
+        if hooked:
+            code("r.pos = pos")
+            code("r.ctx = ctx")
+            code(f"obj._after_field({name!r}, r)")
+            code("ctx = r.ctx")
+            code("pos = r.pos")
+        if optional:
+            code.depth -= 1
+    code("return obj, pos")
+    return code.function(f"{cls.__qualname__}.read")
+
+
+def compile_writers(cls: type) -> tuple[Callable, Callable]:
+    """``write(self, out)``, appending the fields of ``self`` to the bytearray ``out``,
+    and ``encode(self) -> bytearray``, the same into a new one; a field left ``None`` is
+    a ValueError, unless it is in the optional tail."""
+    out = []
+    for fn, header, first, last in (("write", "def write(self, out):", None, None),
+                                    ("encode", "def encode(self):", "out = bytearray()", "return out")):
+        code = Code(header)
+        if first:
+            code(first)
+        code("d = self.__dict__")
+        for name, kind in cls.FIELDS:
+            code(f"v = d.get({name!r})")
+            if name in cls.OPTIONAL_TAIL:
+                with code.block("if v is not None:"):
+                    kind.emit_write(code, "v")
+            else:
+                code(f"if v is None: raise ValueError('{cls.__name__}.{name} is not set')")
+                kind.emit_write(code, "v")
+        if last:
+            code(last)
+        out.append(code.function(f"{cls.__qualname__}.{fn}"))
+    return out[0], out[1]
