@@ -78,6 +78,9 @@ def _reader_at(data: Any, pos: int, end: int, ctx: Any) -> Reader:
     return Reader(data, pos, end, ctx=ctx)
 
 
+_STRUCT_FORMAT = {1: "B", 2: "H", 4: "I"}
+
+
 def _full(prefix: int) -> int:
     return (1 << (8 * prefix)) - 1
 
@@ -121,6 +124,14 @@ class Kind:
     def emit_write(self, code: Code, value: str) -> None:
         code(f"{code.const(self, 'kind')}.write({value}, out)")
 
+    def flat(self, code: Code, value: str) -> tuple[list[str], list[tuple[str, str]]] | None:
+        """For the writers' fast path (codegen.compile_writers): ``(conditions, parts)``,
+        the conditions under which the local ``value`` is encoded by ``parts``, each ``("int", struct format char,
+        expression)``, ``("bytes", expression giving bytes)`` or ``("raw", expression
+        giving what the caller set, to be checked as bytes-like)``; None for a kind that
+        has no such form."""
+        return None
+
 
 class UInt(Kind):
     """An unsigned big-endian integer of ``size`` bytes; ``names`` names known values."""
@@ -144,6 +155,11 @@ class UInt(Kind):
 
     def emit_write(self, code: Code, value: str) -> None:
         code(f"out += int({value}).to_bytes({self.size}, 'big')")
+
+    def flat(self, code: Code, value: str):
+        if self.size in _STRUCT_FORMAT:
+            return [], [("int", _STRUCT_FORMAT[self.size], value)]
+        return [], [("bytes", f"int({value}).to_bytes({self.size}, 'big')")]
 
     def display(self, value: int) -> Any:
         if self.names is not None:
@@ -177,6 +193,9 @@ class Fixed(Kind):
         code(f"if len({value}) != {self.size}: raise ValueError("
              f"f'fixed field must be {self.size} bytes, got {{len({value})}}')")
         code(f"out += {value}")
+
+    def flat(self, code: Code, value: str):
+        return [f"len({value}) == {self.size}"], [("raw", value)]
 
     def display(self, value: bytes) -> str:
         return value.hex()
@@ -212,6 +231,11 @@ class Opaque(Kind):
         code(f"out += len({value}).to_bytes({self.prefix}, 'big')")
         code(f"out += {value}")
 
+    def flat(self, code: Code, value: str):
+        if self.prefix in _STRUCT_FORMAT:
+            return [], [("int", _STRUCT_FORMAT[self.prefix], f"len({value})"), ("raw", value)]
+        return [], [("bytes", f"len({value}).to_bytes({self.prefix}, 'big')"), ("raw", value)]
+
     def display(self, value: bytes) -> str:
         return value.hex()
 
@@ -233,6 +257,9 @@ class Rest(Kind):
 
     def emit_write(self, code: Code, value: str) -> None:
         code(f"out += {value}")
+
+    def flat(self, code: Code, value: str):
+        return [], [("raw", value)]
 
     def display(self, value: bytes) -> str:
         return value.hex()
@@ -332,6 +359,13 @@ class Vector(Kind):
         else:
             self._emit_write_each(code, value)
 
+    def flat(self, code: Code, value: str):
+        elem = self.elem
+        if type(elem) is UInt and elem.size in _STRUCT_FORMAT and self.prefix in (1, 2):
+            pk = code.const(codegen.packers(self.prefix, elem.size), "pack")
+            return [], [("bytes", f"{pk}[len({value})](len({value}) * {elem.size}, *{value})")]
+        return None
+
     def _emit_write_each(self, code: Code, value: str) -> None:
         p = self.prefix
         at, x = code.var("at"), code.var("x")
@@ -391,11 +425,16 @@ class Struct:
     FIELDS: ClassVar[tuple] = ()
     #: names of fields that may be absent at the end of the structure (TLS 1.2 extensions)
     OPTIONAL_TAIL: ClassVar[tuple] = ()
+    #: the fields after which :meth:`_after_field` does something (None: every field); the
+    #: generated reader calls the hook after these only
+    HOOKED_FIELDS: ClassVar[tuple | None] = None
 
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)
         # reader and writer are generated from FIELDS on first use (codegen); a subclass
         # starts from the stubs again, as what its parent compiled is for other fields
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = _compile_and_init
         if "_cread" not in cls.__dict__:
             cls._cread = classmethod(_compile_and_read)
         if "_write" not in cls.__dict__:
@@ -540,6 +579,16 @@ def _compile_and_read(cls: type[Struct], data: Any, pos: int, end: int, ctx: Any
     return reader_of(cls)(data, pos, end, ctx)
 
 
+def _compile_and_init(self: Struct, **values: Any) -> None:
+    """First construction of a class: generate its __init__ (see codegen.compile_init)."""
+    cls = type(self)
+    if cls.__dict__.get("__init__") is not _compile_and_init:  # a subclass with its own
+        Struct.__init__(self, **values)
+        return
+    cls.__init__ = codegen.compile_init(cls, Struct.__init__)
+    cls.__init__(self, **values)
+
+
 def _install_writers(cls: type[Struct]) -> None:
     cls._write, cls._encode = codegen.compile_writers(cls)
     if cls.build is Struct.build:
@@ -558,7 +607,9 @@ def _compile_and_encode(self: Struct) -> bytearray:
 
 
 def _hook_reader(data: Any, end: int) -> Reader:
-    return Reader(data, end=end)
+    r = Reader.__new__(Reader)
+    r.data, r.pos, r.end, r.spans, r.ctx, r._children = data, 0, end, None, None, None
+    return r
 
 
 Struct._cread = classmethod(_compile_and_read)

@@ -153,7 +153,8 @@ def compile_reader(cls: type, hooked: bool, make_reader: Callable) -> Callable:
     the fields), so parsed objects look the same either way.  ``hooked``: the class has
     an ``_after_field`` hook, called after each field with a Reader
     (``make_reader(data, end)``) positioned after it, as when interpreted; a context the
-    hook sets applies to the rest of this structure."""
+    hook sets applies to the rest of this structure.  The hook is called after the
+    fields in ``cls.HOOKED_FIELDS`` only, when the class names them."""
     code = Code("def read(data, pos, end, ctx):")
     code(f"obj = {code.const(cls.__new__, 'new')}({code.const(cls, 'cls')})")
     code(_store(cls, "obj", "raw", "None"))
@@ -169,7 +170,7 @@ def compile_reader(cls: type, hooked: bool, make_reader: Callable) -> Callable:
             code("else:")
             code.depth += 1
         code(_store(cls, "obj", name, kind.emit_read(code, name, "end")))
-        if hooked:
+        if hooked and (cls.HOOKED_FIELDS is None or name in cls.HOOKED_FIELDS):
             code("r.pos = pos")
             code("r.ctx = ctx")
             code(f"obj._after_field({name!r}, r)")
@@ -181,26 +182,140 @@ def compile_reader(cls: type, hooked: bool, make_reader: Callable) -> Callable:
     return code.function(f"{cls.__qualname__}.read")
 
 
+def compile_init(cls: type, generic: Callable) -> Callable:
+    """``__init__(self, **values)`` for ``cls.FIELDS``, as ``generic`` (Struct.__init__) does
+    it: each field from its keyword or None, other keywords kept too, then ``raw`` and
+    ``_spans``, in that order.  An instance of a subclass (one with its own ``__init__``
+    calling this one) goes to ``generic``, which reads the subclass's FIELDS."""
+    code = Code("def __init__(self, **values):")
+    c = code.const(cls, "cls")
+    with code.block(f"if type(self) is not {c}:"):
+        code(f"return {code.const(generic, 'generic')}(self, **values)")
+    code("pop = values.pop")
+    for name, _ in cls.FIELDS:
+        code(_store(cls, "self", name, f"pop({name!r}, None)"))
+    code("if values: self.__dict__.update(values)")
+    code(_store(cls, "self", "raw", "None"))
+    code(_store(cls, "self", "_spans", "None"))
+    fn = code.function("Struct.__init__")  # the name errors about the arguments give
+    return fn
+
+
 def compile_writers(cls: type) -> tuple[Callable, Callable]:
     """``write(self, out)``, appending the fields of ``self`` to the bytearray ``out``,
-    and ``encode(self) -> bytearray``, the same into a new one; a field left ``None`` is
-    a ValueError, unless it is in the optional tail."""
+    and ``encode(self) -> bytes-like``, the same on its own; a field left ``None`` is a
+    ValueError, unless it is in the optional tail.
+
+    Consecutive fields of flat kinds (integers, fixed and length-prefixed opaque bytes,
+    integer vectors: see ``Kind.flat``) are written together: their integers and length
+    prefixes in one struct call, their bytes appended.  That fast path only runs when
+    every such field is set (and fixed ones have their size), and anything it cannot
+    encode (a value out of range, not an integer, not bytes) undoes what it wrote and
+    leaves the run to the field-by-field code, which gives the result or error the
+    interpreter gives.  Where the fast path succeeds it writes the same bytes, since the
+    integers are packed with the same sizes and iterated as the loop would."""
+    runs = _runs(cls)
     out = []
-    for fn, header, first, last in (("write", "def write(self, out):", None, None),
-                                    ("encode", "def encode(self):", "out = bytearray()", "return out")):
-        code = Code(header)
-        if first:
-            code(first)
+    for fn in ("write", "encode"):
+        code = Code(f"def {fn}(self{', out' if fn == 'write' else ''}):")
         code("d = self.__dict__")
-        for name, kind in cls.FIELDS:
-            code(f"v = d.get({name!r})")
-            if name in cls.OPTIONAL_TAIL:
-                with code.block("if v is not None:"):
-                    kind.emit_write(code, "v")
-            else:
-                code(f"if v is None: raise ValueError('{cls.__name__}.{name} is not set')")
-                kind.emit_write(code, "v")
-        if last:
-            code(last)
+        if fn == "encode" and len(runs) == 1 and runs[0][0]:
+            # a structure of flat fields only (most extension bodies): bytes in one go
+            _emit_flat_run(code, cls, runs[0][1], whole=True)
+            code("out = bytearray()")
+            _emit_fields(code, cls, runs[0][1])
+        else:
+            if fn == "encode":
+                code("out = bytearray()")
+            for flat, fields in runs:
+                if flat:
+                    ok = _emit_flat_run(code, cls, fields, whole=False)
+                    with code.block(f"if not {ok}:"):
+                        _emit_fields(code, cls, fields)
+                else:
+                    _emit_fields(code, cls, fields)
+        if fn == "encode":
+            code("return out")
         out.append(code.function(f"{cls.__qualname__}.{fn}"))
     return out[0], out[1]
+
+
+def _runs(cls: type) -> list[tuple[bool, list]]:
+    """FIELDS cut into runs of flat fields and of the others, in order.  A run is only
+    worth its fast path when it packs two integers or more in one call (or is the whole
+    structure, see compile_writers); otherwise its fields are written one by one."""
+    runs: list[tuple[bool, list]] = []
+    for name, kind in cls.FIELDS:
+        flat = name not in cls.OPTIONAL_TAIL and kind.flat(Code(""), "v") is not None
+        if runs and runs[-1][0] == flat:
+            runs[-1][1].append((name, kind))
+        else:
+            runs.append((flat, [(name, kind)]))
+    if len(runs) == 1 and runs[0][0]:
+        return runs
+    return [(flat and _ints(fields) >= 2, fields) for flat, fields in runs]
+
+
+def _ints(fields: list) -> int:
+    return sum(1 for _, kind in fields for part in kind.flat(Code(""), "v")[1] if part[0] == "int")
+
+
+def _emit_fields(code: Code, cls: type, fields: list) -> None:
+    """Field by field, as the interpreter writes them (Struct._write_described)."""
+    for name, kind in fields:
+        code(f"v = d.get({name!r})")
+        if name in cls.OPTIONAL_TAIL:
+            with code.block("if v is not None:"):
+                kind.emit_write(code, "v")
+        else:
+            code(f"if v is None: raise ValueError('{cls.__name__}.{name} is not set')")
+            kind.emit_write(code, "v")
+
+
+def _emit_flat_run(code: Code, cls: type, fields: list, whole: bool) -> str:
+    """The fast path for a run of flat fields (see compile_writers).  ``whole``: the run
+    is the entire structure, whose encoding is returned as bytes when the path succeeds;
+    otherwise the lines append to ``out`` and the name of a local is returned that says
+    whether they did."""
+    conds, parts = [], []
+    for name, kind in fields:
+        v = code.var("f")
+        code(f"{v} = d.get({name!r})")
+        more, ps = kind.flat(code, v)
+        conds += [f"{v} is not None"] + more
+        parts += ps
+    # consecutive integers (and length prefixes) become one struct.pack
+    merged: list[str] = []
+    fmt, args = "", []
+    for part in parts + [None]:
+        if part is not None and part[0] == "int":
+            fmt += part[1]
+            args.append(part[2])
+            continue
+        if fmt:
+            merged.append(f"{code.const(struct.Struct('>' + fmt).pack, 'pack')}({', '.join(args)})")
+            fmt, args = "", []
+        if part is not None:
+            merged.append(part[1])
+    if whole:
+        if len(merged) == 1 and all(kind != "raw" for kind, *_ in parts):
+            result = merged[0]
+        else:
+            result = f"b''.join(({', '.join(merged)},))"
+        with code.block(f"if {' and '.join(conds)}:"):
+            with code.block("try:"):
+                code(f"return {result}")
+            with code.block("except Exception:"):
+                code("pass  # the field-by-field code below says what is wrong")
+        return ""
+    at, ok = code.var("at"), code.var("ok")
+    code(f"{at} = len(out)")
+    code(f"{ok} = False")
+    with code.block(f"if {' and '.join(conds)}:"):
+        with code.block("try:"):
+            for m in merged:
+                code(f"out += {m}")
+            code(f"{ok} = True")
+        with code.block("except Exception:"):
+            code(f"del out[{at}:]")
+    return ok

@@ -134,6 +134,7 @@ class ServerHello(Message):
         ("extensions", ExtensionsKind()),
     )
     OPTIONAL_TAIL = ("extensions",)
+    HOOKED_FIELDS = ("random",)
 
     def _after_field(self, name: str, r: Reader) -> None:
         if name == "random" and self.random == HRR_RANDOM:
@@ -283,10 +284,15 @@ class HandshakeBuffer:
         if length > MAX_HANDSHAKE_MESSAGE:
             raise DecodeError(f"handshake message of {length} bytes exceeds the "
                               f"{MAX_HANDSHAKE_MESSAGE}-byte limit")
-        if len(buf) < 4 + length:
-            return None
-        out = bytes(buf[:4 + length])
-        del buf[:4 + length]
+        n = 4 + length
+        if len(buf) <= n:
+            if len(buf) < n:
+                return None
+            out = bytes(buf)  # the usual case: the buffer holds exactly this message
+            buf.clear()
+            return out
+        out = bytes(buf[:n])
+        del buf[:n]
         return out
 
     def pop_messages(self) -> list[bytes]:
