@@ -397,7 +397,7 @@ class StructKind(Kind):
         return obj
 
     def write(self, value: "Struct", out: bytearray) -> None:
-        value._write_described(out)
+        value._write(out)
 
     def emit_read(self, code: Code, what: str, end: str) -> str:
         start, v = code.var("start"), code.var("v")
@@ -525,7 +525,7 @@ class Struct:
 
     def _write_described(self, out: bytearray) -> None:
         """The fields appended to ``out`` by interpreting the description (the reference
-        the generated writer is tested against)."""
+        the generated writer is tested against; nested structures write themselves)."""
         d = self.__dict__
         for name, kind in self.FIELDS:
             value = d.get(name)

@@ -302,20 +302,20 @@ def _emit_flat_run(code: Code, cls: type, fields: list, whole: bool) -> str:
             result = merged[0]
         else:
             result = f"b''.join(({', '.join(merged)},))"
-        with code.block(f"if {' and '.join(conds)}:"):
-            with code.block("try:"):
+        with code.block("try:"):  # the conditions too: len() of a wrong value may raise
+            with code.block(f"if {' and '.join(conds)}:"):
                 code(f"return {result}")
-            with code.block("except Exception:"):
-                code("pass  # the field-by-field code below says what is wrong")
+        with code.block("except Exception:"):
+            code("pass  # the field-by-field code below says what is wrong")
         return ""
     at, ok = code.var("at"), code.var("ok")
     code(f"{at} = len(out)")
     code(f"{ok} = False")
-    with code.block(f"if {' and '.join(conds)}:"):
-        with code.block("try:"):
+    with code.block("try:"):
+        with code.block(f"if {' and '.join(conds)}:"):
             for m in merged:
                 code(f"out += {m}")
             code(f"{ok} = True")
-        with code.block("except Exception:"):
-            code(f"del out[{at}:]")
+    with code.block("except Exception:"):
+        code(f"del out[{at}:]")
     return ok

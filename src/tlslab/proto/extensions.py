@@ -408,7 +408,7 @@ class ExtensionKind(Kind):
         return Extension(ext_type, value, data)
 
     def write(self, value: Extension, out: bytearray) -> None:
-        body = _body_described(value.value) if value.value is not None else value.data
+        body = value.value.build() if value.value is not None else value.data
         out += value.type.to_bytes(2, "big")
         out += len(body).to_bytes(2, "big")
         out += body
@@ -484,13 +484,13 @@ class ExtensionsKind(Vector):
         """Each extension: its body (built as ``value.build()`` would), then type and length
         in one struct call, falling back to the interpreter's own steps, and errors, for a
         type that is not an int or a body too long (RFC 8446 §4.2)."""
-        code.use(pack_hh=_HH)
+        code.use(pack_hh=_HH, Struct=Struct)
         at, x, v, b, t, h = (code.var(h) for h in ("at", "x", "v", "b", "t", "h"))
         code(f"{at} = len(out)")
         code("out += b'\\x00\\x00'")
         with code.block(f"for {x} in {value}:"):
             code(f"{v} = {x}.value")
-            code(f"{b} = {x}.data if {v} is None else {v}._body()")
+            code(f"{b} = {x}.data if {v} is None else {v}._body() if isinstance({v}, Struct) else {v}.build()")
             code(f"{t} = {x}.type")
             with code.block(f"if isinstance({t}, int):"):
                 with code.block("try:"):
@@ -521,15 +521,6 @@ def _check_duplicates(items: list[Extension]) -> None:
         if e.type in seen:
             raise IllegalParameter(f"duplicate extension {e.name}")
         seen.add(e.type)
-
-
-def _body_described(value: Struct) -> bytes:
-    """An extension body built by interpreting its description (see Struct._write_described)."""
-    if type(value).build is not Struct.build:
-        return value.build()
-    out = bytearray()
-    value._write_described(out)
-    return bytes(out)
 
 
 def find(extensions: list[Extension] | None, ext_type: int) -> Extension | None:
