@@ -349,7 +349,8 @@ class Vector(Kind):
             # that does not fit) goes the long way and fails as it always did
             pk, b = code.const(codegen.packers(p, elem.size), "pack"), code.var("b")
             with code.block("try:"):  # iterates the value as the loop below would
-                code(f"{b} = {pk}[len({value})](len({value}) * {elem.size}, *{value})")
+                n = code.var("n")
+                code(f"{b} = {pk}[({n} := len({value}))]({n} * {elem.size}, *{value})")
             with code.block("except (struct_error, TypeError):"):
                 code(f"{b} = None")
             with code.block(f"if {b} is not None:"):
@@ -363,7 +364,8 @@ class Vector(Kind):
         elem = self.elem
         if type(elem) is UInt and elem.size in _STRUCT_FORMAT and self.prefix in (1, 2):
             pk = code.const(codegen.packers(self.prefix, elem.size), "pack")
-            return [], [("bytes", f"{pk}[len({value})](len({value}) * {elem.size}, *{value})")]
+            n = code.var("n")
+            return [], [("bytes", f"{pk}[({n} := len({value}))]({n} * {elem.size}, *{value})")]
         return None
 
     def _emit_write_each(self, code: Code, value: str) -> None:
@@ -399,15 +401,39 @@ class StructKind(Kind):
     def write(self, value: "Struct", out: bytearray) -> None:
         value._write(out)
 
+    #: structures nested deeper than this are called, not inlined
+    MAX_INLINE = 2
+
     def emit_read(self, code: Code, what: str, end: str) -> str:
+        """Inline (saving a call per element of a vector), unless the structure has a
+        hook or is nested deep: then through its own generated reader."""
+        cls = self.cls
         start, v = code.var("start"), code.var("v")
         code(f"{start} = pos")
-        code(f"{v}, pos = {code.const(reader_of(self.cls), 'read')}(data, pos, {end}, ctx)")
+        if _hooked(cls) or code.inlined >= self.MAX_INLINE:
+            code(f"{v}, pos = {code.const(reader_of(cls), 'read')}(data, pos, {end}, ctx)")
+        else:
+            code.inlined += 1
+            codegen.emit_struct_read(code, cls, v, end)
+            code.inlined -= 1
         code(f"{v}.raw = data[{start}:pos]")
         return v
 
     def emit_write(self, code: Code, value: str) -> None:
-        code(f"{value}._write(out)")
+        """Inline for a value of exactly this class (whose writer it is); anything else
+        writes itself, as ``write`` lets it."""
+        cls = self.cls
+        own = cls.__dict__.get("_write")
+        if code.inlined >= self.MAX_INLINE or not (own is None or own is _compile_and_write
+                                                    or hasattr(own, "__source__")):
+            code(f"{value}._write(out)")
+            return
+        with code.block(f"if type({value}) is {code.const(cls, 'cls')}:"):
+            code.inlined += 1
+            codegen.emit_struct_write(code, cls, value)
+            code.inlined -= 1
+        with code.block("else:"):
+            code(f"{value}._write(out)")
 
     def display(self, value: "Struct") -> Any:
         return value.summary()
@@ -557,6 +583,10 @@ class Struct:
 _compiling: set = set()
 
 
+def _hooked(cls: type[Struct]) -> bool:
+    return cls._after_field is not Struct._after_field
+
+
 def reader_of(cls: type[Struct]):
     """The generated reader of ``cls``, generated now if it is not yet (a structure
     that contains itself gets a call through the class while it is being generated)."""
@@ -567,7 +597,7 @@ def reader_of(cls: type[Struct]):
         return lambda data, pos, end, ctx: cls._cread(data, pos, end, ctx)
     _compiling.add(cls)
     try:
-        fn = codegen.compile_reader(cls, cls._after_field is not Struct._after_field, _hook_reader)
+        fn = codegen.compile_reader(cls, _hooked(cls), _hook_reader)
     finally:
         _compiling.discard(cls)
     cls._cread = staticmethod(fn)

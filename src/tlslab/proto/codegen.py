@@ -31,7 +31,8 @@ from .errors import DecodeError
 
 _FORMAT = {1: "B", 2: "H", 4: "I"}
 #: vectors of up to this many integers are read and written with a struct.Struct made
-#: once per (prefix, size, count): a bounded cache (3 x 3 x 257 entries at most)
+#: once per count and kind of vector (at most 8 kinds: bounded); longer ones with one
+#: made for the call
 MAX_CACHED_COUNT = 256
 
 
@@ -91,6 +92,8 @@ class Code:
                                     "uint_vector": uint_vector, "struct_error": struct.error}
         self.depth = 1
         self._n = 0
+        #: how many structures deep the code being emitted is inlined
+        self.inlined = 0
 
     def __call__(self, line: str) -> None:
         self.lines.append("    " * self.depth + line)
@@ -144,6 +147,18 @@ def _store(cls: type, obj: str, name: str, value: str) -> str:
     return f"{obj}.{name} = {value}"
 
 
+def _load(code: "Code", cls: type, obj: str, target: str, name: str) -> None:
+    """``target = obj.__dict__.get(name)``, as an attribute load where that is the same
+    thing (no class attribute of that name, no __getattr__), which is faster."""
+    if hasattr(cls, name) or hasattr(cls, "__getattr__") or cls.__getattribute__ is not object.__getattribute__:
+        code(f"{target} = {obj}.__dict__.get({name!r})")
+        return
+    with code.block("try:"):
+        code(f"{target} = {obj}.{name}")
+    with code.block("except AttributeError:"):
+        code(f"{target} = None")
+
+
 def compile_reader(cls: type, hooked: bool, make_reader: Callable) -> Callable:
     """``read(data, pos, end, ctx) -> (obj, pos)`` for ``cls.FIELDS``: the structure at
     ``pos``, within ``end``, with the cursor after it (``raw`` is left to the caller,
@@ -156,30 +171,37 @@ def compile_reader(cls: type, hooked: bool, make_reader: Callable) -> Callable:
     hook sets applies to the rest of this structure.  The hook is called after the
     fields in ``cls.HOOKED_FIELDS`` only, when the class names them."""
     code = Code("def read(data, pos, end, ctx):")
-    code(f"obj = {code.const(cls.__new__, 'new')}({code.const(cls, 'cls')})")
-    code(_store(cls, "obj", "raw", "None"))
-    code(_store(cls, "obj", "_spans", "None"))
+    emit_struct_read(code, cls, "obj", "end", hooked, make_reader)
+    code("return obj, pos")
+    return code.function(f"{cls.__qualname__}.read")
+
+
+def emit_struct_read(code: Code, cls: type, obj: str, end: str, hooked: bool = False,
+                     make_reader: Callable | None = None) -> None:
+    """The lines reading ``cls`` at ``pos`` (within the local ``end``) into a new object
+    in the local ``obj``: the body of its reader, or inline in an enclosing one."""
+    code(f"{obj} = {code.const(cls.__new__, 'new')}({code.const(cls, 'cls')})")
+    code(_store(cls, obj, "raw", "None"))
+    code(_store(cls, obj, "_spans", "None"))
     if hooked:
-        code(f"r = {code.const(make_reader, 'make_reader')}(data, end)")
+        code(f"r = {code.const(make_reader, 'make_reader')}(data, {end})")
     for name, kind in cls.FIELDS:
         assert name.isidentifier(), name
         optional = name in cls.OPTIONAL_TAIL
         if optional:
-            with code.block("if pos == end:"):
-                code(_store(cls, "obj", name, "None"))
+            with code.block(f"if pos == {end}:"):
+                code(_store(cls, obj, name, "None"))
             code("else:")
             code.depth += 1
-        code(_store(cls, "obj", name, kind.emit_read(code, name, "end")))
+        code(_store(cls, obj, name, kind.emit_read(code, name, end)))
         if hooked and (cls.HOOKED_FIELDS is None or name in cls.HOOKED_FIELDS):
             code("r.pos = pos")
             code("r.ctx = ctx")
-            code(f"obj._after_field({name!r}, r)")
+            code(f"{obj}._after_field({name!r}, r)")
             code("ctx = r.ctx")
             code("pos = r.pos")
         if optional:
             code.depth -= 1
-    code("return obj, pos")
-    return code.function(f"{cls.__qualname__}.read")
 
 
 def compile_init(cls: type, generic: Callable) -> Callable:
@@ -214,30 +236,34 @@ def compile_writers(cls: type) -> tuple[Callable, Callable]:
     leaves the run to the field-by-field code, which gives the result or error the
     interpreter gives.  Where the fast path succeeds it writes the same bytes, since the
     integers are packed with the same sizes and iterated as the loop would."""
-    runs = _runs(cls)
     out = []
     for fn in ("write", "encode"):
         code = Code(f"def {fn}(self{', out' if fn == 'write' else ''}):")
-        code("d = self.__dict__")
-        if fn == "encode" and len(runs) == 1 and runs[0][0]:
-            # a structure of flat fields only (most extension bodies): bytes in one go
-            _emit_flat_run(code, cls, runs[0][1], whole=True)
+        if fn == "encode":
+            runs = _runs(cls)
+            if len(runs) == 1 and runs[0][0]:
+                # a structure of flat fields only (most extension bodies): bytes in one go
+                _emit_flat_run(code, cls, "self", runs[0][1], whole=True)
             code("out = bytearray()")
-            _emit_fields(code, cls, runs[0][1])
-        else:
-            if fn == "encode":
-                code("out = bytearray()")
-            for flat, fields in runs:
-                if flat:
-                    ok = _emit_flat_run(code, cls, fields, whole=False)
-                    with code.block(f"if not {ok}:"):
-                        _emit_fields(code, cls, fields)
-                else:
-                    _emit_fields(code, cls, fields)
+        emit_struct_write(code, cls, "self")
         if fn == "encode":
             code("return out")
+        elif len(code.lines) == 1:
+            code("pass")  # no fields
         out.append(code.function(f"{cls.__qualname__}.{fn}"))
     return out[0], out[1]
+
+
+def emit_struct_write(code: Code, cls: type, obj: str) -> None:
+    """The lines appending the fields of the object in the local ``obj`` to ``out``: the
+    body of the writer of ``cls``, or inline in an enclosing one."""
+    for flat, fields in _runs(cls):
+        if flat:
+            ok = _emit_flat_run(code, cls, obj, fields, whole=False)
+            with code.block(f"if not {ok}:"):
+                _emit_fields(code, cls, obj, fields)
+        else:
+            _emit_fields(code, cls, obj, fields)
 
 
 def _runs(cls: type) -> list[tuple[bool, list]]:
@@ -260,19 +286,20 @@ def _ints(fields: list) -> int:
     return sum(1 for _, kind in fields for part in kind.flat(Code(""), "v")[1] if part[0] == "int")
 
 
-def _emit_fields(code: Code, cls: type, fields: list) -> None:
+def _emit_fields(code: Code, cls: type, obj: str, fields: list) -> None:
     """Field by field, as the interpreter writes them (Struct._write_described)."""
     for name, kind in fields:
-        code(f"v = d.get({name!r})")
+        v = code.var("v")
+        _load(code, cls, obj, v, name)
         if name in cls.OPTIONAL_TAIL:
-            with code.block("if v is not None:"):
-                kind.emit_write(code, "v")
+            with code.block(f"if {v} is not None:"):
+                kind.emit_write(code, v)
         else:
-            code(f"if v is None: raise ValueError('{cls.__name__}.{name} is not set')")
-            kind.emit_write(code, "v")
+            code(f"if {v} is None: raise ValueError('{cls.__name__}.{name} is not set')")
+            kind.emit_write(code, v)
 
 
-def _emit_flat_run(code: Code, cls: type, fields: list, whole: bool) -> str:
+def _emit_flat_run(code: Code, cls: type, obj: str, fields: list, whole: bool) -> str:
     """The fast path for a run of flat fields (see compile_writers).  ``whole``: the run
     is the entire structure, whose encoding is returned as bytes when the path succeeds;
     otherwise the lines append to ``out`` and the name of a local is returned that says
@@ -280,7 +307,7 @@ def _emit_flat_run(code: Code, cls: type, fields: list, whole: bool) -> str:
     conds, parts = [], []
     for name, kind in fields:
         v = code.var("f")
-        code(f"{v} = d.get({name!r})")
+        _load(code, cls, obj, v, name)
         more, ps = kind.flat(code, v)
         conds += [f"{v} is not None"] + more
         parts += ps

@@ -481,26 +481,32 @@ class ExtensionsKind(Vector):
         return items
 
     def emit_write(self, code: Code, value: str) -> None:
-        """Each extension: its body (built as ``value.build()`` would), then type and length
-        in one struct call, falling back to the interpreter's own steps, and errors, for a
-        type that is not an int or a body too long (RFC 8446 §4.2)."""
-        code.use(pack_hh=_HH, Struct=Struct)
-        at, x, v, b, t, h = (code.var(h) for h in ("at", "x", "v", "b", "t", "h"))
+        """Each extension (RFC 8446 §4.2): its body, built as ``value.build()`` builds it
+        (the generated encoder of a structure), then type and length in one struct call.
+        The interpreter's own steps, and errors, take over for a value that is not a
+        structure, a type that is not a 16-bit int, a body too long."""
+        code.use(pack_hh=_HH)
+        at, x, v, b, t, tb, h, err = (code.var(n) for n in ("at", "x", "v", "b", "t", "tb", "h", "err"))
         code(f"{at} = len(out)")
         code("out += b'\\x00\\x00'")
         with code.block(f"for {x} in {value}:"):
             code(f"{v} = {x}.value")
-            code(f"{b} = {x}.data if {v} is None else {v}._body() if isinstance({v}, Struct) else {v}.build()")
-            code(f"{t} = {x}.type")
-            with code.block(f"if isinstance({t}, int):"):
-                with code.block("try:"):
-                    code(f"{h} = pack_hh({t}, len({b}))")
-                with code.block("except struct_error:"):
-                    code(f"{h} = None")
+            with code.block(f"if {v} is None:"):
+                code(f"{b} = {x}.data")
             with code.block("else:"):
+                with code.block("try:"):
+                    code(f"{b} = {v}._body()")
+                with code.block(f"except AttributeError as {err}:"):
+                    code(f"if {err}.obj is not {v} or {err}.name != '_body': raise")
+                    code(f"{b} = None  # not a structure")
+                code(f"if {b} is None: {b} = {v}.build()")
+            code(f"{t} = {x}.type")
+            code(f"{tb} = {t}.to_bytes  # where the interpreter fails for a type that is no int")
+            with code.block("try:"):
+                code(f"{h} = pack_hh({t}, len({b}))")
+            with code.block("except (struct_error, TypeError):"):
                 code(f"{h} = None")
-            with code.block(f"if {h} is None:"):
-                code(f"{h} = {t}.to_bytes(2, 'big') + len({b}).to_bytes(2, 'big')")
+            code(f"if {h} is None: {h} = {tb}(2, 'big') + len({b}).to_bytes(2, 'big')")
             code(f"out += {h}")
             code(f"out += {b}")
         code(f"out[{at}:{at} + 2] = (len(out) - {at} - 2).to_bytes(2, 'big')")
