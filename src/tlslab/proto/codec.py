@@ -10,12 +10,19 @@ Parsing keeps the original bytes (``raw``) and, on request, the offset and lengt
 of every field (:attr:`Struct.spans`).  Spans are produced by running the same
 description again with recording switched on, so the trace never depends on a
 second parser and the handshake hot path does not pay for them.
+
+Two ways of running a description: each kind's ``read``/``write`` interpret it (used
+when spans are recorded, and the reference the tests hold the other to), and its
+``emit_read``/``emit_write`` turn it into the source of one reader and one writer per
+structure (:mod:`.codegen`), generated on first use and used otherwise.
 """
 from __future__ import annotations
 
 import enum
 from typing import Any, ClassVar
 
+from . import codegen
+from .codegen import Code, uint_expr
 from .errors import DecodeError
 from .trace import FieldSpan
 
@@ -66,8 +73,33 @@ class Reader:
         return r
 
 
+def _reader_at(data: Any, pos: int, end: int, ctx: Any) -> Reader:
+    """A Reader without span recording, for generated code calling a kind's ``read``."""
+    return Reader(data, pos, end, ctx=ctx)
+
+
+_STRUCT_FORMAT = {1: "B", 2: "H", 4: "I"}
+
+
+def _full(prefix: int) -> int:
+    return (1 << (8 * prefix)) - 1
+
+
+def _emit_prefix(code: Code, prefix: int, lo: int, hi: int, what: str, end: str) -> str:
+    """A length prefix, read and checked against ``lo..hi`` (RFC 8446 §3 ``<floor..ceiling>``)."""
+    code.check(prefix, f"{what} length", end)
+    n = code.var("n")
+    code(f"{n} = {uint_expr(prefix)}")
+    code(f"pos += {prefix}")
+    if lo > 0 or hi < _full(prefix):
+        code(f'if {n} < {lo} or {n} > {hi}: raise DecodeError(f"{what} length {{{n}}} outside {lo}..{hi}")')
+    return n
+
+
 class Kind:
-    """How one field is encoded. Subclasses implement read/write."""
+    """How one field is encoded. Subclasses implement read/write, and emit_read/emit_write
+    to be compiled into a structure's reader and writer (see :mod:`.codegen` for the
+    contract); a kind without them is called through read/write from the generated code."""
 
     #: True when read() records its own span (structures), so a Vector must not add one
     self_spans = False
@@ -80,6 +112,25 @@ class Kind:
 
     def display(self, value: Any) -> Any:
         return value
+
+    def emit_read(self, code: Code, what: str, end: str) -> str:
+        k = code.const(self, "kind")
+        r, v = code.var("r"), code.var("v")
+        code(f"{r} = {code.const(_reader_at, 'reader_at')}(data, pos, {end}, ctx)")
+        code(f'{v} = {k}.read({r}, f"{what}")')
+        code(f"pos = {r}.pos")
+        return v
+
+    def emit_write(self, code: Code, value: str) -> None:
+        code(f"{code.const(self, 'kind')}.write({value}, out)")
+
+    def flat(self, code: Code, value: str) -> tuple[list[str], list[tuple[str, str]]] | None:
+        """For the writers' fast path (codegen.compile_writers): ``(conditions, parts)``,
+        the conditions under which the local ``value`` is encoded by ``parts``, each ``("int", struct format char,
+        expression)``, ``("bytes", expression giving bytes)`` or ``("raw", expression
+        giving what the caller set, to be checked as bytes-like)``; None for a kind that
+        has no such form."""
+        return None
 
 
 class UInt(Kind):
@@ -94,6 +145,21 @@ class UInt(Kind):
 
     def write(self, value: int, out: bytearray) -> None:
         out += int(value).to_bytes(self.size, "big")
+
+    def emit_read(self, code: Code, what: str, end: str) -> str:
+        code.check(self.size, what, end)
+        v = code.var("v")
+        code(f"{v} = {uint_expr(self.size)}")
+        code(f"pos += {self.size}")
+        return v
+
+    def emit_write(self, code: Code, value: str) -> None:
+        code(f"out += int({value}).to_bytes({self.size}, 'big')")
+
+    def flat(self, code: Code, value: str):
+        if self.size in _STRUCT_FORMAT:
+            return [], [("int", _STRUCT_FORMAT[self.size], value)]
+        return [], [("bytes", f"int({value}).to_bytes({self.size}, 'big')")]
 
     def display(self, value: int) -> Any:
         if self.names is not None:
@@ -115,6 +181,21 @@ class Fixed(Kind):
         if len(value) != self.size:
             raise ValueError(f"fixed field must be {self.size} bytes, got {len(value)}")
         out += value
+
+    def emit_read(self, code: Code, what: str, end: str) -> str:
+        code.check(self.size, what, end)
+        v = code.var("v")
+        code(f"{v} = data[pos:pos + {self.size}]")
+        code(f"pos += {self.size}")
+        return v
+
+    def emit_write(self, code: Code, value: str) -> None:
+        code(f"if len({value}) != {self.size}: raise ValueError("
+             f"f'fixed field must be {self.size} bytes, got {{len({value})}}')")
+        code(f"out += {value}")
+
+    def flat(self, code: Code, value: str):
+        return [f"len({value}) == {self.size}"], [("raw", value)]
 
     def display(self, value: bytes) -> str:
         return value.hex()
@@ -138,6 +219,23 @@ class Opaque(Kind):
         out += len(value).to_bytes(self.prefix, "big")
         out += value
 
+    def emit_read(self, code: Code, what: str, end: str) -> str:
+        n = _emit_prefix(code, self.prefix, self.min, self.max, what, end)
+        code.check(n, what, end)
+        v = code.var("v")
+        code(f"{v} = data[pos:pos + {n}]")
+        code(f"pos += {n}")
+        return v
+
+    def emit_write(self, code: Code, value: str) -> None:
+        code(f"out += len({value}).to_bytes({self.prefix}, 'big')")
+        code(f"out += {value}")
+
+    def flat(self, code: Code, value: str):
+        if self.prefix in _STRUCT_FORMAT:
+            return [], [("int", _STRUCT_FORMAT[self.prefix], f"len({value})"), ("raw", value)]
+        return [], [("bytes", f"len({value}).to_bytes({self.prefix}, 'big')"), ("raw", value)]
+
     def display(self, value: bytes) -> str:
         return value.hex()
 
@@ -150,6 +248,18 @@ class Rest(Kind):
 
     def write(self, value: bytes, out: bytearray) -> None:
         out += value
+
+    def emit_read(self, code: Code, what: str, end: str) -> str:
+        v = code.var("v")
+        code(f"{v} = data[pos:{end}]")
+        code(f"pos = {end}")
+        return v
+
+    def emit_write(self, code: Code, value: str) -> None:
+        code(f"out += {value}")
+
+    def flat(self, code: Code, value: str):
+        return [], [("raw", value)]
 
     def display(self, value: bytes) -> str:
         return value.hex()
@@ -205,6 +315,68 @@ class Vector(Kind):
         out += len(body).to_bytes(self.prefix, "big")
         out += body
 
+    def emit_read(self, code: Code, what: str, end: str) -> str:
+        n = _emit_prefix(code, self.prefix, self.min, self.max, what, end)
+        code(f'if pos + {n} > {end}: raise DecodeError('
+             f'f"{what} length {{{n}}} exceeds the {{{end} - pos}} bytes left")')
+        elem = self.elem
+        if isinstance(elem, UInt):
+            size = elem.size
+            if size > 1:
+                code(f'if {n} % {size}: raise DecodeError(f"{what} length {{{n}}} is not a multiple of {size}")')
+            v = code.var("v")
+            if size == 1:
+                code(f"{v} = list(data[pos:pos + {n}])")
+            elif size in (2, 4):
+                code(f"{v} = uint_vector(data, pos, {n}, {size})")
+            else:
+                code(f"{v} = [int.from_bytes(data[i:i + {size}], 'big') for i in range(pos, pos + {n}, {size})]")
+            code(f"pos += {n}")
+            return v
+        stop, items = code.var("stop"), code.var("items")
+        code(f"{stop} = pos + {n}")
+        code(f"{items} = []")
+        with code.block(f"while pos < {stop}:"):
+            x = elem.emit_read(code, f"{what}[{{len({items})}}]", stop)
+            code(f"{items}.append({x})")
+        return items
+
+    def emit_write(self, code: Code, value: str) -> None:
+        p, elem = self.prefix, self.elem
+        if type(elem) is UInt and elem.size in (1, 2, 4) and p in (1, 2):
+            # the common lists of suites, groups and schemes, length included, in one
+            # struct call; anything else (a value out of range or not an int, a length
+            # that does not fit) goes the long way and fails as it always did
+            pk, b = code.const(codegen.packers(p, elem.size), "pack"), code.var("b")
+            with code.block("try:"):  # iterates the value as the loop below would
+                n = code.var("n")
+                code(f"{b} = {pk}[({n} := len({value}))]({n} * {elem.size}, *{value})")
+            with code.block("except (struct_error, TypeError):"):
+                code(f"{b} = None")
+            with code.block(f"if {b} is not None:"):
+                code(f"out += {b}")
+            with code.block("else:"):
+                self._emit_write_each(code, value)
+        else:
+            self._emit_write_each(code, value)
+
+    def flat(self, code: Code, value: str):
+        elem = self.elem
+        if type(elem) is UInt and elem.size in _STRUCT_FORMAT and self.prefix in (1, 2):
+            pk = code.const(codegen.packers(self.prefix, elem.size), "pack")
+            n = code.var("n")
+            return [], [("bytes", f"{pk}[({n} := len({value}))]({n} * {elem.size}, *{value})")]
+        return None
+
+    def _emit_write_each(self, code: Code, value: str) -> None:
+        p = self.prefix
+        at, x = code.var("at"), code.var("x")
+        code(f"{at} = len(out)")
+        code(f"out += {bytes(p)!r}")  # the length, filled in once the elements are written
+        with code.block(f"for {x} in {value}:"):
+            self.elem.emit_write(code, x)
+        code(f"out[{at}:{at} + {p}] = (len(out) - {at} - {p}).to_bytes({p}, 'big')")
+
     def display(self, value: list) -> Any:
         return [self.elem.display(v) for v in value]
 
@@ -229,6 +401,40 @@ class StructKind(Kind):
     def write(self, value: "Struct", out: bytearray) -> None:
         value._write(out)
 
+    #: structures nested deeper than this are called, not inlined
+    MAX_INLINE = 2
+
+    def emit_read(self, code: Code, what: str, end: str) -> str:
+        """Inline (saving a call per element of a vector), unless the structure has a
+        hook or is nested deep: then through its own generated reader."""
+        cls = self.cls
+        start, v = code.var("start"), code.var("v")
+        code(f"{start} = pos")
+        if _hooked(cls) or code.inlined >= self.MAX_INLINE:
+            code(f"{v}, pos = {code.const(reader_of(cls), 'read')}(data, pos, {end}, ctx)")
+        else:
+            code.inlined += 1
+            codegen.emit_struct_read(code, cls, v, end)
+            code.inlined -= 1
+        code(f"{v}.raw = data[{start}:pos]")
+        return v
+
+    def emit_write(self, code: Code, value: str) -> None:
+        """Inline for a value of exactly this class (whose writer it is); anything else
+        writes itself, as ``write`` lets it."""
+        cls = self.cls
+        own = cls.__dict__.get("_write")
+        if code.inlined >= self.MAX_INLINE or not (own is None or own is _compile_and_write
+                                                    or hasattr(own, "__source__")):
+            code(f"{value}._write(out)")
+            return
+        with code.block(f"if type({value}) is {code.const(cls, 'cls')}:"):
+            code.inlined += 1
+            codegen.emit_struct_write(code, cls, value)
+            code.inlined -= 1
+        with code.block("else:"):
+            code(f"{value}._write(out)")
+
     def display(self, value: "Struct") -> Any:
         return value.summary()
 
@@ -245,13 +451,25 @@ class Struct:
     FIELDS: ClassVar[tuple] = ()
     #: names of fields that may be absent at the end of the structure (TLS 1.2 extensions)
     OPTIONAL_TAIL: ClassVar[tuple] = ()
-    #: computed per class: no optional tail and no _after_field hook (see __init_subclass__)
-    _PLAIN: ClassVar[bool] = True
+    #: the fields after which :meth:`_after_field` does something (None: every field); the
+    #: generated reader calls the hook after these only
+    HOOKED_FIELDS: ClassVar[tuple | None] = None
 
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)
-        cls._PLAIN = not cls.OPTIONAL_TAIL and cls._after_field is Struct._after_field
-        cls._fast_read, cls._fast_write = _compile(cls)
+        # reader and writer are generated from FIELDS on first use (codegen); a subclass
+        # starts from the stubs again, as what its parent compiled is for other fields
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = _compile_and_init
+        if "_cread" not in cls.__dict__:
+            cls._cread = classmethod(_compile_and_read)
+        if "_write" not in cls.__dict__:
+            cls._write = _compile_and_write
+        if "_encode" not in cls.__dict__:
+            cls._encode = _compile_and_encode
+        # what build() gives, as an extension body needs it: the generated encoder unless
+        # build() is the class's own (a Message adds its header)
+        cls._body = cls._encode if cls.build is Struct.build else cls.build
 
     def __init__(self, **values: Any) -> None:
         d = self.__dict__
@@ -263,34 +481,34 @@ class Struct:
         d["_spans"] = None
 
     # -- parsing -----------------------------------------------------------------
+    #: ``_cread(data, pos, end, ctx) -> (obj, pos)``: the generated reader (codegen)
+    _cread: ClassVar[Any]
+
     @classmethod
     def _read_fields(cls, r: Reader) -> "Struct":
-        if r.spans is None and cls._PLAIN:
-            # hot path (no span recording, no optional tail, no context hook): the reader
-            # compiled from FIELDS for this class (see _compile)
-            return cls._fast_read(cls, r)
+        if r.spans is None:
+            obj, r.pos = cls._cread(r.data, r.pos, r.end, r.ctx)
+            return obj
+        # recording spans: the description interpreted, field by field
         obj = cls.__new__(cls)
         obj.raw = None
         obj._spans = None
-        record = r.spans is not None
-        spans = [] if record else None
+        spans = []
         for name, kind in cls.FIELDS:
             if name in cls.OPTIONAL_TAIL and r.pos == r.end:
                 setattr(obj, name, None)
                 continue
             start = r.pos
-            if record:
-                r._children = None
-                saved = r.spans
-                r.spans = []
+            r._children = None
+            saved = r.spans
+            r.spans = []
             value = kind.read(r, name)
-            if record:
-                nested = r.spans
-                r.spans = saved
-                children = r._children or nested
-                if kind.self_spans and len(children) == 1 and children[0].name == name:
-                    children = children[0].children
-                spans.append(FieldSpan(name, start, r.pos - start, kind.display(value), children or []))
+            nested = r.spans
+            r.spans = saved
+            children = r._children or nested
+            if kind.self_spans and len(children) == 1 and children[0].name == name:
+                children = children[0].children
+            spans.append(FieldSpan(name, start, r.pos - start, kind.display(value), children or []))
             setattr(obj, name, value)
             obj._after_field(name, r)
         obj._spans = spans
@@ -302,10 +520,15 @@ class Struct:
     @classmethod
     def parse(cls, data: bytes, ctx: Any = None, record: bool = False) -> "Struct":
         """Parse exactly ``data`` (trailing bytes are a ``decode_error``)."""
-        r = Reader(data, record=record, ctx=ctx)
-        obj = cls._read_fields(r)
-        if r.pos != r.end:
-            raise DecodeError(f"{r.end - r.pos} unexpected trailing bytes after {cls.__name__}")
+        if record:
+            r = Reader(data, record=True, ctx=ctx)
+            obj = cls._read_fields(r)
+            pos, end = r.pos, r.end
+        else:
+            end = len(data)
+            obj, pos = cls._cread(data, 0, end, ctx)
+        if pos != end:
+            raise DecodeError(f"{end - pos} unexpected trailing bytes after {cls.__name__}")
         obj.raw = bytes(data)
         obj._ctx = ctx
         return obj
@@ -320,10 +543,15 @@ class Struct:
         return self._spans
 
     # -- building ----------------------------------------------------------------
-    def _write(self, out: bytearray) -> None:
-        if self._PLAIN:
-            self._fast_write(out)
-            return
+    def _write(self, out: bytearray) -> None:  # replaced per class by the generated writer
+        _compile_and_write(self, out)
+
+    def _encode(self) -> bytearray:  # replaced per class by the generated encoder
+        return _compile_and_encode(self)
+
+    def _write_described(self, out: bytearray) -> None:
+        """The fields appended to ``out`` by interpreting the description (the reference
+        the generated writer is tested against; nested structures write themselves)."""
         d = self.__dict__
         for name, kind in self.FIELDS:
             value = d.get(name)
@@ -334,9 +562,7 @@ class Struct:
             kind.write(value, out)
 
     def build(self) -> bytes:
-        out = bytearray()
-        self._write(out)
-        return bytes(out)
+        return bytes(self._encode())
 
     # -- display -----------------------------------------------------------------
     def summary(self) -> dict:
@@ -354,52 +580,67 @@ class Struct:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _compile(cls: type[Struct]):
-    """Generate a reader and a writer specialised to ``cls.FIELDS`` (same checks, same
-    errors as the Kind objects, without a method call per integer or opaque field).
+_compiling: set = set()
 
-    This is how the one declarative description stays the only description while
-    parsing and building run at the speed of hand-written code on the handshake path.
-    """
-    read = ["def _read(cls, r):",
-            "    data = r.data; pos = r.pos; end = r.end",
-            "    obj = cls.__new__(cls); d = obj.__dict__; d['raw'] = None; d['_spans'] = None"]
-    write = ["def _write(self, out):", "    d = self.__dict__"]
-    env = {"DecodeError": DecodeError}
-    for i, (name, kind) in enumerate(cls.FIELDS):
-        k = f"k{i}"
-        env[k] = kind
-        t = type(kind)
-        write.append(f"    v = d.get({name!r})")
-        write.append(f"    if v is None: raise ValueError('{cls.__name__}.{name} is not set')")
-        if t is UInt:
-            n = kind.size
-            read += [f"    if pos + {n} > end: raise DecodeError(f'truncated {name}: need {n} bytes, {{end - pos}} left')",
-                     f"    d[{name!r}] = int.from_bytes(data[pos:pos + {n}], 'big'); pos += {n}"]
-            write.append(f"    out += int(v).to_bytes({n}, 'big')")
-        elif t is Fixed:
-            n = kind.size
-            read += [f"    if pos + {n} > end: raise DecodeError(f'truncated {name}: need {n} bytes, {{end - pos}} left')",
-                     f"    d[{name!r}] = data[pos:pos + {n}]; pos += {n}"]
-            write.append(f"    {k}.write(v, out)")
-        elif t is Opaque:
-            p, lo, hi = kind.prefix, kind.min, kind.max
-            read += [f"    if pos + {p} > end: raise DecodeError(f'truncated {name} length: need {p} bytes, {{end - pos}} left')",
-                     f"    n = int.from_bytes(data[pos:pos + {p}], 'big'); pos += {p}",
-                     f"    if n < {lo} or n > {hi}: raise DecodeError(f'{name} length {{n}} outside {lo}..{hi}')",
-                     f"    if pos + n > end: raise DecodeError(f'truncated {name}: need {{n}} bytes, {{end - pos}} left')",
-                     f"    d[{name!r}] = data[pos:pos + n]; pos += n"]
-            write.append(f"    out += len(v).to_bytes({p}, 'big'); out += v")
-        elif t is Rest:
-            read += [f"    d[{name!r}] = data[pos:end]; pos = end"]
-            write.append("    out += v")
-        else:
-            read += ["    r.pos = pos", f"    d[{name!r}] = {k}.read(r, {name!r})", "    pos = r.pos"]
-            write.append(f"    {k}.write(v, out)")
-    read += ["    r.pos = pos", "    return obj"]
-    if len(write) == 2:
-        write.append("    pass")
-    ns: dict = {}
-    exec(compile("\n".join(read) + "\n\n" + "\n".join(write) + "\n", f"<codec {cls.__name__}>", "exec"),
-         env, ns)
-    return ns["_read"], ns["_write"]
+
+def _hooked(cls: type[Struct]) -> bool:
+    return cls._after_field is not Struct._after_field
+
+
+def reader_of(cls: type[Struct]):
+    """The generated reader of ``cls``, generated now if it is not yet (a structure
+    that contains itself gets a call through the class while it is being generated)."""
+    fn = cls.__dict__.get("_cread")
+    if isinstance(fn, staticmethod):
+        return fn.__func__
+    if cls in _compiling:
+        return lambda data, pos, end, ctx: cls._cread(data, pos, end, ctx)
+    _compiling.add(cls)
+    try:
+        fn = codegen.compile_reader(cls, _hooked(cls), _hook_reader)
+    finally:
+        _compiling.discard(cls)
+    cls._cread = staticmethod(fn)
+    return fn
+
+
+def _compile_and_read(cls: type[Struct], data: Any, pos: int, end: int, ctx: Any) -> tuple:
+    """First parse of ``cls``: generate its reader, keep it on the class, use it."""
+    return reader_of(cls)(data, pos, end, ctx)
+
+
+def _compile_and_init(self: Struct, **values: Any) -> None:
+    """First construction of a class: generate its __init__ (see codegen.compile_init)."""
+    cls = type(self)
+    if cls.__dict__.get("__init__") is not _compile_and_init:  # a subclass with its own
+        Struct.__init__(self, **values)
+        return
+    cls.__init__ = codegen.compile_init(cls, Struct.__init__)
+    cls.__init__(self, **values)
+
+
+def _install_writers(cls: type[Struct]) -> None:
+    cls._write, cls._encode = codegen.compile_writers(cls)
+    if cls.build is Struct.build:
+        cls._body = cls._encode
+
+
+def _compile_and_write(self: Struct, out: bytearray) -> None:
+    """First build of this class: generate its writers, keep them on the class, use one."""
+    _install_writers(type(self))
+    type(self)._write(self, out)
+
+
+def _compile_and_encode(self: Struct) -> bytearray:
+    _install_writers(type(self))
+    return type(self)._encode(self)
+
+
+def _hook_reader(data: Any, end: int) -> Reader:
+    r = Reader.__new__(Reader)
+    r.data, r.pos, r.end, r.spans, r.ctx, r._children = data, 0, end, None, None, None
+    return r
+
+
+Struct._cread = classmethod(_compile_and_read)
+Struct._body = Struct._encode

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codec import Kind, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector
+import struct
+
+from .codec import Kind, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector, _emit_prefix, reader_of
+from .codegen import Code, uint_expr
 from .errors import DecodeError, IllegalParameter
 from .names import (ExtensionType, NamedGroup, ProtocolVersion,
                     PskKeyExchangeMode, SignatureScheme, name_of)
@@ -324,6 +327,22 @@ def body_class(ext_type: int, context: str | None) -> type[Struct] | None:
     return cls
 
 
+#: context -> {extension type: generated reader of its body class}: :func:`body_class`
+#: for every type, made on first use per context (BODIES is not meant to change after import)
+_READERS_BY_CONTEXT: dict[Any, dict[int, Any]] = {}
+
+
+def _body_readers(context: Any) -> dict[int, Any]:
+    table = _READERS_BY_CONTEXT.get(context)
+    if table is None:
+        table = {t: reader_of(cls) for t in {t for t, _ in BODIES}
+                 if (cls := body_class(t, context)) is not None}
+        if len(_READERS_BY_CONTEXT) > 64:  # contexts are a handful of names; bound it anyway
+            _READERS_BY_CONTEXT.clear()
+        _READERS_BY_CONTEXT[context] = table
+    return table
+
+
 class Extension:
     """One extension: ``type``, exact body bytes ``data``, parsed ``value`` (or None if unknown)."""
 
@@ -414,8 +433,100 @@ class ExtensionsKind(Vector):
                 seen.add(e.type)
         return items
 
+    def emit_read(self, code: Code, what: str, end: str) -> str:
+        """The list in one loop: each extension's type, length and body, its body parsed by
+        the generated reader of its class for this context (RFC 8446 §4.2), then the
+        duplicate check, as :meth:`read` does it."""
+        code.use(Extension=Extension, name_of=name_of, ExtensionType=ExtensionType, lenient=lenient,
+                 body_readers=_body_readers, check_duplicates=_check_duplicates)
+        n = _emit_prefix(code, self.prefix, self.min, self.max, what, end)
+        code(f'if pos + {n} > {end}: raise DecodeError('
+             f'f"{what} length {{{n}}} exceeds the {{{end} - pos}} bytes left")')
+        stop, items, table = code.var("stop"), code.var("items"), code.var("table")
+        t, ln, e, body, rd, value, p, x = (code.var(h) for h in ("t", "ln", "e", "body", "rd", "value", "p", "x"))
+        name = f"{{name_of(ExtensionType, {t})}}"
+        code(f"{stop} = pos + {n}")
+        code(f"{items} = []")
+        code(f"{table} = None")
+        with code.block(f"while pos < {stop}:"):
+            with code.block(f"if pos + 4 > {stop}:"):
+                code.check(2, "extension type", stop)
+                code(f'raise DecodeError(f"truncated extension length: need 2 bytes, {{{stop} - pos - 2}} left")')
+            code(f"{t} = {uint_expr(2)}")
+            code(f"{ln} = {uint_expr(2, 'pos + 2')}")
+            code("pos += 4")
+            code(f"{e} = pos + {ln}")
+            code(f'if {e} > {stop}: raise DecodeError('
+                 f'f"extension {name} length {{{ln}}} exceeds the {{{stop} - pos}} bytes left")')
+            code(f"{body} = data[pos:{e}]")
+            code(f"if {table} is None: {table} = body_readers(ctx)")
+            code(f"{rd} = {table}.get({t})")
+            with code.block(f"if {rd} is None:"):
+                code(f"{value} = None")
+            with code.block("else:"):
+                with code.block("try:"):
+                    code(f"{value}, {p} = {rd}(data, pos, {e}, ctx)")
+                    code(f'if {p} != {e}: raise DecodeError(f"{{{e} - {p}}} trailing bytes in extension {name}")')
+                    code(f"{value}.raw = {body}")
+                with code.block("except DecodeError:"):
+                    code(f"if not lenient({t}, ctx): raise")
+                    code(f"{value} = None  # shown as raw bytes; nothing negotiates it")
+            code(f"{x} = Extension.__new__(Extension)")
+            code(f"{x}.type = {t}")
+            code(f"{x}.value = {value}")
+            code(f"{x}._data = {body}")
+            code(f"{items}.append({x})")
+            code(f"pos = {e}")
+        code(f"if len({items}) > 1: check_duplicates({items})")
+        return items
+
+    def emit_write(self, code: Code, value: str) -> None:
+        """Each extension (RFC 8446 §4.2): its body, built as ``value.build()`` builds it
+        (the generated encoder of a structure), then type and length in one struct call.
+        The interpreter's own steps, and errors, take over for a value that is not a
+        structure, a type that is not a 16-bit int, a body too long."""
+        code.use(pack_hh=_HH)
+        at, x, v, b, t, tb, h, err = (code.var(n) for n in ("at", "x", "v", "b", "t", "tb", "h", "err"))
+        code(f"{at} = len(out)")
+        code("out += b'\\x00\\x00'")
+        with code.block(f"for {x} in {value}:"):
+            code(f"{v} = {x}.value")
+            with code.block(f"if {v} is None:"):
+                code(f"{b} = {x}.data")
+            with code.block("else:"):
+                with code.block("try:"):
+                    code(f"{b} = {v}._body()")
+                with code.block(f"except AttributeError as {err}:"):
+                    code(f"if {err}.obj is not {v} or {err}.name != '_body': raise")
+                    code(f"{b} = None  # not a structure")
+                code(f"if {b} is None: {b} = {v}.build()")
+            code(f"{t} = {x}.type")
+            code(f"{tb} = {t}.to_bytes  # where the interpreter fails for a type that is no int")
+            with code.block("try:"):
+                code(f"{h} = pack_hh({t}, len({b}))")
+            with code.block("except (struct_error, TypeError):"):
+                code(f"{h} = None")
+            code(f"if {h} is None: {h} = {tb}(2, 'big') + len({b}).to_bytes(2, 'big')")
+            code(f"out += {h}")
+            code(f"out += {b}")
+        code(f"out[{at}:{at} + 2] = (len(out) - {at} - 2).to_bytes(2, 'big')")
+
     def display(self, value: list) -> Any:
         return [e.name for e in value]
+
+
+_HH = struct.Struct(">HH").pack
+
+
+def _check_duplicates(items: list[Extension]) -> None:
+    """RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type"."""
+    if len({e.type for e in items}) == len(items):
+        return
+    seen = set()
+    for e in items:
+        if e.type in seen:
+            raise IllegalParameter(f"duplicate extension {e.name}")
+        seen.add(e.type)
 
 
 def find(extensions: list[Extension] | None, ext_type: int) -> Extension | None:

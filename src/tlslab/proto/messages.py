@@ -32,6 +32,14 @@ class Message(Struct):
 
     MSG_TYPE: ClassVar[int] = -1
     CONTEXT: ClassVar[str | None] = None  # extension context for bodies
+    #: (MSG_TYPE, MSG_TYPE << 24): the header to which build() adds the body length,
+    #: for the MSG_TYPE it was computed from (None: not a valid type)
+    _HEAD: ClassVar[tuple] = (None, None)
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        t = cls.MSG_TYPE
+        cls._HEAD = (t, int(t) << 24 if isinstance(t, int) and 0 <= t < 256 else None)
 
     @property
     def msg_type(self) -> int:
@@ -43,18 +51,23 @@ class Message(Struct):
 
     @classmethod
     def parse(cls, data: bytes, ctx: Any = None, record: bool = False) -> "Message":
-        """Parse one complete handshake message (header included)."""
-        if len(data) < 4:
-            raise DecodeError(f"truncated handshake message header ({len(data)} bytes)")
+        """Parse one complete handshake message (header included, RFC 8446 §4)."""
+        end = len(data)
+        if end < 4:
+            raise DecodeError(f"truncated handshake message header ({end} bytes)")
         if data[0] != cls.MSG_TYPE:
             raise DecodeError(f"not a {cls.__name__}: type {data[0]}")
-        length = int.from_bytes(data[1:4], "big")
-        if length != len(data) - 4:
-            raise DecodeError(f"{cls.__name__} length {length} does not match {len(data) - 4} body bytes")
-        r = Reader(data, pos=4, record=record, ctx=cls.CONTEXT)
-        obj = cls._read_fields(r)
-        if r.pos != r.end:
-            raise DecodeError(f"{r.end - r.pos} unexpected trailing bytes in {cls.__name__}")
+        length = data[1] << 16 | data[2] << 8 | data[3]
+        if length != end - 4:
+            raise DecodeError(f"{cls.__name__} length {length} does not match {end - 4} body bytes")
+        if record:
+            r = Reader(data, pos=4, record=True, ctx=cls.CONTEXT)
+            obj = cls._read_fields(r)
+            pos = r.pos
+        else:
+            obj, pos = cls._cread(data, 4, end, cls.CONTEXT)
+        if pos != end:
+            raise DecodeError(f"{end - pos} unexpected trailing bytes in {cls.__name__}")
         obj.raw = bytes(data)
         obj._ctx = ctx
         if record:
@@ -64,9 +77,13 @@ class Message(Struct):
         return obj
 
     def build(self) -> bytes:
-        body = bytearray()
-        self._write(body)
-        return bytes([self.MSG_TYPE]) + len(body).to_bytes(3, "big") + bytes(body)
+        """The complete message: type, 3-byte length, body (RFC 8446 §4)."""
+        body = self._encode()
+        n = len(body)
+        t, head = self._HEAD
+        if head is None or n > 0xFFFFFF or t is not self.MSG_TYPE:
+            return bytes([self.MSG_TYPE]) + n.to_bytes(3, "big") + bytes(body)  # and its errors
+        return (head | n).to_bytes(4, "big") + body
 
     def encode(self) -> bytes:
         """Build, and remember the result as ``raw`` (what the transcript will hash)."""
@@ -117,6 +134,7 @@ class ServerHello(Message):
         ("extensions", ExtensionsKind()),
     )
     OPTIONAL_TAIL = ("extensions",)
+    HOOKED_FIELDS = ("random",)
 
     def _after_field(self, name: str, r: Reader) -> None:
         if name == "random" and self.random == HRR_RANDOM:
@@ -262,14 +280,19 @@ class HandshakeBuffer:
         buf = self._buf
         if len(buf) < 4:
             return None
-        length = int.from_bytes(buf[1:4], "big")
+        length = buf[1] << 16 | buf[2] << 8 | buf[3]
         if length > MAX_HANDSHAKE_MESSAGE:
             raise DecodeError(f"handshake message of {length} bytes exceeds the "
                               f"{MAX_HANDSHAKE_MESSAGE}-byte limit")
-        if len(buf) < 4 + length:
-            return None
-        out = bytes(buf[:4 + length])
-        del buf[:4 + length]
+        n = 4 + length
+        if len(buf) <= n:
+            if len(buf) < n:
+                return None
+            out = bytes(buf)  # the usual case: the buffer holds exactly this message
+            buf.clear()
+            return out
+        out = bytes(buf[:n])
+        del buf[:n]
         return out
 
     def pop_messages(self) -> list[bytes]:

@@ -58,6 +58,7 @@ class ServerECDHParams(Struct):
 
     FIELDS = (("curve_type", UInt(1)), ("named_curve", UInt(2, NamedGroup)),
               ("public", Opaque(1, min=1)))
+    HOOKED_FIELDS = ("curve_type",)
 
     def _after_field(self, name: str, r: Reader) -> None:
         if name == "curve_type" and self.curve_type != NAMED_CURVE:
