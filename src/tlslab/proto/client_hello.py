@@ -76,14 +76,14 @@ def build_client_hello(offer: ClientOffer, cfg, provider, client_random: bytes,
     exts: list[Extension] = []
     plan, suites = cfg.hello_plan(tls12, tls13, with_store)
     for item in plan:
-        if item == "session_ticket":
+        if type(item) is not str:   # the plan's Extension objects, shared and never modified
+            exts.append(item)
+        elif item == "session_ticket":
             ticket = s12.ticket if s12 is not None else b""
             exts.append(Extension(ET.session_ticket, X.RawBody(data=ticket)))
-        elif item == "key_share":
+        else:  # "key_share"
             exts.append(Extension(ET.key_share, KeyShareCH(client_shares=[
                 offer.make_share(g, provider) for g in cfg.key_share_codes])))
-        else:
-            exts.append(item)
     ch = ClientHello(legacy_version=min(cfg.max_version, 0x0303), random=client_random,
                      legacy_session_id=session_id, cipher_suites=list(suites),
                      legacy_compression_methods=b"\x00", extensions=exts)

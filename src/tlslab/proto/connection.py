@@ -103,7 +103,7 @@ class Connection:
         self.version = 0x0304
         self._reader = RecordReader()
         self._hs_buffer = HandshakeBuffer()
-        self._out = bytearray()
+        self._out: list[bytes] = []    # records to send, in order (joined by data_to_send)
         self._pending_hs = bytearray()
         self._plain_records_sent = 0
         #: largest plaintext we put in one record (RFC 8449 lowers it)
@@ -144,8 +144,9 @@ class Connection:
         out = self._out
         if not out:
             return b""
-        self._out = bytearray()
-        return bytes(out)
+        self._out = []
+        # one record (bulk transfer) is handed over as it is: join returns it without a copy
+        return b"".join(out)
 
     def receive_data(self, data: bytes) -> list[ev.Event]:
         """Feed bytes received from the peer; returns the events they caused."""
@@ -159,7 +160,8 @@ class Connection:
                     if len(whole) - 5 > MAX_CIPHERTEXT:
                         raise RecordOverflow(f"record length {len(whole) - 5} exceeds the "
                                              f"{MAX_CIPHERTEXT}-byte limit")
-                    self._handle_record(whole[:5], whole[5:])
+                    # the AEAD reads a view as well as bytes: no copy of the record body
+                    self._handle_record(whole[:5], memoryview(whole)[5:])
                 else:
                     self._reader.add(data)
                     self._process_records()
@@ -187,7 +189,7 @@ class Connection:
         """Protect ``data`` in records of at most the peer's limit (RFC 8446 §5.1, RFC 8449)."""
         self._flush_handshake()
         seal = self._write_prot.seal
-        out = self._out
+        out = self._out.append
         size = self._max_fragment
         self.stats["app_bytes_sent"] += len(data)
         if self._app_records_sent_traced < TRACED_APP_RECORDS and content_type == ContentType.application_data:
@@ -196,12 +198,12 @@ class Connection:
                            summary={"content_type": "application_data", "length": len(data),
                                     "protected": True})
         if len(data) <= size:
-            out += seal(content_type, data)
+            out(seal(content_type, data))
             self.stats["records_sent"] += 1
         else:
             view = memoryview(data)
             for i in range(0, len(data), size):
-                out += seal(content_type, bytes(view[i:i + size]))
+                out(seal(content_type, bytes(view[i:i + size])))
                 self.stats["records_sent"] += 1
         if (self._write_prot.seq >= self._key_update_after and self.handshake_complete
                 and content_type == ContentType.application_data and not self.tls12):
@@ -317,7 +319,8 @@ class Connection:
         elif ctype == ContentType.alert:
             self._handle_alert(fragment, protected)
         elif ctype == ContentType.application_data:
-            if not self._can_receive_application_data():
+            complete = self.handshake_complete
+            if not complete and not self._can_receive_application_data():
                 raise UnexpectedMessage("application data received before the handshake completed")
             if len(self._hs_buffer):
                 raise UnexpectedMessage("application data interleaved with a fragmented handshake message")
@@ -325,7 +328,8 @@ class Connection:
                 # progress: the post-handshake message counters count runs without data
                 self._key_updates_in_a_row = self._tickets_in_a_row = 0
             self.stats["app_bytes_received"] += len(fragment)
-            if self._note_application_data(fragment):
+            # 0-RTT data can only arrive before the handshake completes (RFC 8446 §4.2.10)
+            if not complete and self._note_application_data(fragment):
                 self._events.append(ev.ApplicationData(fragment, early=True))
             else:
                 self._events.append(ev.ApplicationData(fragment))
@@ -495,8 +499,8 @@ class Connection:
                 rec = plaintext_record(ContentType.handshake, chunk,
                                        0x0301 if first else self._record_version())
                 self._plain_records_sent += 1
-            self._out += rec
-            self.trace.add("record", "sent", "handshake", raw=bytes(rec),
+            self._out.append(rec)
+            self.trace.add("record", "sent", "handshake", raw=rec,
                            summary={"content_type": "handshake", "length": len(rec) - 5,
                                     "protected": self._write_prot is not None})
         pending.clear()
@@ -509,14 +513,14 @@ class Connection:
         """RFC 5246 §7.1: send ChangeCipherSpec, then protect with the new write state."""
         self._flush_handshake()
         rec = plaintext_record(ContentType.change_cipher_spec, b"\x01", self.version)
-        self._out += rec
+        self._out.append(rec)
         self.trace.add("record", "sent", "change_cipher_spec", raw=rec,
                        summary={"note": "from here our records use the new keys (RFC 5246 §7.1)"})
         self._write_prot = writer
 
     def _send_ccs(self) -> None:
         self._flush_handshake()
-        self._out += CCS_RECORD
+        self._out.append(CCS_RECORD)
         self.trace.add("record", "sent", "change_cipher_spec", raw=CCS_RECORD,
                        summary={"note": "middlebox compatibility (RFC 8446 §D.4)"})
 
@@ -545,7 +549,7 @@ class Connection:
             rec = self._write_prot.seal(ContentType.alert, payload)
         else:
             rec = plaintext_record(ContentType.alert, payload, self._record_version())
-        self._out += rec
+        self._out.append(rec)
         self.trace.add("alert", "sent", alert_name(desc), raw=payload,
                        summary={"level": int(level), "description": alert_name(desc),
                                 "protected": self._write_prot is not None})

@@ -91,7 +91,7 @@ def _send_heartbeat(conn, body: bytes) -> None:
             rec = conn._write_prot.seal(HEARTBEAT, chunk)
         else:
             rec = plaintext_record(HEARTBEAT, chunk, conn._record_version())
-        conn._out += rec
+        conn._out.append(rec)
     conn.trace.add("record", "sent", "heartbeat", summary={"length": len(body)})
 
 
