@@ -394,6 +394,13 @@ class ServerConfig(_Common):
         msg.encode()
         return msg
 
+    @functools.cached_property
+    def certificate_ders(self) -> list[bytes]:
+        """Our chain as DER, leaf first: the TLS 1.2 Certificate message's body (RFC 5246
+        §7.4.2), the same in every full handshake; never modified after."""
+        from cryptography.hazmat.primitives.serialization import Encoding
+        return [c.public_bytes(Encoding.DER) for c in self.certificate_chain]
+
     @classmethod
     def from_files(cls, cert_file: str, key_file: str, **options) -> "ServerConfig":
         """Load a PEM certificate chain (leaf first) and a PEM private key."""

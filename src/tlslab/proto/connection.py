@@ -24,6 +24,7 @@ from .errors import (BadRecordMac, DecodeError, DecryptError, InternalError, Rec
 from .keylog import LABELS
 from .keyschedule import KeySchedule, SuiteInfo, Transcript
 from .messages import HandshakeBuffer, KeyUpdate, Message, parse_message
+from .messages12 import parse_message12
 from .names import ContentType, HandshakeType, name_of
 from .protection import RecordProtector
 from .provider import Provider
@@ -34,6 +35,9 @@ from .limits import (ALWAYS_FATAL, MAX_EMPTY_RECORDS, MAX_KEY_UPDATES_IN_A_ROW,
 from .trace import Trace
 
 CCS_RECORD = plaintext_record(ContentType.change_cipher_spec, b"\x01")
+#: content type names for the trace, looked up once per record
+_CONTENT_NAMES = {t: name_of(ContentType, t) for t in (ContentType.change_cipher_spec, ContentType.alert,
+                                                      ContentType.handshake, ContentType.application_data)}
 
 
 class State:
@@ -202,9 +206,7 @@ class Connection:
         stats["app_bytes_sent"] += n
         if self._app_records_sent_traced < TRACED_APP_RECORDS and content_type == ContentType.application_data:
             self._app_records_sent_traced += 1
-            self.trace.add("record", "sent", "application_data",
-                           summary={"content_type": "application_data", "length": n,
-                                    "protected": True})
+            self.trace.record("sent", "application_data", b"", n, True)
         if n <= size:
             out(seal(content_type, data))
             stats["records_sent"] += 1
@@ -304,10 +306,8 @@ class Connection:
                 self._app_records_traced += 1
             # the whole record, so that the views can take it apart (nonce, ciphertext,
             # AEAD tag); bounded by the number of traced records above
-            self.trace.add("record", "received", name_of(ContentType, ctype),
-                           raw=header + wire, summary={"content_type": name_of(ContentType, ctype),
-                                                "length": (header[3] << 8) | header[4],
-                                                "protected": protected})
+            self.trace.record("received", _CONTENT_NAMES.get(ctype) or name_of(ContentType, ctype),
+                              header + wire, (header[3] << 8) | header[4], protected)
         self._dispatch_record(ctype, fragment, protected)
 
     def _receive_protected13(self, header: bytes, body) -> None:
@@ -465,7 +465,6 @@ class Connection:
             self.trace.add("message", "received", name, raw=raw, message=msg)
             raise UnexpectedMessage(f"{name} received in state {state.name} (expected {wanted})")
         if self.tls12:
-            from .messages12 import parse_message12
             msg = parse_message12(raw, self.version)
             if raw[0] == HandshakeType.hello_request and self.is_client and not self.handshake_complete:
                 # RFC 5246 §7.4.1.1: ignored while a handshake is being negotiated
@@ -486,7 +485,6 @@ class Connection:
         """The message, parsed for the trace only (None if its body does not parse)."""
         try:
             if self.tls12:
-                from .messages12 import parse_message12
                 return parse_message12(raw, self.version)
             return parse_message(raw)
         except TLSError:
@@ -498,7 +496,7 @@ class Connection:
         allowed = self.TRANSITIONS.get(self.state, ())
         if nxt not in allowed:
             raise InternalError(f"illegal transition {self.state.name} -> {nxt.name}")
-        self.trace.add("state", "local", nxt.name, summary={"from": self.state.name})
+        self.trace.state(nxt.name, self.state.name)
         self.state = nxt
 
     def _check_key_change_boundary(self, what: str) -> None:
@@ -531,9 +529,7 @@ class Connection:
                                        0x0301 if first else self._record_version())
                 self._plain_records_sent += 1
             self._out.append(rec)
-            self.trace.add("record", "sent", "handshake", raw=rec,
-                           summary={"content_type": "handshake", "length": len(rec) - 5,
-                                    "protected": self._write_prot is not None})
+            self.trace.record("sent", "handshake", rec, len(rec) - 5, self._write_prot is not None)
         pending.clear()
 
     def _record_version(self) -> int:
@@ -691,7 +687,7 @@ class _SecretReporter:
         self._keylog = conn.keylog
 
     def __call__(self, name: str, secret: bytes) -> None:
-        self._trace.add("secret", "local", name, summary={"length": len(secret)})
+        self._trace.secret(name, len(secret))
         if self._keylog is not None and name in LABELS:
             conn = self._conn()
             if conn is not None:

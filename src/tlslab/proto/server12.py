@@ -14,7 +14,6 @@ suites are chosen only when ``ServerConfig.cipher_suites`` names them.
 from __future__ import annotations
 
 
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import extensions as X
 from .connection import State
@@ -368,8 +367,7 @@ class ServerHandshake12(Handshake12):
             extra.append(Extension(ET.session_ticket, X.RawBody(data=b"")))
         self.session_id = self.provider.random(32) if cfg.session_cache is not None else b""
         self._server_hello(ch, suite, self.session_id, extra)
-        self.send(Certificate12(certificate_list=[c.public_bytes(Encoding.DER)
-                                                             for c in cfg.certificate_chain]))
+        self.send(Certificate12(certificate_list=list(cfg.certificate_ders)))
         if suite.ephemeral:
             if suite.kx.startswith("ECDHE"):
                 self.kx_key, params = kx.ecdhe_server_key(group, self.provider)

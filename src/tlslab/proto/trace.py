@@ -76,11 +76,41 @@ class Trace:
             return
         self._pending.append((kind, direction, name, self._clock(), raw, summary, detail, message))
 
+    # The three most frequent kinds keep their facts in the tuple and build the summary
+    # dict only when the entry is read (a trace nobody reads costs a tuple each).
+    def record(self, direction: str, content_type: str, raw: bytes, length: int,
+               protected: bool) -> None:
+        """A record sent or received (RFC 8446 §5.1): its content type, length, protection."""
+        count = self._count = self._count + 1
+        if count > self.MAX_ENTRIES:
+            self.dropped += 1
+            return
+        self._pending.append(("record", direction, content_type, self._clock(), raw,
+                              (_record_summary, content_type, length, protected), "", None))
+
+    def state(self, name: str, previous: str) -> None:
+        """A move of the state machine from ``previous`` to ``name``."""
+        count = self._count = self._count + 1
+        if count > self.MAX_ENTRIES:
+            self.dropped += 1
+            return
+        self._pending.append(("state", "local", name, self._clock(), b"",
+                              (_state_summary, previous), "", None))
+
+    def secret(self, name: str, length: int) -> None:
+        """A secret derived, by name and length only (never its value)."""
+        count = self._count = self._count + 1
+        if count > self.MAX_ENTRIES:
+            self.dropped += 1
+            return
+        self._pending.append(("secret", "local", name, self._clock(), b"",
+                              (_secret_summary, length), "", None))
+
     @property
     def entries(self) -> list[TraceEntry]:
         if self._pending:
             self._entries.extend(
-                TraceEntry(k, d, n, t, raw, [], summary if summary is not None else {}, detail, message)
+                TraceEntry(k, d, n, t, raw, [], _summary(summary), detail, message)
                 for (k, d, n, t, raw, summary, detail, message) in self._pending)
             self._pending.clear()
         return self._entries
@@ -91,3 +121,23 @@ class Trace:
 
 def _no_clock() -> float:
     return 0.0
+
+
+def _summary(summary) -> dict:
+    if summary is None:
+        return {}
+    if type(summary) is tuple:   # (builder, *facts) from record(), state() or secret()
+        return summary[0](*summary[1:])
+    return summary
+
+
+def _record_summary(content_type: str, length: int, protected: bool) -> dict:
+    return {"content_type": content_type, "length": length, "protected": protected}
+
+
+def _state_summary(previous: str) -> dict:
+    return {"from": previous}
+
+
+def _secret_summary(length: int) -> dict:
+    return {"length": length}
