@@ -66,9 +66,12 @@ OBSOLETE_TLS13_GROUPS = (range(0x0001, 0x0016 + 1), range(0x001A, 0x001C + 1),
                          range(0xFF01, 0xFF02 + 1))
 
 
+_OBSOLETE_TLS13 = frozenset(g for r in OBSOLETE_TLS13_GROUPS for g in r)
+
+
 def obsolete_in_tls13(group: int) -> bool:
     """Whether ``group`` is one of :data:`OBSOLETE_TLS13_GROUPS`."""
-    return any(group in r for r in OBSOLETE_TLS13_GROUPS)
+    return group in _OBSOLETE_TLS13
 
 
 _CURVES = {SECP256R1: ec.SECP256R1(), SECP384R1: ec.SECP384R1(), SECP521R1: ec.SECP521R1()}

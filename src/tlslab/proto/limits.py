@@ -53,7 +53,6 @@ _AEAD_RECORD_LIMITS = {"AESGCM": 1 << 23, "ChaCha20Poly1305": 1 << 60}
 
 
 def _key_update_limit(suite, config) -> int:
-    configured = getattr(config, "key_update_after_records", None)
-    if configured:
-        return configured
-    return _AEAD_RECORD_LIMITS.get(getattr(suite.aead, "__name__", ""), 1 << 23)
+    """Records under one key before we rekey: the config's ``key_update_after_records``,
+    else the AEAD's limit above."""
+    return config.key_update_after_records or _AEAD_RECORD_LIMITS.get(suite.aead.__name__, 1 << 23)
