@@ -611,12 +611,12 @@ class Connection:
 
     # -- keys ----------------------------------------------------------------------
     def _new_schedule(self, suite: SuiteInfo) -> KeySchedule:
-        ks = KeySchedule(suite)
-        # not the bound method: a schedule that holds its connection makes every connection a
-        # reference cycle, freed only by the cyclic collector, whose full passes stall a
-        # server holding thousands of connections (measured: 0.3-0.5 s)
-        ks.on_secret = _SecretReporter(self)
-        return ks
+        # not a bound method of the connection: a schedule that holds its connection makes
+        # every connection a reference cycle, freed only by the cyclic collector, whose full
+        # passes stall a server holding thousands of connections (measured: 0.3-0.5 s).
+        # Without a key log the trace's own method is all a secret needs.
+        return KeySchedule(suite, on_secret=self.trace.secret_named if self.keylog is None
+                           else _SecretReporter(self))
 
     def _update_write_key(self) -> None:
         self._flush_handshake()
@@ -687,7 +687,7 @@ class _SecretReporter:
         self._keylog = conn.keylog
 
     def __call__(self, name: str, secret: bytes) -> None:
-        self._trace.secret(name, len(secret))
+        self._trace.secret_named(name, secret)
         if self._keylog is not None and name in LABELS:
             conn = self._conn()
             if conn is not None:

@@ -106,6 +106,16 @@ class Trace:
         self._pending.append(("secret", "local", name, self._clock(), b"",
                               (_secret_summary, length), "", None))
 
+    def secret_named(self, name: str, secret: bytes) -> None:
+        """:meth:`secret` as a key schedule reports it (``on_secret(name, secret)``): the
+        value is only measured, never kept."""
+        count = self._count = self._count + 1
+        if count > self.MAX_ENTRIES:
+            self.dropped += 1
+            return
+        self._pending.append(("secret", "local", name, self._clock(), b"",
+                              (_secret_summary, len(secret)), "", None))
+
     @property
     def entries(self) -> list[TraceEntry]:
         if self._pending:

@@ -84,6 +84,10 @@ def version_prf(version: int, hash_name: str, secret: bytes, label: bytes, seed:
     return prf_tls10(secret, label, seed, length)
 
 
+#: the PRF hashes' constructors by name (hashlib.new(name) looks the name up on every call)
+_HASH_NEW = {"sha256": hashlib.sha256, "sha384": hashlib.sha384}
+
+
 def handshake_hash(transcript: bytes, hash_name: str = "sha256", version: int = TLS1_2) -> bytes:
     """The hash of the handshake messages used by Finished (RFC 5246 §7.4.9) and by the
     extended master secret's ``session_hash`` (RFC 7627 §3).
@@ -92,7 +96,7 @@ def handshake_hash(transcript: bytes, hash_name: str = "sha256", version: int = 
     RFC 2246 §7.4.9, RFC 7627 §3).
     """
     if version >= TLS1_2:
-        return hashlib.new(hash_name, transcript).digest()
+        return _HASH_NEW[hash_name](transcript).digest()
     return hashlib.md5(transcript).digest() + hashlib.sha1(transcript).digest()
 
 
