@@ -2,9 +2,15 @@
 
 Bytes come in through :meth:`Connection.receive_data` and go out through
 :meth:`Connection.data_to_send`; nothing here touches a socket, a clock or the
-global random generator.  The handshake itself is driven by one class per state
-(see :mod:`tlslab.proto.client` and :mod:`tlslab.proto.server`) and a table of
-allowed transitions per side.
+global random generator.  The connection is the record layer and what outlives the
+handshake: protection and the keys in use, the negotiated results, events, the trace.
+The handshake itself is a *handshake object* per version and side (``self.hs``:
+:class:`~tlslab.proto.client13.ClientHandshake13`,
+:class:`~tlslab.proto.server12.ServerHandshake12`, ...; see :mod:`tlslab.proto.handshake`)
+that holds that handshake's data and is replaced, once the handshake completes, by a
+small post-handshake object.  One class per state checks each message with the
+handshake object's data, and a table of allowed transitions per side
+(:mod:`tlslab.proto.client`, :mod:`tlslab.proto.server`) bounds the moves.
 
 Failure handling follows RFC 8446 §6.2: every :class:`~tlslab.proto.errors.TLSError`
 maps to one alert; the connection sends it once, records it in the trace, reports
