@@ -36,14 +36,16 @@ except ImportError:  # pragma: no cover - cryptography without ML-KEM
     mlkem = None
 try:  # what tlslab's key schedule calls (hmac.digest is a Python wrapper around it)
     from _hashlib import hmac_digest as _hmac_digest
+    from _hashlib import hmac_new as _hmac_new_c
 except ImportError:  # pragma: no cover
     _hmac_digest = hmac.digest
+    _hmac_new_c = hmac.new
 
 #: C functions owned by these modules are crypto calls
 _CRYPTO_MODULES = ("cryptography", "_hashlib", "_rust")
 _CRYPTOGRAPHY_DIR = os.path.dirname(cryptography.__file__)
 #: caller locals that hold the data a crypto call works on, most specific first
-_DATA_LOCALS = ("inner", "data", "message", "plaintext", "ciphertext")
+_DATA_LOCALS = ("inner", "data", "message", "plaintext", "ciphertext", "transcript")
 DEFAULT_SIZE = 64   # bytes, when the caller's frame does not show the data (HMAC inputs)
 HMAC_KEY_SIZE = 32  # the SHA-256 secrets of the key schedule / the TLS 1.2 PRF
 
@@ -250,6 +252,22 @@ def _hash_new(e, arg):
     hashlib.new(*arg)
 
 
+def _hmac_new(e, _):
+    e.hmac_obj = _hmac_new_c(e.hmac_key, e.hmac_msg, "sha256")
+
+
+def _hmac_obj_digest(e, _):
+    e.hmac_obj.digest()
+
+
+def _sha256_new(e, data):
+    hashlib.sha256(data)   # data of the size tlslab hashed (empty for a new transcript)
+
+
+def _sha384_new(e, data):
+    hashlib.sha384(data)
+
+
 def _hash_update(e, data):
     e.hash.update(data)
 
@@ -308,7 +326,11 @@ _REPLAY: dict[str, Callable] = {
     "ECPublicKey.verify": _public_verify,
     "RSAPublicKey.verify": _public_verify,
     "_hashlib.hmac_digest": _hmac,
+    "_hashlib.hmac_new": _hmac_new,
+    "HMAC.digest": _hmac_obj_digest,
     "_hashlib.new": _hash_new,
+    "_hashlib.openssl_sha256": _sha256_new,
+    "_hashlib.openssl_sha384": _sha384_new,
     "HASH.update": _hash_update,
     "HASH.copy": _hash_copy,
     "HASH.digest": _hash_digest,
@@ -324,8 +346,8 @@ CATEGORIES = {
     "key exchange": ("x25519.", "X25519", "mlkem.", "MLKEM768"),
     "signature": ("PrivateKey.sign", "PublicKey.verify", "PrivateKey.public_key"),
     "certificate": ("_rust.x509.", "Certificate.", "PolicyBuilder.", "ServerVerifier."),
-    "HMAC": ("_hashlib.hmac_digest",),
-    "hash": ("_hashlib.new", "HASH.", "_hashlib.compare_digest"),
+    "HMAC": ("_hashlib.hmac_digest", "_hashlib.hmac_new", "HMAC.digest"),
+    "hash": ("_hashlib.new", "_hashlib.openssl_sha", "HASH.", "_hashlib.compare_digest"),
     "AEAD": ("AESGCM",),
 }
 
@@ -380,7 +402,8 @@ def floor_step(found: Census, inputs: FloorInputs) -> Callable[[], int]:
         elif name == "_hashlib.new":
             names = (found.hash_names + ["sha256"] * n)[:n]
             args = [(h or "sha256", os.urandom(s)) for h, s in zip(names, sizes(name))]
-        elif name in ("HASH.update", "AESGCM.encrypt"):
+        elif name in ("HASH.update", "AESGCM.encrypt", "_hashlib.openssl_sha256",
+                      "_hashlib.openssl_sha384"):
             args = [os.urandom(s) for s in sizes(name)]
         elif name == "AESGCM.encrypt_into":
             args = [(os.urandom(s), bytearray(s + 16)) for s in sizes(name)]

@@ -49,10 +49,10 @@ MAX_TICKETS_IN_A_ROW = 32
 #: RFC 8446 §5.5 and draft-irtf-cfrg-aead-limits: AES-GCM may protect about 2^24.5 full-size
 #: records per key; we rekey at 2^23 to keep a wide margin.  ChaCha20-Poly1305's limit
 #: (2^62 per key) is out of reach, so it is only rekeyed before the sequence number wraps.
-_AEAD_RECORD_LIMITS = {"AESGCM": 1 << 23, "ChaCha20Poly1305": 1 << 60}
+_AEAD_RECORD_LIMITS = {0x1303: 1 << 60}   # TLS_CHACHA20_POLY1305_SHA256; the AES suites: 2^23
 
 
 def _key_update_limit(suite, config) -> int:
     """Records under one key before we rekey: the config's ``key_update_after_records``,
     else the AEAD's limit above."""
-    return config.key_update_after_records or _AEAD_RECORD_LIMITS.get(suite.aead.__name__, 1 << 23)
+    return config.key_update_after_records or _AEAD_RECORD_LIMITS.get(suite.code, 1 << 23)
