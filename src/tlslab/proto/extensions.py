@@ -14,7 +14,7 @@ from typing import Any
 import struct
 
 from .codec import Kind, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector, _emit_prefix, reader_of
-from .codegen import Code, uint_expr
+from .codegen import Code
 from .errors import DecodeError, IllegalParameter
 from .names import (ExtensionType, NamedGroup, ProtocolVersion,
                     PskKeyExchangeMode, SignatureScheme, name_of)
@@ -439,7 +439,7 @@ class ExtensionsKind(Vector):
         duplicate check, as :meth:`read` does it."""
         code.use(Extension=Extension, name_of=name_of, ExtensionType=ExtensionType, lenient=lenient,
                  body_readers=_body_readers, check_duplicates=_check_duplicates,
-                 unpack_hh=struct.Struct(">HH").unpack_from, new_extension=Extension.__new__)
+                 unpack_hh=_UNPACK_HH, new_extension=Extension.__new__)
         n = _emit_prefix(code, self.prefix, self.min, self.max, what, end)
         code(f'if pos + {n} > {end}: raise DecodeError('
              f'f"{what} length {{{n}}} exceeds the {{{end} - pos}} bytes left")')
@@ -516,6 +516,7 @@ class ExtensionsKind(Vector):
 
 
 _HH = struct.Struct(">HH").pack
+_UNPACK_HH = struct.Struct(">HH").unpack_from
 
 
 def _check_duplicates(items: list[Extension]) -> None:
