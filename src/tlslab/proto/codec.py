@@ -328,7 +328,8 @@ class Vector(Kind):
             if size == 1:
                 code(f"{v} = list(data[pos:pos + {n}])")
             elif size in (2, 4):
-                code(f"{v} = uint_vector(data, pos, {n}, {size})")
+                unpack = code.const(codegen.unpackers(size), "unpack")
+                code(f"{v} = list({unpack}[{n} // {size}](data, pos))")
             else:
                 code(f"{v} = [int.from_bytes(data[i:i + {size}], 'big') for i in range(pos, pos + {n}, {size})]")
             code(f"pos += {n}")

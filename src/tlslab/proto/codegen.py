@@ -54,10 +54,10 @@ _unpackers = {size: _Structs(f">%d{_FORMAT[size]}", "unpack_from") for size in (
 _packers: dict[tuple[int, int], _Structs] = {}
 
 
-def uint_vector(data: Any, pos: int, n: int, size: int) -> list[int]:
-    """``n`` bytes at ``pos`` as big-endian unsigned integers of ``size`` (2 or 4) bytes;
-    ``n`` is a multiple of ``size`` (checked by the caller)."""
-    return list(_unpackers[size][n // size](data, pos))
+def unpackers(size: int) -> _Structs:
+    """count -> unpack_from(data, pos): ``count`` big-endian unsigned integers of
+    ``size`` (2 or 4) bytes in one call."""
+    return _unpackers[size]
 
 
 def packers(prefix: int, size: int) -> _Structs:
@@ -89,7 +89,7 @@ class Code:
     def __init__(self, header: str) -> None:
         self.lines = [header]
         self.env: dict[str, Any] = {"DecodeError": DecodeError, "_u32": struct.Struct(">I").unpack_from,
-                                    "uint_vector": uint_vector, "struct_error": struct.error}
+                                    "struct_error": struct.error}
         self.depth = 1
         self._n = 0
         #: how many structures deep the code being emitted is inlined

@@ -14,7 +14,7 @@ from typing import Any
 import struct
 
 from .codec import Kind, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector, _emit_prefix, reader_of
-from .codegen import Code, uint_expr
+from .codegen import Code
 from .errors import DecodeError, IllegalParameter
 from .names import (ExtensionType, NamedGroup, ProtocolVersion,
                     PskKeyExchangeMode, SignatureScheme, name_of)
@@ -438,7 +438,8 @@ class ExtensionsKind(Vector):
         the generated reader of its class for this context (RFC 8446 §4.2), then the
         duplicate check, as :meth:`read` does it."""
         code.use(Extension=Extension, name_of=name_of, ExtensionType=ExtensionType, lenient=lenient,
-                 body_readers=_body_readers, check_duplicates=_check_duplicates)
+                 body_readers=_body_readers, check_duplicates=_check_duplicates,
+                 unpack_hh=_UNPACK_HH, new_extension=Extension.__new__)
         n = _emit_prefix(code, self.prefix, self.min, self.max, what, end)
         code(f'if pos + {n} > {end}: raise DecodeError('
              f'f"{what} length {{{n}}} exceeds the {{{end} - pos}} bytes left")')
@@ -452,8 +453,7 @@ class ExtensionsKind(Vector):
             with code.block(f"if pos + 4 > {stop}:"):
                 code.check(2, "extension type", stop)
                 code(f'raise DecodeError(f"truncated extension length: need 2 bytes, {{{stop} - pos - 2}} left")')
-            code(f"{t} = {uint_expr(2)}")
-            code(f"{ln} = {uint_expr(2, 'pos + 2')}")
+            code(f"{t}, {ln} = unpack_hh(data, pos)")
             code("pos += 4")
             code(f"{e} = pos + {ln}")
             code(f'if {e} > {stop}: raise DecodeError('
@@ -471,7 +471,7 @@ class ExtensionsKind(Vector):
                 with code.block("except DecodeError:"):
                     code(f"if not lenient({t}, ctx): raise")
                     code(f"{value} = None  # shown as raw bytes; nothing negotiates it")
-            code(f"{x} = Extension.__new__(Extension)")
+            code(f"{x} = new_extension(Extension)")
             code(f"{x}.type = {t}")
             code(f"{x}.value = {value}")
             code(f"{x}._data = {body}")
@@ -516,6 +516,7 @@ class ExtensionsKind(Vector):
 
 
 _HH = struct.Struct(">HH").pack
+_UNPACK_HH = struct.Struct(">HH").unpack_from
 
 
 def _check_duplicates(items: list[Extension]) -> None:
