@@ -76,7 +76,7 @@ class Trace:
             return
         self._pending.append((kind, direction, name, self._clock(), raw, summary, detail, message))
 
-    # The three most frequent kinds keep their facts in the tuple and build the summary
+    # The most frequent kinds keep their facts in the tuple and build the summary
     # dict only when the entry is read (a trace nobody reads costs a tuple each).
     def record(self, direction: str, content_type: str, raw: bytes, length: int,
                protected: bool) -> None:
@@ -97,18 +97,9 @@ class Trace:
         self._pending.append(("state", "local", name, self._clock(), b"",
                               (_state_summary, previous), "", None))
 
-    def secret(self, name: str, length: int) -> None:
-        """A secret derived, by name and length only (never its value)."""
-        count = self._count = self._count + 1
-        if count > self.MAX_ENTRIES:
-            self.dropped += 1
-            return
-        self._pending.append(("secret", "local", name, self._clock(), b"",
-                              (_secret_summary, length), "", None))
-
     def secret_named(self, name: str, secret: bytes) -> None:
-        """:meth:`secret` as a key schedule reports it (``on_secret(name, secret)``): the
-        value is only measured, never kept."""
+        """A secret derived, as a key schedule reports it (``on_secret(name, secret)``): by
+        name and length only, the value is never kept."""
         count = self._count = self._count + 1
         if count > self.MAX_ENTRIES:
             self.dropped += 1
