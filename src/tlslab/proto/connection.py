@@ -171,11 +171,12 @@ class Connection:
                         raise RecordOverflow(f"record length {len(whole) - 5} exceeds the "
                                              f"{MAX_CIPHERTEXT}-byte limit")
                     # the AEAD reads a view as well as bytes: no copy of the record body
+                    body = memoryview(whole)[5:]
                     if (self.handshake_complete and self._app_records_traced >= TRACED_APP_RECORDS
                             and not self._skip_early_budget):
-                        self._receive_protected13(whole[:5], memoryview(whole)[5:])
+                        self._receive_protected13(whole[:5], body)
                     else:
-                        self._handle_record(whole[:5], memoryview(whole)[5:])
+                        self._handle_record(whole[:5], body)
                 else:
                     self._reader.add(data)
                     self._process_records()
@@ -195,8 +196,22 @@ class Connection:
         """Queue application data (RFC 8446 §5.1: fragmented into records of at most 2^14 bytes)."""
         if self.closed or self._close_sent:
             raise ConnectionError("connection is closed")
-        if not self.handshake_complete and not self._can_send_application_data():
-            raise ConnectionError("handshake not complete: cannot send application data yet")
+        if not self.handshake_complete:
+            if not self._can_send_application_data():
+                raise ConnectionError("handshake not complete: cannot send application data yet")
+        elif (len(data) <= self._max_fragment and not self._pending_hs
+              and self._app_records_sent_traced >= TRACED_APP_RECORDS):
+            # the bulk path: one record, nothing to trace one by one (RFC 8446 §5.1)
+            prot = self._write_prot
+            self._out.append(prot.seal(ContentType.application_data, data))
+            stats = self.stats
+            stats["app_bytes_sent"] += len(data)
+            stats["records_sent"] += 1
+            if prot.seq >= self._key_update_after and not self.tls12:
+                self.trace.add("info", "local", "automatic KeyUpdate",
+                               detail=f"{prot.seq} records under one key")
+                self.send_key_update(request_update=False)
+            return
         self._send_records(ContentType.application_data, data)
 
     def _send_records(self, content_type: int, data: bytes) -> None:
