@@ -7,9 +7,10 @@ which swap makes the server answer (DESIGN.md "Packages": probe/).
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, replace
 from typing import Any
+
+from ..proto.client_hello import is_ip  # noqa: F401 (the one definition; re-exported by probe)
 
 #: the dimensions a probe can vary; diagnose maps each to one cause code
 DIMENSIONS = ("versions", "cipher_suites", "groups", "signature_algorithms", "sni", "alpn")
@@ -77,14 +78,6 @@ class ProbeSpec:
         return {"versions": list(self.versions), "cipher_suites": len(self.cipher_suites),
                 "groups": list(self.groups), "signature_algorithms": len(self.signature_algorithms),
                 "alpn": list(self.alpn), "sni": self.sni, "recorded": self.client_hello is not None}
-
-
-def is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def spec_from_profile(profile, name: str | None = None, purpose: str = "") -> ProbeSpec:

@@ -156,13 +156,11 @@ def _trust_context(trust: Sequence[x509.Certificate]) -> _TrustContext:
     keeps those very objects alive.  A small LRU covers a client and a server
     (or a few configurations) in one process.
     """
-    key = tuple(map(id, trust))
-    with _trust_cache_lock:
-        ctx = _trust_cache.get(key)
-        if ctx is not None:
-            _trust_cache.move_to_end(key)
-            return ctx
+    ctx = _cached_trust_context(trust)
+    if ctx is not None:
+        return ctx
     ctx = _TrustContext(trust)
+    key = tuple(map(id, trust))
     with _trust_cache_lock:
         _trust_cache[key] = ctx
         _trust_cache.move_to_end(key)
