@@ -196,22 +196,8 @@ class Connection:
         """Queue application data (RFC 8446 §5.1: fragmented into records of at most 2^14 bytes)."""
         if self.closed or self._close_sent:
             raise ConnectionError("connection is closed")
-        if not self.handshake_complete:
-            if not self._can_send_application_data():
-                raise ConnectionError("handshake not complete: cannot send application data yet")
-        elif (len(data) <= self._max_fragment and not self._pending_hs
-              and self._app_records_sent_traced >= TRACED_APP_RECORDS):
-            # the bulk path: one record, nothing to trace one by one (RFC 8446 §5.1)
-            prot = self._write_prot
-            self._out.append(prot.seal(ContentType.application_data, data))
-            stats = self.stats
-            stats["app_bytes_sent"] += len(data)
-            stats["records_sent"] += 1
-            if prot.seq >= self._key_update_after and not self.tls12:
-                self.trace.add("info", "local", "automatic KeyUpdate",
-                               detail=f"{prot.seq} records under one key")
-                self.send_key_update(request_update=False)
-            return
+        if not self.handshake_complete and not self._can_send_application_data():
+            raise ConnectionError("handshake not complete: cannot send application data yet")
         self._send_records(ContentType.application_data, data)
 
     def _send_records(self, content_type: int, data: bytes) -> None:
@@ -228,7 +214,7 @@ class Connection:
         if self._app_records_sent_traced < TRACED_APP_RECORDS and content_type == ContentType.application_data:
             self._app_records_sent_traced += 1
             self.trace.record("sent", "application_data", b"", n, True)
-        if n <= size:
+        if n <= size:   # one record, the bulk-transfer case: sealed straight into the output
             out(seal(content_type, data))
             stats["records_sent"] += 1
         else:
@@ -290,10 +276,7 @@ class Connection:
             protected = True
         elif self._read_prot is not None and ctype == ContentType.application_data:
             if len(fragment) - self._read_prot.tag_len > self._receive_limit:
-                # RFC 8449 §4: TLSInnerPlaintext larger than the limit we advertised
-                raise RecordOverflow(f"protected record with {len(fragment) - self._read_prot.tag_len} "
-                                     "bytes of inner plaintext "
-                                     f"exceeds our record_size_limit {self._receive_limit}")
+                self._inner_too_large(len(fragment) - self._read_prot.tag_len)
             if self._skip_early_budget:
                 try:
                     ctype, fragment = self._read_prot.open(header, fragment)
@@ -337,8 +320,7 @@ class Connection:
         over with the fewest steps; anything else takes the general path."""
         prot = self._read_prot
         if len(body) - prot.tag_len > self._receive_limit:
-            raise RecordOverflow(f"protected record with {len(body) - prot.tag_len} bytes of inner "
-                                 f"plaintext exceeds our record_size_limit {self._receive_limit}")
+            self._inner_too_large(len(body) - prot.tag_len)
         ctype, fragment = prot.open(header, body)
         if ctype == ContentType.application_data and fragment and not len(self._hs_buffer):
             stats = self.stats
@@ -349,6 +331,12 @@ class Connection:
             self._events.append(ev.ApplicationData(fragment))
         else:
             self._dispatch_record(ctype, fragment, True)
+
+    def _inner_too_large(self, n: int) -> None:
+        """RFC 8449 §4: a TLSInnerPlaintext larger than the limit we advertised (the
+        comparison stays at the call sites: it runs on every record)."""
+        raise RecordOverflow(f"protected record with {n} bytes of inner plaintext "
+                             f"exceeds our record_size_limit {self._receive_limit}")
 
     def _dispatch_record(self, ctype: int, fragment: bytes, protected: bool) -> None:
         """A record's content, deprotected: handshake messages, alert or application data."""
