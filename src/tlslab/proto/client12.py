@@ -306,7 +306,7 @@ class ClientHandshake12(Handshake12):
                 self.trace.add("info", "local", "weak DH parameters", detail=res.warning)
             body = kx.build_client_key_exchange(suite.kx, public)
         self.send(ClientKeyExchange(body=body))
-        session_hash = handshake_hash(bytes(self.hs_log), suite.prf_hash, version) if self.ems else None
+        session_hash = handshake_hash(self.hs_log, suite.prf_hash, version) if self.ems else None
         self.master = master_secret(premaster, ch.random, conn.server_random, hash_name=suite.prf_hash,
                                     session_hash=session_hash, version=version)
         self.log_master()

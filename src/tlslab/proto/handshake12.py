@@ -51,7 +51,7 @@ class Handshake12(Handshake):
     def finished(self, client: bool, log: bytes | None = None) -> bytes:
         conn = self.conn
         suite = conn.suite12
-        h = handshake_hash(bytes(self.hs_log) if log is None else log, suite.prf_hash, conn.version)
+        h = handshake_hash(self.hs_log if log is None else log, suite.prf_hash, conn.version)
         return verify_data(self.master, h, client, hash_name=suite.prf_hash, version=conn.version)
 
     def send_finished(self) -> None:
@@ -65,9 +65,10 @@ class Handshake12(Handshake):
 
     def check_peer_finished(self, msg: Finished, client: bool) -> None:
         """The peer's Finished, already appended to the log, covers the messages before it."""
-        before = bytes(self.hs_log[:len(self.hs_log) - len(msg.raw)])
-        check_finished(self.finished(client, before), msg.verify_data,
-                       "client Finished" if client else "server Finished")
+        # hashed through a view: no copy of the log (released before the log grows again)
+        with memoryview(self.hs_log) as log:
+            expected = self.finished(client, log[:len(log) - len(msg.raw)])
+        check_finished(expected, msg.verify_data, "client Finished" if client else "server Finished")
 
     def complete(self) -> None:
         """The handshake is over: the connection keeps a PostHandshake12 in its place."""

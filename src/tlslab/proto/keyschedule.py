@@ -62,14 +62,15 @@ SUITES: dict[int, SuiteInfo] = {
 _HASH_LEN = {"sha256": 32, "sha384": 48, "sha512": 64}
 # Hash("") per hash, used by every "derived" step and the binder key (RFC 8446 §7.1).
 _EMPTY_HASH = {name: hashlib.new(name).digest() for name in _HASH_LEN}
-#: the hash constructors by name: hashlib.new(name) looks the name up on every call
-_HASH_NEW = {name: getattr(hashlib, name) for name in _HASH_LEN}
+#: the hash constructors by name (TLS 1.3 and the TLS 1.2 PRF): hashlib.new(name) looks the
+#: name up on every call
+HASH_CONSTRUCTORS = {name: getattr(hashlib, name) for name in _HASH_LEN}
 _BYTE = [bytes((i,)) for i in range(256)]
 
 
 def hash_bytes(hash_name: str, data: bytes) -> bytes:
     """``Transcript-Hash`` / ``Hash`` of ``data`` (RFC 8446 §4.4.1)."""
-    return _HASH_NEW[hash_name](data).digest()
+    return HASH_CONSTRUCTORS[hash_name](data).digest()
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
@@ -170,7 +171,7 @@ class Transcript:
     def __init__(self, hash_name: str, initial: bytes = b"") -> None:
         self.hash_name = hash_name
         self.hash_len = _HASH_LEN[hash_name]
-        self._h = _HASH_NEW[hash_name]()
+        self._h = HASH_CONSTRUCTORS[hash_name]()
         if initial:
             self._h.update(initial)
 
@@ -196,7 +197,7 @@ class Transcript:
         Call it after ClientHello1 was appended and before the HelloRetryRequest is.
         """
         ch1_hash = self._h.digest()
-        self._h = _HASH_NEW[self.hash_name]()
+        self._h = HASH_CONSTRUCTORS[self.hash_name]()
         self._h.update(bytes((254, 0, 0, self.hash_len)) + ch1_hash)
 
 

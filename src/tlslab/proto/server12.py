@@ -449,7 +449,7 @@ class ServerHandshake12(Handshake12):
         else:
             premaster = kx.dhe_server_premaster(self.kx_key, value.dh_Yc)
         conn = self.conn
-        session_hash = handshake_hash(bytes(self.hs_log), suite.prf_hash, conn.version) if self.ems else None
+        session_hash = handshake_hash(self.hs_log, suite.prf_hash, conn.version) if self.ems else None
         self.master = master_secret(premaster, conn.client_random, conn.server_random,
                                     hash_name=suite.prf_hash, session_hash=session_hash, version=conn.version)
         self.log_master()

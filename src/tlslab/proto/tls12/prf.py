@@ -19,6 +19,7 @@ import hmac
 from dataclasses import dataclass
 
 from ..errors import InternalError
+from ..keyschedule import HASH_CONSTRUCTORS
 
 try:  # the C HMAC object: cheaper per call than hmac.digest with OpenSSL 3 (see keyschedule.py)
     from _hashlib import hmac_new as _hmac_new
@@ -84,10 +85,6 @@ def version_prf(version: int, hash_name: str, secret: bytes, label: bytes, seed:
     return prf_tls10(secret, label, seed, length)
 
 
-#: the PRF hashes' constructors by name (hashlib.new(name) looks the name up on every call)
-_HASH_NEW = {"sha256": hashlib.sha256, "sha384": hashlib.sha384}
-
-
 def handshake_hash(transcript: bytes, hash_name: str = "sha256", version: int = TLS1_2) -> bytes:
     """The hash of the handshake messages used by Finished (RFC 5246 §7.4.9) and by the
     extended master secret's ``session_hash`` (RFC 7627 §3).
@@ -96,7 +93,7 @@ def handshake_hash(transcript: bytes, hash_name: str = "sha256", version: int = 
     RFC 2246 §7.4.9, RFC 7627 §3).
     """
     if version >= TLS1_2:
-        return _HASH_NEW[hash_name](transcript).digest()
+        return HASH_CONSTRUCTORS[hash_name](transcript).digest()
     return hashlib.md5(transcript).digest() + hashlib.sha1(transcript).digest()
 
 
