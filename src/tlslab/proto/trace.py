@@ -68,7 +68,9 @@ class Trace:
         self.dropped = 0
 
     def add(self, kind: str, direction: str, name: str, raw: bytes = b"",
-            summary: dict | None = None, detail: str = "", message: Any = None) -> None:
+            summary: dict | tuple | None = None, detail: str = "", message: Any = None) -> None:
+        """Record one entry.  ``summary`` is a dict, or ``(builder, *facts)`` to build it
+        only when the entry is read."""
         # called ~30 times per handshake and side: one counter, one clock read, one tuple
         count = self._count = self._count + 1
         if count > self.MAX_ENTRIES:
@@ -81,31 +83,17 @@ class Trace:
     def record(self, direction: str, content_type: str, raw: bytes, length: int,
                protected: bool) -> None:
         """A record sent or received (RFC 8446 §5.1): its content type, length, protection."""
-        count = self._count = self._count + 1
-        if count > self.MAX_ENTRIES:
-            self.dropped += 1
-            return
-        self._pending.append(("record", direction, content_type, self._clock(), raw,
-                              (_record_summary, content_type, length, protected), "", None))
+        self.add("record", direction, content_type, raw,
+                 (_record_summary, content_type, length, protected))
 
     def state(self, name: str, previous: str) -> None:
         """A move of the state machine from ``previous`` to ``name``."""
-        count = self._count = self._count + 1
-        if count > self.MAX_ENTRIES:
-            self.dropped += 1
-            return
-        self._pending.append(("state", "local", name, self._clock(), b"",
-                              (_state_summary, previous), "", None))
+        self.add("state", "local", name, b"", (_state_summary, previous))
 
     def secret_named(self, name: str, secret: bytes) -> None:
         """A secret derived, as a key schedule reports it (``on_secret(name, secret)``): by
         name and length only, the value is never kept."""
-        count = self._count = self._count + 1
-        if count > self.MAX_ENTRIES:
-            self.dropped += 1
-            return
-        self._pending.append(("secret", "local", name, self._clock(), b"",
-                              (_secret_summary, len(secret)), "", None))
+        self.add("secret", "local", name, b"", (_secret_summary, len(secret)))
 
     @property
     def entries(self) -> list[TraceEntry]:
