@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from ...proto.names import ContentType
-from .exchange import Exchange, client_hello, describe_flight, guarded, remaining
+from .exchange import Exchange, client_hello, guarded, hello_not_answered, remaining
 from .result import CheckResult
 
 NAME = "CCS_INJECTION"
@@ -41,12 +41,7 @@ async def _check(target, deadline: float) -> CheckResult:
     async with await Exchange.open(target, deadline) as x:
         flight = await x.hello(client_hello(target))
         if flight.server_hello is None or not flight.done:
-            if flight.ended.startswith("alert "):
-                return CheckResult(NAME, False, "not applicable: the server refused a TLS 1.2 "
-                                   f"ClientHello ({describe_flight(flight)}); CCS injection "
-                                   "needs TLS 1.0-1.2", {"applicable": False, "hello": flight.ended})
-            return CheckResult(NAME, None, f"not decided: the server {describe_flight(flight)} "
-                               "to a TLS 1.2 ClientHello", {"hello": flight.ended})
+            return hello_not_answered(NAME, flight, "CCS injection")
         what = ("sent a ChangeCipherSpec right after the server's ServerHelloDone, before any "
                 "key exchange")
         if not await x.send(x.record(ContentType.change_cipher_spec, b"\x01")):

@@ -17,6 +17,7 @@ from ...proto.errors import TLSError
 from ...proto.messages import HandshakeBuffer, ServerHello
 from ...proto.messages12 import parse_message12
 from ...proto.names import ContentType
+from .result import CheckResult
 from ...proto.provider import Provider
 from ...proto.record import RecordReader, plaintext_record
 
@@ -304,5 +305,17 @@ def describe_flight(flight: Flight) -> str:
             }.get(flight.ended, f"answered with {flight.ended}") if flight.ended else "stopped"
 
 
+def hello_not_answered(name: str, flight: Flight, check: str):
+    """The result of check ``name`` (called ``check`` in the text) when its TLS 1.2 ClientHello
+    got no complete ServerHello flight: not applicable if the server refused it with an
+    alert (the check needs TLS 1.0-1.2), else not decided."""
+    if flight.ended.startswith("alert "):
+        return CheckResult(name, False, "not applicable: the server refused a TLS 1.2 "
+                           f"ClientHello ({describe_flight(flight)}); {check} needs TLS 1.0-1.2",
+                           {"applicable": False, "hello": flight.ended})
+    return CheckResult(name, None, f"not decided: the server {describe_flight(flight)} "
+                       "to a TLS 1.2 ClientHello", {"hello": flight.ended})
+
+
 __all__ = ["Answer", "BROAD_SUITES", "CheckAborted", "Exchange", "Flight", "client_hello",
-           "describe_flight", "guarded", "remaining"]
+           "describe_flight", "guarded", "hello_not_answered", "remaining"]

@@ -18,7 +18,7 @@ from ...proto.errors import TLSError
 from ...proto.heartbeat import (HEARTBEAT_RESPONSE, MIN_PADDING, HeartbeatMessage, HeartbeatMode,
                                  request)
 from ...proto.names import ContentType
-from .exchange import Exchange, client_hello, describe_flight, guarded, remaining
+from .exchange import Exchange, client_hello, guarded, hello_not_answered, remaining
 from .result import CheckResult
 
 NAME = "HEARTBLEED"
@@ -41,12 +41,7 @@ async def _check(target, deadline: float) -> CheckResult:
     async with await Exchange.open(target, deadline) as x:
         flight = await x.hello(client_hello(target, heartbeat=True))
         if flight.server_hello is None or not (flight.done or flight.resumed):
-            if flight.ended.startswith("alert "):
-                return CheckResult(NAME, False, "not applicable: the server refused a TLS 1.2 "
-                                   f"ClientHello ({describe_flight(flight)}); Heartbleed needs "
-                                   "TLS 1.0-1.2", {"applicable": False, "hello": flight.ended})
-            return CheckResult(NAME, None, f"not decided: the server {describe_flight(flight)} "
-                               "to a TLS 1.2 ClientHello", {"hello": flight.ended})
+            return hello_not_answered(NAME, flight, "Heartbleed")
         ext = flight.ext(15)
         negotiated = ext is not None
         try:  # RFC 6520 §2: the server's mode (1: we may send requests)
