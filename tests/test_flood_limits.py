@@ -23,6 +23,7 @@ from tlslab.proto.handshake import psk_binder
 from tlslab.proto import limits as conn_mod  # the bounds live in limits.py
 from tlslab.proto import pha as pha_mod
 from tlslab.proto import server13 as server_mod
+from tlslab.proto.server13 import send_tickets
 from tlslab.proto import extensions as X
 from tlslab.proto.alerts import AlertDescription as AD, AlertLevel
 from tlslab.proto.client import ClientConnection
@@ -147,7 +148,7 @@ def test_new_session_ticket_flood(pki):
     scfg.tickets = 1
     limit = conn_mod.MAX_TICKETS_IN_A_ROW
     for _ in range(limit):
-        pair.server._send_tickets()
+        send_tickets(pair.server)
     events = deliver(pair)
     assert_open(pair.client)
     assert sum(type(e).__name__ == "NewSessionTicket" for e in events) == limit
@@ -156,11 +157,11 @@ def test_new_session_ticket_flood(pki):
     assert store.count("localhost") == store.per_server
     pair.server.send_application_data(b"x")   # data ends the run
     for _ in range(limit):
-        pair.server._send_tickets()
+        send_tickets(pair.server)
     deliver(pair)
     assert_open(pair.client)
     assert store.saves == client_mod.MAX_TICKETS_STORED_PER_CONNECTION
-    pair.server._send_tickets()
+    send_tickets(pair.server)
     assert_cut_off(pair.client, deliver(pair))
     assert "NewSessionTickets" in str(pair.client.error)
 
@@ -174,7 +175,7 @@ def test_file_ticket_store_written_a_bounded_number_of_times(pki, tmp_path, monk
     scfg = server_config(pki, tickets=0)
     pair = connected(client_config(pki, session_store=store), scfg)
     scfg.tickets = 30
-    pair.server._send_tickets()
+    send_tickets(pair.server)
     deliver(pair)
     assert_open(pair.client)
     assert len(writes) == client_mod.MAX_TICKETS_STORED_PER_CONNECTION

@@ -15,7 +15,7 @@ from .provider import Provider
 from .server12 import SERVER12_ENTRY, SERVER12_TRANSITIONS
 from .server13 import (ServerConnected, ServerHandshake13, ServerStart, WaitClientCertificate,
                        WaitClientCertificateVerify, WaitClientFinished, WaitClientHello2,
-                       WaitEndOfEarlyData, send_tickets)
+                       WaitEndOfEarlyData)
 
 SERVER_TRANSITIONS = {
     **SERVER12_TRANSITIONS,
@@ -54,10 +54,6 @@ class ServerConnection(Connection):
         alert when ``require_client_cert`` is set and none comes).
         """
         request_client_certificate(self)
-
-    def _send_tickets(self) -> None:
-        """Send NewSessionTickets now (RFC 8446 §4.6.1), as after the handshake."""
-        send_tickets(self)
 
     def _can_send_application_data(self) -> bool:
         # RFC 8446 §4.4.4: the server may send data right after its Finished (0.5-RTT), to a

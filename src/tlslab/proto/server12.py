@@ -13,8 +13,6 @@ suites are chosen only when ``ServerConfig.cipher_suites`` names them.
 """
 from __future__ import annotations
 
-
-
 from . import extensions as X
 from .connection import State
 from .handshake12 import Handshake12
