@@ -33,13 +33,18 @@ def decode_chain(blob: bytes) -> list:
     return certs
 
 
-def client_sni(ch) -> str:
-    """The host_name the ClientHello asks for ("" without SNI)."""
+def sni_host(ch) -> str | None:
+    """The host_name the ClientHello asks for (RFC 6066 §3), None without one."""
     sni = ch.ext_value(ET.server_name)
     if sni is None:
-        return ""
-    names = [s.host_name.decode("ascii", "replace") for s in sni.server_name_list if s.name_type == 0]
-    return names[0] if names else ""
+        return None
+    return next((s.host_name.decode("ascii", "replace") for s in sni.server_name_list
+                 if s.name_type == 0), None)
+
+
+def client_sni(ch) -> str:
+    """The host_name the ClientHello asks for ("" without SNI)."""
+    return sni_host(ch) or ""
 
 
 def may_resume(conn, ch, session_sni: str, chain_blob: bytes) -> bool:

@@ -17,7 +17,7 @@ from . import extensions as X
 from .connection import State
 from .handshake12 import Handshake12
 from .peer_chain import load_peer_chain, validate_peer_chain
-from .resumption import encode_chain, may_resume
+from .resumption import encode_chain, may_resume, sni_host
 from .server13 import choose_alpn, ordered
 from .errors import (HandshakeFailure, IllegalParameter, InappropriateFallback,
                      InsufficientSecurity, ProtocolVersion, TLSError)
@@ -166,10 +166,7 @@ class ServerHandshake12(Handshake12):
         n = self.negotiated
         n.update(version=VERSION_NAMES[version], secure_renegotiation=secure_reneg,
                  extended_master_secret=self.ems)
-        sni = ch.ext_value(ET.server_name)
-        if sni is not None:
-            names = [s.host_name.decode("ascii", "replace") for s in sni.server_name_list if s.name_type == 0]
-            n["server_name"] = names[0] if names else None
+        n["server_name"] = sni_host(ch)
         alpn = choose_alpn(cfg, ch)
         n["alpn_protocol"] = alpn
         resumed = self._try_resume(ch, version)

@@ -31,7 +31,7 @@ from .messages import (Certificate, CertificateRequest, CertificateVerify, Clien
 from .names import (VERSION_NAMES, CipherSuite, HandshakeType as HT, NamedGroup,
                     ProtocolVersion as PV, SignatureScheme, name_of)
 from .peer_chain import load_peer_chain, validate_peer_chain
-from .resumption import encode_chain, may_resume
+from .resumption import encode_chain, may_resume, sni_host
 from .signatures import TLS13_CERTVERIFY_SCHEMES, certificate_verify_input, sign, verify
 
 TLS13 = 0x0304
@@ -274,10 +274,7 @@ class ServerHandshake13(Handshake):
                                    + _names(SignatureScheme, ours) + "; client accepts "
                                    + _names(SignatureScheme, sa.supported_signature_algorithms, 8))
         alpn = choose_alpn(self.config, ch)
-        sni = ch.ext_value(ET.server_name)
-        if sni is not None:
-            names = [s.host_name.decode("ascii", "replace") for s in sni.server_name_list if s.name_type == 0]
-            self.negotiated["server_name"] = names[0] if names else None
+        self.negotiated["server_name"] = sni_host(ch)
         self._send_first_flight(ch, group, share, scheme, alpn, psk)
         if self.early_accepted:
             return WaitEndOfEarlyData
