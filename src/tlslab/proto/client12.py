@@ -14,6 +14,7 @@ import hmac
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from .connection import State
+from .handshake import note_server_answers
 from .handshake12 import Handshake12
 from .peer_chain import check_ocsp, load_peer_chain, validate_peer_chain
 from .errors import (BadCertificate, DecodeError, HandshakeFailure, IllegalParameter, ProtocolVersion,
@@ -184,14 +185,7 @@ class ClientHandshake12(Handshake12):
             # RFC 8449 §4: in TLS 1.2 the limit counts the plaintext only
             conn._max_fragment = min(1 << 14, rsl.record_size_limit)
         self.ocsp_expected = sh.ext(ET.status_request) is not None
-        alpn = sh.ext_value(ET.application_layer_protocol_negotiation)
-        if alpn is not None:
-            names = alpn.protocol_name_list
-            if len(names) != 1 or names[0].decode("latin-1") not in (cfg.alpn_protocols or []):
-                raise IllegalParameter(f"server selected ALPN {names!r}, which was not offered")
-            n["alpn_protocol"] = names[0].decode("latin-1")
-        if sh.ext(ET.server_name) is not None:
-            n["server_name"] = cfg.server_name
+        note_server_answers(cfg, n, sh)
         self.hs_log = bytearray(offer.ch_raw[-1])
         self.hs_log += sh.raw
         sess = offer.session12

@@ -15,7 +15,7 @@ from .client_hello import ClientOffer, add_psk, pad
 from .errors import (DecodeError, IllegalParameter, MissingExtension, ProtocolVersion, UnexpectedMessage,
                      UnsupportedExtension)
 from .extensions import ET, Cookie, Extension, KeyShareCH
-from .handshake import Handshake, check_finished
+from .handshake import Handshake, check_finished, note_server_answers
 from .keyschedule import SUITES, Transcript
 from .messages import (DOWNGRADE_TLS11, DOWNGRADE_TLS12, Certificate, CertificateRequest, CertificateVerify,
                        ClientHello, EncryptedExtensions, EndOfEarlyData, Finished, NewSessionTicket, ServerHello)
@@ -276,14 +276,7 @@ class ClientHandshake13(Handshake):
                 raise IllegalParameter(f"extension {e.name} is not allowed in EncryptedExtensions")
             if e.type not in offered and e.type != ET.supported_groups:
                 raise UnsupportedExtension(f"server sent extension {e.name} that was not offered")
-        alpn = msg.ext_value(ET.application_layer_protocol_negotiation)
-        if alpn is not None:
-            names = alpn.protocol_name_list
-            if len(names) != 1 or names[0].decode("latin-1") not in (cfg.alpn_protocols or []):
-                raise IllegalParameter(f"server selected ALPN {names!r}, which was not offered")
-            self.negotiated["alpn_protocol"] = names[0].decode("latin-1")
-        if msg.ext(ET.server_name) is not None:
-            self.negotiated["server_name"] = cfg.server_name
+        note_server_answers(cfg, self.negotiated, msg)
         rsl = msg.ext_value(ET.record_size_limit)
         if rsl is not None:
             conn._apply_peer_record_size_limit(rsl.record_size_limit)

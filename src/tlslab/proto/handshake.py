@@ -17,7 +17,8 @@ from __future__ import annotations
 import hmac
 import weakref
 
-from .errors import DecodeError, DecryptError
+from .errors import DecodeError, DecryptError, IllegalParameter
+from .extensions import ET
 from .keyschedule import KeySchedule, SuiteInfo, Transcript
 
 
@@ -54,3 +55,17 @@ def psk_binder(conn, suite: SuiteInfo, psk: bytes, prefix: Transcript | None,
     ks = conn._new_schedule(suite)
     ks.extract_early(psk)
     return ks.verify_data(ks.binder_key(resumption=True), t.digest()), ks
+
+
+def note_server_answers(cfg, negotiated: dict, msg) -> None:
+    """A client reads the ALPN protocol (RFC 7301 §3.1: exactly one, among those offered,
+    else illegal_parameter) and the server_name acknowledgement (RFC 6066 §3) from the
+    message that carries them: EncryptedExtensions in TLS 1.3, ServerHello before."""
+    alpn = msg.ext_value(ET.application_layer_protocol_negotiation)
+    if alpn is not None:
+        names = alpn.protocol_name_list
+        if len(names) != 1 or names[0].decode("latin-1") not in (cfg.alpn_protocols or []):
+            raise IllegalParameter(f"server selected ALPN {names!r}, which was not offered")
+        negotiated["alpn_protocol"] = names[0].decode("latin-1")
+    if msg.ext(ET.server_name) is not None:
+        negotiated["server_name"] = cfg.server_name
