@@ -188,8 +188,3 @@ class ClientConnection(Connection):
 
     def _ccs_allowed(self) -> bool:
         return self.state is not ClientStart
-
-    def _protect_alert_if_possible(self) -> None:
-        hs = self.hs
-        if type(hs) is ClientHandshake13 and not self.handshake_complete:
-            hs.protect_alert()

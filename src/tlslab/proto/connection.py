@@ -596,7 +596,8 @@ class Connection:
         self.trace.add("error", "local", type(err).__name__, detail=str(err),
                        summary={"alert": err.alert.name})
         self._pending_hs.clear()  # a half-built flight must not go out
-        self._protect_alert_if_possible()
+        if not self.handshake_complete:
+            self.hs.protect_alert()   # a TLS 1.3 client's alert under its handshake key
         if not self._alert_sent:
             self._alert_sent = True
             try:
@@ -604,9 +605,6 @@ class Connection:
             except TLSError:
                 pass
         self._finish_closed(str(err), alert_sent=err.alert.name)
-
-    def _protect_alert_if_possible(self) -> None:
-        """Hook: a TLS 1.3 client that has handshake keys encrypts its alert with them."""
 
     def _finish_closed(self, error: str | None, alert_sent: str | None = None,
                        alert_received: str | None = None) -> None:

@@ -35,6 +35,11 @@ class Handshake:
         self.trace = conn.trace
         self.negotiated = conn.negotiated
 
+    def protect_alert(self) -> None:
+        """Before a fatal alert goes out during the handshake: switch to the keys the peer
+        reads with, where they differ from ours (only a TLS 1.3 client has such a moment,
+        see :meth:`ClientHandshake13.protect_alert`)."""
+
 
 def check_finished(expected: bytes, received: bytes, what: str) -> None:
     """RFC 8446 §4.4.4 / RFC 5246 §7.4.9: a wrong length is decode_error (§6.2), a wrong

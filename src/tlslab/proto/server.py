@@ -62,10 +62,8 @@ class ServerConnection(Connection):
         # certificate (or its absence) has been checked and the client's Finished verified.
         if self.handshake_complete:
             return True
-        hs = self.hs
-        if type(hs) is not ServerHandshake13 or hs.cert_request is not None:
-            return False
-        return self.state in (WaitEndOfEarlyData, WaitClientFinished)
+        # both are TLS 1.3 states, so the handshake object is a ServerHandshake13
+        return self.state in (WaitEndOfEarlyData, WaitClientFinished) and self.hs.cert_request is None
 
     def _can_receive_application_data(self) -> bool:
         return self.handshake_complete or self.state is WaitEndOfEarlyData
