@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-from cryptography.x509.verification import Store
+from cryptography.x509.verification import PolicyBuilder, Store
 
 from .cert_info import _public_key, _spki, _time_valid
 
@@ -118,7 +118,7 @@ class _TrustContext:
     """What one trust list costs to prepare: our anchor index and the library's
     ``Store`` (built on first use; None for an empty list, which it refuses)."""
 
-    __slots__ = ("certs", "anchors", "serial", "_store", "_lock")
+    __slots__ = ("certs", "anchors", "serial", "_store", "_builder", "_lock")
 
     def __init__(self, trust: Sequence[x509.Certificate]) -> None:
         #: unique for the life of the process, unlike id(): results remembered for this
@@ -130,6 +130,7 @@ class _TrustContext:
         self.certs = tuple(trust)
         self.anchors = _Anchors(self.certs)
         self._store: Store | None = None
+        self._builder: PolicyBuilder | None = None
         self._lock = threading.Lock()
 
     @property
@@ -137,8 +138,16 @@ class _TrustContext:
         if self._store is None and self.certs:
             with self._lock:
                 if self._store is None:
-                    self._store = Store(list(self.certs))
+                    store = Store(list(self.certs))
+                    self._builder = PolicyBuilder().store(store)
+                    self._store = store  # set last: readers test _store
         return self._store
+
+    @property
+    def policy_builder(self) -> PolicyBuilder | None:
+        """``PolicyBuilder().store(store)``: builders are immutable (each setter returns a
+        new one), so one serves every verification against this trust list."""
+        return self._builder if self.store is not None else None
 
 
 _context_serials = itertools.count(1)

@@ -112,7 +112,7 @@ class ClientHandshake12(Handshake12):
     was sent by the TLS 1.3 handshake object, which handed over its offer)."""
 
     __slots__ = ("offer", "server_session_id", "ticket_expected", "ocsp_expected", "ske", "cr12",
-                 "new_ticket")
+                 "new_ticket", "peer_key")
 
     def __init__(self, conn, offer) -> None:
         super().__init__(conn)
@@ -121,6 +121,7 @@ class ClientHandshake12(Handshake12):
         self.ticket_expected = False   # RFC 5077 §3.2: the server answered session_ticket
         self.ocsp_expected = False     # RFC 6066 §8: the server answered status_request
         self.ske = None                # the ServerKeyExchange, parsed and verified
+        self.peer_key = None           # the server certificate's public key, parsed once
         self.cr12 = None               # the CertificateRequest, if any
         self.new_ticket: NewSessionTicket12 | None = None
 
@@ -212,7 +213,8 @@ class ClientHandshake12(Handshake12):
         validate_peer_chain(conn, certs, msg.certificate_list)
         kx_name = conn.suite12.kx
         try:
-            kx.check_key_for_kx(kx_name, certs[0])
+            self.peer_key = certs[0].public_key()
+            kx.check_key_for_kx(kx_name, self.peer_key)
         except (ValueError, UnsupportedAlgorithm) as e:
             raise UnsupportedCertificate(f"the server's certificate key cannot be used: {e}") from None
         if kx_name == KX_RSA:
@@ -252,7 +254,7 @@ class ClientHandshake12(Handshake12):
             if version >= 0x0303 and ch.ext(ET.signature_algorithms) is not None:
                 offered = self.offer.offered_schemes()
             kx.verify_server_key_exchange(conn.peer_certificates[0], ske, ch.random, conn.server_random,
-                                          offered_schemes=offered, version=version)
+                                          offered_schemes=offered, version=version, key=self.peer_key)
             if ske.scheme is not None:
                 self.negotiated["signature_scheme"] = name_of(SignatureScheme, ske.scheme)
             self.ske = ske

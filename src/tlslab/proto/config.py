@@ -385,6 +385,19 @@ class ServerConfig(_Common):
         return [s for s in schemes_for_key(self.certificate_chain[0]) if s in self.signature_scheme_codes]
 
     @functools.cached_property
+    def certificate_key(self):
+        """Our leaf certificate's public key, parsed once (what TLS 1.2 suite selection
+        checks against each key exchange, RFC 5246 §7.4.2, RFC 8422 §5.3)."""
+        return self.certificate_chain[0].public_key()
+
+    @functools.cached_property
+    def schemes12(self) -> list[int]:
+        """The TLS 1.2 signature schemes our certificate's key can make, best first
+        (RFC 5246 §7.4.1.4.1); the client's list and ``signature_algorithms`` decide later."""
+        from .tls12.keyexchange import our_preference
+        return our_preference(self.certificate_chain[0])
+
+    @functools.cached_property
     def certificate_message13(self):
         """Our TLS 1.3 Certificate message (RFC 8446 §4.4.2): the same bytes in every full
         handshake, so encoded once; never modified after."""

@@ -18,6 +18,7 @@ a :class:`~tlslab.proto.events.ConnectionClosed` event and fails closed.
 """
 from __future__ import annotations
 
+import datetime
 import time
 import weakref
 
@@ -40,6 +41,8 @@ from .limits import (ALWAYS_FATAL, MAX_EMPTY_RECORDS, MAX_KEY_UPDATES_IN_A_ROW,
                      _key_update_limit)
 from .trace import Trace
 
+_from_timestamp = datetime.datetime.fromtimestamp
+_UTC = datetime.timezone.utc
 CCS_RECORD = plaintext_record(ContentType.change_cipher_spec, b"\x01")
 #: content type names for the trace, looked up once per record
 _CONTENT_NAMES = {t: name_of(ContentType, t) for t in (ContentType.change_cipher_spec, ContentType.alert,
@@ -652,8 +655,7 @@ class Connection:
     # -- shared derivations -------------------------------------------------------------
     def _now_utc(self):
         """The validation time: the provider's clock (or the fixed ``now`` a client was given), in UTC."""
-        import datetime
-        return self._now or datetime.datetime.fromtimestamp(self.provider.time(), datetime.timezone.utc)
+        return self._now or _from_timestamp(self.provider.time(), _UTC)
 
     # -- hooks for subclasses ------------------------------------------------------
     def _can_send_application_data(self) -> bool:

@@ -195,7 +195,7 @@ class ServerHandshake12(Handshake12):
             if not legacy.suite_usable(suite, version) or not suite.available:
                 continue
             try:
-                kx.check_key_for_kx(suite.kx, cert)
+                kx.check_key_for_kx(suite.kx, cfg.certificate_key)
                 if version < 0x0303 and suite.ephemeral:
                     legacy.check_signing_key(cert)
             except TLSError:
@@ -228,8 +228,8 @@ class ServerHandshake12(Handshake12):
             scheme = None
             if suite.ephemeral and version >= 0x0303:  # TLS 1.0/1.1 have fixed signatures
                 try:
-                    scheme = kx.select_signature_scheme(cfg.private_key if cert is None else cert,
-                                                        client_schemes, allow_sha1=False)
+                    scheme = kx.select_signature_scheme(cert, client_schemes, allow_sha1=False,
+                                                        preference=cfg.schemes12)
                 except TLSError as e:
                     reasons.append(f"{suite.name}: {e}")
                     continue

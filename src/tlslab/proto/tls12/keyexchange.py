@@ -273,7 +273,7 @@ def check_key_for_kx(kx: str, key) -> None:
                                      f"certificate key cannot be used with {kx}")
 
 
-def _our_preference(key) -> list[int]:
+def our_preference(key) -> list[int]:
     """Schemes we can sign with for ``key`` in TLS 1.2, best first."""
     pub = _public(key)
     if isinstance(pub, rsa.RSAPublicKey):
@@ -291,13 +291,14 @@ def _our_preference(key) -> list[int]:
 
 
 def select_signature_scheme(key, peer_schemes: Iterable[int] | None, *,
-                            allow_sha1: bool = False) -> int:
+                            allow_sha1: bool = False, preference: list[int] | None = None) -> int:
     """Choose the ServerKeyExchange / CertificateVerify scheme for ``key`` (RFC 5246 §7.4.1.4.1).
 
     ``peer_schemes`` is the client's signature_algorithms, or ``None`` when it sent
     none: then TLS 1.2 says SHA-1 with the key type, which we only do with
     ``allow_sha1`` (signatures.py never makes SHA-1 signatures by default).
-    HandshakeFailure when nothing fits.
+    HandshakeFailure when nothing fits.  ``preference`` is :func:`our_preference` of
+    ``key`` when the caller keeps it (a server config does).
     """
     if peer_schemes is None:
         scheme = default_scheme(key)
@@ -306,7 +307,7 @@ def select_signature_scheme(key, peer_schemes: Iterable[int] | None, *,
                                    "a SHA-1 signature (RFC 5246 §7.4.1.4.1), which is disabled")
         return scheme
     offered = list(peer_schemes)
-    for scheme in _our_preference(key):
+    for scheme in (our_preference(key) if preference is None else preference):
         if scheme in offered:
             return scheme
     if allow_sha1:
@@ -342,8 +343,9 @@ def sign_server_params(private_key, scheme: int, client_random: bytes, server_ra
 
 def verify_server_key_exchange(public_key, ske: ServerKeyExchange12, client_random: bytes,
                                server_random: bytes, *, offered_schemes: Iterable[int] | None = None,
-                               version: int = TLS1_2) -> None:
-    """Verify the ServerKeyExchange signature with the server certificate's key.
+                               version: int = TLS1_2, key=None) -> None:
+    """Verify the ServerKeyExchange signature with the server certificate's key (``key``,
+    when the caller parsed it already from the certificate ``public_key``).
 
     TLS 1.2 (RFC 5246 §7.4.3): the scheme must be one the client offered in
     signature_algorithms (``offered_schemes``; ``None`` means the client sent no
@@ -352,18 +354,20 @@ def verify_server_key_exchange(public_key, ske: ServerKeyExchange12, client_rand
     MD5 || SHA-1 without DigestInfo, ECDSA signs SHA-1 (RFC 2246 §7.4.3, RFC 4492 §5.4).
     A wrong signature is DecryptError (RFC 5246 §7.4.3 / RFC 8446 §6.2 decrypt_error).
     """
-    check_key_for_kx(ske.kx, public_key)
+    pub = _public(public_key) if key is None else key
+    check_key_for_kx(ske.kx, pub)
     data = signed_content(client_random, server_random, ske.params_raw)
     if version < TLS1_2:
-        _verify_legacy(_public(public_key), data, ske.signature)
+        _verify_legacy(pub, data, ske.signature)
         return
     scheme = ske.scheme
-    allowed = [default_scheme(public_key)] if offered_schemes is None else list(offered_schemes)
+    allowed = [default_scheme(pub)] if offered_schemes is None else list(offered_schemes)
     if scheme not in allowed:
         raise IllegalParameter(f"ServerKeyExchange signed with {_scheme_name(scheme)}, "
                                "which the client did not offer")
     # A certificate (not just its key) lets signatures.py tell RSASSA-PSS keys apart.
-    signatures.verify(public_key, scheme, data, ske.signature, tls13=False)
+    signatures.verify(public_key, scheme, data, ske.signature, tls13=False,
+                      key=pub if isinstance(public_key, x509.Certificate) else None)
 
 
 def _verify_legacy(pub, data: bytes, signature: bytes) -> None:
