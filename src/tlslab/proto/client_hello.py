@@ -13,8 +13,8 @@ import functools
 
 from . import extensions as X
 from .extensions import (ET, Extension, KeyShareCH, KeyShareEntry, NamedGroupList, ProtocolNameList,
-                         RecordSizeLimit, ServerName, ServerNameList, SignatureSchemeList,
-                         SupportedVersionsCH)
+                         RecordSizeLimit, ServerName, ServerNameList, SharedExtension,
+                         SignatureSchemeList, SupportedVersionsCH)
 from .groups import new_key_share
 from .keyschedule import SUITES, Transcript
 from .messages import ClientHello, truncated_for_binders
@@ -94,44 +94,45 @@ def build_client_hello(offer: ClientOffer, cfg, provider, client_random: bytes,
 
 def build_hello_plan(cfg, tls12: bool, tls13: bool, with_store: bool) -> tuple[list, list[int]]:
     """Everything of the ClientHello but the key shares and a TLS 1.2 ticket, which are
-    made per connection (see ClientConfig.hello_plan, which keeps the result)."""
+    made per connection (see ClientConfig.hello_plan, which keeps the result).  The plan's
+    extensions are encoded once, here (:class:`SharedExtension`)."""
     from .tls12.suites import SUITES12
     plan: list = []
     if cfg.server_name and not is_ip(cfg.server_name):
         # RFC 6066 §3: literal IP addresses are not permitted in SNI
-        plan.append(Extension(ET.server_name, ServerNameList(server_name_list=[
+        plan.append(SharedExtension(ET.server_name, ServerNameList(server_name_list=[
             ServerName(name_type=0, host_name=cfg.server_name.encode("idna"))])))
     if tls12:
-        plan.append(Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
+        plan.append(SharedExtension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
     groups = list(cfg.group_codes) if tls13 else [g for g in cfg.group_codes if g < 0x1000]
-    plan.append(Extension(ET.supported_groups, NamedGroupList(named_group_list=groups)))
+    plan.append(SharedExtension(ET.supported_groups, NamedGroupList(named_group_list=groups)))
     if cfg.max_version >= 0x0303:
-        plan.append(Extension(ET.signature_algorithms, SignatureSchemeList(
+        plan.append(SharedExtension(ET.signature_algorithms, SignatureSchemeList(
             supported_signature_algorithms=list(cfg.signature_scheme_codes))))
     if cfg.ocsp_stapling:
-        plan.append(Extension(ET.status_request, X.StatusRequest(
+        plan.append(SharedExtension(ET.status_request, X.StatusRequest(
             status_type=1, responder_id_list=b"", request_extensions=b"")))
     if cfg.alpn_protocols:
-        plan.append(Extension(ET.application_layer_protocol_negotiation, ProtocolNameList(
+        plan.append(SharedExtension(ET.application_layer_protocol_negotiation, ProtocolNameList(
             protocol_name_list=[p.encode() for p in cfg.alpn_protocols])))
     if cfg.record_size_limit:
-        plan.append(Extension(ET.record_size_limit, RecordSizeLimit(record_size_limit=cfg.record_size_limit)))
+        plan.append(SharedExtension(ET.record_size_limit, RecordSizeLimit(record_size_limit=cfg.record_size_limit)))
     if tls12:
         if any(SUITES12[c].cbc for c in cfg.suites12):
-            plan.append(Extension(ET.encrypt_then_mac, X.Empty()))
-        plan.append(Extension(ET.extended_master_secret, X.Empty()))
-        plan.append(Extension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b"")))
+            plan.append(SharedExtension(ET.encrypt_then_mac, X.Empty()))
+        plan.append(SharedExtension(ET.extended_master_secret, X.Empty()))
+        plan.append(SharedExtension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b"")))
         if with_store:
             plan.append("session_ticket")
     if tls13:
-        plan.append(Extension(ET.supported_versions, SupportedVersionsCH(
+        plan.append(SharedExtension(ET.supported_versions, SupportedVersionsCH(
             versions=[v for v in cfg.version_codes])))
         if cfg.post_handshake_auth:
-            plan.append(Extension(ET.post_handshake_auth, X.Empty()))  # RFC 8446 §4.2.6
+            plan.append(SharedExtension(ET.post_handshake_auth, X.Empty()))  # RFC 8446 §4.2.6
         plan.append("key_share")
     if with_store and tls13:
         # lets the server issue tickets we can use (RFC 8446 §4.2.9)
-        plan.append(Extension(ET.psk_key_exchange_modes, X.PskKeyExchangeModes(ke_modes=[1])))
+        plan.append(SharedExtension(ET.psk_key_exchange_modes, X.PskKeyExchangeModes(ke_modes=[1])))
     suites = list(cfg.suites13 if tls13 else []) + [
         c for c in cfg.suites12 if SUITES12[c].min_version <= cfg.max_version]
     if cfg.fallback_scsv:

@@ -9,7 +9,7 @@ round-trip unchanged.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import struct
 
@@ -370,6 +370,21 @@ class Extension:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Extension) and self.type == other.type and self.data == other.data
 
+    #: True for a :class:`SharedExtension`, whose body bytes are final
+    shared: ClassVar[bool] = False
+
+
+class SharedExtension(Extension):
+    """An extension made once (from a config) and put in many messages: its body is encoded
+    when it is made, and every message that carries it writes those bytes instead of
+    encoding ``value`` again.  ``value`` stays readable and must never be modified."""
+
+    __slots__ = ()
+    shared: ClassVar[bool] = True
+
+    def __init__(self, type: int, value: Struct) -> None:
+        super().__init__(type, value, value.build())
+
 
 class ExtensionKind(Kind):
     """``Extension extensions<0..2^16-1>`` body element: type, length, then the body."""
@@ -408,7 +423,7 @@ class ExtensionKind(Kind):
         return Extension(ext_type, value, data)
 
     def write(self, value: Extension, out: bytearray) -> None:
-        body = value.value.build() if value.value is not None else value.data
+        body = value.value.build() if value.value is not None and not value.shared else value.data
         out += value.type.to_bytes(2, "big")
         out += len(body).to_bytes(2, "big")
         out += body
@@ -491,7 +506,7 @@ class ExtensionsKind(Vector):
         code("out += b'\\x00\\x00'")
         with code.block(f"for {x} in {value}:"):
             code(f"{v} = {x}.value")
-            with code.block(f"if {v} is None:"):
+            with code.block(f"if {v} is None or {x}.shared:"):
                 code(f"{b} = {x}.data")
             with code.block("else:"):
                 with code.block("try:"):

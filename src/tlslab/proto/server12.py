@@ -21,7 +21,7 @@ from .resumption import encode_chain, may_resume, sni_host
 from .server13 import choose_alpn, ordered
 from .errors import (HandshakeFailure, IllegalParameter, InappropriateFallback,
                      InsufficientSecurity, ProtocolVersion, TLSError)
-from .extensions import ET, Extension
+from .extensions import ET, Extension, SharedExtension
 from .messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, Finished, ServerHello
 from .messages12 import (Certificate12, CertificateRequest11, CertificateRequest12, CertificateVerify12,
                          ClientKeyExchange, NewSessionTicket12, ServerHelloDone, ServerKeyExchange)
@@ -39,6 +39,13 @@ _FFDHE_NAMES = {0x0100: "ffdhe2048", 0x0101: "ffdhe3072", 0x0102: "ffdhe4096",
 #: the one every ECC client implements (RFC 8422 §5.1.1 "MUST support secp256r1"), where
 #: x25519 would fail an old client that never heard of it
 _CURVE_WITHOUT_EXTENSION = 0x0017
+
+#: the constant extensions of our hellos, encoded once (extensions.SharedExtension)
+_SNI_ACK = SharedExtension(ET.server_name, X.Empty())
+_RENEGOTIATION_INFO_EMPTY = SharedExtension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b""))
+_EMS_ACK = SharedExtension(ET.extended_master_secret, X.Empty())
+_ETM_ACK = SharedExtension(ET.encrypt_then_mac, X.Empty())
+_EC_POINT_FORMATS = SharedExtension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0]))
 
 
 class WaitClientCertificate12(State):
@@ -297,9 +304,9 @@ class ServerHandshake12(Handshake12):
         self.conn.server_random = random
         exts = []
         if self.negotiated["secure_renegotiation"]:
-            exts.append(Extension(ET.renegotiation_info, X.RenegotiationInfo(renegotiated_connection=b"")))
+            exts.append(_RENEGOTIATION_INFO_EMPTY)
         if self.ems:
-            exts.append(Extension(ET.extended_master_secret, X.Empty()))
+            exts.append(_EMS_ACK)
         exts += extra
         if self.config.lab_heartbeat is not None:
             from .lab_faults import heartbeat_extensions  # LAB ONLY (RFC 6520 §2)
@@ -309,7 +316,7 @@ class ServerHandshake12(Handshake12):
             exts.append(Extension(ET.application_layer_protocol_negotiation,
                                   X.ProtocolNameList(protocol_name_list=[alpn.encode("latin-1")])))
         if self.negotiated["server_name"] is not None and self.config.acknowledge_server_name:
-            exts.append(Extension(ET.server_name, X.Empty()))
+            exts.append(_SNI_ACK)
         sh = ServerHello(legacy_version=self.conn.version, random=random, legacy_session_id_echo=session_id,
                          cipher_suite=suite.code, legacy_compression_method=0,
                          extensions=ordered(self.config, exts))
@@ -326,7 +333,7 @@ class ServerHandshake12(Handshake12):
         issue = ch.ext(ET.session_ticket) is not None and self.config.tickets > 0
         extra = []
         if self.etm:
-            extra.append(Extension(ET.encrypt_then_mac, X.Empty()))
+            extra.append(_ETM_ACK)
         if issue:
             extra.append(Extension(ET.session_ticket, X.RawBody(data=b"")))
         sid = ch.legacy_session_id
@@ -355,9 +362,9 @@ class ServerHandshake12(Handshake12):
         if suite.kx.startswith("ECDHE"):
             X.check_point_formats(ch.ext(ET.ec_point_formats))
         if suite.kx.startswith("ECDHE") and ch.ext(ET.ec_point_formats) is not None:
-            extra.append(Extension(ET.ec_point_formats, X.ECPointFormats(ec_point_format_list=[0])))
+            extra.append(_EC_POINT_FORMATS)
         if self.etm:
-            extra.append(Extension(ET.encrypt_then_mac, X.Empty()))
+            extra.append(_ETM_ACK)
         if self.issue_ticket:
             extra.append(Extension(ET.session_ticket, X.RawBody(data=b"")))
         self.session_id = self.provider.random(32) if cfg.session_cache is not None else b""

@@ -22,7 +22,7 @@ from .connection import State
 from .errors import (CertificateRequired, DecryptError, HandshakeFailure, IllegalParameter,
                      InappropriateFallback, MissingExtension,
                      NoApplicationProtocol, ProtocolVersion, UnexpectedMessage, UnrecognizedName)
-from .extensions import ET, Extension
+from .extensions import ET, Extension, SharedExtension
 from .groups import SUPPORTED_GROUPS, obsolete_in_tls13, server_key_share
 from .handshake import Handshake, check_finished, psk_binder
 from .keyschedule import SUITES, Transcript
@@ -44,6 +44,11 @@ REPLAY_WINDOW = 2 * AGE_SKEW_LIMIT
 #: ignores the rest, so that a cheap ClientHello cannot make us decrypt hundreds of tickets;
 #: the rest are ignored, not an error (a full handshake follows if none of these fits).
 MAX_PSK_IDENTITIES_TRIED = 5
+
+#: the constant extensions of our hellos, encoded once (extensions.SharedExtension)
+_SUPPORTED_VERSIONS_13 = SharedExtension(ET.supported_versions, X.SupportedVersionsSH(selected_version=TLS13))
+_SNI_ACK = SharedExtension(ET.server_name, X.Empty())
+_EARLY_DATA_ACK = SharedExtension(ET.early_data, X.Empty())
 
 
 class ServerStart(State):
@@ -377,7 +382,7 @@ class ServerHandshake13(Handshake):
         self.transcript = Transcript(self.conn.suite.hash_name)
         self.transcript.update(ch.raw)
         self.transcript.restart_for_hrr()
-        exts = [Extension(ET.supported_versions, X.SupportedVersionsSH(selected_version=TLS13))]
+        exts = [_SUPPORTED_VERSIONS_13]
         if group not in shares:
             self.hrr_group = group
             exts.append(Extension(ET.key_share, X.KeyShareHRR(selected_group=group)))
@@ -427,7 +432,7 @@ class ServerHandshake13(Handshake):
                 group=group, key_exchange=server_public))))
         if psk is not None:
             sh_exts.append(Extension(ET.pre_shared_key, X.SelectedPsk(selected_identity=psk["index"])))
-        sh_exts.append(Extension(ET.supported_versions, X.SupportedVersionsSH(selected_version=TLS13)))
+        sh_exts.append(_SUPPORTED_VERSIONS_13)
         sh = ServerHello(
             legacy_version=0x0303, random=self.provider.random(32),
             legacy_session_id_echo=ch.legacy_session_id, cipher_suite=self.conn.suite.code,
@@ -475,9 +480,9 @@ class ServerHandshake13(Handshake):
             ee_exts.append(Extension(ET.record_size_limit, X.RecordSizeLimit(
                 record_size_limit=cfg.record_size_limit)))
         if n["server_name"] is not None and cfg.acknowledge_server_name:
-            ee_exts.append(Extension(ET.server_name, X.Empty()))
+            ee_exts.append(_SNI_ACK)
         if self.early_accepted:
-            ee_exts.append(Extension(ET.early_data, X.Empty()))
+            ee_exts.append(_EARLY_DATA_ACK)
         if alpn is not None:
             ee_exts.append(Extension(ET.application_layer_protocol_negotiation,
                                      X.ProtocolNameList(protocol_name_list=[alpn.encode("latin-1")])))
