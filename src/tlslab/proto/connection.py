@@ -26,10 +26,10 @@ from typing import ClassVar
 
 from . import events as ev
 from .alerts import AlertDescription, AlertLevel, alert_name
-from .errors import (BadRecordMac, DecodeError, DecryptError, InternalError, RecordOverflow,
+from .errors import (BadRecordMac, DecodeError, InternalError, RecordOverflow,
                      TLSError, UnexpectedMessage)
 from .keylog import LABELS
-from .keyschedule import KeySchedule, SuiteInfo, Transcript
+from .keyschedule import KeySchedule, SuiteInfo
 from .messages import HandshakeBuffer, KeyUpdate, Message, parse_message
 from .messages12 import parse_message12
 from .names import ContentType, HandshakeType, name_of
@@ -41,6 +41,7 @@ from .limits import (ALWAYS_FATAL, MAX_EMPTY_RECORDS, MAX_KEY_UPDATES_IN_A_ROW,
                      _key_update_limit)
 from .trace import Trace
 
+_HELLO_REQUEST = int(HandshakeType.hello_request)
 _from_timestamp = datetime.datetime.fromtimestamp
 _UTC = datetime.timezone.utc
 CCS_RECORD = plaintext_record(ContentType.change_cipher_spec, b"\x01")
@@ -465,33 +466,40 @@ class Connection:
     # -- handshake in --------------------------------------------------------------
     def _handle_handshake(self, raw: bytes) -> None:
         state = self.state
-        ignored_hello_request = (self.tls12 and raw[0] == HandshakeType.hello_request
-                                 and self.is_client and not self.handshake_complete)
-        if raw[0] not in state.expects and not ignored_hello_request:
-            # RFC 8446 §6.2 / RFC 5246 §7.2.2: a message type this state does not allow is
-            # unexpected_message whatever its body holds, so it is refused before parsing
-            # (a malformed body would otherwise turn it into a decode_error)
-            wanted = ", ".join(name_of(HandshakeType, t) for t in sorted(state.expects)) or "nothing"
-            msg = self._parse_for_trace(raw)
-            name = msg.name if msg is not None else name_of(HandshakeType, raw[0])
-            self.trace.add("message", "received", name, raw=raw, message=msg)
-            raise UnexpectedMessage(f"{name} received in state {state.name} (expected {wanted})")
+        t = raw[0]
+        if t not in state.expects and not (t == _HELLO_REQUEST and self._ignores_hello_request()):
+            self._refuse_unexpected(raw, state)
         if self.tls12:
             msg = parse_message12(raw, self.version)
-            if raw[0] == HandshakeType.hello_request and self.is_client and not self.handshake_complete:
-                # RFC 5246 §7.4.1.1: ignored while a handshake is being negotiated
-                self.trace.add("message", "received", msg.name, raw=raw, message=msg,
-                               detail="ignored during the handshake (RFC 5246 §7.4.1.1)")
-                return
-            if raw[0] != HandshakeType.hello_request and not self.handshake_complete:
+            if t == _HELLO_REQUEST:
+                if self._ignores_hello_request():
+                    # RFC 5246 §7.4.1.1: ignored while a handshake is being negotiated
+                    self.trace.add("message", "received", msg.name, raw=raw, message=msg,
+                                   detail="ignored during the handshake (RFC 5246 §7.4.1.1)")
+                    return
+            elif not self.handshake_complete:
                 self.hs.hs_log += raw  # RFC 5246 §7.4.9: all messages except HelloRequest
         else:
             msg = parse_message(raw)
         if self._post_handshake_traced < TRACED_POST_HANDSHAKE:
-            self.trace.add("message", "received", msg.name, raw=raw, message=msg)
+            self.trace.message("received", msg.name, raw, msg)
             if self.handshake_complete:
                 self._post_handshake_traced += 1
         self._move(state.handle(self.hs, msg))
+
+    def _ignores_hello_request(self) -> bool:
+        """RFC 5246 §7.4.1.1: a TLS 1.2 client ignores HelloRequest during a handshake."""
+        return self.tls12 and self.is_client and not self.handshake_complete
+
+    def _refuse_unexpected(self, raw: bytes, state: type[State]) -> None:
+        """RFC 8446 §6.2 / RFC 5246 §7.2.2: a message type this state does not allow is
+        unexpected_message whatever its body holds, so it is refused before parsing (a
+        malformed body would otherwise turn it into a decode_error)."""
+        wanted = ", ".join(name_of(HandshakeType, t) for t in sorted(state.expects)) or "nothing"
+        msg = self._parse_for_trace(raw)
+        name = msg.name if msg is not None else name_of(HandshakeType, raw[0])
+        self.trace.add("message", "received", name, raw=raw, message=msg)
+        raise UnexpectedMessage(f"{name} received in state {state.name} (expected {wanted})")
 
     def _parse_for_trace(self, raw: bytes):
         """The message, parsed for the trace only (None if its body does not parse)."""
@@ -503,12 +511,12 @@ class Connection:
             return None
 
     def _move(self, nxt: type[State]) -> None:
-        if nxt is self.state:
+        state = self.state
+        if nxt is state:
             return
-        allowed = self.TRANSITIONS.get(self.state, ())
-        if nxt not in allowed:
-            raise InternalError(f"illegal transition {self.state.name} -> {nxt.name}")
-        self.trace.state(nxt.name, self.state.name)
+        if nxt not in self.TRANSITIONS.get(state, ()):
+            raise InternalError(f"illegal transition {state.name} -> {nxt.name}")
+        self.trace.state(nxt.name, state.name)
         self.state = nxt
 
     def _check_key_change_boundary(self, what: str) -> None:
@@ -520,7 +528,7 @@ class Connection:
     def _send_message(self, msg: Message) -> bytes:
         raw = msg.raw if msg.raw is not None else msg.encode()
         self._pending_hs += raw
-        self.trace.add("message", "sent", msg.name, raw=raw, message=msg)
+        self.trace.message("sent", msg.name, raw, msg)
         if self._one_message_per_record:
             self._flush_handshake()
         return raw

@@ -103,6 +103,27 @@ def _family(key) -> str | None:
     return family
 
 
+#: the family names :func:`key_family` returns
+EC, RSA, ED25519_FAMILY, ED448_FAMILY = _EC, _RSA, _ED25519, _ED448
+key_family = _family  # "ec", "rsa", "ed25519", "ed448", or None, for a public or private key
+
+_PRIVATE_CLASSES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
+                    ed448.Ed448PrivateKey)
+#: concrete key type -> whether it is a private key (looked up once per type, as above)
+_PRIVATE: dict[type, bool] = {}
+
+
+def is_private_key(key) -> bool:
+    """Whether ``key`` is an RSA, ECDSA or EdDSA private key."""
+    kind = type(key)
+    private = _PRIVATE.get(kind)
+    if private is None:
+        private = isinstance(key, _PRIVATE_CLASSES)
+        if len(_PRIVATE) < _FAMILIES_MAX:
+            _PRIVATE[kind] = private
+    return private
+
+
 # -- what each scheme needs and how it signs (RFC 8446 §4.2.3) ---------------------------
 class _Scheme(NamedTuple):
     family: str

@@ -92,6 +92,15 @@ class Trace:
         self._pending.append(("record", direction, content_type, self._clock(), raw,
                               (_record_summary, content_type, length, protected), "", None))
 
+    def message(self, direction: str, name: str, raw: bytes, message: Any) -> None:
+        """A handshake message sent or received, with its bytes and the parsed structure
+        (whose field spans are computed when someone asks)."""
+        count = self._count = self._count + 1
+        if count > self.MAX_ENTRIES:
+            self.dropped += 1
+            return
+        self._pending.append(("message", direction, name, self._clock(), raw, None, "", message))
+
     def state(self, name: str, previous: str) -> None:
         """A move of the state machine from ``previous`` to ``name``."""
         count = self._count = self._count + 1

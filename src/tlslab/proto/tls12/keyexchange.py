@@ -22,7 +22,7 @@ from typing import Iterable, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dh, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dh, ec, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
 from .. import groups, signatures
@@ -240,10 +240,7 @@ def _scheme_name(scheme: int | None) -> str:
 
 
 def _public(key):
-    if isinstance(key, x509.Certificate):
-        return key.public_key()
-    if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey,
-                        ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+    if isinstance(key, x509.Certificate) or signatures.is_private_key(key):
         return key.public_key()
     return key
 
@@ -263,11 +260,12 @@ def check_key_for_kx(kx: str, key) -> None:
     """The server certificate key must fit the suite (RFC 5246 §7.4.2, RFC 8422 §5.3):
     RSA for ECDHE_RSA / DHE_RSA / RSA, ECDSA or EdDSA for ECDHE_ECDSA."""
     pub = _public(key)
+    # the family of a public key (a type lookup, not isinstance against cryptography's ABCs)
+    family = signatures.key_family(pub)
     if kx == KX_ECDHE_ECDSA:
-        ok = isinstance(pub, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey,
-                              ed448.Ed448PublicKey))
+        ok = family in (signatures.EC, signatures.ED25519_FAMILY, signatures.ED448_FAMILY)
     else:
-        ok = isinstance(pub, rsa.RSAPublicKey)
+        ok = family == signatures.RSA
     if not ok:
         raise UnsupportedCertificate(f"a {type(pub).__name__.replace('PublicKey', '')} "
                                      f"certificate key cannot be used with {kx}")
