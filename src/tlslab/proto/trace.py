@@ -79,46 +79,27 @@ class Trace:
         self._pending.append((kind, direction, name, self._clock(), raw, summary, detail, message))
 
     # The most frequent kinds keep their facts in the tuple and build the summary
-    # dict only when the entry is read (a trace nobody reads costs a tuple each).
+    # dict only when the entry is read (a trace nobody reads costs a tuple each).  They
+    # call add() with positional arguments: keywords cost a slower call on every entry.
     def record(self, direction: str, content_type: str, raw: bytes, length: int,
                protected: bool) -> None:
         """A record sent or received (RFC 8446 §5.1): its content type, length, protection."""
-        # add()'s work inlined: this and the two below run on every record, state move and
-        # secret, about 20 times per handshake and side
-        count = self._count = self._count + 1
-        if count > self.MAX_ENTRIES:
-            self.dropped += 1
-            return
-        self._pending.append(("record", direction, content_type, self._clock(), raw,
-                              (_record_summary, content_type, length, protected), "", None))
+        self.add("record", direction, content_type, raw,
+                 (_record_summary, content_type, length, protected))
 
     def message(self, direction: str, name: str, raw: bytes, message: Any) -> None:
         """A handshake message sent or received, with its bytes and the parsed structure
         (whose field spans are computed when someone asks)."""
-        count = self._count = self._count + 1
-        if count > self.MAX_ENTRIES:
-            self.dropped += 1
-            return
-        self._pending.append(("message", direction, name, self._clock(), raw, None, "", message))
+        self.add("message", direction, name, raw, None, "", message)
 
     def state(self, name: str, previous: str) -> None:
         """A move of the state machine from ``previous`` to ``name``."""
-        count = self._count = self._count + 1
-        if count > self.MAX_ENTRIES:
-            self.dropped += 1
-            return
-        self._pending.append(("state", "local", name, self._clock(), b"", (_state_summary, previous),
-                              "", None))
+        self.add("state", "local", name, b"", (_state_summary, previous))
 
     def secret_named(self, name: str, secret: bytes) -> None:
         """A secret derived, as a key schedule reports it (``on_secret(name, secret)``): by
         name and length only, the value is never kept."""
-        count = self._count = self._count + 1
-        if count > self.MAX_ENTRIES:
-            self.dropped += 1
-            return
-        self._pending.append(("secret", "local", name, self._clock(), b"",
-                              (_secret_summary, len(secret)), "", None))
+        self.add("secret", "local", name, b"", (_secret_summary, len(secret)))
 
     @property
     def entries(self) -> list[TraceEntry]:
