@@ -138,6 +138,7 @@ CLIENT_TRANSITIONS = {
 class ClientConnection(Connection):
     """The client side of one connection, TLS 1.3 or 1.2 (sans-IO)."""
 
+    __slots__ = ("session_store", "early_data_accepted")
     is_client = True
     TRANSITIONS = CLIENT_TRANSITIONS
     INITIAL = ClientStart

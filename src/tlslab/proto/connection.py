@@ -72,6 +72,25 @@ class Closed(State):
 class Connection:
     """Common record, alert and application-data handling for both sides."""
 
+    # Slots for every attribute __init__ sets (about 55): an instance dict stops sharing
+    # its keys with the class past 30 keys, and then each connection grows its own dict
+    # (1.6 KB) store by store, and every attribute read takes the slower hashed path.
+    # "__dict__" keeps ad-hoc attributes possible (subclasses, tools, tests); it is only
+    # made when one is set.
+    __slots__ = (
+        "config", "provider", "trace", "state", "handshake_complete", "closed", "error",
+        "internal_error_detail", "negotiated", "peer_certificates", "verified_path", "resumed",
+        "client_random", "server_random", "hs", "suite", "suite12", "schedule",
+        "_app_read_secret", "_app_write_secret", "_read_prot", "_write_prot", "_pending_read",
+        "_pending_write", "_key_update_after", "tls12", "version", "_reader", "_hs_buffer",
+        "_out", "_pending_hs", "_plain_records_sent", "_max_fragment", "_receive_limit",
+        "_one_message_per_record", "_skip_early_budget", "_ccs_received", "_ccs_sent",
+        "_app_records_traced", "_app_records_sent_traced", "_post_handshake_traced",
+        "_warnings_received", "_empty_records_in_a_row", "_key_updates_in_a_row",
+        "_tickets_in_a_row", "stats", "_events", "_alert_sent", "_close_sent",
+        "_received_close", "_now", "_lab_heartbeat_negotiated", "keylog", "_lab_heartbeat",
+        "__dict__", "__weakref__")
+
     is_client: ClassVar[bool] = True
     #: state class -> the state classes it may move to (checked on every transition)
     TRANSITIONS: ClassVar[dict] = {}

@@ -36,6 +36,7 @@ SERVER_TRANSITIONS = {
 class ServerConnection(Connection):
     """The server side of one connection, TLS 1.3 or 1.2 (sans-IO)."""
 
+    __slots__ = ()
     is_client = False
     TRANSITIONS = SERVER_TRANSITIONS
     INITIAL = ServerStart
