@@ -17,10 +17,11 @@ from .codec import Kind, Opaque, Reader, Rest, Struct, StructKind, UInt, Vector,
 from .codegen import Code
 from .errors import DecodeError, IllegalParameter
 from .names import (ExtensionType, NamedGroup, ProtocolVersion,
-                    PskKeyExchangeMode, SignatureScheme, name_of)
+                    PskKeyExchangeMode, SignatureScheme, member_view, name_of)
 from .trace import FieldSpan
 
-ET = ExtensionType
+#: the extension types, read as fast as plain class attributes (the members themselves)
+ET = member_view(ExtensionType)
 
 # Message contexts in which extensions appear (RFC 8446 §4.2 table).
 CH, SH, HRR, EE, CT, CR, NST = ("client_hello", "server_hello", "hello_retry_request",

@@ -219,6 +219,24 @@ def is_grease(value: int) -> bool:
     return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
 
 
+class _MemberView(type):
+    """The metaclass of :func:`member_view`: iterating a view iterates its enum."""
+
+    def __iter__(cls):
+        return iter(cls._enum)
+
+    def __len__(cls) -> int:
+        return len(cls._enum)
+
+
+def member_view(enum_cls: type[enum.IntEnum]) -> type:
+    """A plain class whose attributes are ``enum_cls``'s members, the same objects.
+
+    For code that reads members in its hot path: on CPython 3.11 ``Enum.member`` costs
+    about 75 ns a read (the enum machinery's lookup), a plain class attribute about 20."""
+    return _MemberView(enum_cls.__name__, (), {"_enum": enum_cls, **enum_cls.__members__})
+
+
 def name_of(enum_cls: type[enum.IntEnum], value: int) -> str:
     """The IANA name of ``value`` in ``enum_cls``; GREASE and unknown values are rendered, not rejected."""
     names = _NAME_TABLES.get(enum_cls)
