@@ -23,6 +23,8 @@ named ``value`` to the bytearray ``out``.
 """
 from __future__ import annotations
 
+import keyword
+
 import struct
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -209,6 +211,33 @@ def compile_init(cls: type, generic: Callable) -> Callable:
     it: each field from its keyword or None, other keywords kept too, then ``raw`` and
     ``_spans``, in that order.  An instance of a subclass (one with its own ``__init__``
     calling this one) goes to ``generic``, which reads the subclass's FIELDS."""
+    names = [name for name, _ in cls.FIELDS]
+    if not all(n.isidentifier() and not keyword.iskeyword(n) and n not in ("self", "values")
+               for n in names) or len(set(names)) != len(names):
+        return _compile_init_from_dict(cls, generic)
+    # the fields as keyword-only parameters: the interpreter binds them (no dict of
+    # keywords to build and pop from); any other keyword lands in ``values`` as before
+    params = ", ".join(f"{n}=None" for n in names)
+    code = Code(f"def __init__(self, *, {params}, **values):" if names
+                else "def __init__(self, **values):")
+    c = code.const(cls, "cls")
+    # self.__class__, not type(self): a field may be called "type"
+    with code.block(f"if self.__class__ is not {c}:"):
+        # the fields given (a field left None is None either way) and the other keywords
+        given = ", ".join(f"({n!r}, {n})" for n in names)
+        code(f"values.update((k, v) for k, v in ({given},) if v is not None)" if names else "pass")
+        code(f"return {code.const(generic, 'generic')}(self, **values)")
+    for name in names:
+        code(_store(cls, "self", name, name))
+    code("if values: self.__dict__.update(values)")
+    code(_store(cls, "self", "raw", "None"))
+    code(_store(cls, "self", "_spans", "None"))
+    return code.function("Struct.__init__")  # the name errors about the arguments give
+
+
+def _compile_init_from_dict(cls: type, generic: Callable) -> Callable:
+    """:func:`compile_init` for field names that cannot be parameters: popped from the
+    keywords' dict."""
     code = Code("def __init__(self, **values):")
     c = code.const(cls, "cls")
     with code.block(f"if type(self) is not {c}:"):
@@ -219,8 +248,7 @@ def compile_init(cls: type, generic: Callable) -> Callable:
     code("if values: self.__dict__.update(values)")
     code(_store(cls, "self", "raw", "None"))
     code(_store(cls, "self", "_spans", "None"))
-    fn = code.function("Struct.__init__")  # the name errors about the arguments give
-    return fn
+    return code.function("Struct.__init__")
 
 
 def compile_writers(cls: type) -> tuple[Callable, Callable]:
