@@ -163,3 +163,24 @@ def test_handshake_benchmark_json_run():
             assert hybrid["crypto_floor"]["ssl_over_floor"] is None
     else:
         assert any("ML-KEM" in note for note in report["notes"])
+
+
+def _is_git_checkout() -> bool:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _is_git_checkout(), reason="ab.py compares git revisions")
+def test_ab_compares_a_revision_with_the_working_tree():
+    """benchmarks/ab.py: one short same-process comparison, and a bad revision is exit 2."""
+    import re
+    ab = str(ROOT / "benchmarks" / "ab.py")
+    run = subprocess.run([sys.executable, ab, "--base", "HEAD", "--seconds", "0.8"],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    m = re.search(r"speed-up (\d+\.\d{3})x \(quartiles (\d+\.\d{3})-(\d+\.\d{3}), (\d+) rounds\)", run.stdout)
+    assert m, run.stdout
+    low, med, high = float(m.group(2)), float(m.group(1)), float(m.group(3))
+    assert 0.3 < low <= med <= high < 3.0  # the same code on both sides: near 1
+    bad = subprocess.run([sys.executable, ab, "--base", "no-such-revision"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no-such-revision" in bad.stderr
