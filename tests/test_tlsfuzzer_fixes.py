@@ -403,3 +403,29 @@ def test_serve_command_config_offers_http1_alpn_and_refuses_h2():
     assert config.alpn_protocols == ["http/1.1", "http/1.0"] and ca is not None
     with pytest.raises(UsageProblem, match="HTTP/2"):
         _server_config(None, None, None, None, None, None, ["h2"], None, False, ["localhost"])
+
+
+# --------------------------------------------------------------------------- oversized Finished
+
+@pytest.mark.parametrize("length", [65, 196656, 0x3FFFF])
+def test_oversized_finished_is_decode_error_at_its_first_record(pki, length):
+    """test-tls13-finished pads the client Finished to hundreds of KiB over many records:
+    its header already says it cannot be a Finished (at most 64 bytes, RFC 8446 §4.4.4), so
+    the server answers decode_error after the first record instead of buffering the rest
+    (which `tlslab serve` cut off at 192 KiB with close_notify, failing the test)."""
+    from tlslab.proto.client import ClientConnection
+    from tlslab.proto.keyschedule import SUITES
+    from tlslab.proto.protection import RecordProtector
+    from tlslab.proto.server import ServerConnection
+    client, server = ClientConnection(client_config(pki)), ServerConnection(server_config(pki))
+    client.start_handshake()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    client.data_to_send()  # its real Finished is not sent
+    writer = RecordProtector(SUITES[client.schedule.suite.code],
+                             client.schedule.secrets["client_handshake_traffic_secret"])
+    first = b"\x14" + length.to_bytes(3, "big") + bytes(10)  # the rest would follow
+    server.receive_data(writer.seal(22, first))
+    assert server.closed
+    assert [e.name for e in server.trace.of_kind("alert") if e.direction == "sent"] == ["decode_error"]
+    assert f"Finished announces {length} bytes" in str(server.error)

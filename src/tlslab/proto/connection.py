@@ -30,7 +30,7 @@ from .errors import (BadRecordMac, DecodeError, InternalError, RecordOverflow,
                      TLSError, UnexpectedMessage)
 from .keylog import LABELS
 from .keyschedule import KeySchedule, SuiteInfo
-from .messages import HandshakeBuffer, KeyUpdate, Message, parse_message
+from .messages import MAX_FIXED_BODY, HandshakeBuffer, KeyUpdate, Message, parse_message
 from .messages12 import parse_message12
 from .names import ContentType, HandshakeType, name_of
 from .protection import RecordProtector
@@ -384,6 +384,8 @@ class Connection:
                 self._handle_handshake(raw)
                 if self.closed:
                     return
+            if len(self._hs_buffer):
+                self._check_announced()
         elif ctype == _ALERT:
             self._handle_alert(fragment, protected)
         elif ctype == _APPLICATION_DATA:
@@ -406,6 +408,19 @@ class Connection:
             handle_heartbeat(self, fragment)
         else:
             raise UnexpectedMessage(f"unexpected {name_of(ContentType, ctype)} record")
+
+    def _check_announced(self) -> None:
+        """A message expected here whose header announces more than its type can hold is
+        a decode_error now, not after buffering up to MAX_HANDSHAKE_MESSAGE bytes of it
+        (as OpenSSL does: a Finished padded to 192 KiB is refused at its first record)."""
+        announced = self._hs_buffer.announced()
+        if announced is None:
+            return
+        msg_type, length = announced
+        fixed = MAX_FIXED_BODY.get(msg_type)
+        if fixed is not None and length > fixed[1] and msg_type in self.state.expects:
+            name, limit = fixed
+            raise DecodeError(f"{name} announces {length} bytes; a {name} has at most {limit}")
 
     def _skip_rejected_early_data(self, fragment: bytes) -> None:
         """RFC 8446 §4.2.10: drop 0-RTT records we rejected, up to a bounded amount."""

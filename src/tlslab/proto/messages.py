@@ -25,6 +25,12 @@ DOWNGRADE_TLS11 = bytes.fromhex("444f574e47524400")
 
 #: RFC 8446 §4.4.2 / §5.1: no handshake message we accept is larger than this.
 MAX_HANDSHAKE_MESSAGE = 1 << 18
+#: handshake types whose body has a small fixed size, and the most it can be: Finished is
+#: Hash.length (RFC 8446 §4.4.4; 12 bytes in TLS 1.2, RFC 5246 §7.4.9), KeyUpdate one byte
+#: (§4.6.3), EndOfEarlyData, HelloRequest and ServerHelloDone empty (§4.5, RFC 5246 §7.4.1.1,
+#: §7.4.5).  A longer announcement is malformed as soon as its header is read.
+MAX_FIXED_BODY = {20: ("Finished", 64), 24: ("KeyUpdate", 1), 5: ("EndOfEarlyData", 0),
+                  0: ("HelloRequest", 0), 14: ("ServerHelloDone", 0)}
 
 
 class Message(Struct):
@@ -294,6 +300,13 @@ class HandshakeBuffer:
         out = bytes(buf[:n])
         del buf[:n]
         return out
+
+    def announced(self) -> tuple[int, int] | None:
+        """(type, body length) of the message being reassembled, once its header is in."""
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        return buf[0], buf[1] << 16 | buf[2] << 8 | buf[3]
 
     def pop_messages(self) -> list[bytes]:
         """Every complete message buffered (for tools; the engine pops one at a time)."""
