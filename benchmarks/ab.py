@@ -52,6 +52,7 @@ def handshake_step(package: str, scenario, pki, server_name: str):
     client = importlib.import_module(package + ".proto.client")
     server = importlib.import_module(package + ".proto.server")
     config = importlib.import_module(package + ".proto.config")
+    memory_pair = importlib.import_module(package + ".io.memory").MemoryPair
     common = dict(versions=[scenario.version], cipher_suites=[scenario.suite], groups=[scenario.group])
     client_config = config.ClientConfig(server_name=server_name, ca_file=pki.ca_file,
                                         session_store=None, **common)
@@ -59,19 +60,11 @@ def handshake_step(package: str, scenario, pki, server_name: str):
     new_client, new_server = client.ClientConnection, server.ServerConnection
 
     def step() -> None:
-        c, s = new_client(client_config), new_server(server_config)
-        c.start_handshake()
-        for _ in range(8):
-            data = c.data_to_send()
-            if data:
-                s.receive_data(data)
-            data = s.data_to_send()
-            if data:
-                c.receive_data(data)
-            elif c.handshake_complete and s.handshake_complete:
-                break
-        if not (c.handshake_complete and s.handshake_complete):
-            raise SystemExit(f"{package}: the handshake did not complete: {c.error or s.error}")
+        pair = memory_pair(new_client(client_config), new_server(server_config))
+        pair.handshake()
+        if not (pair.client.handshake_complete and pair.server.handshake_complete):
+            raise SystemExit(f"{package}: the handshake did not complete: "
+                             f"{pair.client.error or pair.server.error}")
     return step
 
 
