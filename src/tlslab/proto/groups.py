@@ -77,7 +77,6 @@ def obsolete_in_tls13(group: int) -> bool:
 _CURVES = {SECP256R1: ec.SECP256R1(), SECP384R1: ec.SECP384R1(), SECP521R1: ec.SECP521R1()}
 _CURVE_BYTES = {SECP256R1: 32, SECP384R1: 48, SECP521R1: 66}
 # bound once: these run on every x25519 handshake
-_X25519_NAME = SUPPORTED_GROUPS[X25519]
 _X25519_GENERATE = x25519.X25519PrivateKey.generate
 _X25519_PUBLIC = x25519.X25519PublicKey.from_public_bytes
 #: the all-zero X25519 / X448 result (RFC 7748 §6), by length
@@ -366,9 +365,7 @@ class KeyShare:
         self.group = group
         self.name = _group_name(group)
         self.private_key = private_key
-        # x25519 is nearly every handshake's group: its public value without the dispatch
-        self.public = (private_key.public_key().public_bytes_raw() if group == X25519
-                       else _public_bytes(group, private_key))
+        self.public = _public_bytes(group, private_key)
 
     def shared_secret(self, peer_public: bytes) -> bytes:
         """The shared secret with the server's key_exchange; IllegalParameter if it is invalid."""
@@ -400,9 +397,6 @@ def new_key_share(group: int, provider) -> KeyShare:
     ``(MLKEM768PrivateKey, X25519PrivateKey)`` pair, for SecP256r1MLKEM768 a
     ``(MLKEM768PrivateKey, EllipticCurvePrivateKey)`` one); otherwise one is generated.
     """
-    if group == X25519:  # the usual group, without _generate's dispatch
-        key = provider.private_key(_X25519_NAME) if provider is not None else None
-        return KeyShare(X25519, key if key is not None else _X25519_GENERATE())
     return KeyShare(group, _generate(group, provider))
 
 
@@ -428,10 +422,5 @@ def server_key_share(group: int, client_public: bytes, provider) -> tuple[bytes,
         ecdh_secret = _classic_secret(group, ecdh_key, classic_public)
         return (_join(kem_first, ciphertext, _public_bytes(classic, ecdh_key)),
                 _join(kem_first, kem_secret, ecdh_secret))
-    if group == X25519:  # the usual group: no KeyShare object, which the server never keeps
-        key = provider.private_key(_X25519_NAME) if provider is not None else None
-        if key is None:
-            key = _X25519_GENERATE()
-        return key.public_key().public_bytes_raw(), _montgomery(X25519, key, client_public)
     share = new_key_share(group, provider)
     return share.public, share.shared_secret(client_public)
