@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import hmac
 import json
 import os
 import sys
@@ -48,16 +47,12 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-try:
-    from _hashlib import hmac_new as _hmac_new
-except ImportError:  # pragma: no cover
-    _hmac_new = hmac.new
-
 from cryptography.hazmat.primitives.asymmetric import x25519  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 from tlslab.proto.groups import X25519, new_key_share, server_key_share  # noqa: E402
 from tlslab.proto.keyschedule import SUITES, KeySchedule  # noqa: E402
+from tlslab.proto.keyschedule import hmac_new as _hmac_new  # noqa: E402  (the bare C call)
 from tlslab.proto.protection import RecordProtector  # noqa: E402
 from tlslab.proto.tls12 import prf as prf12  # noqa: E402
 from tlslab.proto.tls12.protection import RecordProtector12  # noqa: E402

@@ -15,16 +15,11 @@ tiny, and a C call there is the cheapest way to run them from Python).
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass
 
 from ..errors import InternalError
-from ..keyschedule import HASH_CONSTRUCTORS
+from ..keyschedule import HASH_CONSTRUCTORS, hmac_new
 
-try:  # the C HMAC object: cheaper per call than hmac.digest with OpenSSL 3 (see keyschedule.py)
-    from _hashlib import hmac_new as _hmac_new
-except ImportError:  # pragma: no cover - CPython without OpenSSL hashes
-    _hmac_new = hmac.new
 
 TLS1_0 = 0x0301
 TLS1_1 = 0x0302
@@ -47,8 +42,8 @@ def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
     out = b""
     a = seed
     while len(out) < length:
-        a = _hmac_new(secret, a, hash_name).digest()
-        out += _hmac_new(secret, a + seed, hash_name).digest()
+        a = hmac_new(secret, a, hash_name).digest()
+        out += hmac_new(secret, a + seed, hash_name).digest()
     return out[:length]
 
 

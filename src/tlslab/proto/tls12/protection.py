@@ -22,12 +22,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..errors import BadRecordMac, DecodeError, InternalError, RecordOverflow
+from ..keyschedule import hmac_new  # the C HMAC object (see there)
 from .suites import Suite12
 
-try:  # the C HMAC object: cheaper per call than hmac.digest with OpenSSL 3 (see keyschedule.py)
-    from _hashlib import hmac_new as _hmac_new
-except ImportError:  # pragma: no cover - CPython without OpenSSL hashes
-    _hmac_new = hmac.new
 
 MAX_PLAINTEXT = 2 ** 14                 # RFC 5246 §6.2.1
 MAX_CIPHERTEXT = 2 ** 14 + 2048         # RFC 5246 §6.2.3
@@ -129,7 +126,7 @@ class RecordProtector12:
         return seq + bytes((content_type,)) + self._version_bytes + length.to_bytes(2, "big")
 
     def _mac(self, data: bytes) -> bytes:
-        return _hmac_new(self._mac_key, data, self._hash).digest()
+        return hmac_new(self._mac_key, data, self._hash).digest()
 
     def _header(self, content_type: int, length: int) -> bytes:
         return bytes((content_type,)) + self._version_bytes + length.to_bytes(2, "big")
@@ -326,7 +323,7 @@ class RecordProtector12:
         expected_mac = self._mac(self._pseudo_header(seq, content_type, content_len) + content)
         # Lucky 13 balance: hash the bytes the padding took away (none when the
         # padding was bad and only one byte was stripped), with the same call as _mac.
-        _hmac_new(self._mac_key, padded[:strip - 1], self._hash).digest()
+        hmac_new(self._mac_key, padded[:strip - 1], self._hash).digest()
         good_mac = hmac.compare_digest(received, expected_mac)
         if not (good_pad & good_mac):
             raise BadRecordMac(BAD_RECORD_MAC_TEXT)
