@@ -241,7 +241,7 @@ def test_key_families_of_new_types_are_found_and_kept_apart(monkeypatch):
             verify(_NotAKey(), sig.ECDSA_SECP256R1_SHA256, b"d", b"s")
         with pytest.raises(IllegalParameter, match="needs an RSA key"):
             verify(KEYS["ed25519"].public_key(), sig.RSA_PSS_RSAE_SHA256, b"d", b"s")
-    assert sig._FAMILIES[_NotAKey] is None and sig._FAMILIES[_WrappedP256] == "ec"
+    assert sig._FAMILIES[_NotAKey] == (None, False) and sig._FAMILIES[_WrappedP256] == ("ec", True)
 
 
 def test_key_family_cache_is_bounded(monkeypatch):

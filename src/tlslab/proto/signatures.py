@@ -75,53 +75,52 @@ def certificate_verify_input(transcript_hash: bytes, server: bool) -> bytes:
 
 # -- key families --------------------------------------------------------------------
 # ``cryptography``'s key classes are ABCs with the backend's types registered under them,
-# and isinstance against an ABC costs far more than a dict lookup.  The family of a
-# concrete type never changes, so it is looked up once per type (public and private key
-# types alike: a private key's family and curve need no public key derived from it).
-_EC, _RSA, _ED25519, _ED448 = "ec", "rsa", "ed25519", "ed448"
+# and isinstance against an ABC costs far more than a dict lookup.  What a concrete type
+# is never changes, so it is classified once per type: its family (public and private key
+# types alike: a private key's family and curve need no public key derived from it) and
+# whether it is a private key.
+KEY_EC, KEY_RSA, KEY_ED25519, KEY_ED448 = "ec", "rsa", "ed25519", "ed448"
 _FAMILY_CLASSES = (
-    (_EC, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)),
-    (_RSA, (rsa.RSAPublicKey, rsa.RSAPrivateKey)),
-    (_ED25519, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey)),
-    (_ED448, (ed448.Ed448PublicKey, ed448.Ed448PrivateKey)),
+    (KEY_EC, ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey),
+    (KEY_RSA, rsa.RSAPublicKey, rsa.RSAPrivateKey),
+    (KEY_ED25519, ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey),
+    (KEY_ED448, ed448.Ed448PublicKey, ed448.Ed448PrivateKey),
 )
-#: concrete key type -> family (or None: no key we sign or verify with).  Bounded: a
-#: process has a handful of key types; past the bound, types are classified each time.
-_FAMILIES: dict[type, str | None] = {}
+#: concrete key type -> (family or None: no key we sign or verify with, private key?).
+#: Bounded: a process has a handful of key types; past the bound, types are classified
+#: each time.
+_FAMILIES: dict[type, tuple[str | None, bool]] = {}
 _FAMILIES_MAX = 64
 
 
-def _family(key) -> str | None:
+def _classify(key) -> tuple[str | None, bool]:
     kind = type(key)
     try:
         return _FAMILIES[kind]
     except KeyError:
         pass
-    family = next((f for f, classes in _FAMILY_CLASSES if isinstance(key, classes)), None)
+    found = (None, False)
+    for family, public, private in _FAMILY_CLASSES:
+        if isinstance(key, private):
+            found = (family, True)
+            break
+        if isinstance(key, public):
+            found = (family, False)
+            break
     if len(_FAMILIES) < _FAMILIES_MAX:
-        _FAMILIES[kind] = family  # same value whichever thread writes it
-    return family
+        _FAMILIES[kind] = found  # same value whichever thread writes it
+    return found
 
 
-#: the family names :func:`key_family` returns
-EC, RSA, ED25519_FAMILY, ED448_FAMILY = _EC, _RSA, _ED25519, _ED448
-key_family = _family  # "ec", "rsa", "ed25519", "ed448", or None, for a public or private key
-
-_PRIVATE_CLASSES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
-                    ed448.Ed448PrivateKey)
-#: concrete key type -> whether it is a private key (looked up once per type, as above)
-_PRIVATE: dict[type, bool] = {}
+def key_family(key) -> str | None:
+    """:data:`KEY_EC`, :data:`KEY_RSA`, :data:`KEY_ED25519`, :data:`KEY_ED448` or None, for a
+    public or a private key."""
+    return _classify(key)[0]
 
 
 def is_private_key(key) -> bool:
     """Whether ``key`` is an RSA, ECDSA or EdDSA private key."""
-    kind = type(key)
-    private = _PRIVATE.get(kind)
-    if private is None:
-        private = isinstance(key, _PRIVATE_CLASSES)
-        if len(_PRIVATE) < _FAMILIES_MAX:
-            _PRIVATE[kind] = private
-    return private
+    return _classify(key)[1]
 
 
 # -- what each scheme needs and how it signs (RFC 8446 §4.2.3) ---------------------------
@@ -144,16 +143,16 @@ def _pss(hash_cls) -> padding.PSS:
 # signature, from any thread.
 _SCHEMES: dict[int, _Scheme] = {}
 for _code, (_hash, _curve) in _ECDSA.items():
-    _SCHEMES[_code] = _Scheme(_EC, _curve, None, (ec.ECDSA(_hash()),))
+    _SCHEMES[_code] = _Scheme(KEY_EC, _curve, None, (ec.ECDSA(_hash()),))
 for _code, _hash in _RSA_PKCS1.items():
-    _SCHEMES[_code] = _Scheme(_RSA, None, "pkcs1", (padding.PKCS1v15(), _hash()))
+    _SCHEMES[_code] = _Scheme(KEY_RSA, None, "pkcs1", (padding.PKCS1v15(), _hash()))
 for _code, _hash in _RSA_PSS_PSS.items():
-    _SCHEMES[_code] = _Scheme(_RSA, None, "pss", (_pss(_hash), _hash()))
+    _SCHEMES[_code] = _Scheme(KEY_RSA, None, "pss", (_pss(_hash), _hash()))
 for _code, _hash in _RSA_PSS_RSAE.items():
-    _SCHEMES[_code] = _Scheme(_RSA, None, "rsae", (_pss(_hash), _hash()))
-_SCHEMES[ED25519] = _Scheme(_ED25519, None, None, ())
-_SCHEMES[ED448] = _Scheme(_ED448, None, None, ())
-_NEEDS = {_EC: "an ECDSA key", _RSA: "an RSA key"}
+    _SCHEMES[_code] = _Scheme(KEY_RSA, None, "rsae", (_pss(_hash), _hash()))
+_SCHEMES[ED25519] = _Scheme(KEY_ED25519, None, None, ())
+_SCHEMES[ED448] = _Scheme(KEY_ED448, None, None, ())
+_NEEDS = {KEY_EC: "an ECDSA key", KEY_RSA: "an RSA key"}
 
 
 def _params(key, is_pss_key, scheme: int, tls13: bool, error) -> _Scheme:
@@ -169,20 +168,20 @@ def _params(key, is_pss_key, scheme: int, tls13: bool, error) -> _Scheme:
     entry = _SCHEMES.get(scheme)
     if entry is None:
         raise error(f"signature scheme 0x{scheme:04x} is not supported")
-    family = _family(key)
+    family = key_family(key)
     if family != entry.family:
-        if entry.family == _ED25519:
+        if entry.family == KEY_ED25519:
             raise error("ed25519 needs an Ed25519 key")
-        if entry.family == _ED448:
+        if entry.family == KEY_ED448:
             raise error("ed448 needs an Ed448 key")
         raise error(f"signature scheme 0x{scheme:04x} needs {_NEEDS[entry.family]}")
-    if family == _EC:
+    if family == KEY_EC:
         # §4.2.3: in TLS 1.3 the scheme fixes the curve; TLS 1.2 only named the hash.
         curve = entry.curve
         if tls13 and curve is not None and key.curve.name != curve:
             raise error(f"signature scheme 0x{scheme:04x} needs a {curve} key, "
                         f"not {key.curve.name}")
-    elif family == _RSA:
+    elif family == KEY_RSA:
         rsa_key = entry.rsa_key
         if rsa_key == "pkcs1":
             if is_pss_key:
@@ -207,7 +206,7 @@ def _params_for(public_key, scheme: int, tls13: bool, key=None):
             key = public_key.public_key()
         entry = _SCHEMES.get(scheme)
         is_pss_key = (public_key.public_key_algorithm_oid == _RSASSA_PSS_OID
-                      if entry is not None and entry.family == _RSA else False)
+                      if entry is not None and entry.family == KEY_RSA else False)
         return key, _params(key, is_pss_key, scheme, tls13, IllegalParameter)
     return public_key, _params(public_key, False, scheme, tls13, IllegalParameter)
 
@@ -252,19 +251,19 @@ def schemes_for_key(key) -> list[int]:
     if isinstance(key, x509.Certificate):
         is_pss_key = key.public_key_algorithm_oid == _RSASSA_PSS_OID
         key = key.public_key()
-    family = _family(key)
-    if family == _EC:
+    family = key_family(key)
+    if family == KEY_EC:
         scheme = _CURVE_SCHEME.get(key.curve.name)
         return [scheme] if scheme else []
-    if family == _RSA:
+    if family == KEY_RSA:
         table = _RSA_PSS_PSS if is_pss_key else _RSA_PSS_RSAE
         # RFC 8017 §9.1.1: PSS with an hLen-byte salt needs emLen >= 2 * hLen + 2, where
         # emLen = ceil((modBits - 1) / 8); e.g. a 1024-bit key cannot do SHA-512.
         em_len = (key.key_size - 1 + 7) // 8
         return [s for s, h in table.items() if em_len >= 2 * h.digest_size + 2]
-    if family == _ED25519:
+    if family == KEY_ED25519:
         return [ED25519]
-    if family == _ED448:
+    if family == KEY_ED448:
         return [ED448]
     return []
 

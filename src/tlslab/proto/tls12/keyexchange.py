@@ -263,9 +263,9 @@ def check_key_for_kx(kx: str, key) -> None:
     # the family of a public key (a type lookup, not isinstance against cryptography's ABCs)
     family = signatures.key_family(pub)
     if kx == KX_ECDHE_ECDSA:
-        ok = family in (signatures.EC, signatures.ED25519_FAMILY, signatures.ED448_FAMILY)
+        ok = family in (signatures.KEY_EC, signatures.KEY_ED25519, signatures.KEY_ED448)
     else:
-        ok = family == signatures.RSA
+        ok = family == signatures.KEY_RSA
     if not ok:
         raise UnsupportedCertificate(f"a {type(pub).__name__.replace('PublicKey', '')} "
                                      f"certificate key cannot be used with {kx}")
