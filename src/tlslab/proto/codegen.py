@@ -207,14 +207,15 @@ def emit_struct_read(code: Code, cls: type, obj: str, end: str, hooked: bool = F
 
 
 def compile_init(cls: type, generic: Callable) -> Callable:
-    """``__init__(self, **values)`` for ``cls.FIELDS``, as ``generic`` (Struct.__init__) does
-    it: each field from its keyword or None, other keywords kept too, then ``raw`` and
-    ``_spans``, in that order.  An instance of a subclass (one with its own ``__init__``
-    calling this one) goes to ``generic``, which reads the subclass's FIELDS."""
+    """``__init__(self, *, field=None, ..., **values)`` for ``cls.FIELDS``, as ``generic``
+    (Struct.__init__) does it: each field from its keyword or None, other keywords kept
+    too, then ``raw`` and ``_spans``, in that order.  An instance of a subclass (one with
+    its own ``__init__`` calling this one) goes to ``generic``, which reads the subclass's
+    FIELDS."""
     names = [name for name, _ in cls.FIELDS]
     if not all(n.isidentifier() and not keyword.iskeyword(n) and n not in ("self", "values")
                for n in names) or len(set(names)) != len(names):
-        return _compile_init_from_dict(cls, generic)
+        return generic  # names that cannot be parameters: the interpreted __init__ (none today)
     # the fields as keyword-only parameters: the interpreter binds them (no dict of
     # keywords to build and pop from); any other keyword lands in ``values`` as before
     params = ", ".join(f"{n}=None" for n in names)
@@ -233,22 +234,6 @@ def compile_init(cls: type, generic: Callable) -> Callable:
     code(_store(cls, "self", "raw", "None"))
     code(_store(cls, "self", "_spans", "None"))
     return code.function("Struct.__init__")  # the name errors about the arguments give
-
-
-def _compile_init_from_dict(cls: type, generic: Callable) -> Callable:
-    """:func:`compile_init` for field names that cannot be parameters: popped from the
-    keywords' dict."""
-    code = Code("def __init__(self, **values):")
-    c = code.const(cls, "cls")
-    with code.block(f"if type(self) is not {c}:"):
-        code(f"return {code.const(generic, 'generic')}(self, **values)")
-    code("pop = values.pop")
-    for name, _ in cls.FIELDS:
-        code(_store(cls, "self", name, f"pop({name!r}, None)"))
-    code("if values: self.__dict__.update(values)")
-    code(_store(cls, "self", "raw", "None"))
-    code(_store(cls, "self", "_spans", "None"))
-    return code.function("Struct.__init__")
 
 
 def compile_writers(cls: type) -> tuple[Callable, Callable]:
