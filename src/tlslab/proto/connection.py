@@ -51,8 +51,7 @@ _CCS, _ALERT, _HANDSHAKE, _APPLICATION_DATA, _HEARTBEAT = (
     int(ContentType.application_data), int(ContentType.heartbeat))
 CCS_RECORD = plaintext_record(ContentType.change_cipher_spec, b"\x01")
 #: content type names for the trace, looked up once per record
-_CONTENT_NAMES = {t: name_of(ContentType, t) for t in (ContentType.change_cipher_spec, ContentType.alert,
-                                                      ContentType.handshake, ContentType.application_data)}
+_CONTENT_NAMES = {t: name_of(ContentType, t) for t in (_CCS, _ALERT, _HANDSHAKE, _APPLICATION_DATA)}
 
 
 class State:
