@@ -282,7 +282,7 @@ class ClientHandshake12(Handshake12):
             certs = [] if identity is None else [c.public_bytes(_DER) for c in identity[0]]
             self.send(Certificate12(certificate_list=certs))
         if suite.kx == KX_RSA:
-            encrypted, premaster = kx.encrypt_premaster(conn.peer_certificates[0], ch.legacy_version,
+            encrypted, premaster = kx.encrypt_premaster(self.peer_key, ch.legacy_version,
                                                         self.provider)
             body = kx.build_client_key_exchange(suite.kx, encrypted)
         elif suite.kx.startswith("ECDHE"):
