@@ -222,7 +222,10 @@ ENTRIES: list[Entry] = [
         for n in ("256", "384", "512")}),
     Entry("test-signature-algorithms", ["--no-sha1"]),
     Entry("test-aes-gcm-nonces", ["-d"]),
-    Entry("test-chacha20", ["--extra-exts"]),
+    # the script samples its conversations; when it draws this one, a TLS 1.1-only hello
+    # gets protocol_version (TLS 1.1 is off), where the script expects handshake_failure
+    Entry("test-chacha20", ["--extra-exts"], xfail={
+        "Chacha20 in TLS1.1": ("protocol_version", NO_TLS10)}),
     Entry("test-invalid-compression-methods", ["-d"]),
     Entry("test-truncating-of-client-hello", ["-d"]),
     Entry("test-encrypt-then-mac", ["-d"]),
